@@ -1,0 +1,74 @@
+/**
+ * The error classes of devicemesh. Every failure that crosses a module boundary is one of these,
+ * with a stable code that scripts and tests match on and a message a person can act on.
+ */
+
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'INVALID_DOCUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'PERMISSION_DENIED'
+  | 'UNAVAILABLE'
+  | 'PROTOCOL_ERROR'
+  | 'DEVICE_ERROR'
+  | 'RESOURCE_EXHAUSTED'
+  | 'INTERNAL';
+
+export class DeviceMeshError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A flag, a document or an API argument that is not acceptable. */
+export class ValidationError extends DeviceMeshError {
+  /** Where the problem is, e.g. `binding/app1-modem: serial.baudRate`. */
+  readonly field: string;
+
+  constructor(field: string, reason: string) {
+    super('INVALID_DOCUMENT', field ? `${field}: ${reason}` : reason);
+    this.field = field;
+  }
+}
+
+export class NotFoundError extends DeviceMeshError {
+  constructor(message: string) {
+    super('NOT_FOUND', message);
+  }
+}
+
+/** A peer sent bytes that do not follow the protocol (socket plane, discovery, RFC 2217). */
+export class ProtocolError extends DeviceMeshError {
+  constructor(message: string) {
+    super('PROTOCOL_ERROR', message);
+  }
+}
+
+export class PermissionDeniedError extends DeviceMeshError {
+  constructor(message: string) {
+    super('PERMISSION_DENIED', message);
+  }
+}
+
+export class DeviceError extends DeviceMeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVICE_ERROR', message, options);
+  }
+}
+
+export class UnavailableError extends DeviceMeshError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+/** The message of anything thrown, for logs and one-line CLI errors. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

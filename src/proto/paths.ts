@@ -1,0 +1,27 @@
+import * as path from 'node:path';
+
+/** Root of devicemesh's own .proto files (proto/ at the top of the package). */
+export const DEVICEMESH_PROTO_ROOT: string = path.resolve(__dirname, '..', '..', '..', 'proto');
+
+/** Envoy's published protos and their dependencies, as shipped by @grpc/grpc-js-xds. */
+export function envoyProtoRoots(): string[] {
+  const pkg = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json'));
+  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(pkg, 'deps', d));
+}
+
+/** The .proto files the control plane serves, relative to the include roots. */
+export const SERVED_PROTO_FILES: readonly string[] = [
+  'devicemesh/v1/registry.proto',
+  'devicemesh/v1/bindings.proto',
+  'devicemesh/v1/status.proto',
+  'envoy/service/discovery/v3/ads.proto',
+];
+
+export function includeDirs(): string[] {
+  return [DEVICEMESH_PROTO_ROOT, ...envoyProtoRoots()];
+}
+
+/** protobufjs's own copy of google/protobuf/descriptor.proto and friends, which Envoy's options import. */
+export function protobufjsProtoRoot(): string {
+  return path.dirname(require.resolve('protobufjs/package.json'));
+}

@@ -1,0 +1,24 @@
+import { ProtocolError } from '../errors';
+import { messageType, OBJECT_OPTIONS } from '../proto/load';
+import type { XdsAny } from '../proto/types';
+import { messageNameOf } from './type-urls';
+
+/** Packs a message object into a `google.protobuf.Any` of the given type URL. */
+export function packAny(typeUrl: string, message: object): XdsAny {
+  const type = messageType(messageNameOf(typeUrl));
+  const value = Buffer.from(type.encode(type.fromObject(message)).finish());
+  return { typeUrl, value };
+}
+
+/** Unpacks an Any, checking its type URL; a payload that does not decode is a ProtocolError. */
+export function unpackAny<T>(any: XdsAny, expectedTypeUrl: string): T {
+  if (any.typeUrl !== expectedTypeUrl) {
+    throw new ProtocolError(`resource has type ${any.typeUrl}, expected ${expectedTypeUrl}`);
+  }
+  const type = messageType(messageNameOf(expectedTypeUrl));
+  try {
+    return type.toObject(type.decode(any.value), OBJECT_OPTIONS) as T;
+  } catch (err) {
+    throw new ProtocolError(`resource of type ${expectedTypeUrl} does not decode: ${(err as Error).message}`);
+  }
+}
