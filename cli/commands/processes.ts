@@ -1,0 +1,100 @@
+import { startAgent } from '../../agent/main';
+import { startControlPlane } from '../../control-plane/main';
+import { startSidecar } from '../../sidecar/main';
+import { ValidationError } from '../../src/errors';
+import { createLogger } from '../../src/log';
+import { type FlagSpec, parseFlags } from '../flags';
+
+export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
+  { name: 'listen', kind: 'address', default: '127.0.0.1:15010', help: 'gRPC address (discovery, registry, bindings, status)' },
+  { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
+  { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
+];
+
+export const AGENT_FLAGS: readonly FlagSpec[] = [
+  { name: 'host-id', kind: 'string', required: true, help: 'this gateway host\'s id' },
+  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  { name: 'listen', kind: 'address', default: '127.0.0.1:15020', help: 'socket-plane address' },
+  { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
+  { name: 'watch', kind: 'list', help: 'glob of device paths to watch, e.g. /dev/ttyUSB* (repeatable)' },
+  { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
+  { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
+];
+
+export const SIDECAR_FLAGS: readonly FlagSpec[] = [
+  { name: 'workload-id', kind: 'string', required: true, help: 'the workload this sidecar serves' },
+  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  { name: 'admin', kind: 'address', default: '127.0.0.1:15001', help: 'admin HTTP address' },
+];
+
+interface Closeable {
+  close(): Promise<void>;
+}
+
+function noPositionals(command: string, positionals: readonly string[]): void {
+  if (positionals.length > 0) throw new ValidationError('', `unexpected argument "${positionals[0]}" for "devicemesh ${command}"`);
+}
+
+/** Runs until SIGINT / SIGTERM, then shuts down cleanly. */
+export function runUntilSignalled(running: Closeable): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      void running.close().finally(resolve);
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
+
+export async function controlPlane(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
+  noPositionals('control-plane', positionals);
+  const log = createLogger('control-plane');
+  const running = await startControlPlane({
+    listen: values.listen as string,
+    admin: values.admin as string,
+    dataDir: values['data-dir'] as string,
+    log,
+  });
+  log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
+  await runUntilSignalled(running);
+}
+
+export async function agent(args: readonly string[]): Promise<void> {
+  const { values, lists, positionals } = parseFlags('agent', args, AGENT_FLAGS);
+  noPositionals('agent', positionals);
+  for (const s of lists.simulate ?? []) {
+    if (s !== 'modem') throw new ValidationError('', `flag --simulate: "${s}" is not one of modem`);
+  }
+  const hostId = values['host-id'] as string;
+  const log = createLogger('agent', { hostId });
+  const running = await startAgent({
+    hostId,
+    controlPlane: values['control-plane'] as string,
+    listen: values.listen as string,
+    ...(values.advertise ? { advertise: values.advertise } : {}),
+    watch: lists.watch ?? [],
+    simulate: lists.simulate ?? [],
+    admin: values.admin as string,
+    log,
+  });
+  log.info({ socketPlane: running.socketPlaneAddress, admin: running.adminAddress }, 'agent ready');
+  await runUntilSignalled(running);
+}
+
+export async function sidecar(args: readonly string[]): Promise<void> {
+  const { values, positionals } = parseFlags('sidecar', args, SIDECAR_FLAGS);
+  noPositionals('sidecar', positionals);
+  const workloadId = values['workload-id'] as string;
+  const log = createLogger('sidecar', { workloadId });
+  const running = await startSidecar({
+    workloadId,
+    controlPlane: values['control-plane'] as string,
+    admin: values.admin as string,
+    log,
+  });
+  log.info({ admin: running.adminAddress }, 'sidecar ready');
+  await runUntilSignalled(running);
+}

@@ -1,0 +1,149 @@
+import { errorMessage, ValidationError } from '../../src/errors';
+import * as fs from 'node:fs';
+import { parseDocuments } from '../../src/documents/documents';
+import { PROTOCOL, SHARING, wordFor } from '../../src/documents/enum-names';
+import type {
+  ApplyResponse,
+  ListBindingsResponse,
+  ListEndpointsResponse,
+  ListMappingsResponse,
+  ListProxiesResponse,
+} from '../../src/proto/types';
+import { ControlPlaneClient } from '../control-plane-client';
+import { type FlagSpec, parseFlags } from '../flags';
+import { renderTable } from '../table';
+
+const CONTROL_PLANE: FlagSpec = {
+  name: 'control-plane',
+  kind: 'address',
+  default: '127.0.0.1:15010',
+  help: 'control plane gRPC address',
+};
+
+export const APPLY_FLAGS: readonly FlagSpec[] = [
+  { name: 'filename', short: 'f', kind: 'string', required: true, help: 'YAML or JSON file of Binding / Policy documents ("-" for stdin)' },
+  CONTROL_PLANE,
+];
+export const DELETE_FLAGS: readonly FlagSpec[] = [CONTROL_PLANE];
+export const GET_FLAGS: readonly FlagSpec[] = [
+  { name: 'output', short: 'o', kind: 'string', default: 'table', help: 'table or json' },
+  CONTROL_PLANE,
+];
+
+export async function apply(args: readonly string[], out: NodeJS.WritableStream): Promise<void> {
+  const flags = parseFlags('apply', args, APPLY_FLAGS);
+  if (flags.positionals.length > 0) throw new ValidationError('', `unexpected argument "${flags.positionals[0]}"`);
+  const file = flags.values.filename as string;
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (err) {
+    throw new ValidationError('', `cannot read ${file}: ${errorMessage(err)}`);
+  }
+  const request = parseDocuments(text, file === '-' ? 'stdin' : file);
+  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  try {
+    const res = await client.call<ApplyResponse>('Bindings', 'Apply', request);
+    for (const line of res.results) out.write(`${line}\n`);
+  } finally {
+    client.close();
+  }
+}
+
+export async function remove(args: readonly string[], out: NodeJS.WritableStream): Promise<void> {
+  const flags = parseFlags('delete', args, DELETE_FLAGS);
+  const [kind, name, extra] = flags.positionals;
+  if (kind !== 'binding' && kind !== 'policy') {
+    throw new ValidationError('', 'usage: devicemesh delete binding|policy NAME');
+  }
+  if (!name || extra !== undefined) throw new ValidationError('', `usage: devicemesh delete ${kind} NAME`);
+  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  try {
+    await client.call('Bindings', 'Delete', { kind, name });
+    out.write(`${kind}/${name} deleted\n`);
+  } finally {
+    client.close();
+  }
+}
+
+const GETTERS = {
+  endpoints: { service: 'Registry', method: 'ListEndpoints', render: renderEndpoints },
+  bindings: { service: 'Bindings', method: 'List', render: renderBindings },
+  mappings: { service: 'Bindings', method: 'ListMappings', render: renderMappings },
+  proxies: { service: 'Status', method: 'ListProxies', render: renderProxies },
+} as const;
+
+export async function get(args: readonly string[], out: NodeJS.WritableStream): Promise<void> {
+  const flags = parseFlags('get', args, GET_FLAGS);
+  const [what, extra] = flags.positionals;
+  const getter = GETTERS[what as keyof typeof GETTERS];
+  if (!getter || extra !== undefined) {
+    throw new ValidationError('', 'usage: devicemesh get endpoints|bindings|mappings|proxies [-o json]');
+  }
+  const format = flags.values.output;
+  if (format !== 'table' && format !== 'json') throw new ValidationError('', `flag --output: "${format}" is not one of table, json`);
+  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  try {
+    const res = await client.call<never>(getter.service, getter.method, {});
+    out.write(format === 'json' ? JSON.stringify(res, null, 2) + '\n' : getter.render(res));
+  } finally {
+    client.close();
+  }
+}
+
+function shortEnum(value: string, prefix: string): string {
+  return value.startsWith(prefix) ? value.slice(prefix.length) : value;
+}
+
+function renderEndpoints(res: ListEndpointsResponse): string {
+  return renderTable(
+    ['ID', 'KIND', 'PATH', 'STATE'],
+    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, shortEnum(e.state, 'ENDPOINT_STATE_')]),
+  );
+}
+
+function renderBindings(res: ListBindingsResponse): string {
+  return renderTable(
+    ['NAME', 'WORKLOAD', 'DEVICE', 'VIRTUAL', 'PHASE', 'MESSAGE'],
+    res.bindings.map((s) => {
+      const b = s.binding;
+      const device = b?.device ? `${b.device.host}:${b.device.path || b.device.id}` : '';
+      const virtual = b?.virtual ? `${wordFor(PROTOCOL, b.virtual.protocol)}://${b.virtual.listen}` : '';
+      return [b?.name ?? '', b?.workload ?? '', device, virtual, shortEnum(s.phase, 'BINDING_PHASE_'), s.message];
+    }),
+  );
+}
+
+function renderMappings(res: ListMappingsResponse): string {
+  return renderTable(
+    ['ID', 'WORKLOAD', 'VIRTUAL', 'DEVICE', 'AGENT', 'SHARING', 'VERSION'],
+    res.mappings.map((m) => [
+      m.id,
+      m.workloadId,
+      m.virtual ? `${wordFor(PROTOCOL, m.virtual.protocol)}://${m.virtual.listen}` : '',
+      `${m.hostId}:${m.devicePath}`,
+      m.agentAddress,
+      m.policy ? wordFor(SHARING, m.policy.sharing) : '',
+      m.version,
+    ]),
+  );
+}
+
+function renderProxies(res: ListProxiesResponse): string {
+  const rows: string[][] = [];
+  for (const p of res.proxies) {
+    if (p.types.length === 0) rows.push([`${p.kind}/${p.nodeId}`, '', '', '', 'NOT SENT', '']);
+    for (const t of p.types) {
+      const state = shortEnum(t.state, 'SYNC_STATE_').replace('_', ' ');
+      rows.push([
+        `${p.kind}/${p.nodeId}`,
+        t.typeUrl.replace('type.googleapis.com/', ''),
+        t.sentVersion,
+        t.ackedVersion,
+        state,
+        t.nackMessage,
+      ]);
+    }
+  }
+  return renderTable(['NAME', 'TYPE', 'SENT', 'ACKED', 'STATE', 'MESSAGE'], rows);
+}

@@ -1,0 +1,106 @@
+import { ValidationError } from '../src/errors';
+import { parseHostPort } from '../src/util/address';
+
+export type FlagKind = 'string' | 'list' | 'address';
+
+export interface FlagSpec {
+  name: string;
+  /** One-letter alias, e.g. `f` for `-f`. */
+  short?: string;
+  kind: FlagKind;
+  default?: string;
+  required?: boolean;
+  help: string;
+}
+
+export interface ParsedFlags {
+  values: Record<string, string>;
+  lists: Record<string, string[]>;
+  positionals: string[];
+}
+
+/** `--host-id` → `DEVICEMESH_HOST_ID`. */
+export function envName(flag: string): string {
+  return `DEVICEMESH_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/**
+ * Parses `--name value`, `--name=value` and `-x value`; every flag falls back to its
+ * DEVICEMESH_* environment variable (lists: comma-separated), then to its default.
+ */
+export function parseFlags(
+  command: string,
+  args: readonly string[],
+  specs: readonly FlagSpec[],
+  env: NodeJS.ProcessEnv = process.env,
+): ParsedFlags {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
+  const values: Record<string, string> = {};
+  const lists: Record<string, string[]> = {};
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg);
+      continue;
+    }
+    let name: string;
+    let value: string | undefined;
+    let spec: FlagSpec | undefined;
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      value = eq >= 0 ? arg.slice(eq + 1) : undefined;
+      spec = byName.get(name);
+    } else {
+      name = arg.slice(1);
+      spec = byShort.get(name);
+    }
+    if (!spec) throw new ValidationError('', `unknown flag ${arg} for "devicemesh ${command}"`);
+    if (value === undefined) {
+      value = args[i + 1];
+      if (value === undefined || (value.startsWith('-') && value !== '-')) {
+        throw new ValidationError('', `flag --${spec.name} needs a value`);
+      }
+      i++;
+    }
+    if (spec.kind === 'list') (lists[spec.name] ??= []).push(value);
+    else values[spec.name] = value;
+  }
+  for (const spec of specs) {
+    const fromEnv = env[envName(spec.name)];
+    if (spec.kind === 'list') {
+      if (!lists[spec.name] && fromEnv) lists[spec.name] = fromEnv.split(',').filter((x) => x !== '');
+      lists[spec.name] ??= [];
+      continue;
+    }
+    if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') values[spec.name] = fromEnv;
+    if (values[spec.name] === undefined && spec.default !== undefined) values[spec.name] = spec.default;
+    if (values[spec.name] === undefined && spec.required) {
+      throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
+    }
+    if (spec.kind === 'address' && values[spec.name] !== undefined) {
+      try {
+        parseHostPort(values[spec.name] as string);
+      } catch (err) {
+        throw new ValidationError('', `flag --${spec.name}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return { values, lists, positionals };
+}
+
+export function usage(command: string, synopsis: string, specs: readonly FlagSpec[]): string {
+  const lines = [`usage: devicemesh ${command} ${synopsis}`.trimEnd(), ''];
+  for (const s of specs) {
+    const flag = `${s.short ? `-${s.short}, ` : ''}--${s.name}`;
+    const def = s.default !== undefined ? ` (default ${s.default})` : '';
+    lines.push(`  ${flag.padEnd(24)} ${s.help}${def}  [${envName(s.name)}]`);
+  }
+  return lines.join('\n');
+}

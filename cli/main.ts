@@ -1,0 +1,60 @@
+import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
+import { demo, DEMO_FLAGS } from './commands/demo';
+import { agent, AGENT_FLAGS, CONTROL_PLANE_FLAGS, controlPlane, sidecar, SIDECAR_FLAGS } from './commands/processes';
+import { apply, APPLY_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
+import { usage } from './flags';
+
+const HELP = `devicemesh: a service mesh for physical devices
+
+usage: devicemesh COMMAND [flags]
+
+  control-plane   run the control plane
+  agent           run a host agent (devices on this gateway)
+  sidecar         run a workload's sidecar
+  apply -f FILE   create or update Binding / Policy documents
+  delete binding|policy NAME
+  get endpoints|bindings|mappings|proxies [-o json]
+  demo            the whole mesh in one command, with a simulated modem
+
+Every flag can also be set by its DEVICEMESH_* environment variable.
+"devicemesh COMMAND --help" shows a command's flags.
+`;
+
+const COMMANDS: Record<string, { run(args: readonly string[]): Promise<void>; help: string }> = {
+  'control-plane': { run: controlPlane, help: usage('control-plane', '[flags]', CONTROL_PLANE_FLAGS) },
+  agent: { run: agent, help: usage('agent', '--host-id ID [flags]', AGENT_FLAGS) },
+  sidecar: { run: sidecar, help: usage('sidecar', '--workload-id ID [flags]', SIDECAR_FLAGS) },
+  apply: { run: (a) => apply(a, process.stdout), help: usage('apply', '-f FILE', APPLY_FLAGS) },
+  delete: { run: (a) => remove(a, process.stdout), help: 'usage: devicemesh delete binding|policy NAME [--control-plane ADDR]' },
+  get: { run: (a) => get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', GET_FLAGS) },
+  demo: { run: (a) => demo(a, process.stdout), help: usage('demo', '[flags]', DEMO_FLAGS) },
+};
+
+/** The `devicemesh` binary. Errors end as one line on stderr and a non-zero exit. */
+export function main(argv: readonly string[]): void {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    fail(new ValidationError('', `unknown command "${name}" (try devicemesh --help)`));
+    return;
+  }
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(command.help + '\n');
+    return;
+  }
+  command.run(args).then(
+    () => process.exit(0),
+    (err: unknown) => fail(err),
+  );
+}
+
+function fail(err: unknown): void {
+  const line = errorMessage(err).replace(/\s*\n\s*/g, ' ');
+  process.stderr.write(`devicemesh: ${line}\n`);
+  const usageError = err instanceof ValidationError || (err instanceof DeviceMeshError && err.code === 'INVALID_ARGUMENT');
+  process.exit(usageError ? 2 : 1);
+}

@@ -1,0 +1,138 @@
+import type {
+  Binding,
+  DeviceSelector,
+  Host,
+  Mapping,
+  PhysicalEndpoint,
+  Policy,
+  SerialConfig,
+  Timestamp,
+  VirtualEndpoint,
+} from '../src/proto/types';
+
+/**
+ * The exact shape the control plane stores, compares and persists. Objects from gRPC carry
+ * extras (proto3 `optional` adds synthetic oneof fields such as `_dtr`) and objects from the
+ * state file may miss defaults; both go through these functions so that equal content always
+ * compares and serialises equal.
+ */
+
+export function canonicalPolicy(p: Partial<Policy>): Policy {
+  return {
+    name: p.name ?? '',
+    workloads: [...(p.workloads ?? [])],
+    access: p.access ?? 'ACCESS_UNSPECIFIED',
+    sharing: p.sharing ?? 'SHARING_MODE_UNSPECIFIED',
+    bytesPerSecond: String(p.bytesPerSecond ?? '0'),
+    queueDepth: p.queueDepth ?? 0,
+    commandTimeoutMs: p.commandTimeoutMs ?? 0,
+    priority: p.priority ?? 0,
+  };
+}
+
+export function canonicalSerial(s: Partial<SerialConfig>): SerialConfig {
+  const out: SerialConfig = {
+    baudRate: s.baudRate ?? 0,
+    dataBits: s.dataBits ?? 0,
+    parity: s.parity ?? 'PARITY_UNSPECIFIED',
+    stopBits: s.stopBits ?? 'STOP_BITS_UNSPECIFIED',
+    flowControl: s.flowControl ?? 'FLOW_CONTROL_UNSPECIFIED',
+  };
+  // Absent and false differ for DTR/RTS: absent leaves the line as the driver opens it.
+  if (typeof s.dtr === 'boolean') out.dtr = s.dtr;
+  if (typeof s.rts === 'boolean') out.rts = s.rts;
+  return out;
+}
+
+export function canonicalVirtual(v: Partial<VirtualEndpoint>): VirtualEndpoint {
+  return {
+    workloadId: v.workloadId ?? '',
+    name: v.name ?? '',
+    protocol: v.protocol ?? 'VIRTUAL_PROTOCOL_UNSPECIFIED',
+    listen: v.listen ?? '',
+  };
+}
+
+function canonicalSelector(d: Partial<DeviceSelector>): DeviceSelector {
+  return { host: d.host ?? '', path: d.path ?? '', id: d.id ?? '' };
+}
+
+function canonicalTimestamp(t: Partial<Timestamp> | null | undefined): Timestamp | null {
+  return t ? { seconds: String(t.seconds ?? '0'), nanos: t.nanos ?? 0 } : null;
+}
+
+export function canonicalBinding(b: Partial<Binding>): Binding {
+  return {
+    name: b.name ?? '',
+    workload: b.workload ?? '',
+    device: b.device ? canonicalSelector(b.device) : null,
+    virtual: b.virtual ? canonicalVirtual(b.virtual) : null,
+    policy: b.policy ? canonicalPolicy(b.policy) : null,
+    policyRef: b.policyRef ?? '',
+    serial: b.serial ? canonicalSerial(b.serial) : null,
+  };
+}
+
+export function canonicalEndpoint(e: Partial<PhysicalEndpoint>): PhysicalEndpoint {
+  return {
+    id: e.id ?? '',
+    hostId: e.hostId ?? '',
+    deviceId: e.deviceId ?? '',
+    kind: e.kind ?? 'DEVICE_KIND_UNSPECIFIED',
+    path: e.path ?? '',
+    capabilities: [...(e.capabilities ?? [])],
+    state: e.state ?? 'ENDPOINT_STATE_UNSPECIFIED',
+    labels: { ...(e.labels ?? {}) },
+    updatedAt: canonicalTimestamp(e.updatedAt),
+  };
+}
+
+export function canonicalHost(h: Partial<Host>): Host {
+  return {
+    id: h.id ?? '',
+    socketPlaneAddress: h.socketPlaneAddress ?? '',
+    state: h.state ?? 'HOST_STATE_UNSPECIFIED',
+    lastSeen: canonicalTimestamp(h.lastSeen),
+  };
+}
+
+export function canonicalMapping(m: Partial<Mapping>): Mapping {
+  return {
+    id: m.id ?? '',
+    binding: m.binding ?? '',
+    workloadId: m.workloadId ?? '',
+    virtual: m.virtual ? canonicalVirtual(m.virtual) : null,
+    physicalId: m.physicalId ?? '',
+    hostId: m.hostId ?? '',
+    devicePath: m.devicePath ?? '',
+    kind: m.kind ?? 'DEVICE_KIND_UNSPECIFIED',
+    agentAddress: m.agentAddress ?? '',
+    policy: m.policy ? canonicalPolicy(m.policy) : null,
+    serial: m.serial ? canonicalSerial(m.serial) : null,
+    version: m.version ?? '',
+  };
+}
+
+/** JSON with object keys sorted, so that equal content gives equal text whatever the key order. */
+export function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+export function sameContent(a: unknown, b: unknown): boolean {
+  return stableJson(a) === stableJson(b);
+}
+
+export function timestampOf(date: Date): Timestamp {
+  const ms = date.getTime();
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}
+
+/** Code-unit order, the same on every machine (unlike localeCompare). */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the system packages the tests use, where they are missing:
+#   socat                      pseudo-terminal pairs (the serial devices of the tests)
+#   python3-grpcio, python3-grpc-tools, python3-protobuf, grpc-proto
+#                              the independent, strict gRPC reflection client (grpcurl's way)
+# As root it installs them with apt-get; otherwise it says what is missing and the tests that
+# need them skip with a printed reason.
+set -euo pipefail
+
+missing=()
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+[ -f /usr/share/grpc-proto/grpc/reflection/v1alpha/reflection.proto ] || missing+=(grpc-proto)
+/usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || missing+=(python3-grpcio)
+/usr/bin/python3 -c 'import grpc_tools.protoc' >/dev/null 2>&1 || missing+=(python3-grpc-tools)
+/usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || missing+=(python3-protobuf)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test dependencies: all present"
+  exit 0
+fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  echo "test dependencies: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "test dependencies: missing ${missing[*]} (not root: install them to run every test; the tests that need them will skip)"
+fi

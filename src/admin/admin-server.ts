@@ -1,0 +1,73 @@
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../log';
+import type { Stats } from '../telemetry/stats';
+import { formatHostPort, parseHostPort } from '../util/address';
+
+/** What a process exposes on its admin interface, after Envoy's admin. */
+export interface AdminSource {
+  /** True once the process can do its job (Istio's readiness). */
+  ready(): boolean;
+  stats: Stats;
+  /** The configuration the process is running with, as JSON. */
+  configDump(): unknown;
+  /** Extra routes, e.g. the control plane's dashboard; return false to fall through to 404. */
+  extra?(req: http.IncomingMessage, res: http.ServerResponse): boolean;
+}
+
+export interface RunningAdmin {
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Serves /ready, /stats, /stats/prometheus and /config_dump. Binds loopback unless told otherwise. */
+export function startAdminServer(address: string, source: AdminSource, log: Logger): Promise<RunningAdmin> {
+  const { host, port } = parseHostPort(address);
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'text/plain', 'method not allowed\n');
+      return;
+    }
+    switch (url.pathname) {
+      case '/ready': {
+        const ok = source.ready();
+        send(res, ok ? 200 : 503, 'text/plain', ok ? 'LIVE\n' : 'NOT READY\n');
+        return;
+      }
+      case '/stats':
+        send(res, 200, 'text/plain', source.stats.renderText());
+        return;
+      case '/stats/prometheus':
+        send(res, 200, 'text/plain; version=0.0.4', source.stats.renderPrometheus());
+        return;
+      case '/config_dump':
+        send(res, 200, 'application/json', JSON.stringify(source.configDump(), null, 2) + '\n');
+        return;
+      default:
+        if (source.extra?.(req, res)) return;
+        send(res, 404, 'text/plain', 'not found\n');
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const bound = formatHostPort({ host, port: (server.address() as AddressInfo).port });
+      log.info({ admin: bound }, 'admin listening');
+      resolve({
+        address: bound,
+        close: () =>
+          new Promise<void>((done) => {
+            server.closeAllConnections();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+function send(res: http.ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}

@@ -1,0 +1,97 @@
+import { ValidationError } from '../errors';
+
+/**
+ * Reads fields out of one parsed YAML/JSON mapping, collecting the path for error messages and
+ * refusing fields the schema does not know (a typo must not be silently ignored).
+ */
+export class DocumentReader {
+  constructor(
+    private readonly where: string,
+    private readonly obj: Record<string, unknown>,
+    private readonly path: string = '',
+  ) {}
+
+  static of(where: string, value: unknown, path = ''): DocumentReader {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new ValidationError(`${where}${path ? `: ${path}` : ''}`, 'must be a mapping of fields');
+    }
+    return new DocumentReader(where, value as Record<string, unknown>, path);
+  }
+
+  has(key: string): boolean {
+    return this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  /** Throws on any field not in `known`. */
+  onlyKnown(known: readonly string[]): void {
+    for (const key of Object.keys(this.obj)) {
+      if (!known.includes(key)) {
+        throw this.error(key, `unknown field (expected one of: ${known.join(', ')})`);
+      }
+    }
+  }
+
+  child(key: string): DocumentReader | undefined {
+    if (!this.has(key)) return undefined;
+    return DocumentReader.of(this.where, this.obj[key], this.fieldPath(key));
+  }
+
+  string(key: string, required = false): string {
+    const v = this.obj[key];
+    if (v === undefined || v === null) {
+      if (required) throw this.error(key, 'is required');
+      return '';
+    }
+    if (typeof v !== 'string' && typeof v !== 'number') throw this.error(key, `must be a string, not ${describe(v)}`);
+    return String(v);
+  }
+
+  integer(key: string, min: number, max: number): number {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return 0;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw this.error(key, `must be an integer, not ${describe(v)}`);
+    if (v < min || v > max) throw this.error(key, `${v} is out of range (${min} to ${max})`);
+    return v;
+  }
+
+  boolean(key: string): boolean | undefined {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw this.error(key, `must be true or false, not ${describe(v)}`);
+    return v;
+  }
+
+  stringList(key: string): string[] {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw this.error(key, 'must be a list of strings');
+    return v as string[];
+  }
+
+  /** A word from a fixed vocabulary, mapped to its proto enum value. */
+  word<T extends string>(key: string, table: Readonly<Record<string, T>>, fallback: T): T {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return fallback;
+    const word = String(v).toLowerCase();
+    const mapped = table[word];
+    if (mapped === undefined || (typeof v !== 'string' && typeof v !== 'number')) {
+      throw this.error(key, `${JSON.stringify(v)} is not one of ${Object.keys(table).join(', ')}`);
+    }
+    return mapped;
+  }
+
+  error(key: string, reason: string): ValidationError {
+    return new ValidationError(`${this.where}: ${this.fieldPath(key)}`, reason);
+  }
+
+  private fieldPath(key: string): string {
+    return this.path ? `${this.path}.${key}` : key;
+  }
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}

@@ -1,0 +1,63 @@
+import { ValidationError } from '../errors';
+import type { Binding, Policy, SerialConfig } from '../proto/types';
+import { parseHostPort } from '../util/address';
+
+const NAME = /^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/;
+const BAUD_MAX = 4_000_000;
+
+function checkName(where: string, field: string, value: string): void {
+  if (!value) throw new ValidationError(`${where}: ${field}`, 'is required');
+  if (!NAME.test(value)) {
+    throw new ValidationError(
+      `${where}: ${field}`,
+      `"${value}" is not a valid name (lower-case letters, digits, '-', '.', '_'; at most 63 characters)`,
+    );
+  }
+}
+
+/** Checks a serial configuration; unset fields (0 / UNSPECIFIED) mean "use the default". */
+export function validateSerial(where: string, serial: SerialConfig): void {
+  const b = serial.baudRate;
+  if (b !== 0 && (!Number.isInteger(b) || b < 50 || b > BAUD_MAX)) {
+    throw new ValidationError(`${where}: serial.baudRate`, `${b} is out of range (50 to ${BAUD_MAX})`);
+  }
+  if (serial.dataBits !== 0 && ![5, 6, 7, 8].includes(serial.dataBits)) {
+    throw new ValidationError(`${where}: serial.dataBits`, `${serial.dataBits} is not one of 5, 6, 7, 8`);
+  }
+}
+
+export function validatePolicy(where: string, policy: Policy): void {
+  if (!/^\d+$/.test(policy.bytesPerSecond || '0')) {
+    throw new ValidationError(`${where}: policy.bytesPerSecond`, `"${policy.bytesPerSecond}" is not a non-negative integer`);
+  }
+  if (policy.queueDepth > 65_536) {
+    throw new ValidationError(`${where}: policy.queueDepth`, `${policy.queueDepth} is above the limit of 65536`);
+  }
+  for (const w of policy.workloads) checkName(where, 'policy.workloads[]', w);
+}
+
+/** Checks one binding on its own (references and conflicts are the control plane's to check). */
+export function validateBinding(binding: Binding): void {
+  const where = `binding/${binding.name || '?'}`;
+  checkName(where, 'name', binding.name);
+  checkName(where, 'workload', binding.workload);
+  const device = binding.device;
+  if (!device) throw new ValidationError(`${where}: device`, 'is required');
+  checkName(where, 'device.host', device.host);
+  if (!device.path && !device.id) throw new ValidationError(`${where}: device`, 'needs a path or an id');
+  if (device.path && device.id) throw new ValidationError(`${where}: device`, 'takes a path or an id, not both');
+  const virtual = binding.virtual;
+  if (!virtual) throw new ValidationError(`${where}: virtual`, 'is required');
+  checkName(where, 'virtual.name', virtual.name);
+  if (virtual.protocol === 'VIRTUAL_PROTOCOL_UNSPECIFIED') {
+    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217 or grpc)');
+  }
+  try {
+    parseHostPort(virtual.listen);
+  } catch (err) {
+    throw new ValidationError(`${where}: virtual.listen`, (err as Error).message);
+  }
+  if (binding.policy) validatePolicy(where, binding.policy);
+  if (binding.policyRef) checkName(where, 'policyRef', binding.policyRef);
+  if (binding.serial) validateSerial(where, binding.serial);
+}

@@ -1,0 +1,157 @@
+import { EventEmitter } from 'node:events';
+import { DeviceMeshError } from '../errors';
+import type { ErrorPayload } from './control-messages';
+import { INITIAL_WINDOW, MAX_DATA_CHUNK } from './frame';
+
+/** What a session needs from its connection: how to put its frames on the wire. */
+export interface SessionTransport {
+  sendData(session: number, chunk: Buffer): void;
+  sendWindow(session: number, increment: number): void;
+  sendClose(session: number): void;
+  sendReset(session: number, err: ErrorPayload): void;
+  released(session: number): void;
+}
+
+/**
+ * One app-to-device conversation inside a socket-plane connection, with credit-based flow
+ * control in both directions (HTTP/2 style): a sender may have at most INITIAL_WINDOW bytes
+ * unacknowledged; the receiver grants credit back only once its sink has taken the bytes, so
+ * a slow device slows the app through TCP and nothing buffers without bound.
+ *
+ * Events: `data` (Buffer), `drain` (send credit is back), `end` (the peer will send no more),
+ * `close` (DeviceMeshError | undefined) once the session is finished either way.
+ */
+export class Session extends EventEmitter {
+  private sendCredit = INITIAL_WINDOW;
+  private recvRemaining = INITIAL_WINDOW;
+  private toGrant = 0;
+  private readonly queued: Buffer[] = [];
+  private localClosed = false;
+  private closeSent = false;
+  private remoteClosed = false;
+  private finished = false;
+  private wantsDrain = false;
+
+  constructor(
+    readonly id: number,
+    private readonly transport: SessionTransport,
+  ) {
+    super();
+  }
+
+  get closed(): boolean {
+    return this.finished;
+  }
+
+  /** Like stream.write: false means "stop until `drain`"; the chunk is kept either way. */
+  write(chunk: Buffer): boolean {
+    if (this.finished || this.localClosed) return false;
+    if (this.queued.length > 0) this.queued.push(chunk);
+    else this.sendWithinCredit(chunk);
+    const ok = this.queued.length === 0 && this.sendCredit > 0;
+    if (!ok) this.wantsDrain = true;
+    return ok;
+  }
+
+  /** The sink took `n` bytes of what this session emitted: give the peer its credit back. */
+  consumed(n: number): void {
+    if (this.finished) return;
+    this.toGrant += n;
+    // Batched so a stream of small chunks costs few WINDOW frames.
+    if (this.toGrant >= INITIAL_WINDOW / 4) this.grant();
+  }
+
+  /** Half close: this side sends no more. Queued bytes still go first. */
+  end(): void {
+    if (this.localClosed || this.finished) return;
+    this.localClosed = true;
+    if (this.queued.length === 0) this.flushClose();
+  }
+
+  /** Abort with a reason the peer will see. */
+  reset(err: ErrorPayload): void {
+    if (this.finished) return;
+    this.transport.sendReset(this.id, err);
+    this.finish(new DeviceMeshError(err.code, err.message));
+  }
+
+  /* ---- called by the connection ---- */
+
+  /** @returns false when the peer overran its credit (a protocol error for the connection). */
+  receiveData(payload: Buffer): boolean {
+    if (this.finished || this.remoteClosed) return true;
+    this.recvRemaining -= payload.length;
+    if (this.recvRemaining < 0) return false;
+    this.emit('data', payload);
+    return true;
+  }
+
+  receiveWindow(increment: number): void {
+    if (this.finished) return;
+    this.sendCredit += increment;
+    while (this.queued.length > 0 && this.sendCredit > 0) {
+      const chunk = this.queued.shift() as Buffer;
+      this.sendWithinCredit(chunk);
+    }
+    if (this.queued.length === 0) {
+      if (this.localClosed) this.flushClose();
+      if (this.wantsDrain && this.sendCredit > 0) {
+        this.wantsDrain = false;
+        this.emit('drain');
+      }
+    }
+  }
+
+  receiveClose(): void {
+    if (this.remoteClosed || this.finished) return;
+    this.remoteClosed = true;
+    this.emit('end');
+    this.maybeFinish();
+  }
+
+  receiveReset(err: ErrorPayload): void {
+    this.finish(new DeviceMeshError(err.code, err.message));
+  }
+
+  /** The connection is gone. */
+  abort(err: DeviceMeshError): void {
+    this.finish(err);
+  }
+
+  private grant(): void {
+    const n = this.toGrant;
+    this.toGrant = 0;
+    this.recvRemaining += n;
+    this.transport.sendWindow(this.id, n);
+  }
+
+  private sendWithinCredit(chunk: Buffer): void {
+    let offset = 0;
+    while (offset < chunk.length && this.sendCredit > 0) {
+      const n = Math.min(chunk.length - offset, MAX_DATA_CHUNK, this.sendCredit);
+      this.transport.sendData(this.id, offset === 0 && n === chunk.length ? chunk : chunk.subarray(offset, offset + n));
+      this.sendCredit -= n;
+      offset += n;
+    }
+    if (offset < chunk.length) this.queued.unshift(offset === 0 ? chunk : chunk.subarray(offset));
+  }
+
+  private flushClose(): void {
+    if (this.closeSent) return;
+    this.closeSent = true;
+    this.transport.sendClose(this.id);
+    this.maybeFinish();
+  }
+
+  private maybeFinish(): void {
+    if (this.closeSent && this.remoteClosed) this.finish(undefined);
+  }
+
+  private finish(err: DeviceMeshError | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.queued.length = 0;
+    this.transport.released(this.id);
+    this.emit('close', err);
+  }
+}

@@ -1,0 +1,107 @@
+import { strict as assert } from 'node:assert';
+import fc from 'fast-check';
+import { parseDocuments } from '../../../src/documents/documents';
+import { ValidationError } from '../../../src/errors';
+
+const GOOD = `
+kind: Binding
+name: app1-modem
+workload: app1
+device: { host: gw1, path: /dev/ttyUSB0 }
+virtual: { name: modem0, protocol: rfc2217, listen: 127.0.0.1:7000 }
+policy: { sharing: exclusive, bytesPerSecond: 0, queueDepth: 64 }
+serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl: none }
+---
+kind: Policy
+name: lab
+workloads: [app1, app2]
+sharing: shared
+access: read-only
+`;
+
+function expectInvalid(text: string, pattern: RegExp): void {
+  assert.throws(
+    () => parseDocuments(text, 'f.yaml'),
+    (err: unknown) => {
+      assert.ok(err instanceof ValidationError, `expected ValidationError, got ${String(err)}`);
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+describe('documents', () => {
+  it('parses the Binding of the spec and a Policy', () => {
+    const req = parseDocuments(GOOD, 'f.yaml');
+    assert.equal(req.bindings.length, 1);
+    assert.equal(req.policies.length, 1);
+    const b = req.bindings[0]!;
+    assert.equal(b.name, 'app1-modem');
+    assert.deepEqual(b.device, { host: 'gw1', path: '/dev/ttyUSB0', id: '' });
+    assert.equal(b.virtual?.protocol, 'VIRTUAL_PROTOCOL_RFC2217');
+    assert.equal(b.virtual?.workloadId, 'app1');
+    assert.equal(b.policy?.sharing, 'SHARING_MODE_EXCLUSIVE');
+    assert.equal(b.policy?.queueDepth, 64);
+    assert.deepEqual(b.serial, {
+      baudRate: 115200,
+      dataBits: 8,
+      parity: 'PARITY_NONE',
+      stopBits: 'STOP_BITS_ONE',
+      flowControl: 'FLOW_CONTROL_NONE',
+    });
+    assert.deepEqual(req.policies[0]!.workloads, ['app1', 'app2']);
+    assert.equal(req.policies[0]!.access, 'ACCESS_READ_ONLY');
+  });
+
+  it('accepts JSON, one document or a list', () => {
+    const one = JSON.stringify({
+      kind: 'Binding',
+      name: 'b1',
+      workload: 'w1',
+      device: { host: 'gw1', id: 'usb-0403:6001:A50285BI' },
+      virtual: { name: 'v', protocol: 'raw', listen: '127.0.0.1:7001' },
+    });
+    assert.equal(parseDocuments(one).bindings[0]!.device?.id, 'usb-0403:6001:A50285BI');
+    assert.equal(parseDocuments(`[${one}, ${one.replace('"b1"', '"b2"')}]`).bindings.length, 2);
+  });
+
+  it('refuses invalid YAML with the line', () => expectInvalid('kind: Binding\nname: [unclosed\n', /f\.yaml: invalid YAML at line \d+/));
+  it('refuses an empty file', () => expectInvalid('\n# nothing\n', /contains no documents/));
+  it('refuses an unknown kind', () => expectInvalid('kind: Gadget\nname: x\n', /document 1: kind: "Gadget" is not one of Binding, Policy/));
+  it('refuses an unknown field, naming it', () =>
+    expectInvalid(GOOD.replace('workload: app1', 'workload: app1\nwokload: app2'), /binding\/app1-modem\): wokload: unknown field/));
+  it('refuses an unknown nested field', () =>
+    expectInvalid(GOOD.replace('baudRate: 115200', 'baudRate: 115200, baud: 9600'), /serial\.baud: unknown field/));
+  it('refuses baud 0', () => expectInvalid(GOOD.replace('baudRate: 115200', 'baudRate: 0'), /serial\.baudRate: 0 is out of range/));
+  it('refuses parity "maybe"', () =>
+    expectInvalid(GOOD.replace('parity: none', 'parity: maybe'), /serial\.parity: "maybe" is not one of none, even, odd, mark, space/));
+  it('refuses 9 data bits', () => expectInvalid(GOOD.replace('dataBits: 8', 'dataBits: 9'), /serial\.dataBits: 9 is out of range/));
+  it('refuses stop bits 3', () => expectInvalid(GOOD.replace('stopBits: 1', 'stopBits: 3'), /serial\.stopBits: 3 is not one of 1, 2, 1\.5/));
+  it('refuses a bad protocol', () => expectInvalid(GOOD.replace('protocol: rfc2217', 'protocol: telnet'), /virtual\.protocol: "telnet"/));
+  it('refuses a bad listen address', () => expectInvalid(GOOD.replace('127.0.0.1:7000', 'localhost'), /virtual\.listen: "localhost" is not host:port/));
+  it('refuses a missing device', () => expectInvalid(GOOD.replace('device: { host: gw1, path: /dev/ttyUSB0 }\n', ''), /device: is required/));
+  it('refuses a device with neither path nor id', () => expectInvalid(GOOD.replace('path: /dev/ttyUSB0', 'path: ""'), /device: needs a path or an id/));
+  it('refuses a string where a number belongs', () => expectInvalid(GOOD.replace('queueDepth: 64', 'queueDepth: lots'), /policy\.queueDepth: must be an integer/));
+  it('refuses a bad name', () => expectInvalid(GOOD.replace('name: app1-modem', 'name: App1 Modem'), /name: "App1 Modem" is not a valid name/));
+  it('refuses duplicate keys', () => expectInvalid('kind: Binding\nkind: Policy\nname: x\n', /invalid YAML/));
+  it('names the second document when it is the bad one', () =>
+    expectInvalid(GOOD.replace('sharing: shared', 'sharing: sometimes'), /document 2 \(policy\/lab\): sharing: "sometimes"/));
+
+  it('never fails with anything but a ValidationError (fuzz)', () => {
+    const fragments = fc.constantFrom(
+      'kind: Binding\n', 'kind: Policy\n', 'name: a\n', 'workload: w\n', '---\n', 'device: {host: h, path: p}\n',
+      'virtual: {name: v, protocol: raw, listen: "127.0.0.1:1"}\n', 'serial: {baudRate: 9600}\n', '[', '{', ': :', '- x\n',
+      '"\\u0000"', 'null\n', '&a b\n', '*a\n', '!!binary xx\n', 'policy: {sharing: 7}\n',
+    );
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fragments, fc.string()), { maxLength: 12 }), (parts) => {
+        try {
+          parseDocuments(parts.join(''), 'fuzz');
+        } catch (err) {
+          if (!(err instanceof ValidationError)) throw err;
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
