@@ -16,41 +16,52 @@ export interface ServedFile {
 }
 
 /** The descriptors of a set of .proto files and their imports, with the lookups reflection needs. */
-export class FileDescriptorIndex {
-  private readonly files: ReadonlyMap<string, ServedFile>;
-  private readonly symbols: ReadonlyMap<string, string>;
-  private readonly messages: ReadonlySet<string>;
-  private readonly extensions: ReadonlyMap<string, ReadonlyMap<number, string>>;
+export interface FileDescriptorIndex {
+  /** Every served file's name. */
+  fileNames(): string[];
+  file(name: string): ServedFile | undefined;
+  /** The file defining a message, enum, service, method, field, oneof, enum value or extension, by full name. */
+  fileContainingSymbol(symbol: string): ServedFile | undefined;
+  fileContainingExtension(messageType: string, number: number): ServedFile | undefined;
+  /** The extension numbers known for a message type; undefined when there is no such message. */
+  extensionNumbers(messageType: string): number[] | undefined;
+  /**
+   * `file` followed by its transitive dependencies, leaving out those in `skip` (never `file` itself):
+   * a client then has everything it needs to build the file, as grpc-go's reflection answers.
+   */
+  withDependencies(file: ServedFile, skip?: ReadonlySet<string>): ServedFile[];
+}
 
-  constructor(protos: readonly descriptor.IFileDescriptorProto[]) {
-    const files = new Map<string, ServedFile>();
-    const symbols = new Map<string, string>();
-    const messages = new Set<string>();
-    const extensions = new Map<string, Map<number, string>>();
+/** A FileDescriptorProto as built here: always named, with its dependency list. */
+type FileProto = descriptor.IFileDescriptorProto & { name: string; dependency: string[] };
+
+class Index implements FileDescriptorIndex {
+  private readonly files = new Map<string, ServedFile>();
+  private readonly symbols = new Map<string, string>();
+  private readonly messages = new Set<string>();
+  private readonly extensions = new Map<string, Map<number, string>>();
+
+  constructor(protos: readonly FileProto[]) {
     for (const proto of protos) {
-      const name = proto.name ?? '';
+      const name = proto.name;
       const bytes = descriptor.FileDescriptorProto.encode(descriptor.FileDescriptorProto.fromObject(proto)).finish();
-      files.set(name, { name, dependencies: [...(proto.dependency as string[])], descriptor: bytes });
+      this.files.set(name, { name, dependencies: proto.dependency, descriptor: bytes });
       indexFile(proto, {
-        symbol(symbol: string): void {
-          const other = symbols.get(symbol);
+        symbol: (symbol: string): void => {
+          const other = this.symbols.get(symbol);
           if (other !== undefined) throw new DeviceMeshError('INTERNAL', `${symbol} is defined in both ${other} and ${name}`);
-          symbols.set(symbol, name);
+          this.symbols.set(symbol, name);
         },
-        message(symbol: string): void {
-          messages.add(symbol);
+        message: (symbol: string): void => {
+          this.messages.add(symbol);
         },
-        extension(extendee: string, number: number): void {
-          let numbers = extensions.get(extendee);
-          if (!numbers) extensions.set(extendee, (numbers = new Map()));
+        extension: (extendee: string, number: number): void => {
+          let numbers = this.extensions.get(extendee);
+          if (!numbers) this.extensions.set(extendee, (numbers = new Map()));
           numbers.set(number, name);
         },
       });
     }
-    this.files = files;
-    this.symbols = symbols;
-    this.messages = messages;
-    this.extensions = extensions;
   }
 
   fileNames(): string[] {
@@ -61,7 +72,6 @@ export class FileDescriptorIndex {
     return this.files.get(name);
   }
 
-  /** The file defining a message, enum, service, method, field, oneof, enum value or extension, by full name. */
   fileContainingSymbol(symbol: string): ServedFile | undefined {
     const name = this.symbols.get(symbol.replace(/^\./, ''));
     return name === undefined ? undefined : this.files.get(name);
@@ -72,30 +82,25 @@ export class FileDescriptorIndex {
     return name === undefined ? undefined : this.files.get(name);
   }
 
-  /** The extension numbers known for a message type; undefined when there is no such message. */
   extensionNumbers(messageType: string): number[] | undefined {
     const type = messageType.replace(/^\./, '');
     if (!this.messages.has(type)) return undefined;
     return [...(this.extensions.get(type)?.keys() ?? [])].sort((a, b) => a - b);
   }
 
-  /**
-   * `file` followed by its transitive dependencies, leaving out those in `skip` (never `file` itself):
-   * a client then has everything it needs to build the file, as grpc-go's reflection answers.
-   */
   withDependencies(file: ServedFile, skip: ReadonlySet<string> = new Set()): ServedFile[] {
-    const out = [file];
+    const all = [file];
     const seen = new Set([file.name]);
-    for (let i = 0; i < out.length; i++) {
-      for (const dep of out[i].dependencies) {
-        if (seen.has(dep) || skip.has(dep)) continue;
+    for (let i = 0; i < all.length; i++) {
+      for (const dep of all[i].dependencies) {
+        if (seen.has(dep)) continue;
         seen.add(dep);
         const served = this.files.get(dep);
-        if (!served) throw new DeviceMeshError('INTERNAL', `${out[i].name} imports ${dep}, which is not served`);
-        out.push(served);
+        if (!served) throw new DeviceMeshError('INTERNAL', `${all[i].name} imports ${dep}, which is not served`);
+        all.push(served);
       }
     }
-    return out;
+    return all.filter((f, i) => i === 0 || !skip.has(f.name));
   }
 }
 
@@ -116,7 +121,7 @@ export function buildFileDescriptors(
     if (!list) throw new DeviceMeshError('INTERNAL', `${def.fullName} comes from no loaded file (${def.filename})`);
     list.push(def);
   }
-  return new FileDescriptorIndex([...sources.values()].map((source) => fileProto(source, definitions.get(source.name) ?? [])));
+  return new Index([...sources.values()].map((source) => fileProto(source, definitions.get(source.name) ?? [])));
 }
 
 /** What one file declares beyond its definitions, which protobufjs does not keep per file. */
@@ -138,7 +143,8 @@ function loadFiles(files: readonly string[], roots: readonly string[]): { root: 
   const root = new protobuf.Root();
   const sources = new Map<string, SourceFile>();
   const pending = [...files];
-  for (let name = pending.shift(); name !== undefined; name = pending.shift()) {
+  // Imports are appended to `pending` while it is iterated, which visits them too.
+  for (const name of pending) {
     if (sources.has(name)) continue;
     // protobufjs bundles some well-known types as JSON instead of .proto files; those import nothing.
     const bundled = protobuf.common.get(name);
@@ -146,7 +152,7 @@ function loadFiles(files: readonly string[], roots: readonly string[]): { root: 
       sources.set(name, { name, ...addBundled(root, bundled, name), imports: [], weakImports: [], options: undefined });
       continue;
     }
-    const file = roots.map((dir) => path.join(dir, name as string)).find((candidate) => fs.existsSync(candidate));
+    const file = roots.map((dir) => path.join(dir, name)).find((candidate) => fs.existsSync(candidate));
     if (!file) throw new NotFoundError(`${name} is in none of the proto include directories ${roots.join(', ')}`);
     let parsed: protobuf.IParserResult;
     try {
@@ -155,12 +161,7 @@ function loadFiles(files: readonly string[], roots: readonly string[]): { root: 
     } catch (err) {
       throw new DeviceMeshError('INTERNAL', `cannot parse ${file}: ${errorMessage(err)}`, { cause: err });
     }
-    // File options land on the package namespace, shared by every file of the package: take them
-    // off after each file so that each file gets its own.
-    const scope = parsed.package ? root.define(parsed.package) : root;
-    const options = scope.options;
-    scope.options = undefined;
-    scope.parsedOptions = undefined;
+    const options = takeFileOptions([root, parsed.package ? root.define(parsed.package) : root]);
     const imports = parsed.imports ?? [];
     const weakImports = parsed.weakImports ?? [];
     sources.set(name, { name, package: parsed.package ?? '', imports, weakImports, options });
@@ -174,6 +175,20 @@ function loadFiles(files: readonly string[], roots: readonly string[]): { root: 
   return { root, sources };
 }
 
+/**
+ * The parser puts file options on the package namespace (or on the root, before `package`), which
+ * every file of the package shares: taking them off after each file gives each file its own.
+ */
+function takeFileOptions(scopes: protobuf.Namespace[]): Record<string, unknown> | undefined {
+  let options: Record<string, unknown> | undefined;
+  for (const scope of new Set(scopes)) {
+    if (scope.options) options = { ...options, ...scope.options };
+    scope.options = undefined;
+    scope.parsedOptions = undefined;
+  }
+  return options;
+}
+
 /** Adds a bundled definition to `root`, attributing its top-level definitions to file `name`. */
 function addBundled(root: protobuf.Root, json: protobuf.INamespace, name: string): { package: string } {
   const defs = topLevelDefinitions(protobuf.Root.fromJSON(json));
@@ -182,7 +197,8 @@ function addBundled(root: protobuf.Root, json: protobuf.INamespace, name: string
   for (const def of defs) {
     packages.add(def.parent?.fullName.slice(1) ?? '');
     const added = root.lookup(def.fullName);
-    if (added) added.filename = name;
+    if (!added) throw new DeviceMeshError('INTERNAL', `bundled ${name}: ${def.fullName} was not added`);
+    added.filename = name;
   }
   if (packages.size !== 1) throw new DeviceMeshError('INTERNAL', `bundled ${name} does not define exactly one package`);
   return { package: [...packages][0] };
@@ -201,12 +217,11 @@ function topLevelDefinitions(ns: protobuf.Namespace): Definition[] {
   return out;
 }
 
-function fileProto(source: SourceFile, defs: readonly Definition[]): descriptor.IFileDescriptorProto {
-  const dependency = [...source.imports, ...source.weakImports];
+function fileProto(source: SourceFile, defs: readonly Definition[]): FileProto {
   return {
     name: source.name,
     package: source.package || undefined,
-    dependency,
+    dependency: [...source.imports, ...source.weakImports],
     weakDependency: source.weakImports.map((_, i) => source.imports.length + i),
     messageType: defs.filter((d): d is protobuf.Type => d instanceof protobuf.Type).map(messageProto),
     enumType: defs.filter((d): d is protobuf.Enum => d instanceof protobuf.Enum).map(enumProto),
@@ -360,8 +375,9 @@ function serviceProto(service: protobuf.Service): descriptor.IServiceDescriptorP
         name: m.name,
         inputType: m.resolvedRequestType.fullName,
         outputType: m.resolvedResponseType.fullName,
-        clientStreaming: m.requestStream === true,
-        serverStreaming: m.responseStream === true,
+        // Set only when streaming, as protoc does.
+        clientStreaming: m.requestStream === true || undefined,
+        serverStreaming: m.responseStream === true || undefined,
         options: standardOptions(m.options, descriptor.MethodOptions),
       };
     }),

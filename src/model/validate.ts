@@ -27,6 +27,7 @@ export function validateSerial(where: string, serial: SerialConfig): void {
 }
 
 export function validatePolicy(where: string, policy: Policy): void {
+  if (policy.name) checkName(where, 'name', policy.name);
   if (!/^\d+$/.test(policy.bytesPerSecond || '0')) {
     throw new ValidationError(`${where}: policy.bytesPerSecond`, `"${policy.bytesPerSecond}" is not a non-negative integer`);
   }

@@ -210,8 +210,12 @@ export interface XdsNode {
   userAgentName?: string;
 }
 
+/**
+ * `google.protobuf.Any` as grpc-js hands it over: protobufjs's built-in Any wrapper keeps the
+ * proto field name `type_url` whatever the keepCase option says.
+ */
 export interface XdsAny {
-  typeUrl: string;
+  type_url: string;
   value: Buffer;
 }
 

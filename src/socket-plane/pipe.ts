@@ -53,4 +53,6 @@ export function pipeSession(session: Session, stream: Duplex): void {
   session.on('data', onSessionData);
   session.on('end', onSessionEnd);
   session.once('close', onSessionClose);
+  // A stream handed over paused (e.g. while its session was opening) would never flow otherwise.
+  stream.resume();
 }

@@ -7,13 +7,13 @@ import { messageNameOf } from './type-urls';
 export function packAny(typeUrl: string, message: object): XdsAny {
   const type = messageType(messageNameOf(typeUrl));
   const value = Buffer.from(type.encode(type.fromObject(message)).finish());
-  return { typeUrl, value };
+  return { type_url: typeUrl, value };
 }
 
 /** Unpacks an Any, checking its type URL; a payload that does not decode is a ProtocolError. */
 export function unpackAny<T>(any: XdsAny, expectedTypeUrl: string): T {
-  if (any.typeUrl !== expectedTypeUrl) {
-    throw new ProtocolError(`resource has type ${any.typeUrl}, expected ${expectedTypeUrl}`);
+  if (any.type_url !== expectedTypeUrl) {
+    throw new ProtocolError(`resource has type ${any.type_url || '(none)'}, expected ${expectedTypeUrl}`);
   }
   const type = messageType(messageNameOf(expectedTypeUrl));
   try {

@@ -1,0 +1,319 @@
+import { Duplex } from 'node:stream';
+import { DeviceError, DeviceMeshError, errorMessage } from '../src/errors';
+import type { Logger } from '../src/log';
+import type { ErrorPayload } from '../src/socket-plane/control-messages';
+import { pipeSession } from '../src/socket-plane/pipe';
+import type { Session } from '../src/socket-plane/session';
+import type { Labels, Stats } from '../src/telemetry/stats';
+import type { Mapping } from '../src/proto/types';
+import type { DeviceDriver, DeviceHandle } from './drivers/device-driver';
+
+/** The buffer of each session's adapter, per direction. */
+const PORT_HIGH_WATER_MARK = 64 * 1024;
+
+export interface DeviceSessionHostOptions {
+  path: string;
+  driver: DeviceDriver;
+  stats: Stats;
+  log: Logger;
+}
+
+/** How a mapping may share its device; only exclusive vs. not is enforced yet. */
+function isExclusive(mapping: Mapping): boolean {
+  const sharing = mapping.policy?.sharing ?? 'SHARING_MODE_UNSPECIFIED';
+  return sharing === 'SHARING_MODE_EXCLUSIVE' || sharing === 'SHARING_MODE_UNSPECIFIED';
+}
+
+/**
+ * One device and the sessions using it. The device is opened (with the mapping's serial
+ * configuration) for the first session and closed after the last; every byte it produces goes to
+ * every session; what sessions write goes to it in order, with backpressure both ways: a session
+ * that cannot keep up pauses the device, a device that cannot keep up stops the sessions' credit.
+ *
+ * EXCLUSIVE sharing (the default) admits one session at a time; the other modes admit several,
+ * each seeing all device output (the per-command queue and scheduler come later).
+ */
+export class DeviceSessionHost {
+  readonly path: string;
+  private handle: DeviceHandle | undefined;
+  private opening: Promise<void> | undefined;
+  /** Resolves once the last handle is closed, so a reopen never races the lock it held. */
+  private closing: Promise<void> = Promise.resolve();
+  /** Sessions admitted, in order; the first is the one whose configuration opened the device. */
+  private readonly ports: SessionPort[] = [];
+  /** Ports whose buffer is full: the device stays paused while any is. */
+  private readonly blocked = new Set<SessionPort>();
+  /** Ports waiting for the device to drain before their write completes. */
+  private readonly waitingForDrain: SessionPort[] = [];
+
+  constructor(private readonly options: DeviceSessionHostOptions) {
+    this.path = options.path;
+    this.onDeviceData = this.onDeviceData.bind(this);
+    this.onDeviceDrain = this.onDeviceDrain.bind(this);
+    this.onDeviceError = this.onDeviceError.bind(this);
+    this.onDeviceClose = this.onDeviceClose.bind(this);
+  }
+
+  get isOpen(): boolean {
+    return this.handle !== undefined;
+  }
+
+  get sessionCount(): number {
+    return this.ports.length;
+  }
+
+  /** Workload and mapping of each admitted session, for /config_dump. */
+  sessions(): Array<{ mappingId: string; workloadId: string }> {
+    return this.ports.map((p) => ({ mappingId: p.mappingId, workloadId: p.workloadId }));
+  }
+
+  /**
+   * Admits a session for `mapping`, opening the device if this is the first. Rejects with a
+   * DeviceMeshError the client can be told: RESOURCE_EXHAUSTED when an exclusive holder has it,
+   * DEVICE_ERROR when it does not open. The returned port is attached to the session once the
+   * OPEN is accepted, or destroyed if it never is.
+   */
+  async open(mapping: Mapping): Promise<SessionPort> {
+    const holder = this.ports[0];
+    if (holder && (holder.exclusive || isExclusive(mapping))) {
+      throw new DeviceMeshError('RESOURCE_EXHAUSTED', `device ${this.path} is in use by ${holder.workloadId}`);
+    }
+    const port = new SessionPort(this, mapping, this.options.stats);
+    this.ports.push(port);
+    try {
+      await this.ensureOpen(mapping);
+    } catch (err) {
+      this.detach(port);
+      throw err instanceof DeviceMeshError ? err : new DeviceError(`cannot open device ${this.path}: ${errorMessage(err)}`);
+    }
+    if (port.destroyed) throw new DeviceError(`device ${this.path} removed`);
+    return port;
+  }
+
+  /**
+   * Applies a changed serial configuration of a mapping that has sessions on the open device.
+   * @returns false when there was nothing to apply it to.
+   */
+  async update(mapping: Mapping): Promise<boolean> {
+    const handle = this.handle;
+    if (!handle || !this.ports.some((p) => p.mappingId === mapping.id)) return false;
+    await handle.update(mapping.serial);
+    return true;
+  }
+
+  /** Resets the sessions of one mapping (its binding was withdrawn or changed). */
+  resetMapping(mappingId: string, err: ErrorPayload): void {
+    for (const port of [...this.ports]) if (port.mappingId === mappingId) port.fail(err);
+  }
+
+  /** The device is gone (unplugged, its pty closed): every session is reset. */
+  deviceRemoved(): void {
+    this.lose(undefined);
+  }
+
+  /** Agent shutdown: resets every session and closes the device. */
+  async close(err: ErrorPayload): Promise<void> {
+    for (const port of [...this.ports]) port.fail(err);
+    await this.closing;
+  }
+
+  /* ---- called by SessionPort ---- */
+
+  /** Data path: one device write per session chunk; the callback waits for 'drain' when the device is full. */
+  write(port: SessionPort, chunk: Buffer, callback: (err?: Error | null) => void): void {
+    const handle = this.handle;
+    if (!handle) {
+      callback(new DeviceError(`device ${this.path} is not open`));
+      return;
+    }
+    if (handle.stream.write(chunk)) callback();
+    else {
+      port.pendingWrite = callback;
+      this.waitingForDrain.push(port);
+    }
+  }
+
+  /** The port's reader wants more: resume the device once no port is full. */
+  unblock(port: SessionPort): void {
+    if (!this.blocked.delete(port)) return;
+    if (this.blocked.size === 0) this.handle?.stream.resume();
+  }
+
+  detach(port: SessionPort): void {
+    const i = this.ports.indexOf(port);
+    if (i < 0) return;
+    this.ports.splice(i, 1);
+    const w = this.waitingForDrain.indexOf(port);
+    if (w >= 0) this.waitingForDrain.splice(w, 1);
+    port.pendingWrite = undefined;
+    this.unblock(port);
+    if (this.ports.length === 0 && this.handle) this.closeDevice('last session ended');
+  }
+
+  /* ---- the device ---- */
+
+  private ensureOpen(mapping: Mapping): Promise<void> {
+    if (this.handle) return Promise.resolve();
+    this.opening ??= this.closing
+      .then(() => this.options.driver.open(this.path, mapping.serial))
+      .then(
+        (handle) => {
+          this.opening = undefined;
+          this.attachHandle(handle);
+          this.options.log.info({ path: this.path, mapping: mapping.id }, 'device opened');
+          // Every admitted session gave up while it opened.
+          if (this.ports.length === 0) this.closeDevice('no session left');
+        },
+        (err: unknown) => {
+          this.opening = undefined;
+          throw err;
+        },
+      );
+    return this.opening;
+  }
+
+  private attachHandle(handle: DeviceHandle): void {
+    this.handle = handle;
+    const stream = handle.stream;
+    stream.on('data', this.onDeviceData);
+    stream.on('drain', this.onDeviceDrain);
+    stream.on('error', this.onDeviceError);
+    stream.on('close', this.onDeviceClose);
+  }
+
+  /** Detaches from the handle; its later events (our own close included) are not ours. */
+  private releaseHandle(): DeviceHandle | undefined {
+    const handle = this.handle;
+    if (!handle) return undefined;
+    this.handle = undefined;
+    const stream = handle.stream;
+    stream.off('data', this.onDeviceData);
+    stream.off('drain', this.onDeviceDrain);
+    stream.off('error', this.onDeviceError);
+    stream.off('close', this.onDeviceClose);
+    // A late error from a closing port must not be unhandled.
+    stream.on('error', ignore);
+    this.blocked.clear();
+    return handle;
+  }
+
+  private closeDevice(reason: string): void {
+    const handle = this.releaseHandle();
+    if (!handle) return;
+    this.options.log.info({ path: this.path, reason }, 'closing device');
+    this.closing = handle.close().catch((err: unknown) => {
+      this.options.log.warn({ path: this.path, error: errorMessage(err) }, 'device close failed');
+    });
+  }
+
+  private lose(cause: Error | undefined): void {
+    const handle = this.releaseHandle();
+    if (!handle && this.ports.length === 0) return;
+    this.options.log.warn({ path: this.path, error: cause ? errorMessage(cause) : undefined, sessions: this.ports.length }, 'device lost');
+    const err: ErrorPayload = { code: 'DEVICE_ERROR', message: `device ${this.path} removed` };
+    for (const port of [...this.ports]) port.fail(err);
+    if (handle) this.closing = handle.close().catch(() => undefined);
+  }
+
+  private onDeviceData(chunk: Buffer): void {
+    const ports = this.ports;
+    for (let i = 0; i < ports.length; i++) {
+      const port = ports[i] as SessionPort;
+      if (!port.deliver(chunk)) this.blocked.add(port);
+    }
+    if (this.blocked.size > 0) this.handle?.stream.pause();
+  }
+
+  private onDeviceDrain(): void {
+    // Snapshot first: a completed write may start the next one, which can wait again.
+    const waiting = this.waitingForDrain.splice(0, this.waitingForDrain.length);
+    for (const port of waiting) {
+      const cb = port.pendingWrite;
+      port.pendingWrite = undefined;
+      cb?.();
+    }
+  }
+
+  private onDeviceError(err: Error): void {
+    this.lose(err);
+  }
+
+  private onDeviceClose(err?: Error | null): void {
+    this.lose(err ?? undefined);
+  }
+}
+
+function ignore(): void {
+  // Intentionally empty: see releaseHandle.
+}
+
+/**
+ * One session's view of a shared device, as a Duplex so pipeSession() joins it to the session:
+ * reads are the device's output (pushed by the host), writes go to the device. Ending or
+ * destroying it only takes this session off the device; the device stream itself stays open for
+ * the others.
+ */
+export class SessionPort extends Duplex {
+  readonly mappingId: string;
+  readonly workloadId: string;
+  readonly exclusive: boolean;
+  /** Set while a write waits for the device's 'drain'. */
+  pendingWrite: ((err?: Error | null) => void) | undefined;
+  private session: Session | undefined;
+  private readonly labels: Labels;
+
+  constructor(
+    private readonly host: DeviceSessionHost,
+    mapping: Mapping,
+    private readonly stats: Stats,
+  ) {
+    super({ readableHighWaterMark: PORT_HIGH_WATER_MARK, writableHighWaterMark: PORT_HIGH_WATER_MARK });
+    this.mappingId = mapping.id;
+    this.workloadId = mapping.workloadId;
+    this.exclusive = isExclusive(mapping);
+    this.labels = { mapping: mapping.id };
+  }
+
+  /** Joins the accepted session to the device. */
+  attach(session: Session): void {
+    this.session = session;
+    pipeSession(session, this);
+  }
+
+  /** Ends the session with `err` (the client sees it as a RESET) and leaves the device. */
+  fail(err: ErrorPayload): void {
+    const session = this.session;
+    if (session && !session.closed) session.reset(err);
+    this.destroy();
+  }
+
+  /** @returns false when this port's buffer is full and the device should pause. */
+  deliver(chunk: Buffer): boolean {
+    this.stats.add('bytes_from_device', chunk.length, this.labels);
+    return this.push(chunk);
+  }
+
+  override _read(): void {
+    this.host.unblock(this);
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.stats.add('bytes_to_device', chunk.length, this.labels);
+    this.host.write(this, chunk, callback);
+  }
+
+  /**
+   * The client finished writing: a device conversation has no end of its own to wait for, so the
+   * session ends here, once the last bytes went to the device.
+   */
+  override _final(callback: (err?: Error | null) => void): void {
+    this.host.detach(this);
+    this.push(null);
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.host.detach(this);
+    callback(err);
+  }
+}

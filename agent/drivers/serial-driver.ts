@@ -1,0 +1,180 @@
+import type { BindingInterface, PortInfo } from '@serialport/bindings-interface';
+import { SerialPortStream } from '@serialport/stream';
+import { DeviceError, errorMessage, ValidationError } from '../../src/errors';
+import type { SerialConfig } from '../../src/proto/types';
+import type { DeviceDriver, DeviceHandle } from './device-driver';
+
+/** What a line runs at when the configuration leaves it unset: the power-on default of most devices. */
+export const DEFAULT_BAUD_RATE = 9600;
+
+/** A SerialConfig in serialport's terms. */
+export interface SerialPortOptions {
+  baudRate: number;
+  dataBits: 5 | 6 | 7 | 8;
+  parity: 'none' | 'even' | 'odd' | 'mark' | 'space';
+  stopBits: 1 | 1.5 | 2;
+  rtscts: boolean;
+  xon: boolean;
+  xoff: boolean;
+}
+
+const PARITY: Record<SerialConfig['parity'], SerialPortOptions['parity']> = {
+  PARITY_UNSPECIFIED: 'none',
+  PARITY_NONE: 'none',
+  PARITY_EVEN: 'even',
+  PARITY_ODD: 'odd',
+  PARITY_MARK: 'mark',
+  PARITY_SPACE: 'space',
+};
+
+const STOP_BITS: Record<SerialConfig['stopBits'], SerialPortOptions['stopBits']> = {
+  STOP_BITS_UNSPECIFIED: 1,
+  STOP_BITS_ONE: 1,
+  STOP_BITS_ONE_POINT_FIVE: 1.5,
+  STOP_BITS_TWO: 2,
+};
+
+/** Settings serialport can only apply when it opens the port. */
+const REOPEN_FIELDS = ['dataBits', 'parity', 'stopBits', 'rtscts', 'xon', 'xoff'] as const;
+
+/** Maps a SerialConfig (null or unset fields: defaults) to serialport's open options. */
+export function serialPortOptions(config: SerialConfig | null): SerialPortOptions {
+  const dataBits = config?.dataBits || 8;
+  if (dataBits !== 5 && dataBits !== 6 && dataBits !== 7 && dataBits !== 8) {
+    throw new ValidationError('serial.dataBits', `${dataBits} is not one of 5, 6, 7, 8`);
+  }
+  const parity = PARITY[config?.parity ?? 'PARITY_UNSPECIFIED'];
+  const stopBits = STOP_BITS[config?.stopBits ?? 'STOP_BITS_UNSPECIFIED'];
+  if (parity === undefined || stopBits === undefined) {
+    throw new ValidationError('serial', `unknown parity ${String(config?.parity)} or stop bits ${String(config?.stopBits)}`);
+  }
+  const flow = config?.flowControl ?? 'FLOW_CONTROL_UNSPECIFIED';
+  return {
+    baudRate: config?.baudRate || DEFAULT_BAUD_RATE,
+    dataBits,
+    parity,
+    stopBits,
+    rtscts: flow === 'FLOW_CONTROL_RTSCTS',
+    xon: flow === 'FLOW_CONTROL_XONXOFF',
+    xoff: flow === 'FLOW_CONTROL_XONXOFF',
+  };
+}
+
+export interface SerialDriverOptions {
+  /** Take an exclusive lock on the port (flock), so no other process opens it. Default true. */
+  lock?: boolean;
+}
+
+/**
+ * The serial driver: serialport's stream over a binding, either the platform's
+ * (`autoDetect()` from @serialport/bindings-cpp) or a simulated one.
+ */
+export class SerialDriver implements DeviceDriver {
+  private readonly lock: boolean;
+
+  constructor(
+    private readonly binding: BindingInterface,
+    options: SerialDriverOptions = {},
+  ) {
+    this.lock = options.lock ?? true;
+  }
+
+  list(): Promise<PortInfo[]> {
+    return this.binding.list();
+  }
+
+  open(path: string, config: SerialConfig | null): Promise<DeviceHandle> {
+    let options: SerialPortOptions;
+    let stream: SerialPortStream;
+    try {
+      options = serialPortOptions(config);
+      stream = new SerialPortStream({ binding: this.binding, path, ...options, lock: this.lock, autoOpen: false });
+    } catch (err) {
+      return Promise.reject(new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
+    }
+    return new Promise<DeviceHandle>((resolve, reject) => {
+      stream.open((err) => {
+        if (err) {
+          stream.destroy();
+          reject(new DeviceError(`cannot open ${path}: ${err.message}`, { cause: err }));
+          return;
+        }
+        const handle = new SerialHandle(path, stream, options);
+        handle.setLines(config).then(
+          () => resolve(handle),
+          (setErr: unknown) => {
+            void handle.close().catch(() => undefined);
+            reject(setErr);
+          },
+        );
+      });
+    });
+  }
+}
+
+class SerialHandle implements DeviceHandle {
+  private dtr: boolean | undefined;
+  private rts: boolean | undefined;
+
+  constructor(
+    readonly path: string,
+    readonly stream: SerialPortStream,
+    private applied: SerialPortOptions,
+  ) {}
+
+  /**
+   * Only the baud rate changes on an open port (serialport's update()); the other line settings
+   * need a close and reopen, which a later issue adds, so they are reported, not applied.
+   */
+  async update(config: SerialConfig | null): Promise<void> {
+    const next = serialPortOptions(config);
+    if (next.baudRate !== this.applied.baudRate) {
+      await new Promise<void>((resolve, reject) => {
+        this.stream.update({ baudRate: next.baudRate }, (err) =>
+          err ? reject(new DeviceError(`${this.path}: cannot set baud rate ${next.baudRate}: ${err.message}`, { cause: err })) : resolve(),
+        );
+      });
+      this.applied = { ...this.applied, baudRate: next.baudRate };
+    }
+    await this.setLines(config);
+    const pending = REOPEN_FIELDS.filter((f) => next[f] !== this.applied[f]);
+    if (pending.length > 0) {
+      throw new DeviceError(
+        `${this.path}: changing ${pending.join(', ')} on an open port needs a reopen, which is not supported yet (baud rate and DTR/RTS were applied)`,
+      );
+    }
+  }
+
+  /** DTR/RTS are only touched when the configuration sets them: ptys and some adapters refuse the ioctl. */
+  setLines(config: SerialConfig | null): Promise<void> {
+    const dtr = config?.dtr;
+    const rts = config?.rts;
+    if ((dtr === undefined && rts === undefined) || (dtr === this.dtr && rts === this.rts)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.stream.set({ dtr: dtr ?? true, rts: rts ?? true }, (err) => {
+        if (err) {
+          reject(new DeviceError(`${this.path}: cannot set DTR/RTS: ${err.message}`, { cause: err }));
+          return;
+        }
+        this.dtr = dtr;
+        this.rts = rts;
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    const stream = this.stream;
+    if (!stream.isOpen) {
+      stream.destroy();
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      stream.close((err) => {
+        stream.destroy();
+        if (err) reject(new DeviceError(`${this.path}: close failed: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+}

@@ -1,0 +1,214 @@
+import type {
+  BindingInterface,
+  BindingPortInterface,
+  OpenOptions,
+  PortInfo,
+  PortStatus,
+  UpdateOptions,
+} from '@serialport/bindings-interface';
+import { DeviceError } from '../../src/errors';
+
+/** Simulated devices live under this path prefix, e.g. `sim:modem0`. */
+export const SIMULATED_PREFIX = 'sim:';
+export const SIMULATED_MODEM_IDENTITY = 'devicemesh simulated modem';
+export const SIMULATED_MODEM_VERSION = 'devicemesh-sim 1.0.0';
+
+const CR = 0x0d;
+const LF = 0x0a;
+const MAX_LINE = 256;
+/** Output nobody reads is dropped beyond this, as a UART overruns. */
+const MAX_PENDING_OUTPUT = 1 << 20;
+
+/** The binding contract's error for operations cut short by close(). */
+function canceled(message: string): DeviceError & { canceled: true } {
+  return Object.assign(new DeviceError(message), { canceled: true as const });
+}
+
+/**
+ * A serialport binding whose ports are simulated AT-command modems, for the demo and tests with
+ * no hardware: the same SerialPortStream and driver code run over it as over a real port.
+ */
+export class SimulatedModemBinding implements BindingInterface<SimulatedModemPort> {
+  private readonly opened = new Set<string>();
+
+  /** @param names e.g. ['modem0'] → a port at `sim:modem0`. */
+  constructor(private readonly names: readonly string[]) {}
+
+  get paths(): string[] {
+    return this.names.map((n) => SIMULATED_PREFIX + n);
+  }
+
+  list(): Promise<PortInfo[]> {
+    return Promise.resolve(
+      this.paths.map((path) => ({
+        path,
+        manufacturer: 'devicemesh',
+        serialNumber: undefined,
+        pnpId: undefined,
+        locationId: undefined,
+        productId: undefined,
+        vendorId: undefined,
+      })),
+    );
+  }
+
+  open(options: OpenOptions): Promise<SimulatedModemPort> {
+    const path = options.path;
+    if (!this.paths.includes(path)) return Promise.reject(new DeviceError(`no simulated device at ${path}`));
+    // A modem has one line: a second open fails as a locked tty does.
+    if (this.opened.has(path)) return Promise.reject(new DeviceError(`${path} is already open (port is locked)`));
+    this.opened.add(path);
+    const openOptions: Required<OpenOptions> = {
+      dataBits: 8,
+      lock: true,
+      stopBits: 1,
+      parity: 'none',
+      rtscts: false,
+      xon: false,
+      xoff: false,
+      xany: false,
+      hupcl: true,
+      ...options,
+    };
+    return Promise.resolve(new SimulatedModemPort(openOptions, () => this.opened.delete(path)));
+  }
+}
+
+interface PendingRead {
+  buffer: Buffer;
+  offset: number;
+  length: number;
+  resolve(result: { buffer: Buffer; bytesRead: number }): void;
+  reject(err: Error): void;
+}
+
+/**
+ * One open simulated modem: echoes what it is sent (until ATE0) and answers each line ended by
+ * CR: AT, ATI, AT+GMR, ATE0/ATE1; anything else gets ERROR.
+ */
+export class SimulatedModemPort implements BindingPortInterface {
+  isOpen = true;
+  private echo = true;
+  private line = '';
+  private lineOverflow = false;
+  private output: Buffer[] = [];
+  private outputLength = 0;
+  private pendingRead: PendingRead | undefined;
+
+  constructor(
+    readonly openOptions: Required<OpenOptions>,
+    private readonly onClose: () => void,
+  ) {}
+
+  close(): Promise<void> {
+    if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    this.isOpen = false;
+    this.output = [];
+    this.outputLength = 0;
+    const read = this.pendingRead;
+    this.pendingRead = undefined;
+    read?.reject(canceled('port closed'));
+    this.onClose();
+    return Promise.resolve();
+  }
+
+  read(buffer: Buffer, offset: number, length: number): Promise<{ buffer: Buffer; bytesRead: number }> {
+    if (!this.isOpen) return Promise.reject(canceled('Port is not open'));
+    if (this.pendingRead) return Promise.reject(new DeviceError('a read is already pending'));
+    if (this.outputLength > 0) return Promise.resolve({ buffer, bytesRead: this.take(buffer, offset, length) });
+    return new Promise((resolve, reject) => {
+      this.pendingRead = { buffer, offset, length, resolve, reject };
+    });
+  }
+
+  write(buffer: Buffer): Promise<void> {
+    if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    let echoFrom = 0;
+    for (let i = 0; i < buffer.length; i++) {
+      const byte = buffer[i] as number;
+      if (byte === CR) {
+        // The echo of a command goes out before its answer, and before ATE0 takes effect.
+        if (this.echo) this.emit(buffer.subarray(echoFrom, i + 1));
+        echoFrom = i + 1;
+        this.answer();
+      } else if (byte !== LF) {
+        if (this.line.length < MAX_LINE) this.line += String.fromCharCode(byte);
+        else this.lineOverflow = true;
+      }
+    }
+    if (this.echo && echoFrom < buffer.length) this.emit(buffer.subarray(echoFrom));
+    return Promise.resolve();
+  }
+
+  update(options: UpdateOptions): Promise<void> {
+    if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    this.openOptions.baudRate = options.baudRate;
+    return Promise.resolve();
+  }
+
+  set(): Promise<void> {
+    return this.isOpen ? Promise.resolve() : Promise.reject(new DeviceError('Port is not open'));
+  }
+
+  get(): Promise<PortStatus> {
+    return Promise.resolve({ cts: true, dsr: true, dcd: true });
+  }
+
+  getBaudRate(): Promise<{ baudRate: number }> {
+    return Promise.resolve({ baudRate: this.openOptions.baudRate });
+  }
+
+  flush(): Promise<void> {
+    this.output = [];
+    this.outputLength = 0;
+    return Promise.resolve();
+  }
+
+  drain(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  private answer(): void {
+    const command = this.line.trim().toUpperCase();
+    const overflow = this.lineOverflow;
+    this.line = '';
+    this.lineOverflow = false;
+    if (command === '' && !overflow) return;
+    let reply: string;
+    if (overflow) reply = 'ERROR';
+    else if (command === 'AT') reply = 'OK';
+    else if (command === 'ATI') reply = `${SIMULATED_MODEM_IDENTITY}\r\n\r\nOK`;
+    else if (command === 'AT+GMR') reply = `${SIMULATED_MODEM_VERSION}\r\n\r\nOK`;
+    else if (command === 'ATE0' || command === 'ATE1') {
+      this.echo = command === 'ATE1';
+      reply = 'OK';
+    } else reply = 'ERROR';
+    this.emit(Buffer.from(`\r\n${reply}\r\n`, 'latin1'));
+  }
+
+  /** Queues bytes for the reader (copied: the writer may reuse its buffer). */
+  private emit(bytes: Buffer): void {
+    if (bytes.length === 0 || this.outputLength + bytes.length > MAX_PENDING_OUTPUT) return;
+    this.output.push(Buffer.from(bytes));
+    this.outputLength += bytes.length;
+    const read = this.pendingRead;
+    if (read) {
+      this.pendingRead = undefined;
+      read.resolve({ buffer: read.buffer, bytesRead: this.take(read.buffer, read.offset, read.length) });
+    }
+  }
+
+  private take(buffer: Buffer, offset: number, length: number): number {
+    let n = 0;
+    while (n < length && this.output.length > 0) {
+      const head = this.output[0] as Buffer;
+      const k = Math.min(head.length, length - n);
+      head.copy(buffer, offset + n, 0, k);
+      n += k;
+      if (k === head.length) this.output.shift();
+      else this.output[0] = head.subarray(k);
+    }
+    this.outputLength -= n;
+    return n;
+  }
+}

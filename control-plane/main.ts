@@ -1,0 +1,148 @@
+import * as grpc from '@grpc/grpc-js';
+import { startAdminServer } from '../src/admin/admin-server';
+import { errorMessage, UnavailableError, ValidationError } from '../src/errors';
+import { addReflectionService } from '../src/grpc/reflection-service';
+import type { Logger } from '../src/log';
+import { serviceDefinition } from '../src/proto/load';
+import { Stats } from '../src/telemetry/stats';
+import { formatHostPort, parseHostPort, type HostPort } from '../src/util/address';
+import { AdsServer } from './ads-server';
+import { ProxyStatusTracker } from './proxy-status';
+import { bindingsService } from './services/bindings-service';
+import { registryService } from './services/registry-service';
+import { statusService } from './services/status-service';
+import { SnapshotCache } from './snapshot-cache';
+import { ControlPlaneState } from './state';
+import { StateStore } from './state-store';
+
+export interface ControlPlaneOptions {
+  listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
+  admin: string /* host:port */;
+  dataDir: string;
+  log: Logger;
+}
+
+export interface RunningControlPlane {
+  grpcAddress: string;
+  adminAddress: string;
+  close(): Promise<void>;
+}
+
+const SERVICES = {
+  'devicemesh.v1.Registry': 'registry',
+  'devicemesh.v1.Bindings': 'bindings',
+  'devicemesh.v1.Status': 'status',
+  'envoy.service.discovery.v3.AggregatedDiscoveryService': 'ads',
+} as const;
+
+/** Loads the data directory, then serves gRPC (with reflection) and the admin interface. */
+export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const { log } = options;
+  const listen = flag('listen', options.listen);
+  const adminListen = flag('admin', options.admin);
+  const stats = describeStats(new Stats());
+
+  const state = await ControlPlaneState.open(new StateStore(options.dataDir), log);
+  const cache = new SnapshotCache();
+  const proxies = new ProxyStatusTracker();
+  const ads = new AdsServer({ cache, proxies, hosts: state, stats, log });
+  const gauges = (): void => {
+    stats.set('endpoints', state.endpoints().length);
+    stats.set('bindings', state.bindingStatuses().length);
+    stats.set('mappings', state.mappings().length);
+  };
+  cache.update(state.mappings(), state.version());
+  gauges();
+  stats.set('connected_proxies', 0);
+  state.onCommit((mappings, version) => {
+    ads.notify(cache.update(mappings, version));
+    gauges();
+  });
+
+  const server = new grpc.Server();
+  const implementations = {
+    registry: registryService(state, log),
+    bindings: bindingsService(state, log),
+    status: statusService(proxies, log),
+    ads: ads.implementation(),
+  };
+  for (const [name, key] of Object.entries(SERVICES)) server.addService(serviceDefinition(name), implementations[key]);
+  addReflectionService(server, Object.keys(SERVICES));
+  const port = await bind(server, listen);
+  const grpcAddress = formatHostPort({ host: listen.host, port });
+
+  let serving = true;
+  const stopGrpc = async (): Promise<void> => {
+    serving = false;
+    ads.close();
+    await new Promise<void>((resolve) => {
+      // Unary calls get a moment to finish; streams were ended above.
+      const force = setTimeout(() => server.forceShutdown(), 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+    await state.idle();
+  };
+
+  const admin = await startAdminServer(
+    formatHostPort(adminListen),
+    {
+      ready: () => serving,
+      stats,
+      configDump: () => ({
+        version: state.version(),
+        bindings: state.bindingStatuses(),
+        policies: state.policies(),
+        endpoints: state.endpoints(),
+        hosts: state.hosts(),
+        mappings: state.mappings(),
+        proxies: proxies.list(),
+      }),
+    },
+    log,
+  ).catch(async (err: unknown) => {
+    await stopGrpc();
+    throw new UnavailableError(`cannot serve the admin interface on ${options.admin}: ${errorMessage(err)}`, { cause: err });
+  });
+  log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version() }, 'control plane serving');
+
+  return {
+    grpcAddress,
+    adminAddress: admin.address,
+    close: async (): Promise<void> => {
+      await stopGrpc();
+      await admin.close();
+      log.info({ version: state.version() }, 'control plane stopped');
+    },
+  };
+}
+
+function flag(name: string, value: string): HostPort {
+  try {
+    return parseHostPort(value);
+  } catch (err) {
+    throw new ValidationError(`--${name}`, errorMessage(err));
+  }
+}
+
+function bind(server: grpc.Server, address: HostPort): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(formatHostPort(address), grpc.ServerCredentials.createInsecure(), (err, port) => {
+      if (err) reject(new UnavailableError(`cannot serve gRPC on ${formatHostPort(address)}: ${err.message}`, { cause: err }));
+      else resolve(port);
+    });
+  });
+}
+
+function describeStats(stats: Stats): Stats {
+  stats.describe('xds_pushes', 'Discovery responses sent, by type URL');
+  stats.describe('xds_acks', 'Discovery responses acknowledged, by type URL');
+  stats.describe('xds_nacks', 'Discovery responses rejected, by node');
+  stats.describe('connected_proxies', 'Open discovery streams');
+  stats.describe('endpoints', 'Physical endpoints in the register');
+  stats.describe('bindings', 'Bindings declared');
+  stats.describe('mappings', 'Mappings generated');
+  return stats;
+}

@@ -1,0 +1,59 @@
+import * as net from 'node:net';
+import { UnavailableError } from '../src/errors';
+import type { Logger } from '../src/log';
+import { FramedConnection } from '../src/socket-plane/connection';
+import { parseHostPort } from '../src/util/address';
+
+/** How long an agent may take to accept the TCP connection before its pending opens fail. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
+/**
+ * One socket-plane connection per agent address, shared by every session to that agent. Made on
+ * first use and forgotten when it closes, so the next app connection after an agent restart
+ * dials again; sessions on a dead connection are aborted by the connection itself.
+ */
+export class AgentPool {
+  private readonly connections = new Map<string, FramedConnection>();
+
+  constructor(private readonly log: Logger) {}
+
+  /** The live connection to `address` (host:port), dialling it if there is none. */
+  connection(address: string): FramedConnection {
+    const existing = this.connections.get(address);
+    if (existing && !existing.isClosed) return existing;
+    const { host, port } = parseHostPort(address);
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(
+      () => socket.destroy(new UnavailableError(`agent ${address} did not accept a connection within ${CONNECT_TIMEOUT_MS} ms`)),
+      CONNECT_TIMEOUT_MS,
+    );
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    const connection = new FramedConnection(socket, 'client');
+    connection.once('close', (err: Error | undefined) => {
+      if (this.connections.get(address) === connection) this.connections.delete(address);
+      this.log.info({ agent: address, reason: err?.message }, 'socket-plane connection to agent closed');
+    });
+    this.connections.set(address, connection);
+    this.log.debug({ agent: address }, 'dialling agent');
+    return connection;
+  }
+
+  /** Closes idle connections to agents no mapping leads to any more; busy ones stay for their sessions. */
+  retain(addresses: ReadonlySet<string>): void {
+    for (const [address, connection] of this.connections) {
+      if (!addresses.has(address) && connection.sessionCount === 0) {
+        this.connections.delete(address);
+        connection.goAway({ code: 'UNAVAILABLE', message: 'no mapping leads to this agent any more' });
+      }
+    }
+  }
+
+  /** Closes every connection (their sessions end with it). */
+  close(): void {
+    for (const connection of this.connections.values()) {
+      connection.goAway({ code: 'UNAVAILABLE', message: 'sidecar shutting down' });
+    }
+    this.connections.clear();
+  }
+}

@@ -1,0 +1,166 @@
+import * as net from 'node:net';
+import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
+import type { Logger } from '../src/log';
+import type { Mapping } from '../src/proto/types';
+import { pipeSession } from '../src/socket-plane/pipe';
+import type { Session } from '../src/socket-plane/session';
+import type { Labels, Stats } from '../src/telemetry/stats';
+import { formatHostPort, parseHostPort } from '../src/util/address';
+import type { AgentPool } from './agent-pool';
+
+/** What every listener of a sidecar shares. */
+export interface ListenerContext {
+  workloadId: string;
+  pool: AgentPool;
+  stats: Stats;
+  log: Logger;
+}
+
+interface AppConnection {
+  socket: net.Socket;
+  /** Set once the agent accepted the OPEN. */
+  session: Session | undefined;
+  /** Socket byte counts already added to the stats. */
+  reportedRead: number;
+  reportedWritten: number;
+}
+
+/**
+ * Throws unless this sidecar can serve the mapping: a RAW virtual device on a valid address,
+ * leading to a valid agent address, for this workload.
+ */
+export function checkServable(mapping: Mapping, workloadId: string): void {
+  const where = `mapping ${mapping.id || '(no id)'}`;
+  if (!mapping.id) throw new ValidationError(where, 'has no id');
+  if (mapping.workloadId && mapping.workloadId !== workloadId) {
+    throw new ValidationError(where, `belongs to workload ${mapping.workloadId}, not ${workloadId}`);
+  }
+  if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
+  if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_RAW') {
+    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not supported by this sidecar yet`);
+  }
+  for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
+    try {
+      parseHostPort(value);
+    } catch (err) {
+      throw new ValidationError(`${where}: ${field}`, errorMessage(err));
+    }
+  }
+}
+
+/**
+ * The virtual device of one RAW mapping: a TCP listener whose every connection becomes a session
+ * to the mapping's agent. Raw TCP has no error channel, so a refused or failed OPEN is logged and
+ * counted, and the app sees its connection closed.
+ */
+export class VirtualDeviceListener {
+  private readonly connections = new Set<AppConnection>();
+  private readonly mappingLabels: Labels;
+  private closing = false;
+
+  private constructor(
+    private current: Mapping,
+    private readonly server: net.Server,
+    readonly address: string,
+    private readonly ctx: ListenerContext,
+  ) {
+    this.mappingLabels = { mapping: current.id };
+    server.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Binds the mapping's listen address; rejects with the bind error (e.g. EADDRINUSE). */
+  static start(mapping: Mapping, ctx: ListenerContext): Promise<VirtualDeviceListener> {
+    const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
+    // Half-open allowed: an app may send its request, shut down its side and still read the answer.
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => ctx.log.error({ mapping: mapping.id, error: err.message }, 'virtual device listener failed'));
+        const address = formatHostPort({ host, port: (server.address() as net.AddressInfo).port });
+        ctx.log.info({ mapping: mapping.id, listen: address, agent: mapping.agentAddress }, 'virtual device listening');
+        resolve(new VirtualDeviceListener(mapping, server, address, ctx));
+      });
+    });
+  }
+
+  get mapping(): Mapping {
+    return this.current;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** Same listen address, new content: app connections made from now on use it, live ones are left alone. */
+  update(mapping: Mapping): void {
+    this.current = mapping;
+  }
+
+  /** Moves the byte counts of live connections into the stats (cheap: reads the sockets' own counters). */
+  flushStats(): void {
+    for (const conn of this.connections) this.report(conn);
+  }
+
+  /** Stops accepting and ends every live connection, telling the agent why. */
+  close(reason: string): Promise<void> {
+    this.closing = true;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const conn of this.connections) {
+      if (conn.session) conn.session.reset({ code: 'UNAVAILABLE', message: reason });
+      conn.socket.destroy();
+    }
+    this.ctx.log.info({ mapping: this.current.id, listen: this.address, reason }, 'virtual device closed');
+    return closed;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const { stats, log, pool, workloadId } = this.ctx;
+    const mapping = this.current;
+    socket.setNoDelay(true);
+    stats.add('app_connections', 1, this.mappingLabels);
+    const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
+    this.connections.add(conn);
+    // Kept for the socket's whole life: an error after the session is gone must not go unhandled.
+    socket.on('error', (err) => log.debug({ mapping: mapping.id, error: err.message }, 'app connection error'));
+    socket.once('close', () => {
+      this.connections.delete(conn);
+      this.report(conn);
+    });
+    let opening: Promise<Session>;
+    try {
+      opening = pool.connection(mapping.agentAddress).openSession({ mappingId: mapping.id, workloadId });
+    } catch (err) {
+      opening = Promise.reject(err);
+    }
+    opening.then(
+      (session) => {
+        if (this.closing || socket.destroyed) {
+          session.reset({ code: 'UNAVAILABLE', message: 'the app connection closed before the session opened' });
+          return;
+        }
+        conn.session = session;
+        session.once('close', (err: DeviceMeshError | undefined) => {
+          if (err) log.info({ mapping: mapping.id, code: err.code, error: err.message }, 'session ended with an error');
+        });
+        pipeSession(session, socket);
+      },
+      (err: unknown) => {
+        const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
+        stats.add('app_connections_refused', 1, { reason: code });
+        log.warn({ mapping: mapping.id, agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
+        socket.destroy();
+      },
+    );
+  }
+
+  private report(conn: AppConnection): void {
+    const read = conn.socket.bytesRead;
+    const written = conn.socket.bytesWritten;
+    if (read > conn.reportedRead) this.ctx.stats.add('bytes_app_to_device', read - conn.reportedRead, this.mappingLabels);
+    if (written > conn.reportedWritten) this.ctx.stats.add('bytes_device_to_app', written - conn.reportedWritten, this.mappingLabels);
+    conn.reportedRead = read;
+    conn.reportedWritten = written;
+  }
+}

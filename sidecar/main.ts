@@ -1,0 +1,120 @@
+import { startAdminServer } from '../src/admin/admin-server';
+import type { Logger } from '../src/log';
+import type { Mapping } from '../src/proto/types';
+import { Stats } from '../src/telemetry/stats';
+import { parseHostPort } from '../src/util/address';
+import { AdsClient } from '../src/xds/ads-client';
+import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
+import { AgentPool } from './agent-pool';
+import { VirtualDevices } from './virtual-devices';
+
+export interface SidecarOptions {
+  workloadId: string;
+  /** host:port of the control plane's discovery service. */
+  controlPlane: string;
+  /** host:port of the admin interface. */
+  admin: string;
+  log: Logger;
+}
+
+export interface RunningSidecar {
+  adminAddress: string;
+  close(): Promise<void>;
+}
+
+interface Nack {
+  typeUrl: string;
+  version: string;
+  message: string;
+  at: string;
+}
+
+function describeStats(stats: Stats): void {
+  stats.describe('app_connections', 'App connections accepted by a virtual device');
+  stats.describe('app_connections_refused', 'App connections closed because the agent refused or could not be reached');
+  stats.describe('bytes_app_to_device', 'Bytes read from apps and relayed towards the device');
+  stats.describe('bytes_device_to_app', 'Bytes relayed from the device to apps');
+  stats.describe('listeners', 'Virtual device listeners currently bound');
+}
+
+/**
+ * Runs a sidecar: subscribes to the workload's mappings over ADS and serves each as a virtual
+ * device. Starts even while the control plane is unreachable (the ADS client retries with
+ * backoff); /ready turns 200 once a first mapping set has been applied.
+ */
+export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
+  const { workloadId, log } = options;
+  parseHostPort(options.controlPlane);
+  const stats = new Stats();
+  describeStats(stats);
+  stats.set('listeners', 0);
+  const pool = new AgentPool(log);
+  const devices = new VirtualDevices({ workloadId, pool, stats, log });
+
+  let applied = false;
+  let connected = false;
+  let lastNack: Nack | null = null;
+
+  const ads = new AdsClient({
+    address: options.controlPlane,
+    identity: { id: workloadId, kind: 'sidecar' },
+    log,
+    handlers: {
+      [MAPPING_TYPE_URL]: async (resources) => {
+        try {
+          await devices.apply(resources as Mapping[]);
+        } finally {
+          // A partly applied set still serves: readiness means "has a configuration", not "all of it".
+          applied = true;
+        }
+      },
+    },
+  });
+  ads.on('connected', () => {
+    connected = true;
+    log.info({ controlPlane: options.controlPlane }, 'discovery stream connected');
+  });
+  ads.on('disconnected', () => {
+    connected = false;
+  });
+  ads.on('applied', (typeUrl: string, version: string) => log.info({ typeUrl, version }, 'configuration applied (ACK)'));
+  ads.on('rejected', (typeUrl: string, version: string, message: string) => {
+    lastNack = { typeUrl, version, message, at: new Date().toISOString() };
+  });
+
+  const admin = await startAdminServer(
+    options.admin,
+    {
+      ready: () => applied,
+      // Live connections' byte counts are read from their sockets only when someone looks.
+      get stats(): Stats {
+        devices.flushStats();
+        return stats;
+      },
+      configDump: () => ({
+        workloadId,
+        controlPlane: options.controlPlane,
+        controlPlaneConnected: connected,
+        versions: ads.versions(),
+        mappings: devices.state(),
+        lastNack,
+      }),
+    },
+    log,
+  );
+  ads.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    adminAddress: admin.address,
+    close: () => {
+      closing ??= (async () => {
+        ads.stop();
+        await devices.close();
+        pool.close();
+        await admin.close();
+      })();
+      return closing;
+    },
+  };
+}

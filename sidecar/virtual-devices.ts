@@ -1,0 +1,132 @@
+import { DeviceMeshError, errorMessage } from '../src/errors';
+import type { Mapping } from '../src/proto/types';
+import { type ListenerContext, VirtualDeviceListener, checkServable } from './listener';
+import { diffMappings } from './mapping-diff';
+
+/** One served virtual device, as /config_dump shows it. */
+export interface VirtualDeviceState {
+  id: string;
+  binding: string;
+  version: string;
+  protocol: string;
+  /** The address actually bound. */
+  listen: string;
+  agentAddress: string;
+  physicalId: string;
+  connections: number;
+}
+
+/**
+ * The sidecar's virtual devices, kept in step with the mapping set the control plane pushes.
+ * Follows Envoy's listener semantics: whatever can be applied is; a mapping that cannot be served
+ * keeps its previous state (its old listener, or none) and is named in the error that NACKs the
+ * push. Nothing here reacts to the control plane going away, so the last good set keeps serving.
+ */
+export class VirtualDevices {
+  private readonly listeners = new Map<string, VirtualDeviceListener>();
+  private closed = false;
+
+  constructor(private readonly ctx: ListenerContext) {}
+
+  /** Applies a whole mapping set; throws one error naming every mapping it could not apply. */
+  async apply(mappings: readonly Mapping[]): Promise<void> {
+    const failures: string[] = [];
+    const previous = new Map([...this.listeners].map(([id, listener]) => [id, listener.mapping]));
+    const next = new Map<string, Mapping>();
+    const seen = new Set<string>();
+    for (const mapping of mappings) {
+      try {
+        if (seen.has(mapping.id)) throw new DeviceMeshError('INVALID_ARGUMENT', `mapping ${mapping.id}: appears more than once`);
+        seen.add(mapping.id);
+        checkServable(mapping, this.ctx.workloadId);
+        next.set(mapping.id, mapping);
+      } catch (err) {
+        failures.push(errorMessage(err));
+        // Rejected: the mapping keeps what it had, as if this push had not mentioned it.
+        const before = previous.get(mapping.id);
+        if (before && !next.has(mapping.id)) next.set(mapping.id, before);
+      }
+    }
+
+    const diff = diffMappings(previous, next);
+    await Promise.all(
+      diff.removed.map((m) => {
+        const listener = this.listeners.get(m.id) as VirtualDeviceListener;
+        this.listeners.delete(m.id);
+        return listener.close(`mapping ${m.id} was withdrawn`);
+      }),
+    );
+    for (const c of diff.changed) if (!c.listenChanged) this.listeners.get(c.next.id)?.update(c.next);
+    const toBind = [...diff.added, ...diff.changed.filter((c) => c.listenChanged).map((c) => c.next)];
+    failures.push(...(await this.bindAll(toBind)));
+
+    this.ctx.stats.set('listeners', this.listeners.size);
+    this.ctx.pool.retain(new Set([...this.listeners.values()].map((l) => l.mapping.agentAddress)));
+    if (failures.length > 0) {
+      throw new DeviceMeshError('INVALID_ARGUMENT', `${failures.length} of ${mappings.length} mappings not applied: ${failures.join('; ')}`);
+    }
+  }
+
+  /** Sorted by mapping id. */
+  state(): VirtualDeviceState[] {
+    return [...this.listeners.values()]
+      .map((l) => ({
+        id: l.mapping.id,
+        binding: l.mapping.binding,
+        version: l.mapping.version,
+        protocol: l.mapping.virtual?.protocol ?? '',
+        listen: l.address,
+        agentAddress: l.mapping.agentAddress,
+        physicalId: l.mapping.physicalId,
+        connections: l.connectionCount,
+      }))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  flushStats(): void {
+    for (const listener of this.listeners.values()) listener.flushStats();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.listeners.values()];
+    this.listeners.clear();
+    await Promise.all(all.map((l) => l.close('sidecar shutting down')));
+  }
+
+  /**
+   * Binds new listeners, a moved device's new one before its old one closes (so a bad address
+   * leaves it serving where it was). Passes repeat while they make progress: a device moving
+   * onto an address another device of the same push vacates binds once that one has moved.
+   * @returns one message per mapping that still could not bind.
+   */
+  private async bindAll(mappings: Mapping[]): Promise<string[]> {
+    let pending = mappings;
+    const errors = new Map<string, string>();
+    while (pending.length > 0) {
+      const failed: Mapping[] = [];
+      for (const mapping of pending) {
+        try {
+          await this.bind(mapping);
+        } catch (err) {
+          failed.push(mapping);
+          errors.set(mapping.id, `mapping ${mapping.id}: cannot listen on ${mapping.virtual?.listen}: ${errorMessage(err)}`);
+        }
+      }
+      if (failed.length === pending.length) break;
+      pending = failed;
+    }
+    return pending.map((m) => errors.get(m.id) as string);
+  }
+
+  private async bind(mapping: Mapping): Promise<void> {
+    const listener = await VirtualDeviceListener.start(mapping, this.ctx);
+    if (this.closed) {
+      await listener.close('sidecar shutting down');
+      return;
+    }
+    const old = this.listeners.get(mapping.id);
+    this.listeners.set(mapping.id, listener);
+    if (old) await old.close(`mapping ${mapping.id} moved to ${listener.address}`);
+  }
+}

@@ -1,0 +1,107 @@
+import * as grpc from '@grpc/grpc-js';
+import { serviceDefinition } from '../../../src/proto/load';
+import type { DiscoveryRequest, DiscoveryResponse, Mapping, PhysicalEndpoint } from '../../../src/proto/types';
+import { packAny } from '../../../src/xds/any';
+import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
+
+/** Just enough of a control plane for the agent: ADS serving a settable mapping set, and a Registry that records calls. */
+export class FakeControlPlane {
+  readonly registered: PhysicalEndpoint[] = [];
+  readonly deregistered: Array<{ id: string; markAbsent: boolean }> = [];
+  readonly requests: DiscoveryRequest[] = [];
+  private readonly streams = new Set<grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>>();
+  private mappings: object[] = [];
+  private version = 0;
+  private nonce = 0;
+
+  private constructor(
+    private readonly server: grpc.Server,
+    readonly address: string,
+  ) {}
+
+  static async start(port = 0, mappings: object[] = []): Promise<FakeControlPlane> {
+    const server = new grpc.Server();
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    const cp = new FakeControlPlane(server, `127.0.0.1:${bound}`);
+    cp.mappings = mappings;
+    cp.version = mappings.length > 0 ? 1 : 0;
+    server.addService(serviceDefinition('envoy.service.discovery.v3.AggregatedDiscoveryService'), {
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => cp.onStream(call),
+    });
+    server.addService(serviceDefinition('devicemesh.v1.Registry'), {
+      RegisterEndpoint: (call: grpc.ServerUnaryCall<{ endpoint: PhysicalEndpoint }, PhysicalEndpoint>, cb: grpc.sendUnaryData<PhysicalEndpoint>) => {
+        cp.registered.push(call.request.endpoint);
+        cb(null, call.request.endpoint);
+      },
+      DeregisterEndpoint: (call: grpc.ServerUnaryCall<{ id: string; markAbsent: boolean }, object>, cb: grpc.sendUnaryData<object>) => {
+        cp.deregistered.push({ id: call.request.id, markAbsent: call.request.markAbsent });
+        cb(null, {});
+      },
+    });
+    return cp;
+  }
+
+  /** Pushes a new version of the mapping set to every connected agent; returns the version. */
+  setMappings(mappings: object[]): string {
+    this.mappings = mappings;
+    this.version += 1;
+    for (const stream of this.streams) this.send(stream);
+    return String(this.version);
+  }
+
+  /** The requests that NACKed, with their error message. */
+  nacks(): string[] {
+    return this.requests.filter((r) => r.errorDetail).map((r) => r.errorDetail?.message ?? '');
+  }
+
+  acked(version: string): boolean {
+    return this.requests.some((r) => r.responseNonce !== '' && !r.errorDetail && r.versionInfo === version);
+  }
+
+  close(): Promise<void> {
+    this.server.forceShutdown();
+    return Promise.resolve();
+  }
+
+  private onStream(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+    this.streams.add(call);
+    call.on('data', (req: DiscoveryRequest) => {
+      this.requests.push(req);
+      if (req.typeUrl === MAPPING_TYPE_URL && req.responseNonce === '') this.send(call);
+    });
+    call.on('error', () => this.streams.delete(call));
+    call.on('end', () => {
+      this.streams.delete(call);
+      call.end();
+    });
+  }
+
+  private send(call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void {
+    this.nonce += 1;
+    call.write({
+      versionInfo: String(this.version),
+      resources: this.mappings.map((m) => packAny(MAPPING_TYPE_URL, m)),
+      typeUrl: MAPPING_TYPE_URL,
+      nonce: String(this.nonce),
+    });
+  }
+}
+
+/** A complete Mapping with test defaults. */
+export function mapping(fields: Partial<Mapping> & Pick<Mapping, 'id' | 'devicePath'>): Mapping {
+  return {
+    binding: fields.id,
+    workloadId: 'app1',
+    virtual: null,
+    physicalId: `gw1/${fields.devicePath}`,
+    hostId: 'gw1',
+    kind: 'DEVICE_KIND_SERIAL',
+    agentAddress: '',
+    policy: null,
+    serial: { baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' },
+    version: '1',
+    ...fields,
+  };
+}

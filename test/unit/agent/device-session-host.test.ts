@@ -1,0 +1,278 @@
+import * as assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import type { PortInfo } from '@serialport/bindings-interface';
+import { DeviceSessionHost } from '../../../agent/device-session-host';
+import type { DeviceDriver, DeviceHandle } from '../../../agent/drivers/device-driver';
+import { DeviceError, type DeviceMeshError } from '../../../src/errors';
+import type { Mapping, SerialConfig, SharingMode } from '../../../src/proto/types';
+import type { ErrorPayload } from '../../../src/socket-plane/control-messages';
+import { INITIAL_WINDOW } from '../../../src/socket-plane/frame';
+import { Session, type SessionTransport } from '../../../src/socket-plane/session';
+import { Stats } from '../../../src/telemetry/stats';
+import { mapping } from '../../integration/agent/fake-control-plane';
+import { testLogger, waitFor } from './helpers';
+
+/** A device as a Duplex: what is written is kept; writes can be held to model a slow device. */
+class FakeDevice extends Duplex {
+  readonly written: Buffer[] = [];
+  hold = false;
+  private held: Array<() => void> = [];
+
+  constructor() {
+    super({ highWaterMark: 16 * 1024 });
+  }
+
+  /** Bytes the device produces. */
+  produce(bytes: Buffer): boolean {
+    return this.push(bytes);
+  }
+
+  release(): void {
+    this.hold = false;
+    for (const cb of this.held.splice(0)) cb();
+  }
+
+  writtenBytes(): Buffer {
+    return Buffer.concat(this.written);
+  }
+
+  override _read(): void {
+    // Data comes from produce().
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.written.push(chunk);
+    if (this.hold) this.held.push(() => cb());
+    else cb();
+  }
+}
+
+class FakeDriver implements DeviceDriver {
+  opens: Array<{ path: string; config: SerialConfig | null }> = [];
+  closes = 0;
+  updates: Array<SerialConfig | null> = [];
+  failNext: string | undefined;
+  device: FakeDevice | undefined;
+
+  open(path: string, config: SerialConfig | null): Promise<DeviceHandle> {
+    this.opens.push({ path, config });
+    if (this.failNext) {
+      const message = this.failNext;
+      this.failNext = undefined;
+      return Promise.reject(new DeviceError(`cannot open ${path}: ${message}`));
+    }
+    const device = new FakeDevice();
+    this.device = device;
+    return Promise.resolve({
+      path,
+      stream: device,
+      update: (c: SerialConfig | null): Promise<void> => {
+        this.updates.push(c);
+        return Promise.resolve();
+      },
+      close: (): Promise<void> => {
+        this.closes += 1;
+        device.destroy();
+        return Promise.resolve();
+      },
+    });
+  }
+
+  list(): Promise<PortInfo[]> {
+    return Promise.resolve([]);
+  }
+}
+
+/** The wire side of a session, recorded. */
+class FakeTransport implements SessionTransport {
+  readonly data: Buffer[] = [];
+  readonly resets: ErrorPayload[] = [];
+  windows = 0;
+  closes = 0;
+
+  sendData(_session: number, chunk: Buffer): void {
+    this.data.push(Buffer.from(chunk));
+  }
+  sendWindow(_session: number, increment: number): void {
+    this.windows += increment;
+  }
+  sendClose(): void {
+    this.closes += 1;
+  }
+  sendReset(_session: number, err: ErrorPayload): void {
+    this.resets.push(err);
+  }
+  released(): void {
+    // Nothing to release in a test.
+  }
+  received(): Buffer {
+    return Buffer.concat(this.data);
+  }
+}
+
+const PATH = '/dev/ttyTEST0';
+
+function mappingFor(id: string, workloadId: string, sharing: SharingMode = 'SHARING_MODE_EXCLUSIVE'): Mapping {
+  return mapping({
+    id,
+    workloadId,
+    devicePath: PATH,
+    policy: { name: '', workloads: [], access: 'ACCESS_READ_WRITE', sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0 },
+  });
+}
+
+describe('agent/device-session-host', () => {
+  let driver: FakeDriver;
+  let host: DeviceSessionHost;
+  let stats: Stats;
+  let nextId: number;
+
+  async function open(m: Mapping): Promise<{ session: Session; transport: FakeTransport }> {
+    const port = await host.open(m);
+    const transport = new FakeTransport();
+    const session = new Session(nextId, transport);
+    nextId += 2;
+    port.attach(session);
+    return { session, transport };
+  }
+
+  beforeEach(() => {
+    driver = new FakeDriver();
+    stats = new Stats();
+    host = new DeviceSessionHost({ path: PATH, driver, stats, log: testLogger() });
+    nextId = 1;
+  });
+
+  it('opens the device with the mapping configuration on the first session and relays both ways', async () => {
+    const { session, transport } = await open(mappingFor('m1', 'app1'));
+    assert.equal(driver.opens.length, 1);
+    assert.equal(driver.opens[0]?.config?.baudRate, 9600);
+    assert.ok(host.isOpen);
+
+    session.receiveData(Buffer.from('AT\r'));
+    await waitFor(() => driver.device?.writtenBytes().toString() === 'AT\r', 'the bytes at the device');
+    driver.device?.produce(Buffer.from('\r\nOK\r\n'));
+    await waitFor(() => transport.received().toString() === '\r\nOK\r\n', 'the answer in the session');
+    assert.equal(stats.get('bytes_to_device', { mapping: 'm1' }), 3);
+    assert.equal(stats.get('bytes_from_device', { mapping: 'm1' }), 6);
+  });
+
+  it('refuses a second session on an exclusive device without opening it again', async () => {
+    await open(mappingFor('m1', 'app1'));
+    await assert.rejects(host.open(mappingFor('m2', 'app2')), (err: DeviceMeshError) => {
+      assert.equal(err.code, 'RESOURCE_EXHAUSTED');
+      assert.equal(err.message, `device ${PATH} is in use by app1`);
+      return true;
+    });
+    await assert.rejects(host.open(mappingFor('m3', 'app3', 'SHARING_MODE_SHARED')), /is in use by app1/);
+    assert.equal(driver.opens.length, 1);
+    assert.equal(host.sessionCount, 1);
+  });
+
+  it('fans device output out to every session when shared; ending one leaves the device open for the rest', async () => {
+    const a = await open(mappingFor('m1', 'app1', 'SHARING_MODE_SHARED'));
+    const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_BROADCAST'));
+    assert.equal(driver.opens.length, 1, 'one device open for both');
+    driver.device?.produce(Buffer.from('hello'));
+    await waitFor(() => a.transport.received().toString() === 'hello' && b.transport.received().toString() === 'hello', 'both sessions to get the bytes');
+
+    a.session.receiveData(Buffer.from('from-a;'));
+    b.session.receiveData(Buffer.from('from-b;'));
+    await waitFor(() => driver.device?.writtenBytes().length === 14, 'both writes at the device');
+
+    // Session a ends (the client half-closes, we close back).
+    a.session.receiveClose();
+    await waitFor(() => a.session.closed, 'session a to finish');
+    assert.equal(a.transport.resets.length, 0);
+    assert.ok(!driver.device?.writableEnded, 'the device stream is not ended');
+    assert.equal(driver.closes, 0);
+    driver.device?.produce(Buffer.from('more'));
+    await waitFor(() => b.transport.received().toString() === 'hellomore', 'session b to keep receiving');
+    assert.equal(a.transport.received().toString(), 'hello');
+
+    b.session.reset({ code: 'UNAVAILABLE', message: 'client gone' });
+    await waitFor(() => driver.closes === 1, 'the device to close after the last session');
+    assert.ok(!host.isOpen);
+    assert.equal(host.sessionCount, 0);
+  });
+
+  it('resets every session with DEVICE_ERROR when the device goes away', async () => {
+    const a = await open(mappingFor('m1', 'app1', 'SHARING_MODE_SHARED'));
+    const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_SHARED'));
+    const closed: Array<DeviceMeshError | undefined> = [];
+    a.session.on('close', (err?: DeviceMeshError) => closed.push(err));
+    b.session.on('close', (err?: DeviceMeshError) => closed.push(err));
+    // What serialport does on an unplug: 'close' with a disconnect error.
+    driver.device?.emit('close', Object.assign(new Error('EIO'), { disconnected: true }));
+    const expected = { code: 'DEVICE_ERROR', message: `device ${PATH} removed` };
+    assert.deepEqual(a.transport.resets, [expected]);
+    assert.deepEqual(b.transport.resets, [expected]);
+    assert.deepEqual(closed.map((e) => e?.code), ['DEVICE_ERROR', 'DEVICE_ERROR']);
+    await waitFor(() => driver.closes === 1, 'the handle to be released');
+    assert.equal(host.sessionCount, 0);
+
+    // Replugged: the next session opens it again.
+    await open(mappingFor('m1', 'app1'));
+    assert.equal(driver.opens.length, 2);
+  });
+
+  it('resets the sessions of a device the watcher saw vanish, and of a withdrawn mapping', async () => {
+    const a = await open(mappingFor('m1', 'app1', 'SHARING_MODE_SHARED'));
+    const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_SHARED'));
+    host.resetMapping('m2', { code: 'NOT_FOUND', message: 'binding withdrawn (mapping m2)' });
+    assert.deepEqual(b.transport.resets, [{ code: 'NOT_FOUND', message: 'binding withdrawn (mapping m2)' }]);
+    assert.equal(a.transport.resets.length, 0);
+    host.deviceRemoved();
+    assert.deepEqual(a.transport.resets, [{ code: 'DEVICE_ERROR', message: `device ${PATH} removed` }]);
+  });
+
+  it('reports a device that does not open, keeps nothing, and tries again next time', async () => {
+    driver.failNext = 'EACCES';
+    await assert.rejects(host.open(mappingFor('m1', 'app1')), (err: DeviceMeshError) => err.code === 'DEVICE_ERROR' && /EACCES/.test(err.message));
+    assert.equal(host.sessionCount, 0);
+    await open(mappingFor('m1', 'app1'));
+    assert.equal(driver.opens.length, 2);
+  });
+
+  it('applies a changed configuration only to an open device used by that mapping', async () => {
+    assert.equal(await host.update(mappingFor('m1', 'app1')), false);
+    await open(mappingFor('m1', 'app1'));
+    const changed = mappingFor('m1', 'app1');
+    changed.serial = { ...(changed.serial as SerialConfig), baudRate: 19200 };
+    assert.equal(await host.update(changed), true);
+    assert.equal(await host.update(mappingFor('other', 'app1')), false);
+    assert.deepEqual(driver.updates.map((c) => c?.baudRate), [19200]);
+  });
+
+  it('grants the client credit only as fast as the device takes bytes', async () => {
+    const { session, transport } = await open(mappingFor('m1', 'app1'));
+    const device = driver.device as FakeDevice;
+    device.hold = true;
+    const chunk = Buffer.alloc(16 * 1024, 1);
+    for (let sent = 0; sent < INITIAL_WINDOW; sent += chunk.length) session.receiveData(chunk);
+    await new Promise((r) => setTimeout(r, 50));
+    const grantedWhileHeld = transport.windows;
+    assert.ok(grantedWhileHeld < INITIAL_WINDOW / 2, `granted ${grantedWhileHeld} while the device took nothing`);
+    device.release();
+    await waitFor(() => device.writtenBytes().length === INITIAL_WINDOW, 'every byte at the device');
+    await waitFor(() => transport.windows >= INITIAL_WINDOW * 0.75, 'the credit back');
+  });
+
+  it('pauses the device while a session has no send credit, and resumes when it gets some', async () => {
+    const { session, transport } = await open(mappingFor('m1', 'app1'));
+    const device = driver.device as FakeDevice;
+    const chunk = Buffer.alloc(32 * 1024, 2);
+    let produced = 0;
+    // Produce until the host stops reading the device (the session's window and the port's buffer are full).
+    while (produced < 4 * INITIAL_WINDOW && !device.isPaused()) {
+      device.produce(chunk);
+      produced += chunk.length;
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(device.isPaused(), 'the device is paused');
+    assert.equal(transport.received().length, INITIAL_WINDOW, 'no more than the window went out');
+    session.receiveWindow(4 * INITIAL_WINDOW);
+    await waitFor(() => transport.received().length === produced, 'everything produced to arrive');
+    assert.ok(!device.isPaused(), 'the device reads again');
+  });
+});

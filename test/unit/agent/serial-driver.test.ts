@@ -1,0 +1,31 @@
+import * as assert from 'node:assert/strict';
+import { DEFAULT_BAUD_RATE, serialPortOptions } from '../../../agent/drivers/serial-driver';
+
+describe('agent/drivers/serial-driver options', () => {
+  it('maps SerialConfig enums to serialport options', () => {
+    assert.deepEqual(
+      serialPortOptions({ baudRate: 19200, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_ONE_POINT_FIVE', flowControl: 'FLOW_CONTROL_RTSCTS' }),
+      { baudRate: 19200, dataBits: 7, parity: 'even', stopBits: 1.5, rtscts: true, xon: false, xoff: false },
+    );
+    assert.deepEqual(
+      serialPortOptions({ baudRate: 115200, dataBits: 8, parity: 'PARITY_SPACE', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_XONXOFF' }),
+      { baudRate: 115200, dataBits: 8, parity: 'space', stopBits: 2, rtscts: false, xon: true, xoff: true },
+    );
+  });
+
+  it('fills unset fields with defaults', () => {
+    const defaults = { baudRate: DEFAULT_BAUD_RATE, dataBits: 8, parity: 'none', stopBits: 1, rtscts: false, xon: false, xoff: false };
+    assert.deepEqual(serialPortOptions(null), defaults);
+    assert.deepEqual(
+      serialPortOptions({ baudRate: 0, dataBits: 0, parity: 'PARITY_UNSPECIFIED', stopBits: 'STOP_BITS_UNSPECIFIED', flowControl: 'FLOW_CONTROL_UNSPECIFIED' }),
+      defaults,
+    );
+  });
+
+  it('rejects impossible data bits', () => {
+    assert.throws(
+      () => serialPortOptions({ baudRate: 9600, dataBits: 9, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' }),
+      /dataBits: 9 is not one of 5, 6, 7, 8/,
+    );
+  });
+});

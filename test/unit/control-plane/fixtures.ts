@@ -1,0 +1,62 @@
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import type { Logger } from '../../../src/log';
+import type { Binding, Host, PhysicalEndpoint, Policy } from '../../../src/proto/types';
+
+export const silentLog: Logger = pino({ level: 'silent' });
+
+export function binding(name: string, overrides: Partial<Binding> = {}): Binding {
+  return {
+    name,
+    workload: 'app1',
+    device: { host: 'gw1', path: '/dev/ttyUSB0', id: '' },
+    virtual: { workloadId: '', name: `${name}-dev`, protocol: 'VIRTUAL_PROTOCOL_RAW', listen: `127.0.0.1:${7000 + name.length}` },
+    policy: null,
+    policyRef: '',
+    serial: null,
+    ...overrides,
+  };
+}
+
+export function policy(name: string, overrides: Partial<Policy> = {}): Policy {
+  return {
+    name,
+    workloads: [],
+    access: 'ACCESS_UNSPECIFIED',
+    sharing: 'SHARING_MODE_UNSPECIFIED',
+    bytesPerSecond: '0',
+    queueDepth: 0,
+    commandTimeoutMs: 0,
+    priority: 0,
+    ...overrides,
+  };
+}
+
+export function endpoint(hostId: string, deviceId: string, overrides: Partial<PhysicalEndpoint> = {}): PhysicalEndpoint {
+  return {
+    id: `${hostId}/${deviceId}`,
+    hostId,
+    deviceId,
+    kind: 'DEVICE_KIND_SERIAL',
+    path: deviceId.startsWith('/') ? deviceId : '/dev/ttyUSB0',
+    capabilities: [],
+    state: 'ENDPOINT_STATE_PRESENT',
+    labels: {},
+    updatedAt: null,
+    ...overrides,
+  };
+}
+
+export function host(id: string, socketPlaneAddress = '127.0.0.1:15020', state: Host['state'] = 'HOST_STATE_CONNECTED'): Host {
+  return { id, socketPlaneAddress, state, lastSeen: null };
+}
+
+export async function tempDir(prefix = 'devicemesh-cp-'): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await fs.rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,71 @@
+import * as assert from 'node:assert/strict';
+import { ValidationError } from '../../../src/errors';
+import { describeSelector, Register, selectEndpoint } from '../../../control-plane/register';
+import { endpoint } from './fixtures';
+
+const NOW = { seconds: '1700000000', nanos: 0 };
+
+describe('control-plane register', () => {
+  it('derives the id from host and device id and marks a reported device present', () => {
+    const r = new Register();
+    const e = r.reportEndpoint({ ...endpoint('gw1', 'usb-0403:6001:A1'), id: 'forged', state: 'ENDPOINT_STATE_ABSENT' }, NOW);
+    assert.equal(e.id, 'gw1/usb-0403:6001:A1');
+    assert.equal(e.state, 'ENDPOINT_STATE_PRESENT');
+    assert.deepEqual(e.updatedAt, NOW);
+    assert.deepEqual(r.endpoint('gw1/usb-0403:6001:A1'), e);
+    assert.equal(r.endpoint('forged'), undefined);
+  });
+
+  it('refuses a report without host id or device id, naming the field', () => {
+    const r = new Register();
+    assert.throws(() => r.reportEndpoint(endpoint('', 'x'), NOW), (err: unknown) => err instanceof ValidationError && err.field === 'endpoint: hostId');
+    assert.throws(() => r.reportEndpoint(endpoint('gw1', ''), NOW), (err: unknown) => err instanceof ValidationError && err.field === 'endpoint: deviceId');
+    assert.throws(() => r.reportEndpoint(endpoint('gw/1', 'x'), NOW), /must not contain/);
+    assert.equal(r.endpoints().length, 0);
+  });
+
+  it('selects by path preferring a present device over stale records at the same path', () => {
+    const endpoints = [
+      endpoint('gw1', 'usb-old', { path: '/dev/ttyUSB0', state: 'ENDPOINT_STATE_ABSENT' }),
+      endpoint('gw1', 'usb-new', { path: '/dev/ttyUSB0', state: 'ENDPOINT_STATE_PRESENT' }),
+      endpoint('gw2', 'usb-other', { path: '/dev/ttyUSB0' }),
+    ];
+    assert.equal(selectEndpoint(endpoints, { host: 'gw1', path: '/dev/ttyUSB0', id: '' })?.id, 'gw1/usb-new');
+    assert.equal(selectEndpoint(endpoints, { host: 'gw1', path: '', id: 'usb-old' })?.id, 'gw1/usb-old');
+    assert.equal(selectEndpoint(endpoints, { host: 'gw3', path: '/dev/ttyUSB0', id: '' }), undefined);
+  });
+
+  it('describes selectors the way messages name devices', () => {
+    assert.equal(describeSelector({ host: 'gw1', path: '/dev/ttyUSB0', id: '' }), 'gw1:/dev/ttyUSB0');
+    assert.equal(describeSelector({ host: 'gw1', path: '', id: 'usb-1' }), 'gw1/usb-1');
+  });
+
+  it('marks absent, removes, and filters by host', () => {
+    const r = new Register([endpoint('gw1', 'a'), endpoint('gw2', 'b')]);
+    assert.equal(r.markAbsent('gw1/a', NOW)?.state, 'ENDPOINT_STATE_ABSENT');
+    assert.equal(r.markAbsent('gw1/zzz', NOW), undefined);
+    assert.deepEqual(r.endpoints('gw2').map((e) => e.id), ['gw2/b']);
+    assert.equal(r.removeEndpoint('gw2/b'), true);
+    assert.equal(r.removeEndpoint('gw2/b'), false);
+    assert.deepEqual(r.endpoints().map((e) => e.id), ['gw1/a']);
+  });
+
+  it('keeps a disconnected host its socket-plane address', () => {
+    const r = new Register();
+    r.hostConnected('gw1', '10.0.0.5:15020', NOW);
+    assert.equal(r.host('gw1')?.state, 'HOST_STATE_CONNECTED');
+    const h = r.hostDisconnected('gw1', NOW);
+    assert.equal(h?.state, 'HOST_STATE_DISCONNECTED');
+    assert.equal(h?.socketPlaneAddress, '10.0.0.5:15020');
+    assert.equal(r.hostDisconnected('nope', NOW), undefined);
+  });
+
+  it('clones independently', () => {
+    const r = new Register([endpoint('gw1', 'a')]);
+    const c = r.clone();
+    c.removeEndpoint('gw1/a');
+    c.hostConnected('gw1', '127.0.0.1:1', NOW);
+    assert.equal(r.endpoints().length, 1);
+    assert.equal(r.hosts().length, 0);
+  });
+});

@@ -1,0 +1,53 @@
+import * as assert from 'node:assert/strict';
+import { generateMappings } from '../../../control-plane/mapping-generator';
+import { nodeKey, SnapshotCache } from '../../../control-plane/snapshot-cache';
+import type { Binding, Mapping } from '../../../src/proto/types';
+import { unpackAny } from '../../../src/xds/any';
+import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
+import { binding, endpoint, host } from './fixtures';
+
+const endpoints = [endpoint('gw1', '/dev/ttyUSB0'), endpoint('gw1', '/dev/ttyUSB1'), endpoint('gw2', '/dev/ttyUSB0')];
+const hosts = [host('gw1', '10.0.0.1:15020'), host('gw2', '10.0.0.2:15020')];
+
+function generate(bindings: Binding[], version: string, previous: Mapping[] = []): Mapping[] {
+  return generateMappings({ bindings, policies: [], endpoints, hosts, version, previous }).mappings;
+}
+
+describe('control-plane snapshot cache', () => {
+  const a = binding('a', { workload: 'app1' });
+  const b = binding('b', { workload: 'app2', device: { host: 'gw1', path: '/dev/ttyUSB1', id: '' } });
+
+  it('gives a sidecar its workload’s mappings and an agent its host’s, packed as Any', () => {
+    const cache = new SnapshotCache();
+    cache.update(generate([a, b], '1'), '1');
+    assert.deepEqual(cache.snapshot('sidecar', 'app1').mappings.map((m) => m.binding), ['a']);
+    assert.deepEqual(cache.snapshot('agent', 'gw1').mappings.map((m) => m.binding), ['a', 'b']);
+    const resources = cache.snapshot('sidecar', 'app2').resources;
+    assert.equal(resources[0]?.type_url, MAPPING_TYPE_URL);
+    assert.equal(unpackAny<Mapping>(resources[0]!, MAPPING_TYPE_URL).binding, 'b');
+  });
+
+  it('bumps only the proxies whose resources a change touches', () => {
+    const cache = new SnapshotCache();
+    const v1 = generate([a, b], '1');
+    assert.deepEqual(cache.update(v1, '1'), [nodeKey('agent', 'gw1'), nodeKey('sidecar', 'app1'), nodeKey('sidecar', 'app2')]);
+    // app2's binding moves to gw2: app2, gw1 and gw2 change; app1 does not.
+    const moved = { ...b, device: { host: 'gw2', path: '/dev/ttyUSB0', id: '' } };
+    const changed = cache.update(generate([a, moved], '2', v1), '2');
+    assert.deepEqual(changed, ['agent/gw1', 'agent/gw2', 'sidecar/app2']);
+    assert.equal(cache.snapshot('sidecar', 'app1').version, '1');
+    assert.equal(cache.snapshot('sidecar', 'app2').version, '2');
+    // A version bump that changes nothing pushes to nobody.
+    assert.deepEqual(cache.update(generate([a, moved], '3', generate([a, moved], '2', v1)), '3'), []);
+    assert.equal(cache.snapshot('sidecar', 'app2').version, '2');
+  });
+
+  it('gives a proxy without mappings the empty set, and reports a withdrawal as a change', () => {
+    const cache = new SnapshotCache();
+    const v1 = generate([a], '1');
+    cache.update(v1, '1');
+    assert.deepEqual(cache.snapshot('sidecar', 'nobody'), { version: '1', mappings: [], resources: [] });
+    assert.deepEqual(cache.update([], '2'), ['agent/gw1', 'sidecar/app1']);
+    assert.deepEqual(cache.snapshot('sidecar', 'app1'), { version: '2', mappings: [], resources: [] });
+  });
+});
