@@ -51,7 +51,7 @@ export class DeviceSessionHost {
     this.onDeviceData = this.onDeviceData.bind(this);
     this.onDeviceDrain = this.onDeviceDrain.bind(this);
     this.onDeviceError = this.onDeviceError.bind(this);
-    this.onDeviceClose = this.onDeviceClose.bind(this);
+    this.onDeviceGone = this.onDeviceGone.bind(this);
   }
 
   get isOpen(): boolean {
@@ -83,7 +83,7 @@ export class DeviceSessionHost {
     try {
       await this.ensureOpen(mapping);
     } catch (err) {
-      this.detach(port);
+      port.destroy();
       throw err instanceof DeviceMeshError ? err : new DeviceError(`cannot open device ${this.path}: ${errorMessage(err)}`);
     }
     if (port.destroyed) throw new DeviceError(`device ${this.path} removed`);
@@ -178,7 +178,8 @@ export class DeviceSessionHost {
     stream.on('data', this.onDeviceData);
     stream.on('drain', this.onDeviceDrain);
     stream.on('error', this.onDeviceError);
-    stream.on('close', this.onDeviceClose);
+    stream.on('end', this.onDeviceGone);
+    stream.on('close', this.onDeviceGone);
   }
 
   /** Detaches from the handle; its later events (our own close included) are not ours. */
@@ -190,7 +191,8 @@ export class DeviceSessionHost {
     stream.off('data', this.onDeviceData);
     stream.off('drain', this.onDeviceDrain);
     stream.off('error', this.onDeviceError);
-    stream.off('close', this.onDeviceClose);
+    stream.off('end', this.onDeviceGone);
+    stream.off('close', this.onDeviceGone);
     // A late error from a closing port must not be unhandled.
     stream.on('error', ignore);
     this.blocked.clear();
@@ -238,7 +240,8 @@ export class DeviceSessionHost {
     this.lose(err);
   }
 
-  private onDeviceClose(err?: Error | null): void {
+  /** 'close' (serialport passes the disconnect error) or 'end': no more bytes will come. */
+  private onDeviceGone(err?: Error | null): void {
     this.lose(err ?? undefined);
   }
 }

@@ -112,6 +112,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           listen: socketPlaneAddress,
           controlPlane: options.controlPlane,
           versions: ads.versions(),
+          mappingsVersion: mappings.version ?? null,
           devices: devices.all().map((d) => ({
             path: d.path,
             deviceId: d.deviceId,
@@ -121,12 +122,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
             sessions: d.host.sessions(),
           })),
           registration: registration.status(),
-          mappings: { version: mappings.version ?? null, mappings: mappings.all() },
+          mappings: mappings.all(),
         }),
       },
       log,
     );
   } catch (err) {
+    ads.stop();
     registration.close();
     await server.close();
     throw err;

@@ -68,7 +68,7 @@ export class Registration {
     this.timeoutMs = options.callTimeoutMs ?? 5000;
   }
 
-  endpointId(deviceId: string): string {
+  private endpointId(deviceId: string): string {
     return `${this.options.hostId}/${deviceId}`;
   }
 

@@ -75,7 +75,7 @@ export class VirtualDeviceListener {
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
     return new Promise((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port, exclusive: true }, () => {
+      server.listen({ host, port }, () => {
         server.off('error', reject);
         server.on('error', (err) => ctx.log.error({ mapping: mapping.id, error: err.message }, 'virtual device listener failed'));
         const address = formatHostPort({ host, port: (server.address() as net.AddressInfo).port });

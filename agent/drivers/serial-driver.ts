@@ -3,6 +3,7 @@ import { SerialPortStream } from '@serialport/stream';
 import { DeviceError, errorMessage, ValidationError } from '../../src/errors';
 import type { SerialConfig } from '../../src/proto/types';
 import type { DeviceDriver, DeviceHandle } from './device-driver';
+import { pollForEveryWaiter } from './poller-workaround';
 
 /** What a line runs at when the configuration leaves it unset: the power-on default of most devices. */
 export const DEFAULT_BAUD_RATE = 9600;
@@ -60,24 +61,12 @@ export function serialPortOptions(config: SerialConfig | null): SerialPortOption
   };
 }
 
-export interface SerialDriverOptions {
-  /** Take an exclusive lock on the port (flock), so no other process opens it. Default true. */
-  lock?: boolean;
-}
-
 /**
  * The serial driver: serialport's stream over a binding, either the platform's
  * (`autoDetect()` from @serialport/bindings-cpp) or a simulated one.
  */
 export class SerialDriver implements DeviceDriver {
-  private readonly lock: boolean;
-
-  constructor(
-    private readonly binding: BindingInterface,
-    options: SerialDriverOptions = {},
-  ) {
-    this.lock = options.lock ?? true;
-  }
+  constructor(private readonly binding: BindingInterface) {}
 
   list(): Promise<PortInfo[]> {
     return this.binding.list();
@@ -88,7 +77,8 @@ export class SerialDriver implements DeviceDriver {
     let stream: SerialPortStream;
     try {
       options = serialPortOptions(config);
-      stream = new SerialPortStream({ binding: this.binding, path, ...options, lock: this.lock, autoOpen: false });
+      // lock (flock, the default) keeps other processes off an open device; it works on ptys too.
+      stream = new SerialPortStream({ binding: this.binding, path, ...options, lock: true, autoOpen: false });
     } catch (err) {
       return Promise.reject(new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
     }
@@ -99,6 +89,7 @@ export class SerialDriver implements DeviceDriver {
           reject(new DeviceError(`cannot open ${path}: ${err.message}`, { cause: err }));
           return;
         }
+        pollForEveryWaiter(stream.port);
         const handle = new SerialHandle(path, stream, options);
         handle.setLines(config).then(
           () => resolve(handle),

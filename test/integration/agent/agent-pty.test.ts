@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -7,36 +7,17 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { autoDetect } from '@serialport/bindings-cpp';
-import { SerialPortStream } from '@serialport/stream';
+import type { DeviceHandle } from '../../../agent/drivers/device-driver';
+import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { type RunningAgent, startAgent } from '../../../agent/main';
 import type { DeviceMeshError } from '../../../src/errors';
 import { FramedConnection } from '../../../src/socket-plane/connection';
-import { FrameType, HEADER_SIZE } from '../../../src/socket-plane/frame';
+import { FrameType, HEADER_SIZE, PREFACE } from '../../../src/socket-plane/frame';
 import type { Session } from '../../../src/socket-plane/session';
 import { parseHostPort } from '../../../src/util/address';
 import { testLogger, waitFor } from '../../unit/agent/helpers';
 import { FakeControlPlane, mapping } from './fake-control-plane';
-
-/** A socat pty pair: the agent's device at `device`, the far end (the "hardware") at `peer`. */
-async function startSocat(device: string, peer: string): Promise<ChildProcess> {
-  const child = spawn('socat', [`pty,raw,echo=0,link=${device}`, `pty,raw,echo=0,link=${peer}`], { stdio: 'ignore' });
-  await waitFor(() => fs.existsSync(device) && fs.existsSync(peer), 'socat to create the pty pair');
-  return child;
-}
-
-/** The far end of the pty: echoes every byte back and keeps a copy. */
-function startResponder(peer: string): Promise<{ port: SerialPortStream; received: Buffer[] }> {
-  return new Promise((resolve, reject) => {
-    const port = new SerialPortStream({ binding: autoDetect(), path: peer, baudRate: 9600 }, (err) => {
-      if (err) return reject(err);
-      const received: Buffer[] = [];
-      port.on('data', (chunk: Buffer) => received.push(chunk));
-      port.pipe(port);
-      resolve({ port, received });
-    });
-    port.on('error', () => undefined);
-  });
-}
+import { echo, startSocat, stopSocat } from './pty';
 
 function connect(address: string): Promise<FramedConnection> {
   const { host, port } = parseHostPort(address);
@@ -50,12 +31,15 @@ function connect(address: string): Promise<FramedConnection> {
 class Reader {
   private chunks: Buffer[] = [];
   length = 0;
+  /** > 0: a slow app, granting the agent credit only this many ms after the bytes came. */
+  creditDelayMs = 0;
 
   constructor(private readonly session: Session) {
     session.on('data', (chunk: Buffer) => {
       this.chunks.push(Buffer.from(chunk));
       this.length += chunk.length;
-      session.consumed(chunk.length);
+      if (this.creditDelayMs > 0) setTimeout(() => session.consumed(chunk.length), this.creditDelayMs);
+      else session.consumed(chunk.length);
     });
   }
 
@@ -111,7 +95,8 @@ describe('agent over a socat pty pair', function () {
   let devicePath: string;
   let peerPath: string;
   let socat: ChildProcess | undefined;
-  let responder: { port: SerialPortStream; received: Buffer[] } | undefined;
+  let peer: DeviceHandle | undefined;
+  let received: Buffer[] = [];
   let cp: FakeControlPlane;
   let agent: RunningAgent;
   let client: FramedConnection;
@@ -122,7 +107,8 @@ describe('agent over a socat pty pair', function () {
     devicePath = path.join(dir, 'ttyDev0');
     peerPath = path.join(dir, 'peer0');
     socat = await startSocat(devicePath, peerPath);
-    responder = await startResponder(peerPath);
+    peer = await new SerialDriver(autoDetect()).open(peerPath, null);
+    received = echo(peer);
     m1 = mapping({ id: 'm1', workloadId: 'app1', devicePath });
     cp = await FakeControlPlane.start(0, [m1]);
     agent = await startAgent({
@@ -141,8 +127,8 @@ describe('agent over a socat pty pair', function () {
     client?.destroy();
     await agent?.close();
     await cp?.close();
-    if (responder?.port.isOpen) await new Promise((r) => responder?.port.close(r));
-    socat?.kill();
+    await peer?.close();
+    await stopSocat(socat);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -191,25 +177,38 @@ describe('agent over a socat pty pair', function () {
       reader = new Reader(session);
     });
 
-    it('opened the device with the mapping serial configuration', () => {
+    it('opened the device with the mapping serial configuration, and locked it', async () => {
       assert.match(stty(devicePath), /speed 9600 baud/);
+      await assert.rejects(new SerialDriver(autoDetect()).open(devicePath, null), /Cannot lock port/);
     });
 
     it('carries all 256 byte values to the device and back', async () => {
       const all = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
       assert.ok(session.write(all));
       assert.deepEqual(await reader.take(256), all);
-      assert.deepEqual(Buffer.concat(responder?.received ?? []), all);
+      assert.deepEqual(Buffer.concat(received), all);
     });
 
     it('carries 1 MiB each way unchanged', async () => {
-      if (responder) responder.received.length = 0;
+      received.length = 0;
       const data = crypto.randomBytes(1 << 20);
       const back = reader.take(data.length, 40_000);
       await writeAll(session, data);
       const echoed = await back;
       assert.ok(echoed.equals(data), 'what came back equals what was sent');
-      assert.ok(Buffer.concat(responder?.received ?? []).equals(data), 'what the device end got equals what was sent');
+      assert.ok(Buffer.concat(received).equals(data), 'what the device end got equals what was sent');
+    });
+
+    it('carries 1 MiB each way unchanged to an app that reads slowly', async () => {
+      received.length = 0;
+      reader.creditDelayMs = 50;
+      const data = crypto.randomBytes(1 << 20);
+      const back = reader.take(data.length, 40_000);
+      await writeAll(session, data);
+      const echoed = await back;
+      reader.creditDelayMs = 0;
+      assert.ok(echoed.equals(data), 'what came back equals what was sent');
+      assert.ok(Buffer.concat(received).equals(data), 'what the device end got equals what was sent');
     });
 
     it('refuses a second session on the exclusive device', async () => {
@@ -235,6 +234,18 @@ describe('agent over a socat pty pair', function () {
       assert.equal(payload.code, 'PROTOCOL_ERROR');
       assert.match(payload.message, /bad preface/);
       assert.match((await getJson(agent.adminAddress, '/stats')).body, /socket_plane_protocol_errors: 1/);
+
+      // A good preface, then a frame of an unknown type.
+      const bad = await new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        const socket = net.connect({ host, port }, () => socket.write(Buffer.concat([PREFACE, Buffer.from([0, 0, 0, 0, 0x99, 0, 0, 0, 1])])));
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.on('close', () => resolve(Buffer.concat(chunks)));
+        socket.on('error', reject);
+      });
+      assert.equal(bad.readUInt8(4), FrameType.GoAway);
+      assert.match(bad.subarray(HEADER_SIZE).toString(), /unknown frame type 0x99/);
+      assert.match((await getJson(agent.adminAddress, '/stats')).body, /socket_plane_protocol_errors: 2/);
 
       assert.ok(session.write(Buffer.from('still here')));
       assert.equal((await reader.take(10)).toString(), 'still here');
@@ -279,8 +290,9 @@ describe('agent over a socat pty pair', function () {
       await waitFor(() => cp.acked(version), 'the mapping back');
       const session = await client.openSession({ mappingId: 'm1', workloadId: 'app1' });
       const closed = new Promise<DeviceMeshError | undefined>((resolve) => session.once('close', resolve));
-      if (responder?.port.isOpen) await new Promise((r) => responder?.port.close(r));
-      socat?.kill();
+      await peer?.close();
+      peer = undefined;
+      await stopSocat(socat);
       const err = await closed;
       assert.equal(err?.code, 'DEVICE_ERROR');
       assert.equal(err?.message, `device ${devicePath} removed`);

@@ -216,6 +216,14 @@ describe('agent/device-session-host', () => {
     assert.equal(driver.opens.length, 2);
   });
 
+  it('treats a device stream that ends as gone', async () => {
+    const a = await open(mappingFor('m1', 'app1'));
+    driver.device?.push(null);
+    await waitFor(() => a.session.closed, 'the session to be reset');
+    assert.deepEqual(a.transport.resets, [{ code: 'DEVICE_ERROR', message: `device ${PATH} removed` }]);
+    assert.ok(!host.isOpen);
+  });
+
   it('resets the sessions of a device the watcher saw vanish, and of a withdrawn mapping', async () => {
     const a = await open(mappingFor('m1', 'app1', 'SHARING_MODE_SHARED'));
     const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_SHARED'));

@@ -1,5 +1,21 @@
 import * as assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { pollForEveryWaiter } from '../../../agent/drivers/poller-workaround';
 import { DEFAULT_BAUD_RATE, serialPortOptions } from '../../../agent/drivers/serial-driver';
+
+/** The shape of bindings-cpp's Poller: once(event) polls for the event, then waits for it. */
+class FakePoller extends EventEmitter {
+  readonly polled: number[] = [];
+
+  poll(eventFlag = 0): void {
+    this.polled.push(eventFlag);
+  }
+
+  override once(event: string, listener: (...args: unknown[]) => void): this {
+    this.poll(event === 'readable' ? 1 : 2);
+    return super.once(event, listener);
+  }
+}
 
 describe('agent/drivers/serial-driver options', () => {
   it('maps SerialConfig enums to serialport options', () => {
@@ -27,5 +43,27 @@ describe('agent/drivers/serial-driver options', () => {
       () => serialPortOptions({ baudRate: 9600, dataBits: 9, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' }),
       /dataBits: 9 is not one of 5, 6, 7, 8/,
     );
+  });
+});
+
+describe('agent/drivers/poller-workaround', () => {
+  it('polls for every event that has a waiter, not only the newest', () => {
+    const poller = new FakePoller();
+    pollForEveryWaiter({ poller });
+    poller.once('readable', () => undefined);
+    poller.once('writable', () => undefined);
+    assert.deepEqual(poller.polled, [1, 3], 'the write wait keeps the read wait');
+    poller.emit('readable');
+    poller.once('readable', () => undefined);
+    assert.deepEqual(poller.polled, [1, 3, 3]);
+    poller.emit('writable');
+    poller.emit('readable');
+    poller.once('writable', () => undefined);
+    assert.deepEqual(poller.polled, [1, 3, 3, 2]);
+  });
+
+  it('leaves ports without a poller alone', () => {
+    assert.doesNotThrow(() => pollForEveryWaiter({}));
+    assert.doesNotThrow(() => pollForEveryWaiter(undefined));
   });
 });
