@@ -18,6 +18,9 @@ export interface DeviceSessionHostOptions {
   log: Logger;
 }
 
+/** How long an OPEN for an exclusively held device waits for the holder to leave before it is refused. */
+const EXCLUSIVE_HANDOVER_MS = 1000;
+
 /** How a mapping may share its device; only exclusive vs. not is enforced yet. */
 function isExclusive(mapping: Mapping): boolean {
   const sharing = mapping.policy?.sharing ?? 'SHARING_MODE_UNSPECIFIED';
@@ -45,6 +48,8 @@ export class DeviceSessionHost {
   private readonly blocked = new Set<SessionPort>();
   /** Ports waiting for the device to drain before their write completes. */
   private readonly waitingForDrain: SessionPort[] = [];
+  /** Opens waiting for every session to leave (see waitForRelease). */
+  private readonly releaseWaiters = new Set<() => void>();
 
   constructor(private readonly options: DeviceSessionHostOptions) {
     this.path = options.path;
@@ -74,8 +79,9 @@ export class DeviceSessionHost {
    * OPEN is accepted, or destroyed if it never is.
    */
   async open(mapping: Mapping): Promise<SessionPort> {
+    if (this.conflicts(mapping)) await this.waitForRelease(EXCLUSIVE_HANDOVER_MS);
     const holder = this.ports[0];
-    if (holder && (holder.exclusive || isExclusive(mapping))) {
+    if (holder && this.conflicts(mapping)) {
       throw new DeviceMeshError('RESOURCE_EXHAUSTED', `device ${this.path} is in use by ${holder.workloadId}`);
     }
     const port = new SessionPort(this, mapping, this.options.stats);
@@ -88,6 +94,28 @@ export class DeviceSessionHost {
     }
     if (port.destroyed) throw new DeviceError(`device ${this.path} removed`);
     return port;
+  }
+
+  private conflicts(mapping: Mapping): boolean {
+    const holder = this.ports[0];
+    return holder !== undefined && (holder.exclusive || isExclusive(mapping));
+  }
+
+  /**
+   * An app that closes and at once reconnects races its own old session: the sidecar may send the
+   * new OPEN before the old CLOSE. A short wait for the holder to leave tells that apart from a
+   * device really in use.
+   */
+  private waitForRelease(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.releaseWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.releaseWaiters.add(done);
+    });
   }
 
   /**
@@ -147,7 +175,10 @@ export class DeviceSessionHost {
     if (w >= 0) this.waitingForDrain.splice(w, 1);
     port.pendingWrite = undefined;
     this.unblock(port);
-    if (this.ports.length === 0 && this.handle) this.closeDevice('last session ended');
+    if (this.ports.length === 0) {
+      if (this.handle) this.closeDevice('last session ended');
+      for (const wake of [...this.releaseWaiters]) wake();
+    }
   }
 
   /* ---- the device ---- */
