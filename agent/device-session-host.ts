@@ -4,7 +4,7 @@ import type { Logger } from '../src/log';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
 import { pipeSession } from '../src/socket-plane/pipe';
 import type { Session } from '../src/socket-plane/session';
-import type { Labels, Stats } from '../src/telemetry/stats';
+import type { Counter, Stats } from '../src/telemetry/stats';
 import type { Mapping } from '../src/proto/types';
 import type { DeviceDriver, DeviceHandle } from './drivers/device-driver';
 
@@ -294,18 +294,20 @@ export class SessionPort extends Duplex {
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
-  private readonly labels: Labels;
+  private readonly bytesFromDevice: Counter;
+  private readonly bytesToDevice: Counter;
 
   constructor(
     private readonly host: DeviceSessionHost,
     mapping: Mapping,
-    private readonly stats: Stats,
+    stats: Stats,
   ) {
     super({ readableHighWaterMark: PORT_HIGH_WATER_MARK, writableHighWaterMark: PORT_HIGH_WATER_MARK });
     this.mappingId = mapping.id;
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
-    this.labels = { mapping: mapping.id };
+    this.bytesFromDevice = stats.counter('bytes_from_device', { mapping: mapping.id });
+    this.bytesToDevice = stats.counter('bytes_to_device', { mapping: mapping.id });
   }
 
   /** Joins the accepted session to the device. */
@@ -323,7 +325,7 @@ export class SessionPort extends Duplex {
 
   /** @returns false when this port's buffer is full and the device should pause. */
   deliver(chunk: Buffer): boolean {
-    this.stats.add('bytes_from_device', chunk.length, this.labels);
+    this.bytesFromDevice.add(chunk.length);
     return this.push(chunk);
   }
 
@@ -332,7 +334,7 @@ export class SessionPort extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    this.stats.add('bytes_to_device', chunk.length, this.labels);
+    this.bytesToDevice.add(chunk.length);
     this.host.write(this, chunk, callback);
   }
 

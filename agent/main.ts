@@ -55,15 +55,15 @@ function simulatedNames(kinds: readonly string[]): Map<string, string> {
   return names;
 }
 
-function describeStats(stats: Stats): void {
-  stats.describe('bytes_to_device', 'Bytes written to devices, per mapping');
-  stats.describe('bytes_from_device', 'Bytes read from devices, per mapping');
-  stats.describe('sessions_opened', 'Socket-plane sessions accepted');
-  stats.describe('sessions_refused', 'Socket-plane sessions refused, per reason');
-  stats.describe('sessions_active', 'Socket-plane sessions open now');
-  stats.describe('devices_present', 'Devices present on this host');
-  stats.describe('socket_plane_protocol_errors', 'Socket-plane connections closed for a protocol error');
-}
+const STATS_HELP: Readonly<Record<string, string>> = {
+  bytes_to_device: 'Bytes written to devices, per mapping',
+  bytes_from_device: 'Bytes read from devices, per mapping',
+  sessions_opened: 'Socket-plane sessions accepted',
+  sessions_refused: 'Socket-plane sessions refused, per reason',
+  sessions_active: 'Socket-plane sessions open now',
+  devices_present: 'Devices present on this host',
+  socket_plane_protocol_errors: 'Socket-plane connections closed for a protocol error',
+};
 
 /**
  * Runs a host agent: finds devices (watched globs and simulated ones), registers them with the
@@ -82,8 +82,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const simDriver = new SerialDriver(new SimulatedModemBinding([...simulated.keys()]));
   const driverFor = (path: string): DeviceDriver => (path.startsWith(SIMULATED_PREFIX) ? simDriver : realDriver);
 
-  const stats = new Stats();
-  describeStats(stats);
+  const stats = new Stats(STATS_HELP);
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((path) => ({ path, driver: driverFor(path), stats, log: log.child({ device: path }) }));
   const watcher = new DeviceWatcher({ globs: options.watch, log: log.child({ module: 'watcher' }), list: () => realDriver.list() });

@@ -40,7 +40,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const { log } = options;
   const listen = flag('listen', options.listen);
   const adminListen = flag('admin', options.admin);
-  const stats = describeStats(new Stats());
+  const stats = new Stats(STATS_HELP);
 
   const state = await ControlPlaneState.open(new StateStore(options.dataDir), log);
   const cache = new SnapshotCache();
@@ -136,13 +136,12 @@ function bind(server: grpc.Server, address: HostPort): Promise<number> {
   });
 }
 
-function describeStats(stats: Stats): Stats {
-  stats.describe('xds_pushes', 'Discovery responses sent, by type URL');
-  stats.describe('xds_acks', 'Discovery responses acknowledged, by type URL');
-  stats.describe('xds_nacks', 'Discovery responses rejected, by node');
-  stats.describe('connected_proxies', 'Open discovery streams');
-  stats.describe('endpoints', 'Physical endpoints in the register');
-  stats.describe('bindings', 'Bindings declared');
-  stats.describe('mappings', 'Mappings generated');
-  return stats;
-}
+const STATS_HELP: Readonly<Record<string, string>> = {
+  xds_pushes: 'Discovery responses sent, by type URL',
+  xds_acks: 'Discovery responses acknowledged, by type URL',
+  xds_nacks: 'Discovery responses rejected, by node',
+  connected_proxies: 'Open discovery streams',
+  endpoints: 'Physical endpoints in the register',
+  bindings: 'Bindings declared',
+  mappings: 'Mappings generated',
+};

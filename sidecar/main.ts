@@ -29,13 +29,13 @@ interface Nack {
   at: string;
 }
 
-function describeStats(stats: Stats): void {
-  stats.describe('app_connections', 'App connections accepted by a virtual device');
-  stats.describe('app_connections_refused', 'App connections closed because the agent refused or could not be reached');
-  stats.describe('bytes_app_to_device', 'Bytes read from apps and relayed towards the device');
-  stats.describe('bytes_device_to_app', 'Bytes relayed from the device to apps');
-  stats.describe('listeners', 'Virtual device listeners currently bound');
-}
+const STATS_HELP: Readonly<Record<string, string>> = {
+  app_connections: 'App connections accepted by a virtual device',
+  app_connections_refused: 'App connections closed because the agent refused or could not be reached',
+  bytes_app_to_device: 'Bytes read from apps and relayed towards the device',
+  bytes_device_to_app: 'Bytes relayed from the device to apps',
+  listeners: 'Virtual device listeners currently bound',
+};
 
 /**
  * Runs a sidecar: subscribes to the workload's mappings over ADS and serves each as a virtual
@@ -45,8 +45,7 @@ function describeStats(stats: Stats): void {
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const { workloadId, log } = options;
   parseHostPort(options.controlPlane);
-  const stats = new Stats();
-  describeStats(stats);
+  const stats = new Stats(STATS_HELP);
   stats.set('listeners', 0);
   const pool = new AgentPool(log);
   const devices = new VirtualDevices({ workloadId, pool, stats, log });

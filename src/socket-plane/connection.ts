@@ -225,6 +225,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
       request,
       accept: () => {
         if (decided) throw new ProtocolError('OPEN already decided');
+        if (this.closed) throw new UnavailableError('socket-plane connection closed before the OPEN was accepted');
         decided = true;
         const session = new Session(id, this);
         this.sessions.set(id, session);

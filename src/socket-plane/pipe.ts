@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { errorMessage } from '../errors';
+import { DeviceMeshError, errorMessage } from '../errors';
 import type { Session } from './session';
 
 /**
@@ -30,7 +30,8 @@ export function pipeSession(session: Session, stream: Duplex): void {
   const onSessionEnd = (): void => {
     if (!stream.destroyed) stream.end();
   };
-  const onStreamError = (err: Error): void => session.reset({ code: 'UNAVAILABLE', message: errorMessage(err) });
+  const onStreamError = (err: Error): void =>
+    session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
   const onStreamClose = (): void => {
     if (!session.closed) session.end();
   };

@@ -11,14 +11,28 @@ interface Series {
   value: number;
 }
 
+/** A counter bound once to its labels, for the data path: `add` is a field increment. */
+export interface Counter {
+  add(delta: number): void;
+}
+
 export class Stats {
   private readonly counters = new Map<string, Series>();
   private readonly gauges = new Map<string, Series>();
-  private readonly help = new Map<string, string>();
+  private readonly help: ReadonlyMap<string, string>;
 
-  /** Registers a metric's help text (shown by /stats/prometheus). */
-  describe(name: string, help: string): void {
-    this.help.set(name, help);
+  /** @param help each metric's help text, shown by /stats/prometheus. */
+  constructor(help: Readonly<Record<string, string>> = {}) {
+    this.help = new Map(Object.entries(help));
+  }
+
+  counter(name: string, labels: Labels = {}): Counter {
+    const s = this.series(this.counters, name, labels);
+    return {
+      add: (delta: number): void => {
+        s.value += delta;
+      },
+    };
   }
 
   add(name: string, delta: number, labels: Labels = {}): void {

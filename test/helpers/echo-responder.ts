@@ -1,33 +1,31 @@
-import { SerialPort } from 'serialport';
+import { autoDetect } from '@serialport/bindings-cpp';
+import type { DeviceHandle } from '../../agent/drivers/device-driver';
+import { SerialDriver } from '../../agent/drivers/serial-driver';
 
-/** The device's side of a pty pair: echoes every byte back, as a loopback plug would. */
+/**
+ * The device's side of a pty pair: echoes every byte back, as a loopback plug would. It opens the
+ * pty through the agent's own serial driver, which carries the workaround for bindings-cpp's
+ * poller (agent/drivers/poller-workaround.ts): with plain serialport a busy full-duplex echo
+ * stalls. It never stops reading while its writes wait, as a UART receiver does; an echo that
+ * paused would deadlock with socat, which relays both directions in one thread.
+ */
 export class EchoResponder {
   received = 0;
 
-  private constructor(private readonly port: SerialPort) {
-    port.on('data', (chunk: Buffer) => {
+  private constructor(private readonly handle: DeviceHandle) {
+    handle.stream.on('data', (chunk: Buffer) => {
       this.received += chunk.length;
-      port.write(chunk);
+      handle.stream.write(chunk);
     });
-    port.on('error', () => undefined);
+    handle.stream.on('error', () => undefined);
   }
 
-  static open(path: string): Promise<EchoResponder> {
-    return new Promise((resolve, reject) => {
-      const port = new SerialPort({ path, baudRate: 115200, lock: false }, (err) => {
-        if (err) reject(err);
-        else resolve(new EchoResponder(port));
-      });
-    });
+  static async open(path: string): Promise<EchoResponder> {
+    const driver = new SerialDriver(autoDetect());
+    return new EchoResponder(await driver.open(path, null));
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.port.isOpen) {
-        resolve();
-        return;
-      }
-      this.port.close(() => resolve());
-    });
+    return this.handle.close().catch(() => undefined);
   }
 }
