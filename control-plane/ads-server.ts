@@ -1,13 +1,16 @@
+import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
+import { errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { DiscoveryRequest, DiscoveryResponse } from '../src/proto/types';
 import type { Stats } from '../src/telemetry/stats';
-import { parseHostPort } from '../src/util/address';
-import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
-import { timestampOf } from './canonical';
+import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../src/xds/delta-messages';
+import { DeltaStream } from './ads-delta';
+import { AdsMetrics } from './ads-metrics';
+import { SotwStream } from './ads-sotw';
+import { type AdsStream, endWithStatus, type StreamServices } from './ads-stream';
 import type { ProxyStatusTracker } from './proxy-status';
-import { nodeKey, type ProxyKind, type SnapshotCache } from './snapshot-cache';
+import type { ChangeReason, SnapshotCache } from './snapshot-cache';
 
 /** Where agents' comings and goings are recorded (the control-plane state). */
 export interface HostPresence {
@@ -21,249 +24,143 @@ export interface AdsServerOptions {
   hosts: HostPresence;
   stats: Stats;
   log: Logger;
-  /** How long a burst of changes is gathered into one push. */
+  /** A change is pushed this much later, with whatever else arrives meanwhile (default 10 ms). */
   debounceMs?: number;
+  /** While a proxy's changes keep coming, its pushes are spaced twice as far apart each time, up to this (default 1 s). */
+  maxIntervalMs?: number;
+  /** Streams told of a change between two turns of the event loop (default 100). */
+  batchSize?: number;
 }
 
-type AdsCall = grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>;
-
-const SERVED_TYPES: ReadonlySet<string> = new Set([MAPPING_TYPE_URL]);
-const CONTROL_PLANE_ID = 'devicemesh-control-plane';
-
-/** One subscribed type on one stream. */
-interface Subscription {
-  /** The nonce of the last response; only a request answering it is an ACK or a NACK. */
-  latestNonce: string;
-  sentVersion: string;
-  /** A response awaits its ACK/NACK: nothing more is written meanwhile, so a slow proxy costs one buffered response. */
-  inFlight: boolean;
-  /** The proxy's snapshot may have changed since the last send. */
-  dirty: boolean;
-}
-
-interface Connection {
-  id: number;
-  call: AdsCall;
-  peer: string;
-  node?: { id: string; kind: ProxyKind; key: string };
-  countedAsAgent: boolean;
-  nonces: number;
-  subscriptions: Map<string, Subscription>;
-  /** The stream's buffer is full: wait for 'drain'. */
-  blocked: boolean;
-  closed: boolean;
-  /** Requests are handled one after another (the first may wait for the host to be recorded). */
-  work: Promise<void>;
-  ignoredTypes: Set<string>;
+/** The changes gathered for one proxy during a burst. */
+interface PendingChange {
+  reasons: Set<ChangeReason>;
+  at: number;
 }
 
 /**
- * Envoy's Aggregated Discovery Service, state-of-the-world variant, serving devicemesh Mappings.
- * Each response carries all of the proxy's resources; a change that leaves a proxy's resources
- * alone sends it nothing; a NACKed version is not sent again, the next change is.
+ * Envoy's Aggregated Discovery Service serving devicemesh Mappings, in both variants
+ * (StreamAggregatedResources and DeltaAggregatedResources) over one snapshot cache and one proxy
+ * status tracker. Changes are debounced, coalesced and paced per proxy; each stream keeps one
+ * response in flight per type and only ever the latest snapshot, so a slow proxy costs nothing
+ * more.
  */
 export class AdsServer {
-  private readonly connections = new Set<Connection>();
+  private readonly streams = new Set<AdsStream>();
+  private readonly byNode = new Map<string, Set<AdsStream>>();
   private readonly agentStreams = new Map<string, number>();
-  private readonly changedNodes = new Set<string>();
+  private readonly metrics: AdsMetrics;
+  private readonly services: StreamServices;
   private readonly debounceMs: number;
+  private readonly batchSize: number;
+  private pending = new Map<string, PendingChange>();
   private pushTimer: NodeJS.Timeout | undefined;
+  /** Pushes run one burst after another. */
+  private pushing: Promise<void> = Promise.resolve();
   private nextStreamId = 1;
   private closing = false;
 
   constructor(private readonly options: AdsServerOptions) {
     this.debounceMs = options.debounceMs ?? 10;
+    this.batchSize = options.batchSize ?? 100;
+    this.metrics = new AdsMetrics(options.stats);
+    this.metrics.connectedProxies(0);
+    this.services = {
+      cache: options.cache,
+      proxies: options.proxies,
+      metrics: this.metrics,
+      log: options.log,
+      noncePrefix: `${randomBytes(4).toString('hex')}.`,
+      pace: { minMs: this.debounceMs, maxMs: Math.max(options.maxIntervalMs ?? 1000, this.debounceMs) },
+      identified: (stream) => this.identified(stream),
+      closed: (stream) => this.closed(stream),
+    };
   }
 
   implementation(): grpc.UntypedServiceImplementation {
     return {
-      StreamAggregatedResources: (call: AdsCall): void => this.serve(call),
-      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<unknown, unknown>): void =>
-        endWithStatus(call, grpc.status.UNIMPLEMENTED, 'DeltaAggregatedResources is not implemented yet; use StreamAggregatedResources'),
+      StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>): void => {
+        this.accept(call, (id) => new SotwStream(id, 'sotw', call, this.services));
+      },
+      DeltaAggregatedResources: (call: grpc.ServerDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>): void => {
+        this.accept(call, (id) => new DeltaStream(id, 'delta', call, this.services));
+      },
     };
   }
 
-  /** These proxies' snapshots changed: push to them once the burst is over. */
+  /**
+   * These proxies' snapshots changed (the cache says how and when): push to them debounceMs
+   * later, with whatever else changes meanwhile. Each stream then paces its own pushes.
+   */
   notify(keys: readonly string[]): void {
     if (keys.length === 0 || this.closing) return;
-    for (const k of keys) this.changedNodes.add(k);
-    this.pushTimer ??= setTimeout(() => {
-      this.pushTimer = undefined;
-      const changed = new Set(this.changedNodes);
-      this.changedNodes.clear();
-      for (const conn of this.connections) {
-        if (!conn.node || !changed.has(conn.node.key)) continue;
-        for (const sub of conn.subscriptions.values()) sub.dirty = true;
-        this.flush(conn);
-      }
-    }, this.debounceMs);
+    for (const key of keys) {
+      const change = this.options.cache.lastChange(key);
+      if (!change) continue;
+      const seen = this.pending.get(key);
+      if (seen) for (const reason of change.reasons) seen.reasons.add(reason);
+      else this.pending.set(key, { reasons: new Set(change.reasons), at: change.at });
+    }
+    this.pushTimer ??= setTimeout(() => this.startPush(), this.debounceMs);
   }
 
   /** Ends every stream. Hosts are not marked disconnected: the restart does that on load. */
   close(): void {
     this.closing = true;
     clearTimeout(this.pushTimer);
-    for (const conn of [...this.connections]) {
-      this.cleanup(conn);
-      conn.call.end();
-    }
+    // UNAVAILABLE rather than OK: a proxy reconnects, and does not take it for a server without the protocol.
+    for (const stream of [...this.streams]) stream.end(grpc.status.UNAVAILABLE, 'control plane is shutting down');
   }
 
-  private serve(call: AdsCall): void {
+  private accept(call: grpc.ServerDuplexStream<unknown, unknown>, create: (id: number) => AdsStream): void {
     if (this.closing) {
       endWithStatus(call, grpc.status.UNAVAILABLE, 'control plane is shutting down');
       return;
     }
-    const conn: Connection = {
-      id: this.nextStreamId++,
-      call,
-      peer: call.getPeer(),
-      countedAsAgent: false,
-      nonces: 0,
-      subscriptions: new Map(),
-      blocked: false,
-      closed: false,
-      work: Promise.resolve(),
-      ignoredTypes: new Set(),
-    };
-    this.connections.add(conn);
-    call.on('data', (request: DiscoveryRequest) => {
-      conn.work = conn.work.then(() => this.onRequest(conn, request)).catch((err: unknown) => this.fail(conn, err));
-    });
-    call.on('end', () => {
-      this.cleanup(conn);
-      call.end();
-    });
-    call.on('cancelled', () => this.cleanup(conn));
-    call.on('error', () => this.cleanup(conn));
-    call.on('close', () => this.cleanup(conn));
+    this.streams.add(create(this.nextStreamId++));
   }
 
-  private async onRequest(conn: Connection, request: DiscoveryRequest): Promise<void> {
-    if (conn.closed) return;
-    if (!conn.node) await this.hello(conn, request);
-    const { typeUrl, responseNonce } = request;
-    if (!SERVED_TYPES.has(typeUrl)) {
-      if (!conn.ignoredTypes.has(typeUrl)) {
-        conn.ignoredTypes.add(typeUrl);
-        this.options.log.warn({ node: conn.node?.id, typeUrl }, 'discovery request for a type this control plane does not serve; ignoring it');
-      }
-      return;
-    }
-    if (!responseNonce) {
-      // A new subscription wants the current state, whatever this stream was sent before.
-      conn.subscriptions.set(typeUrl, { latestNonce: '', sentVersion: '', inFlight: false, dirty: true });
-      this.options.proxies.subscribed(conn.id, typeUrl);
-      this.flush(conn);
-      return;
-    }
-    const sub = conn.subscriptions.get(typeUrl);
-    if (!sub || responseNonce !== sub.latestNonce) {
-      // Answers a response that has since been superseded: it says nothing about the latest one.
-      this.options.log.debug({ node: conn.node?.id, typeUrl, responseNonce }, 'stale discovery request ignored');
-      return;
-    }
-    sub.inFlight = false;
-    const node = conn.node as NonNullable<Connection['node']>;
-    if (request.errorDetail) {
-      const message = request.errorDetail.message || `rejected with code ${request.errorDetail.code}`;
-      this.options.proxies.nacked(conn.id, typeUrl, sub.sentVersion, message);
-      this.options.stats.add('xds_nacks', 1, { node: node.id });
-      this.options.log.warn({ node: node.id, kind: node.kind, typeUrl, version: sub.sentVersion, error: message }, 'proxy rejected configuration (NACK)');
-    } else {
-      this.options.proxies.acked(conn.id, typeUrl, request.versionInfo);
-      this.options.stats.add('xds_acks', 1, { type: typeUrl });
-      this.options.log.debug({ node: node.id, kind: node.kind, typeUrl, version: request.versionInfo }, 'proxy acknowledged configuration');
-    }
-    // Changes that arrived while the response was in flight go out now.
-    this.flush(conn);
+  private startPush(): void {
+    this.pushTimer = undefined;
+    const burst = this.pending;
+    this.pending = new Map();
+    this.pushing = this.pushing
+      .then(() => this.push(burst))
+      .catch((err: unknown) => this.options.log.error({ error: errorMessage(err) }, 'pushing discovery responses failed'));
   }
 
-  /** The first request names the proxy; an agent's also announces its host's socket plane. */
-  private async hello(conn: Connection, request: DiscoveryRequest): Promise<void> {
-    const id = request.node?.id;
-    if (!id) throw new ProtocolError('the first discovery request of a stream must carry node.id');
-    const fields = request.node?.metadata?.fields ?? {};
-    const kind = fields.kind?.stringValue;
-    if (kind !== 'agent' && kind !== 'sidecar') {
-      throw new ProtocolError(`node ${id}: node.metadata.kind must be "agent" or "sidecar", got ${JSON.stringify(kind ?? '')}`);
-    }
-    let socketPlane = '';
-    if (kind === 'agent') {
-      socketPlane = fields.socketPlane?.stringValue ?? '';
-      try {
-        parseHostPort(socketPlane);
-      } catch {
-        throw new ProtocolError(`agent ${id}: node.metadata.socketPlane must be its socket plane's host:port, got ${JSON.stringify(socketPlane)}`);
-      }
-    }
-    conn.node = { id, kind, key: nodeKey(kind, id) };
-    this.options.proxies.connected(conn.id, { nodeId: id, kind, peer: conn.peer, connectedAt: timestampOf(new Date()) });
-    this.options.stats.set('connected_proxies', this.options.proxies.count());
-    this.options.log.info({ node: id, kind, peer: conn.peer, socketPlane: socketPlane || undefined }, 'proxy connected');
-    if (kind === 'agent') {
-      conn.countedAsAgent = true;
-      this.agentStreams.set(id, (this.agentStreams.get(id) ?? 0) + 1);
-      // Recorded before the first response, so that the agent's first snapshot already has its mappings.
-      await this.options.hosts.hostConnected(id, socketPlane);
-    }
-  }
-
-  private flush(conn: Connection): void {
-    const node = conn.node;
-    if (conn.closed || conn.blocked || !node) return;
-    for (const [typeUrl, sub] of conn.subscriptions) {
-      if (!sub.dirty || sub.inFlight) continue;
-      sub.dirty = false;
-      const snapshot = this.options.cache.snapshot(node.kind, node.id);
-      // Already sent: acknowledged, in flight or rejected. A rejected version waits for the next change.
-      if (snapshot.version === sub.sentVersion) continue;
-      const nonce = String(++conn.nonces);
-      sub.latestNonce = nonce;
-      sub.sentVersion = snapshot.version;
-      sub.inFlight = true;
-      const writable = conn.call.write({
-        versionInfo: snapshot.version,
-        resources: [...snapshot.resources],
-        typeUrl,
-        nonce,
-        controlPlane: { identifier: CONTROL_PLANE_ID },
-      });
-      this.options.proxies.sent(conn.id, typeUrl, snapshot.version);
-      this.options.stats.add('xds_pushes', 1, { type: typeUrl });
-      this.options.log.info(
-        { node: node.id, kind: node.kind, typeUrl, version: snapshot.version, resources: snapshot.resources.length, nonce },
-        'mappings pushed',
-      );
-      if (!writable) {
-        conn.blocked = true;
-        conn.call.once('drain', () => {
-          conn.blocked = false;
-          this.flush(conn);
-        });
+  /** Tells the streams of every changed proxy, yielding between batches so that requests and I/O keep flowing. */
+  private async push(burst: ReadonlyMap<string, PendingChange>): Promise<void> {
+    let told = 0;
+    for (const [key, change] of burst) {
+      for (const stream of [...(this.byNode.get(key) ?? [])]) {
+        stream.changed(change);
+        if (++told % this.batchSize === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.closing) return;
       }
     }
   }
 
-  private fail(conn: Connection, err: unknown): void {
-    const invalid = err instanceof ProtocolError;
-    const unavailable = err instanceof DeviceMeshError && err.code === 'UNAVAILABLE';
-    this.options.log.warn({ node: conn.node?.id, peer: conn.peer, error: errorMessage(err) }, 'discovery stream closed with an error');
-    this.cleanup(conn);
-    const code = invalid ? grpc.status.INVALID_ARGUMENT : unavailable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL;
-    endWithStatus(conn.call, code, errorMessage(err));
-  }
-
-  private cleanup(conn: Connection): void {
-    if (conn.closed) return;
-    conn.closed = true;
-    this.connections.delete(conn);
-    this.options.proxies.disconnected(conn.id);
-    this.options.stats.set('connected_proxies', this.options.proxies.count());
-    const node = conn.node;
+  private async identified(stream: AdsStream): Promise<void> {
+    const node = stream.node;
     if (!node) return;
-    this.options.log.info({ node: node.id, kind: node.kind, peer: conn.peer }, 'proxy disconnected');
-    if (!conn.countedAsAgent) return;
+    let same = this.byNode.get(node.key);
+    if (!same) this.byNode.set(node.key, (same = new Set()));
+    same.add(stream);
+    this.metrics.connectedProxies(this.options.proxies.count());
+    if (node.kind !== 'agent') return;
+    this.agentStreams.set(node.id, (this.agentStreams.get(node.id) ?? 0) + 1);
+    // Recorded before the first response, so that the agent's first snapshot already has its mappings.
+    await this.options.hosts.hostConnected(node.id, node.socketPlane);
+  }
+
+  private closed(stream: AdsStream): void {
+    this.streams.delete(stream);
+    this.metrics.connectedProxies(this.options.proxies.count());
+    const node = stream.node;
+    if (!node || !this.byNode.get(node.key)?.delete(stream)) return;
+    if (this.byNode.get(node.key)?.size === 0) this.byNode.delete(node.key);
+    if (node.kind !== 'agent') return;
     const left = (this.agentStreams.get(node.id) ?? 1) - 1;
     if (left > 0) {
       this.agentStreams.set(node.id, left);
@@ -277,9 +174,4 @@ export class AdsServer {
       });
     }
   }
-}
-
-function endWithStatus(call: grpc.ServerDuplexStream<unknown, unknown>, code: grpc.status, details: string): void {
-  // grpc-js turns an 'error' event on a server stream into the call's final status.
-  call.emit('error', Object.assign(new Error(details), { code, details }));
 }

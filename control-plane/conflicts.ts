@@ -1,8 +1,10 @@
 import { ValidationError } from '../src/errors';
 import { validateBinding, validatePolicy } from '../src/model/validate';
 import type { Binding, PhysicalEndpoint, Policy } from '../src/proto/types';
+import { parseHostPort } from '../src/util/address';
 import { effectivePolicy } from './effective-policy';
 import { describeSelector, selectEndpoint } from './register';
+import { checkBindingDocument, checkPolicyDocument } from './request-checks';
 
 export interface Documents {
   bindings: readonly Binding[];
@@ -19,9 +21,13 @@ export function checkApply(stored: Documents, endpoints: readonly PhysicalEndpoi
   for (const p of incoming.policies) {
     if (!p.name) throw new ValidationError('policy/?: name', 'is required');
     validatePolicy(`policy/${p.name}`, p);
+    checkPolicyDocument(`policy/${p.name}`, p);
   }
   checkUniqueNames('binding', incoming.bindings.map((b) => b.name));
-  for (const b of incoming.bindings) validateBinding(b);
+  for (const b of incoming.bindings) {
+    validateBinding(b);
+    checkBindingDocument(b);
+  }
 
   const policies = replaceByName(stored.policies, incoming.policies);
   const bindings = replaceByName(stored.bindings, incoming.bindings);
@@ -32,12 +38,11 @@ export function checkApply(stored: Documents, endpoints: readonly PhysicalEndpoi
     }
   }
 
-  // Stored bindings are affected too when an incoming policy they reference changes.
   const incomingPolicies = new Set(incoming.policies.map((p) => p.name));
   const incomingBindings = new Set(incoming.bindings.map((b) => b.name));
-  const affected = (b: Binding): boolean => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef);
-  checkVirtualEndpoints(bindings, affected);
-  checkExclusiveDevices(bindings, policies, endpoints, affected);
+  checkVirtualEndpoints(bindings, (b) => incomingBindings.has(b.name));
+  // Stored bindings are affected too when an incoming policy they reference changes their sharing.
+  checkExclusiveDevices(bindings, policies, endpoints, (b) => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef));
 }
 
 /** A policy still referenced by a binding cannot go: those bindings would silently lose their mappings. */
@@ -61,22 +66,37 @@ function replaceByName<T extends { name: string }>(stored: readonly T[], incomin
   return [...stored.filter((d) => !replaced.has(d.name)), ...incoming];
 }
 
-/** One sidecar serves all of a workload's virtual devices: names and listen addresses must not clash. */
+/**
+ * One sidecar serves all of a workload's virtual devices: their names must differ, and so must
+ * their listen addresses, a wildcard address clashing with every address on its port.
+ */
 function checkVirtualEndpoints(bindings: readonly Binding[], affected: (b: Binding) => boolean): void {
-  for (const field of ['listen', 'name'] as const) {
-    const holders = new Map<string, Binding>();
-    for (const b of [...bindings].sort((x, y) => Number(affected(x)) - Number(affected(y)))) {
-      const key = `${b.workload}\0${b.virtual?.[field] ?? ''}`;
-      const other = holders.get(key);
-      if (other && affected(b)) {
-        throw new ValidationError(
-          `binding/${b.name}: virtual.${field}`,
-          `${b.virtual?.[field]} is already used by binding/${other.name} of workload ${b.workload}`,
-        );
+  // Only the workloads of affected bindings: an apply costs little more than one pass however many bindings there are.
+  const byWorkload = new Map(bindings.filter(affected).map((b) => [b.workload, [] as Binding[]]));
+  for (const b of bindings) byWorkload.get(b.workload)?.push(b);
+  for (const group of byWorkload.values()) {
+    for (const b of group.filter(affected)) {
+      for (const other of group) {
+        if (other === b) continue;
+        const clash = (field: string, value: string): ValidationError =>
+          new ValidationError(`binding/${b.name}: virtual.${field}`, `${value} is already used by binding/${other.name} of workload ${b.workload}`);
+        if (b.virtual?.name === other.virtual?.name) throw clash('name', b.virtual?.name ?? '');
+        const [mine, theirs] = [b.virtual?.listen ?? '', other.virtual?.listen ?? ''];
+        if (sameListenAddress(mine, theirs)) throw clash('listen', mine === theirs ? mine : `${mine} (overlapping ${theirs})`);
       }
-      holders.set(key, b);
     }
   }
+}
+
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '*']);
+
+/** Both were validated as host:port already. */
+function sameListenAddress(a: string, b: string): boolean {
+  const x = parseHostPort(a);
+  const y = parseHostPort(b);
+  const hostX = x.host.toLowerCase();
+  const hostY = y.host.toLowerCase();
+  return x.port === y.port && (hostX === hostY || WILDCARD_HOSTS.has(hostX) || WILDCARD_HOSTS.has(hostY));
 }
 
 function checkExclusiveDevices(
@@ -86,17 +106,18 @@ function checkExclusiveDevices(
   affected: (b: Binding) => boolean,
 ): void {
   const policyMap = new Map(policies.map((p) => [p.name, p]));
+  // Unregistered devices are compared by selector; the mapping generator catches the rest.
+  const deviceOf = (b: Binding): string => (b.device ? (selectEndpoint(endpoints, b.device)?.id ?? describeSelector(b.device)) : '');
+  // Only the devices of affected bindings matter, so policies are worked out only for their users.
   const byDevice = new Map<string, { binding: Binding; exclusive: boolean }[]>();
+  for (const b of bindings) if (affected(b) && b.device) byDevice.set(deviceOf(b), []);
   for (const binding of bindings) {
-    if (!binding.device) continue;
+    const users = binding.device && byDevice.get(deviceOf(binding));
+    if (!users) continue;
     const effective = effectivePolicy(binding, policyMap);
     // A refused binding never maps, so it holds no device.
     if (effective.refused) continue;
-    // Unregistered devices are compared by selector; the mapping generator catches the rest.
-    const key = selectEndpoint(endpoints, binding.device)?.id ?? describeSelector(binding.device);
-    const users = byDevice.get(key) ?? [];
     users.push({ binding, exclusive: effective.policy.sharing === 'SHARING_MODE_EXCLUSIVE' });
-    byDevice.set(key, users);
   }
   for (const [device, users] of byDevice) {
     if (users.length < 2 || !users.some((u) => u.exclusive)) continue;

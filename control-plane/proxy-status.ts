@@ -56,6 +56,15 @@ export class ProxyStatusTracker {
     t.nackMessage = '';
   }
 
+  /**
+   * The proxy already holds `version` without being sent anything: an incremental stream that
+   * reconnected with every resource current, or whose last change brought it back to what it has.
+   */
+  inSync(streamId: number, typeUrl: string, version: string): void {
+    this.sent(streamId, typeUrl, version);
+    this.acked(streamId, typeUrl, version);
+  }
+
   nacked(streamId: number, typeUrl: string, version: string, message: string): void {
     const t = this.type(streamId, typeUrl);
     if (!t) return;

@@ -1,13 +1,28 @@
+import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { Mapping, XdsAny } from '../src/proto/types';
 import { packAny } from '../src/xds/any';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
-import { compareStrings, sameContent } from './canonical';
+import { compareStrings, sameContent, stableJson } from './canonical';
 
 export type ProxyKind = 'agent' | 'sidecar';
 
 /** The cache key of a proxy: its kind and its node id (a workload id or a host id). */
 export function nodeKey(kind: ProxyKind, id: string): string {
   return `${kind}/${id}`;
+}
+
+/** One resource of a snapshot, named and versioned for the incremental protocol. */
+export interface SnapshotResource {
+  /** The mapping id. */
+  name: string;
+  /**
+   * A hash of the encoded resource: equal content has the same version on every control plane and
+   * across restarts (the mapping's own version survives them), so a reconnecting proxy that
+   * already has it is sent nothing.
+   */
+  version: string;
+  resource: XdsAny;
 }
 
 /** One proxy's resources, as sent on the discovery stream. */
@@ -17,7 +32,30 @@ export interface Snapshot {
   mappings: readonly Mapping[];
   /** The same mappings packed as `google.protobuf.Any` of MAPPING_TYPE_URL. */
   resources: readonly XdsAny[];
+  /** The same again by name, in name order. */
+  byName: ReadonlyMap<string, SnapshotResource>;
 }
+
+/**
+ * What kind of change moved a proxy's snapshot, read from the mappings themselves (the commit
+ * carries no cause): `binding` when a mapping appeared, disappeared or its binding-owned fields
+ * (virtual endpoint, policy, serial settings) changed; `endpoint` when its device did (id, path,
+ * kind, host); `host` when its agent's socket-plane address did.
+ */
+export type ChangeReason = 'binding' | 'endpoint' | 'host';
+
+export interface SnapshotChange {
+  reasons: ReadonlySet<ChangeReason>;
+  /** When the change was committed, on the performance.now() clock. */
+  at: number;
+}
+
+interface Packed {
+  json: string;
+  resource: SnapshotResource;
+}
+
+const NO_RESOURCES: ReadonlyMap<string, SnapshotResource> = new Map();
 
 /**
  * Per-proxy snapshots after go-control-plane's SnapshotCache: a sidecar sees its workload's
@@ -28,31 +66,85 @@ export interface Snapshot {
 export class SnapshotCache {
   private version = '0';
   private readonly entries = new Map<string, Snapshot>();
+  /** Every current mapping packed once, reused while its content stays the same. */
+  private packed = new Map<string, Packed>();
+  private readonly changes = new Map<string, SnapshotChange>();
 
   /** Takes a new mapping table; returns the keys of the proxies whose resource set changed. */
   update(mappings: readonly Mapping[], version: string): string[] {
+    const at = performance.now();
+    const packed = new Map<string, Packed>();
     const next = new Map<string, Mapping[]>();
     const add = (key: string, m: Mapping): void => {
       next.set(key, [...(next.get(key) ?? []), m]);
     };
     for (const m of mappings) {
+      const json = stableJson(m);
+      const before = this.packed.get(m.id);
+      packed.set(m.id, before?.json === json ? before : { json, resource: packResource(m) });
       add(nodeKey('sidecar', m.workloadId), m);
       add(nodeKey('agent', m.hostId), m);
     }
+    const previous = this.packed;
+    this.packed = packed;
+    // Each mapping is serialised once per update; sets compare by those texts.
+    const same = (a: readonly Mapping[], b: readonly Mapping[]): boolean =>
+      a.length === b.length && a.every((m, i) => m.id === b[i]?.id && previous.get(m.id)?.json === packed.get(m.id)?.json);
     const changed: string[] = [];
     for (const key of new Set([...this.entries.keys(), ...next.keys()])) {
       const before = this.entries.get(key)?.mappings ?? [];
       const after = (next.get(key) ?? []).sort((a, b) => compareStrings(a.id, b.id));
-      if (sameContent(before, after)) continue;
+      if (same(before, after)) continue;
       changed.push(key);
-      if (after.length === 0) this.entries.delete(key);
-      else this.entries.set(key, { version, mappings: after, resources: after.map((m) => packAny(MAPPING_TYPE_URL, m)) });
+      this.changes.set(key, { reasons: reasonsFor(before, after), at });
+      if (after.length === 0) {
+        this.entries.delete(key);
+        continue;
+      }
+      const named = after.map((m) => (packed.get(m.id) as Packed).resource);
+      this.entries.set(key, {
+        version,
+        mappings: after,
+        resources: named.map((r) => r.resource),
+        byName: new Map(named.map((r) => [r.name, r])),
+      });
     }
     this.version = version;
     return changed.sort();
   }
 
   snapshot(kind: ProxyKind, id: string): Snapshot {
-    return this.entries.get(nodeKey(kind, id)) ?? { version: this.version, mappings: [], resources: [] };
+    return this.entries.get(nodeKey(kind, id)) ?? { version: this.version, mappings: [], resources: [], byName: NO_RESOURCES };
   }
+
+  /** How and when the proxy's snapshot last changed; undefined if it never did. */
+  lastChange(key: string): SnapshotChange | undefined {
+    return this.changes.get(key);
+  }
+}
+
+function packResource(m: Mapping): SnapshotResource {
+  const resource = packAny(MAPPING_TYPE_URL, m);
+  return { name: m.id, version: createHash('sha256').update(resource.value).digest('hex').slice(0, 16), resource };
+}
+
+const BINDING_FIELDS = ['binding', 'workloadId', 'virtual', 'policy', 'serial'] as const;
+const ENDPOINT_FIELDS = ['physicalId', 'devicePath', 'kind', 'hostId'] as const;
+
+function reasonsFor(before: readonly Mapping[], after: readonly Mapping[]): Set<ChangeReason> {
+  const reasons = new Set<ChangeReason>();
+  const old = new Map(before.map((m) => [m.id, m]));
+  const now = new Map(after.map((m) => [m.id, m]));
+  for (const id of new Set([...old.keys(), ...now.keys()])) {
+    const a = old.get(id);
+    const b = now.get(id);
+    if (!a || !b) {
+      reasons.add('binding');
+      continue;
+    }
+    if (BINDING_FIELDS.some((f) => !sameContent(a[f], b[f]))) reasons.add('binding');
+    if (ENDPOINT_FIELDS.some((f) => a[f] !== b[f])) reasons.add('endpoint');
+    if (a.agentAddress !== b.agentAddress) reasons.add('host');
+  }
+  return reasons;
 }

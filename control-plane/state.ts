@@ -1,11 +1,13 @@
-import { errorMessage, NotFoundError, ValidationError } from '../src/errors';
+import { errorMessage, NotFoundError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Binding, BindingStatus, EndpointEvent, Host, Mapping, PhysicalEndpoint, Policy, Timestamp } from '../src/proto/types';
 import { canonicalBinding, canonicalPolicy, compareStrings, sameContent, timestampOf } from './canonical';
 import { checkApply, checkPolicyDelete } from './conflicts';
+import { GroupCommit, type Outcome } from './group-commit';
 import { generateMappings } from './mapping-generator';
 import { Register } from './register';
-import type { StateStore, StoredState } from './state-store';
+import { checkApplyRequest, checkDeleteRequest, checkEndpointReport } from './request-checks';
+import type { StateStore, StoredState, WriteReport } from './state-store';
 
 export interface ApplyResult {
   /** One line per document, e.g. "binding/app1-modem created". */
@@ -31,13 +33,19 @@ interface Change<T> {
   changed: boolean;
 }
 
+/** One mutation as the group commit runs it: changes the draft (or throws), says whether it did. */
+type Job = (draft: MeshData, now: Timestamp) => boolean;
+
 /**
- * The control plane's state and the one way to change it. A mutation runs on a copy, one at a
- * time: check, change, bump the version, regenerate the mappings, persist, and only then swap
- * the copy in and tell the listeners. A failed check or write leaves everything as it was.
+ * The control plane's state and the one way to change it. Mutations are group-committed: those
+ * that arrive while a write is in flight are run together, in order, each on its own copy of
+ * the draft (a refused one leaves no trace); then the batch bumps the version once, regenerates
+ * the mappings, is persisted by one write, and only then is swapped in and told to the
+ * listeners. A caller is answered once the write holding its change is durable; a failed write
+ * fails the whole batch and leaves everything as it was.
  */
 export class ControlPlaneState {
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly commits = new GroupCommit<Job, string>((jobs) => this.commitBatch(jobs));
   private readonly commitListeners: CommitListener[] = [];
   private readonly endpointListeners = new Set<EndpointListener>();
 
@@ -50,7 +58,8 @@ export class ControlPlaneState {
 
   /** Loads the data directory and records the restart as a new version. */
   static async open(store: StateStore, log: Logger, clock: () => Date = () => new Date()): Promise<ControlPlaneState> {
-    const stored = await store.load();
+    const { state: stored, replayed, tornBytes } = await store.load();
+    if (tornBytes > 0) log.warn({ file: store.logFile, bytes: tornBytes }, 'discarded the torn last record of the state log (a crash interrupted its write)');
     const state = new ControlPlaneState(store, log, clock, {
       version: stored.version,
       bindings: new Map(stored.bindings.map((b) => [b.name, b])),
@@ -62,7 +71,7 @@ export class ControlPlaneState {
     // Endpoints are unknown and hosts disconnected now, and no version handed out before the
     // restart may be handed out again for different content: this is a change like any other.
     await state.mutate(() => ({ value: undefined, changed: true }));
-    log.info({ version: state.version(), file: store.file, bindings: stored.bindings.length }, 'state loaded');
+    log.info({ version: state.version(), dataDir: store.dataDir, bindings: stored.bindings.length, replayed }, 'state loaded');
     return state;
   }
 
@@ -111,10 +120,11 @@ export class ControlPlaneState {
 
   /** Resolves once every mutation queued so far has finished. */
   async idle(): Promise<void> {
-    await this.queue;
+    await this.commits.idle();
   }
 
   async apply(documents: { bindings: readonly Binding[]; policies: readonly Policy[] }): Promise<ApplyResult> {
+    checkApplyRequest(documents);
     const bindings = documents.bindings.map(canonicalBinding);
     const policies = documents.policies.map(canonicalPolicy);
     const { value, version } = await this.mutate((draft) => {
@@ -143,8 +153,8 @@ export class ControlPlaneState {
 
   /** Deletes a binding (its mapping is withdrawn) or an unused policy; returns the new version. */
   async delete(kind: string, name: string): Promise<string> {
+    checkDeleteRequest(kind, name);
     const { version } = await this.mutate((draft) => {
-      if (kind !== 'binding' && kind !== 'policy') throw new ValidationError('kind', `"${kind}" is not one of binding, policy`);
       const map: Map<string, unknown> = kind === 'binding' ? draft.bindings : draft.policies;
       if (!map.has(name)) throw new NotFoundError(`${kind}/${name} does not exist`);
       if (kind === 'policy') checkPolicyDelete(name, [...draft.bindings.values()]);
@@ -156,6 +166,7 @@ export class ControlPlaneState {
   }
 
   async registerEndpoint(reported: PhysicalEndpoint): Promise<PhysicalEndpoint> {
+    checkEndpointReport(reported);
     const { value, version } = await this.mutate((draft, now) => ({ value: draft.register.reportEndpoint(reported, now), changed: true }));
     this.log.info({ version, endpoint: value.id, path: value.path, kind: value.kind }, 'endpoint registered');
     return value;
@@ -178,36 +189,64 @@ export class ControlPlaneState {
     await this.mutate((draft, now) => ({ value: undefined, changed: draft.register.hostDisconnected(id, now) !== undefined }));
   }
 
-  private mutate<T>(change: (draft: MeshData, now: Timestamp) => Change<T>): Promise<{ value: T; version: string }> {
-    const run = async (): Promise<{ value: T; version: string }> => {
-      const current = this.data;
-      const draft: MeshData = {
-        ...current,
-        bindings: new Map(current.bindings),
-        policies: new Map(current.policies),
-        register: current.register.clone(),
-      };
-      const { value, changed } = change(draft, timestampOf(this.clock()));
-      if (!changed) return { value, version: String(current.version) };
-      draft.version += 1;
-      const generated = generateMappings({
-        bindings: [...draft.bindings.values()],
-        policies: [...draft.policies.values()],
-        endpoints: draft.register.endpoints(),
-        hosts: draft.register.hosts(),
-        version: String(draft.version),
-        previous: current.mappings,
-      });
-      draft.mappings = generated.mappings;
-      draft.statuses = generated.statuses;
-      await this.store.save(toStored(draft));
-      this.data = draft;
-      this.publish(current, draft);
-      return { value, version: String(draft.version) };
-    };
-    const result = this.queue.then(run);
-    this.queue = result.catch(() => undefined);
-    return result;
+  private async mutate<T>(change: (draft: MeshData, now: Timestamp) => Change<T>): Promise<{ value: T; version: string }> {
+    // Assigned by the job, which has run by the time submit resolves.
+    let value!: T;
+    const version = await this.commits.submit((draft, now) => {
+      const outcome = change(draft, now);
+      value = outcome.value;
+      return outcome.changed;
+    });
+    return { value, version };
+  }
+
+  private async commitBatch(jobs: readonly Job[]): Promise<Outcome<string>[]> {
+    const before = this.data;
+    const now = timestampOf(this.clock());
+    let draft = before;
+    let changed = false;
+    const refusals = jobs.map((job): { error: unknown } | undefined => {
+      const trial = copyOf(draft);
+      try {
+        if (job(trial, now)) changed = true;
+      } catch (error) {
+        return { error };
+      }
+      draft = trial;
+      return undefined;
+    });
+    const answer = (success: Outcome<string>): Outcome<string>[] => refusals.map((r) => (r ? { ok: false, error: r.error } : success));
+    if (!changed) return answer({ ok: true, value: String(before.version) });
+
+    draft.version += 1;
+    const generated = generateMappings({
+      bindings: [...draft.bindings.values()],
+      policies: [...draft.policies.values()],
+      endpoints: draft.register.endpoints(),
+      hosts: draft.register.hosts(),
+      version: String(draft.version),
+      previous: before.mappings,
+    });
+    draft.mappings = generated.mappings;
+    draft.statuses = generated.statuses;
+    let report: WriteReport;
+    try {
+      report = await this.store.save(toStored(draft));
+    } catch (error) {
+      return answer({ ok: false, error });
+    }
+    this.data = draft;
+    this.logWrite(report, jobs.length);
+    this.publish(before, draft);
+    return answer({ ok: true, value: String(draft.version) });
+  }
+
+  private logWrite(report: WriteReport, jobs: number): void {
+    const { logBytes, snapshotBytes, compactionError } = report;
+    this.log.debug({ version: this.data.version, jobs, logBytes, snapshotBytes }, 'state written');
+    if (compactionError) {
+      this.log.warn({ error: compactionError }, 'cannot fold the state log into a snapshot; the log keeps growing until a later attempt succeeds');
+    }
   }
 
   private publish(before: MeshData, after: MeshData): void {
@@ -230,6 +269,10 @@ export class ControlPlaneState {
     for (const event of events) for (const l of [...this.endpointListeners]) notify(() => l(event));
     for (const l of this.commitListeners) notify(() => l(after.mappings, String(after.version)));
   }
+}
+
+function copyOf(data: MeshData): MeshData {
+  return { ...data, bindings: new Map(data.bindings), policies: new Map(data.policies), register: data.register.clone() };
 }
 
 function toStored(data: MeshData): StoredState {

@@ -3,9 +3,12 @@ import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../errors';
 import type { Logger } from '../log';
 import { serviceClient } from '../proto/load';
-import type { DiscoveryRequest, DiscoveryResponse, XdsNode } from '../proto/types';
+import type { DiscoveryRequest, DiscoveryResponse, XdsNode, XdsStatus } from '../proto/types';
 import { Backoff } from '../util/backoff';
 import { unpackAny } from './any';
+import { type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, WILDCARD } from './delta-messages';
+import { applyDelta, NO_RESOURCES, type ResourceSet, versionsOf } from './delta-resources';
+import type { AdsProtocol } from './protocols';
 
 /** Who a proxy is on the discovery stream: Envoy's `node.id` plus devicemesh's metadata. */
 export interface ProxyIdentity {
@@ -16,8 +19,9 @@ export interface ProxyIdentity {
 }
 
 /**
- * Applies one state-of-the-world update of a type. Resolve to ACK; throw to NACK with the error's
- * message (the handler keeps whatever it could apply, as Envoy does with listeners).
+ * Applies the complete current set of a type, whichever protocol delivered it. Resolve to ACK;
+ * throw to NACK with the error's message (the handler keeps whatever it could apply, as Envoy
+ * does with listeners).
  */
 export type ResourceHandler = (resources: unknown[], version: string) => Promise<void> | void;
 
@@ -27,14 +31,35 @@ export interface AdsClientOptions {
   handlers: Record<string, ResourceHandler>;
   log: Logger;
   credentials?: grpc.ChannelCredentials;
+  /**
+   * 'delta' (the default) speaks incremental xDS, and falls back to 'sotw' for good if the control
+   * plane turns out not to serve it.
+   */
+  protocol?: AdsProtocol;
 }
 
-type AdsStream = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+type SotwCall = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
+type DeltaCall = grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
+
+/** One discovery stream and what has been heard on it. */
+type Stream = ({ protocol: 'sotw'; call: SotwCall } | { protocol: 'delta'; call: DeltaCall }) & {
+  /** The control plane sent headers or a response: it accepted the stream. */
+  answered: boolean;
+};
+
+/** What applying one response came to. */
+interface Outcome {
+  version: string;
+  rejection: string | undefined;
+}
 
 /**
- * A proxy's end of Envoy's Aggregated Discovery Service, state-of-the-world variant: one stream,
- * a wildcard subscription per type, ACK/NACK per response, reconnect with backoff. The handlers
- * own the applied state, so the last good configuration survives a lost control plane.
+ * A proxy's end of Envoy's Aggregated Discovery Service: one stream, a wildcard subscription per
+ * type, ACK/NACK per response, reconnect with backoff. Incremental by default: it keeps each
+ * type's resources by name, hands the handler the whole current set after every response, and
+ * on reconnect tells the control plane what it holds (initial_resource_versions) so that only
+ * the difference comes back. The handlers own the applied state, so the last good configuration
+ * survives a lost control plane.
  *
  * Events: `connected`, `disconnected` (with the reason), `applied` (typeUrl, version),
  * `rejected` (typeUrl, version, message).
@@ -43,7 +68,10 @@ export class AdsClient extends EventEmitter {
   private readonly client: grpc.Client;
   private readonly backoff = new Backoff(250, 5000);
   private readonly ackedVersion = new Map<string, string>();
-  private stream: AdsStream | undefined;
+  /** Incremental: the last good resources per type. */
+  private readonly held = new Map<string, ResourceSet>();
+  private protocol: AdsProtocol;
+  private stream: Stream | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Updates of one type apply in order, never concurrently. */
@@ -51,6 +79,7 @@ export class AdsClient extends EventEmitter {
 
   constructor(private readonly options: AdsClientOptions) {
     super();
+    this.protocol = options.protocol ?? 'delta';
     const Ctor = serviceClient('envoy.service.discovery.v3.AggregatedDiscoveryService');
     this.client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
       'grpc.keepalive_time_ms': 10_000,
@@ -69,7 +98,7 @@ export class AdsClient extends EventEmitter {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.retryTimer);
-    this.stream?.cancel();
+    this.stream?.call.cancel();
     this.stream = undefined;
     this.client.close();
   }
@@ -77,6 +106,11 @@ export class AdsClient extends EventEmitter {
   /** The version last ACKed per type URL. */
   versions(): Record<string, string> {
     return Object.fromEntries(this.ackedVersion);
+  }
+
+  /** The protocol the client speaks now: the one asked for, or 'sotw' after a fallback. */
+  protocolInUse(): AdsProtocol {
+    return this.protocol;
   }
 
   private node(): XdsNode {
@@ -93,77 +127,153 @@ export class AdsClient extends EventEmitter {
 
   private open(): void {
     if (this.stopped) return;
-    const stream = (this.client as unknown as { streamAggregatedResources(): AdsStream }).streamAggregatedResources();
+    const methods = this.client as unknown as { streamAggregatedResources(): SotwCall; deltaAggregatedResources(): DeltaCall };
+    const stream: Stream =
+      this.protocol === 'delta'
+        ? { protocol: 'delta', call: methods.deltaAggregatedResources(), answered: false }
+        : { protocol: 'sotw', call: methods.streamAggregatedResources(), answered: false };
     this.stream = stream;
-    let first = true;
-    stream.on('data', (response: DiscoveryResponse) => {
-      if (first) {
-        first = false;
-        this.backoff.reset();
-        this.emit('connected');
-      }
-      this.onResponse(stream, response);
-    });
-    stream.on('error', (err: grpc.ServiceError) => this.onClosed(stream, err.details || err.message));
-    stream.on('end', () => this.onClosed(stream, 'stream ended by the control plane'));
+    const heard = (): void => {
+      if (stream.answered) return;
+      stream.answered = true;
+      this.backoff.reset();
+      this.emit('connected');
+    };
+    stream.call.on('metadata', heard);
+    if (stream.protocol === 'delta') {
+      stream.call.on('data', (response: DeltaDiscoveryResponse) => {
+        heard();
+        this.onDeltaResponse(stream, response);
+      });
+    } else {
+      stream.call.on('data', (response: DiscoveryResponse) => {
+        heard();
+        this.onSotwResponse(stream, response);
+      });
+    }
+    // The final status says everything an 'error' would.
+    stream.call.on('error', () => undefined);
+    stream.call.on('status', (status: grpc.StatusObject) => this.onClosed(stream, status));
+    // Once the updates being applied are done, so that what the subscriptions declare is current.
+    void Promise.all(this.applying.values()).then(() => this.subscribe(stream));
+  }
+
+  private subscribe(stream: Stream): void {
+    if (this.stream !== stream) return;
+    // Envoy sends the node on the first request of a stream only.
     let node: XdsNode | null = this.node();
     for (const typeUrl of Object.keys(this.options.handlers)) {
-      // Envoy sends the node on the first request of a stream only.
-      stream.write({
-        versionInfo: this.ackedVersion.get(typeUrl) ?? '',
-        node,
-        resourceNames: [],
-        typeUrl,
-        responseNonce: '',
-        errorDetail: null,
-      });
+      if (stream.protocol === 'delta') {
+        stream.call.write({
+          node,
+          typeUrl,
+          resourceNamesSubscribe: [WILDCARD],
+          resourceNamesUnsubscribe: [],
+          initialResourceVersions: versionsOf(this.held.get(typeUrl) ?? NO_RESOURCES),
+          responseNonce: '',
+          errorDetail: null,
+        });
+      } else {
+        stream.call.write({
+          versionInfo: this.ackedVersion.get(typeUrl) ?? '',
+          node,
+          resourceNames: [],
+          typeUrl,
+          responseNonce: '',
+          errorDetail: null,
+        });
+      }
       node = null;
     }
   }
 
-  private onClosed(stream: AdsStream, reason: string): void {
+  private onClosed(stream: Stream, status: grpc.StatusObject): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     if (this.stopped) return;
+    // A control plane without incremental xDS answers UNIMPLEMENTED (or, if minimal, just closes
+    // the stream without a word): the state of the world serves the same resources.
+    if (stream.protocol === 'delta' && !stream.answered && (status.code === grpc.status.UNIMPLEMENTED || status.code === grpc.status.OK)) {
+      this.options.log.info({ status: status.details }, 'control plane does not serve incremental xDS; using state of the world');
+      this.protocol = 'sotw';
+      this.held.clear();
+      this.open();
+      return;
+    }
+    const reason = status.code === grpc.status.OK ? 'stream ended by the control plane' : status.details || grpc.status[status.code] || String(status.code);
     const delay = this.backoff.next();
     this.options.log.warn({ reason, retryInMs: Math.round(delay) }, 'discovery stream lost; keeping last good configuration');
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
-  private onResponse(stream: AdsStream, response: DiscoveryResponse): void {
+  private onSotwResponse(stream: Stream & { protocol: 'sotw' }, response: DiscoveryResponse): void {
     const { typeUrl, versionInfo, nonce } = response;
-    const handler = this.options.handlers[typeUrl];
-    const previous = this.applying.get(typeUrl) ?? Promise.resolve();
-    const next = previous.then(async () => {
-      let rejection: string | undefined;
-      if (!handler) {
-        rejection = `not subscribed to ${typeUrl}`;
-      } else {
-        try {
-          const resources = response.resources.map((any) => unpackAny(any, typeUrl));
-          await handler(resources, versionInfo);
-        } catch (err) {
-          rejection = errorMessage(err);
-        }
-      }
-      if (rejection === undefined) {
-        this.ackedVersion.set(typeUrl, versionInfo);
-        this.emit('applied', typeUrl, versionInfo);
-      } else {
-        this.options.log.warn({ typeUrl, version: versionInfo, error: rejection }, 'configuration rejected (NACK)');
-        this.emit('rejected', typeUrl, versionInfo, rejection);
-      }
+    this.enqueue(typeUrl, versionInfo, async (handler) => {
+      await handler(response.resources.map((any) => unpackAny(any, typeUrl)), versionInfo);
+    }).then((outcome) => {
       if (this.stream !== stream) return;
-      stream.write({
+      stream.call.write({
         versionInfo: this.ackedVersion.get(typeUrl) ?? '',
         node: null,
         resourceNames: [],
         typeUrl,
         responseNonce: nonce,
-        errorDetail: rejection === undefined ? null : { code: grpc.status.INVALID_ARGUMENT, message: rejection },
+        errorDetail: nack(outcome),
       });
     });
-    this.applying.set(typeUrl, next);
   }
+
+  private onDeltaResponse(stream: Stream & { protocol: 'delta' }, response: DeltaDiscoveryResponse): void {
+    const { typeUrl, systemVersionInfo, nonce } = response;
+    this.enqueue(typeUrl, systemVersionInfo, async (handler) => {
+      const next = applyDelta(this.held.get(typeUrl) ?? NO_RESOURCES, response);
+      await handler([...next.values()].map((r) => r.message), systemVersionInfo);
+      // Kept only once applied: after a NACK the last good set is what reconnects declare.
+      this.held.set(typeUrl, next);
+    }).then((outcome) => {
+      if (this.stream !== stream) return;
+      stream.call.write({
+        node: null,
+        typeUrl,
+        resourceNamesSubscribe: [],
+        resourceNamesUnsubscribe: [],
+        initialResourceVersions: {},
+        responseNonce: nonce,
+        errorDetail: nack(outcome),
+      });
+    });
+  }
+
+  /** Applies one response of a type after the ones before it; records and announces the outcome. */
+  private enqueue(typeUrl: string, version: string, apply: (handler: ResourceHandler) => Promise<void>): Promise<Outcome> {
+    const handler = this.options.handlers[typeUrl];
+    const previous = this.applying.get(typeUrl) ?? Promise.resolve();
+    const outcome = previous.then(async (): Promise<Outcome> => {
+      let rejection: string | undefined;
+      if (!handler) {
+        rejection = `not subscribed to ${typeUrl}`;
+      } else {
+        try {
+          await apply(handler);
+        } catch (err) {
+          rejection = errorMessage(err);
+        }
+      }
+      if (rejection === undefined) {
+        this.ackedVersion.set(typeUrl, version);
+        this.emit('applied', typeUrl, version);
+      } else {
+        this.options.log.warn({ typeUrl, version, error: rejection }, 'configuration rejected (NACK)');
+        this.emit('rejected', typeUrl, version, rejection);
+      }
+      return { version, rejection };
+    });
+    this.applying.set(typeUrl, outcome.then(() => undefined));
+    return outcome;
+  }
+}
+
+function nack(outcome: Outcome): XdsStatus | null {
+  return outcome.rejection === undefined ? null : { code: grpc.status.INVALID_ARGUMENT, message: outcome.rejection };
 }

@@ -79,4 +79,41 @@ describe('e2e: the control plane through strict server reflection', function () 
     const parsed = JSON.parse(list.stdout) as { endpoints: { id: string; state: string }[] };
     assert.ok(parsed.endpoints.some((e) => e.id === 'gw-refl//dev/ttyREFL0' && e.state === 'ENDPOINT_STATE_PRESENT'), list.stdout);
   });
+  it('calls every method of every service, streams and Envoy ADS included, from reflected types alone', () => {
+    const call = (method: string, body: object, count?: number): string => {
+      const args = ['call', method, JSON.stringify(body), ...(count ? [String(count)] : [])];
+      const r = strictClient(addr, ...args);
+      assert.equal(r.code, 0, `${method}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const binding = {
+      name: 'refl-binding',
+      workload: 'refl-app',
+      device: { host: 'gw-refl', path: '/dev/ttyREFL1' },
+      virtual: { name: 'v0', protocol: 'VIRTUAL_PROTOCOL_RAW', listen: '127.0.0.1:7999' },
+    };
+    call('devicemesh.v1.Registry/RegisterEndpoint', { endpoint: { hostId: 'gw-refl', deviceId: '/dev/ttyREFL1', kind: 'DEVICE_KIND_SERIAL', path: '/dev/ttyREFL1' } });
+    assert.match(call('devicemesh.v1.Registry/GetEndpoint', { id: 'gw-refl//dev/ttyREFL1' }), /ttyREFL1/);
+    assert.match(call('devicemesh.v1.Registry/WatchEndpoints', {}), /TYPE_SNAPSHOT/);
+    assert.match(call('devicemesh.v1.Bindings/Apply', { bindings: [binding] }), /binding\/refl-binding created/);
+    assert.match(call('devicemesh.v1.Bindings/List', {}), /refl-binding/);
+    call('devicemesh.v1.Bindings/ListMappings', { workloadId: 'refl-app' });
+    const ads = call('envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources', {
+      node: { id: 'refl-app', metadata: { kind: 'sidecar' } },
+      typeUrl: 'type.googleapis.com/devicemesh.v1.Mapping',
+    });
+    assert.match(ads, /"typeUrl": ?"type.googleapis.com\/devicemesh.v1.Mapping"/);
+    assert.match(ads, /"nonce"/);
+    const delta = call('envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources', {
+      node: { id: 'refl-app-2', metadata: { kind: 'sidecar' } },
+      typeUrl: 'type.googleapis.com/devicemesh.v1.Mapping',
+    });
+    assert.match(delta, /"nonce"/);
+    assert.match(call('devicemesh.v1.Status/ListProxies', {}), /"proxies"|\{\}/);
+    call('devicemesh.v1.Bindings/Delete', { kind: 'binding', name: 'refl-binding' });
+    call('devicemesh.v1.Registry/DeregisterEndpoint', { id: 'gw-refl//dev/ttyREFL1', markAbsent: false });
+    const gone = strictClient(addr, 'call', 'devicemesh.v1.Registry/GetEndpoint', JSON.stringify({ id: 'gw-refl//dev/ttyREFL1' }));
+    assert.notEqual(gone.code, 0);
+    assert.match(gone.stderr, /NOT_FOUND/);
+  });
 });

@@ -9,7 +9,9 @@ from a file it does not declare, or a declared file the server cannot serve, is 
 Usage:
   strict_reflection_client.py ADDR list
   strict_reflection_client.py ADDR describe SERVICE
-  strict_reflection_client.py ADDR call SERVICE/METHOD JSON
+  strict_reflection_client.py ADDR call SERVICE/METHOD JSON [COUNT]
+      unary methods print the response; streaming methods (server or bidirectional) send the
+      one request and print the first COUNT responses (default 1), one JSON line each
 Exit status 0 on success; 1 with a one-line reason on stderr otherwise.
 """
 import importlib.util
@@ -18,6 +20,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format
@@ -148,11 +151,37 @@ def main(argv):
         req_cls = message_class(method.input_type)
         resp_cls = message_class(method.output_type)
         req = json_format.Parse(argv[4] if len(argv) > 4 else "{}", req_cls())
-        fn = channel.unary_unary("/%s/%s" % (service_name, method_name),
-                                 request_serializer=req_cls.SerializeToString,
-                                 response_deserializer=resp_cls.FromString)
-        print(json_format.MessageToJson(fn(req, timeout=10), indent=None))
-        return 0
+        path = "/%s/%s" % (service_name, method_name)
+        client_streaming = getattr(method, "client_streaming", False)
+        server_streaming = getattr(method, "server_streaming", False)
+        count = int(argv[5]) if len(argv) > 5 else 1
+        show = lambda m: print(json_format.MessageToJson(m, indent=None, descriptor_pool=resolver.pool))
+        if not client_streaming and not server_streaming:
+            fn = channel.unary_unary(path, request_serializer=req_cls.SerializeToString,
+                                     response_deserializer=resp_cls.FromString)
+            show(fn(req, timeout=10))
+            return 0
+        done = threading.Event()
+        if client_streaming:
+            def requests():
+                yield req
+                done.wait(15)  # keep the request side open until the answers are in
+            fn = channel.stream_stream(path, request_serializer=req_cls.SerializeToString,
+                                       response_deserializer=resp_cls.FromString)
+            call = fn(requests(), timeout=15)
+        else:
+            fn = channel.unary_stream(path, request_serializer=req_cls.SerializeToString,
+                                      response_deserializer=resp_cls.FromString)
+            call = fn(req, timeout=15)
+        seen = 0
+        for response in call:
+            show(response)
+            seen += 1
+            if seen >= count:
+                break
+        done.set()
+        call.cancel()
+        return 0 if seen >= count else 1
     print("unknown verb " + verb, file=sys.stderr)
     return 2
 

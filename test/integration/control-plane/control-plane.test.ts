@@ -351,7 +351,7 @@ describe('control plane over gRPC', function () {
       stream.end();
     });
 
-    it('ends a stream whose first request does not say who it is, and does not serve the delta protocol', async () => {
+    it('ends a stream whose first request does not say who it is, on either protocol', async () => {
       const anonymous = open();
       anonymous.stream.write(request({}));
       const status1 = await anonymous.ended;
@@ -362,10 +362,12 @@ describe('control plane over gRPC', function () {
       noKind.stream.write(request({ node: { id: 'x', cluster: '', metadata: null } }));
       assert.match((await noKind.ended).details, /node\.metadata\.kind/);
 
-      const delta = (ads as unknown as { deltaAggregatedResources(): Stream }).deltaAggregatedResources();
+      const delta = (ads as unknown as { deltaAggregatedResources(): grpc.ClientDuplexStream<object, unknown> }).deltaAggregatedResources();
       delta.on('error', () => undefined);
-      const status2 = await new Promise<grpc.StatusObject>((resolve) => delta.on('status', resolve));
-      assert.equal(status2.code, grpc.status.UNIMPLEMENTED);
+      const status2 = new Promise<grpc.StatusObject>((resolve) => delta.on('status', resolve));
+      delta.write({ typeUrl: MAPPING_TYPE_URL, resourceNamesSubscribe: ['*'] });
+      assert.equal((await status2).code, grpc.status.INVALID_ARGUMENT);
+      assert.match((await status2).details, /node\.id/);
 
       // The server is still fine.
       await call<ListProxiesResponse>(status, 'ListProxies', {});

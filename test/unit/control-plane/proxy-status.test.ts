@@ -26,6 +26,19 @@ describe('control-plane proxy status', () => {
     assert.deepEqual(state(), { typeUrl: T, sentVersion: '6', ackedVersion: '6', nackedVersion: '', nackMessage: '', state: 'SYNC_STATE_SYNCED' });
   });
 
+  it('counts a proxy that already holds a version as SYNCED, clearing an old rejection', () => {
+    const p = new ProxyStatusTracker();
+    p.connected(1, info);
+    p.subscribed(1, T);
+    p.inSync(1, T, '4');
+    assert.deepEqual(p.list()[0]?.types[0], { typeUrl: T, sentVersion: '4', ackedVersion: '4', nackedVersion: '', nackMessage: '', state: 'SYNC_STATE_SYNCED' });
+    p.sent(1, T, '5');
+    p.nacked(1, T, '5', 'bad');
+    p.inSync(1, T, '6');
+    assert.equal(p.list()[0]?.types[0]?.state, 'SYNC_STATE_SYNCED');
+    assert.equal(p.list()[0]?.types[0]?.nackMessage, '');
+  });
+
   it('lists connected streams only, sorted by kind and node', () => {
     const p = new ProxyStatusTracker();
     p.connected(1, { ...info, nodeId: 'b' });

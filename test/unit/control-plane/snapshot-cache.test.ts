@@ -4,7 +4,7 @@ import { nodeKey, SnapshotCache } from '../../../control-plane/snapshot-cache';
 import type { Binding, Mapping } from '../../../src/proto/types';
 import { unpackAny } from '../../../src/xds/any';
 import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
-import { binding, endpoint, host } from './fixtures';
+import { binding, endpoint, host, policy } from './fixtures';
 
 const endpoints = [endpoint('gw1', '/dev/ttyUSB0'), endpoint('gw1', '/dev/ttyUSB1'), endpoint('gw2', '/dev/ttyUSB0')];
 const hosts = [host('gw1', '10.0.0.1:15020'), host('gw2', '10.0.0.2:15020')];
@@ -46,8 +46,61 @@ describe('control-plane snapshot cache', () => {
     const cache = new SnapshotCache();
     const v1 = generate([a], '1');
     cache.update(v1, '1');
-    assert.deepEqual(cache.snapshot('sidecar', 'nobody'), { version: '1', mappings: [], resources: [] });
+    assert.deepEqual(cache.snapshot('sidecar', 'nobody'), { version: '1', mappings: [], resources: [], byName: new Map() });
     assert.deepEqual(cache.update([], '2'), ['agent/gw1', 'sidecar/app1']);
-    assert.deepEqual(cache.snapshot('sidecar', 'app1'), { version: '2', mappings: [], resources: [] });
+    assert.deepEqual(cache.snapshot('sidecar', 'app1'), { version: '2', mappings: [], resources: [], byName: new Map() });
+  });
+
+  it('names each resource by mapping id with a content version that survives a restart', () => {
+    const cache = new SnapshotCache();
+    const v1 = generate([a, b], '1');
+    cache.update(v1, '1');
+    const byName = cache.snapshot('agent', 'gw1').byName;
+    assert.deepEqual([...byName.keys()], v1.map((m) => m.id).sort());
+    const first = byName.get(v1[0]!.id)!;
+    assert.match(first.version, /^[0-9a-f]{16}$/);
+    assert.equal(first.resource, cache.snapshot('agent', 'gw1').resources[0]);
+
+    // A new control plane loading the same mappings (same content, same mapping versions) agrees.
+    const restarted = new SnapshotCache();
+    restarted.update(generate([a, b], '7', v1), '7');
+    assert.equal(restarted.snapshot('agent', 'gw1').version, '7');
+    assert.deepEqual(
+      [...restarted.snapshot('agent', 'gw1').byName.values()].map((r) => [r.name, r.version]),
+      [...byName.values()].map((r) => [r.name, r.version]),
+    );
+
+    // Changed content changes only that resource's version.
+    const v2 = generate([a, { ...b, policy: policy('', { queueDepth: 3 }) }], '2', v1);
+    cache.update(v2, '2');
+    const after = cache.snapshot('agent', 'gw1').byName;
+    const idOf = (name: string): string => v2.find((m) => m.binding === name)!.id;
+    assert.equal(after.get(idOf('a'))?.version, byName.get(idOf('a'))?.version);
+    assert.notEqual(after.get(idOf('b'))?.version, byName.get(idOf('b'))?.version);
+  });
+
+  it('records why and when each proxy’s snapshot changed', () => {
+    const cache = new SnapshotCache();
+    const v1 = generate([a], '1');
+    cache.update(v1, '1');
+    const reasons = (key: string): string[] => [...(cache.lastChange(key)?.reasons ?? [])].sort();
+    assert.deepEqual(reasons('sidecar/app1'), ['binding'], 'a new mapping');
+    assert.ok((cache.lastChange('sidecar/app1')?.at ?? 0) > 0);
+
+    const v2 = generate([binding('a', { workload: 'app1', policy: policy('', { queueDepth: 9 }) })], '2', v1);
+    cache.update(v2, '2');
+    assert.deepEqual(reasons('sidecar/app1'), ['binding'], 'a policy change');
+
+    const moved = v2.map((m) => ({ ...m, devicePath: '/dev/ttyACM0' }));
+    cache.update(moved, '3');
+    assert.deepEqual(reasons('agent/gw1'), ['endpoint']);
+
+    const readdressed = moved.map((m) => ({ ...m, agentAddress: '10.0.0.9:15020' }));
+    cache.update(readdressed, '4');
+    assert.deepEqual(reasons('sidecar/app1'), ['host']);
+
+    cache.update([], '5');
+    assert.deepEqual(reasons('sidecar/app1'), ['binding'], 'a withdrawal');
+    assert.equal(cache.lastChange('sidecar/nobody'), undefined);
   });
 });

@@ -1,17 +1,26 @@
 import * as assert from 'node:assert/strict';
 import { ControlPlaneState } from '../../../control-plane/state';
-import { StateStore, type StoredState } from '../../../control-plane/state-store';
+import { StateStore, type StoredState, type WriteReport } from '../../../control-plane/state-store';
 import { DeviceMeshError, NotFoundError, ValidationError } from '../../../src/errors';
-import type { EndpointEvent, Mapping } from '../../../src/proto/types';
+import type { Binding, EndpointEvent, Mapping } from '../../../src/proto/types';
 import { binding, endpoint, policy, removeDir, silentLog, tempDir } from './fixtures';
 
-/** A store whose writes can be made to fail. */
+/** A store whose writes can be made to fail, or to wait, and that counts them. */
 class FlakyStore extends StateStore {
   failing = false;
-  override async save(state: StoredState): Promise<void> {
+  saves = 0;
+  gate: Promise<void> | undefined;
+  override async save(state: StoredState): Promise<WriteReport> {
+    this.saves += 1;
+    await this.gate;
     if (this.failing) throw new DeviceMeshError('UNAVAILABLE', 'disk full');
-    await super.save(state);
+    return super.save(state);
   }
+}
+
+/** A binding of its own workload and device, so that any number of them can coexist. */
+function lone(name: string): Binding {
+  return binding(name, { workload: `w-${name}`, device: { host: 'gw1', path: `/dev/${name}`, id: '' } });
 }
 
 describe('control-plane state', () => {
@@ -36,7 +45,7 @@ describe('control-plane state', () => {
     assert.equal(state.version(), before);
     assert.deepEqual(state.bindingStatuses(), []);
     assert.deepEqual(state.policies(), []);
-    assert.deepEqual((await store.load()).bindings, [], 'nothing was persisted');
+    assert.deepEqual((await store.load()).state.bindings, [], 'nothing was persisted');
   });
 
   it('reports created, configured and unchanged, and bumps the version only on change', async () => {
@@ -48,7 +57,7 @@ describe('control-plane state', () => {
     const changed = await state.apply({ bindings: [binding('a', { policyRef: 'lab' })], policies: [] });
     assert.deepEqual(changed.results, ['binding/a configured']);
     assert.ok(Number(changed.version) > Number(first.version));
-    assert.equal((await store.load()).version, Number(changed.version), 'persisted before answering');
+    assert.equal((await store.load()).state.version, Number(changed.version), 'persisted before answering');
   });
 
   it('deletes, with NOT_FOUND for unknown names and a refusal for a policy in use', async () => {
@@ -96,5 +105,56 @@ describe('control-plane state', () => {
     store.failing = false;
     await state.apply({ bindings: [binding('b', { workload: 'app2', device: { host: 'gw1', path: '/dev/ttyUSB1', id: '' } })], policies: [] });
     assert.equal(Number(state.version()), Number(version) + 1);
+  });
+
+  it('commits concurrent mutations with one write, each all or nothing, none answered before it is durable', async () => {
+    const saves = store.saves;
+    let release: () => void = () => undefined;
+    store.gate = new Promise((resolve) => (release = resolve));
+    let answered = 0;
+    const count = <T>(p: Promise<T>): Promise<T> => p.finally(() => (answered += 1));
+    const good = Array.from({ length: 50 }, (_, i) => count(state.apply({ bindings: [lone(`b${i}`)], policies: [] })));
+    const clash = count(state.apply({ bindings: [lone('late'), { ...lone('clash'), workload: 'w-b1', virtual: { workloadId: '', name: 'other', protocol: 'VIRTUAL_PROTOCOL_RAW', listen: '127.0.0.1:7002' } }], policies: [] }));
+    const missing = count(state.delete('binding', 'nope'));
+    const unchanged = count(state.apply({ bindings: [lone('b0')], policies: [] }));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(answered, 0, 'nobody is answered while the write is in flight');
+    release();
+    const results = await Promise.all(good);
+    assert.equal(store.saves - saves, 1, 'one write for the whole batch');
+    assert.deepEqual(new Set(results.map((r) => r.version)).size, 1);
+    await assert.rejects(clash, /binding\/clash: virtual\.listen: .* already used by binding\/b1/);
+    await assert.rejects(missing, NotFoundError);
+    assert.deepEqual((await unchanged).results, ['binding/b0 unchanged'], 'an apply sees the changes batched before it');
+    const names = state.bindingStatuses().map((s) => s.binding?.name);
+    assert.equal(names.length, 50);
+    assert.ok(!names.includes('late'), 'a refused apply leaves no trace, even of its valid documents');
+    const stored = (await new StateStore(dir).load()).state;
+    assert.equal(stored.bindings.length, 50);
+    assert.equal(stored.version, Number(state.version()));
+  });
+
+  it('fails every change of a batch whose write fails, and serves the next batch normally', async () => {
+    const version = state.version();
+    store.failing = true;
+    const batch = [state.apply({ bindings: [lone('x')], policies: [] }), state.registerEndpoint(endpoint('gw1', 'usb-1'))];
+    const refused = state.delete('binding', 'nope');
+    for (const p of batch) await assert.rejects(p, /disk full/);
+    await assert.rejects(refused, NotFoundError, 'a refusal stays a refusal');
+    assert.equal(state.version(), version);
+    assert.deepEqual(state.endpoints(), []);
+    store.failing = false;
+    await state.apply({ bindings: [lone('x')], policies: [] });
+    assert.deepEqual((await new StateStore(dir).load()).state.bindings.map((b) => b.name), ['x']);
+  });
+
+  it('validates every call before it is queued', async () => {
+    const saves = store.saves;
+    await assert.rejects(state.apply({ bindings: [], policies: [] }), /nothing to apply/);
+    await assert.rejects(state.delete('binding', ''), (err: unknown) => err instanceof ValidationError && err.field === 'binding/?: name');
+    await assert.rejects(state.registerEndpoint(endpoint('gw1', 'usb-1', { kind: 'DEVICE_KIND_UNSPECIFIED' })), /endpoint\/gw1\/usb-1: kind: is required/);
+    await assert.rejects(state.registerEndpoint(endpoint('gw1', 'usb-1', { path: '' })), /endpoint\/gw1\/usb-1: path: is required/);
+    await assert.rejects(state.registerEndpoint(endpoint('gw 1', 'usb-1')), /endpoint: hostId: "gw 1" must not contain/);
+    assert.equal(store.saves, saves);
   });
 });
