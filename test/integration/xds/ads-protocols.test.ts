@@ -96,6 +96,12 @@ for (const protocol of ['delta', 'sotw'] as const satisfies readonly AdsProtocol
       await waitFor('first set', () => sidecar.last());
       await mesh.waitForState('app1', 'SYNC_STATE_SYNCED');
       const start = { sidecar: sidecar.updates.length, agent: agent.updates.length };
+      const pushMetric = `xds_pushes_total{type="type.googleapis.com/devicemesh.v1.Mapping",protocol="${protocol}"}`;
+      const pushesCounted = async (): Promise<number> => {
+        const line = (await mesh.stats('prometheus')).split('\n').find((l) => l.startsWith(`devicemesh_${pushMetric} `));
+        return Number(line?.split(' ')[1] ?? '0');
+      };
+      const countedBefore = await pushesCounted();
 
       // Half one after another, half all at once.
       for (let depth = 2; depth <= 501; depth++) await mesh.apply(modemBinding('m1', { depth }));
@@ -106,6 +112,9 @@ for (const protocol of ['delta', 'sotw'] as const satisfies readonly AdsProtocol
       const pushes = { sidecar: sidecar.updates.length - start.sidecar, agent: agent.updates.length - start.agent };
       assert.ok(pushes.sidecar >= 1 && pushes.sidecar <= 30, `sidecar got ${pushes.sidecar} pushes`);
       assert.ok(pushes.agent >= 1 && pushes.agent <= 30, `agent got ${pushes.agent} pushes`);
+      // The control plane's own count agrees: a few dozen pushes for the two proxies, not 2,000.
+      const counted = (await pushesCounted()) - countedBefore;
+      assert.equal(counted, pushes.sidecar + pushes.agent, `xds_pushes counted ${counted}`);
       await mesh.waitForState('app1', 'SYNC_STATE_SYNCED');
     });
   });
