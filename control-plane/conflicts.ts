@@ -1,10 +1,13 @@
 import { ValidationError } from '../src/errors';
 import { validateBinding, validatePolicy } from '../src/model/validate';
-import type { Binding, PhysicalEndpoint, Policy } from '../src/proto/types';
+import type { Binding, DeviceSelector, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { parseHostPort } from '../src/util/address';
 import { effectivePolicy } from './effective-policy';
-import { describeSelector, selectEndpoint } from './register';
+import { describeSelector } from './register';
 import { checkBindingDocument, checkPolicyDocument } from './request-checks';
+
+/** The register's lookup of the endpoint a selector designates (Register.select). */
+export type SelectEndpoint = (selector: DeviceSelector) => PhysicalEndpoint | undefined;
 
 export interface Documents {
   bindings: readonly Binding[];
@@ -16,7 +19,7 @@ export interface Documents {
  * documents against each other and against the stored ones they do not replace. Throws the
  * first ValidationError found, naming `binding/<name>: <field>` or `policy/<name>: <field>`.
  */
-export function checkApply(stored: Documents, endpoints: readonly PhysicalEndpoint[], incoming: Documents): void {
+export function checkApply(stored: Documents, select: SelectEndpoint, incoming: Documents): void {
   checkUniqueNames('policy', incoming.policies.map((p) => p.name));
   for (const p of incoming.policies) {
     if (!p.name) throw new ValidationError('policy/?: name', 'is required');
@@ -42,7 +45,7 @@ export function checkApply(stored: Documents, endpoints: readonly PhysicalEndpoi
   const incomingBindings = new Set(incoming.bindings.map((b) => b.name));
   checkVirtualEndpoints(bindings, (b) => incomingBindings.has(b.name));
   // Stored bindings are affected too when an incoming policy they reference changes their sharing.
-  checkExclusiveDevices(bindings, policies, endpoints, (b) => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef));
+  checkExclusiveDevices(bindings, policies, select, (b) => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef));
 }
 
 /** A policy still referenced by a binding cannot go: those bindings would silently lose their mappings. */
@@ -102,12 +105,12 @@ function sameListenAddress(a: string, b: string): boolean {
 function checkExclusiveDevices(
   bindings: readonly Binding[],
   policies: readonly Policy[],
-  endpoints: readonly PhysicalEndpoint[],
+  select: SelectEndpoint,
   affected: (b: Binding) => boolean,
 ): void {
   const policyMap = new Map(policies.map((p) => [p.name, p]));
   // Unregistered devices are compared by selector; the mapping generator catches the rest.
-  const deviceOf = (b: Binding): string => (b.device ? (selectEndpoint(endpoints, b.device)?.id ?? describeSelector(b.device)) : '');
+  const deviceOf = (b: Binding): string => (b.device ? (select(b.device)?.id ?? describeSelector(b.device)) : '');
   // Only the devices of affected bindings matter, so policies are worked out only for their users.
   const byDevice = new Map<string, { binding: Binding; exclusive: boolean }[]>();
   for (const b of bindings) if (affected(b) && b.device) byDevice.set(deviceOf(b), []);

@@ -39,7 +39,7 @@ function pick<T extends string | number>(fallback: T, ...layers: T[]): T {
  * win field by field) and the binding's serial settings over the serial defaults. A layer with a
  * non-empty `workloads` list admits only those workloads.
  */
-export function effectivePolicy(binding: Binding, policies: ReadonlyMap<string, Policy>): EffectivePolicy {
+export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<string, Policy>, 'get'>): EffectivePolicy {
   const layers: { policy: Policy; label: string }[] = [];
   if (binding.policyRef) {
     const referenced = policies.get(binding.policyRef);

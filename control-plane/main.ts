@@ -42,20 +42,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const adminListen = flag('admin', options.admin);
   const stats = new Stats(STATS_HELP);
 
-  const state = await ControlPlaneState.open(new StateStore(options.dataDir), log);
+  const state = await ControlPlaneState.open(new StateStore(options.dataDir), log, { writes: stats.counter('state_writes') });
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
   const ads = new AdsServer({ cache, proxies, hosts: state, stats, log });
   const gauges = (): void => {
-    stats.set('endpoints', state.endpoints().length);
+    stats.set('endpoints', state.endpointCount());
     stats.set('bindings', state.bindingStatuses().length);
     stats.set('mappings', state.mappings().length);
   };
-  cache.update(state.mappings(), state.version());
+  cache.update(state.mappings(), state.version(), new Set(['restart']));
   gauges();
   stats.set('connected_proxies', 0);
-  state.onCommit((mappings, version) => {
-    ads.notify(cache.update(mappings, version));
+  state.onCommit((mappings, version, kinds) => {
+    ads.notify(cache.update(mappings, version, kinds));
     gauges();
   });
 
@@ -144,4 +144,5 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
+  state_writes: 'Durable writes of the control-plane state (a snapshot or a log record); a group commit writes a batch of changes at once',
 };

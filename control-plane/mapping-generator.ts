@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Binding, BindingStatus, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
+import type { Binding, BindingStatus, DeviceSelector, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { canonicalBinding, canonicalVirtual, compareStrings, sameContent } from './canonical';
 import { effectivePolicy } from './effective-policy';
-import { describeSelector, selectEndpoint } from './register';
+import { describeSelector, Register } from './register';
 
 export interface MappingInputs {
   bindings: readonly Binding[];
@@ -15,11 +15,34 @@ export interface MappingInputs {
   previous: readonly Mapping[];
 }
 
+/** Where a generation reads its inputs: the control plane's draft, indexed. */
+export interface MappingSources {
+  bindings: Iterable<Binding>;
+  policies: Pick<ReadonlyMap<string, Policy>, 'get'>;
+  select(selector: DeviceSelector): PhysicalEndpoint | undefined;
+  host(id: string): Host | undefined;
+  version: string;
+  /** The previous generation: unchanged content keeps its version, unchanged inputs their result. */
+  previous: { mappings: readonly Mapping[]; derived?: ReadonlyMap<string, Derived> };
+}
+
+/** What a binding was generated from and what it came to before conflicts between bindings. */
+export interface Derived {
+  binding: Binding;
+  policy: Policy | undefined;
+  endpoint: PhysicalEndpoint | undefined;
+  address: string;
+  candidate?: Candidate;
+  status?: BindingStatus;
+}
+
 export interface GeneratedMappings {
   /** Sorted by id. */
   mappings: Mapping[];
   /** One per binding, sorted by binding name. */
   statuses: BindingStatus[];
+  /** Per binding name, for the next generation to reuse what did not change. */
+  derived: ReadonlyMap<string, Derived>;
 }
 
 /** Stable for a binding as long as its workload, name and physical device stay the same. */
@@ -30,6 +53,8 @@ export function mappingId(binding: Binding, physicalId: string): string {
 
 interface Candidate {
   binding: Binding;
+  /** The binding as its status shows it. */
+  shown: Binding;
   mapping: Mapping;
   exclusive: boolean;
 }
@@ -38,63 +63,52 @@ interface Candidate {
  * The mapping table: every binding whose device is in the register (present, or unknown since a
  * restart — withdrawing live mappings on a control-plane restart would cut every session) and
  * whose host has announced its socket plane becomes a mapping; the others get a status saying
- * why not.
+ * why not. From scratch: the reference `generateFrom` must agree with.
  */
 export function generateMappings(inputs: MappingInputs): GeneratedMappings {
-  const policies = new Map(inputs.policies.map((p) => [p.name, p]));
-  const hosts = new Map(inputs.hosts.map((h) => [h.id, h]));
-  const previous = new Map(inputs.previous.map((m) => [m.id, m]));
-  const statuses = new Map<string, BindingStatus>();
+  const register = new Register(inputs.endpoints, inputs.hosts);
+  return generateFrom({
+    bindings: inputs.bindings,
+    policies: new Map(inputs.policies.map((p) => [p.name, p])),
+    select: (selector) => register.select(selector),
+    host: (id) => register.host(id),
+    version: inputs.version,
+    previous: { mappings: inputs.previous },
+  });
+}
+
+/**
+ * The same table from indexed sources, reusing the previous generation's result for every
+ * binding whose inputs (the binding, its referenced policy, its device's record, its host's
+ * address) are the very same objects as then: a commit costs a pass over the bindings, and
+ * regenerates only what it touched. Stored documents are never changed in place, so the same
+ * object means the same content.
+ */
+export function generateFrom(sources: MappingSources): GeneratedMappings {
+  const previous = new Map(sources.previous.mappings.map((m) => [m.id, m]));
+  const reusable = sources.previous.derived ?? new Map<string, Derived>();
+  const derived = new Map<string, Derived>();
   const candidates: Candidate[] = [];
 
-  const bindings = [...inputs.bindings].sort((a, b) => compareStrings(a.name, b.name));
+  const bindings = [...sources.bindings].sort((a, b) => compareStrings(a.name, b.name));
   for (const binding of bindings) {
-    const status = (phase: BindingStatus['phase'], message: string, mappingId = ''): void => {
-      statuses.set(binding.name, { binding: canonicalBinding(binding), phase, message, mappingId });
-    };
-    if (!binding.device || !binding.virtual) {
-      status('BINDING_PHASE_REFUSED', 'binding has no device or no virtual endpoint');
-      continue;
-    }
-    const effective = effectivePolicy(binding, policies);
-    if (effective.refused) {
-      status('BINDING_PHASE_REFUSED', effective.reason);
-      continue;
-    }
-    const device = describeSelector(binding.device);
-    const endpoint = selectEndpoint(inputs.endpoints, binding.device);
-    if (!endpoint) {
-      status('BINDING_PHASE_PENDING', `device ${device} is not in the register`);
-      continue;
-    }
-    if (endpoint.state !== 'ENDPOINT_STATE_PRESENT' && endpoint.state !== 'ENDPOINT_STATE_UNKNOWN') {
-      status('BINDING_PHASE_PENDING', `device ${device} is absent`);
-      continue;
-    }
-    const address = hosts.get(endpoint.hostId)?.socketPlaneAddress;
-    if (!address) {
-      status('BINDING_PHASE_PENDING', `host ${endpoint.hostId} has no socket-plane address yet (its agent has not connected)`);
-      continue;
-    }
-    const mapping: Mapping = {
-      id: mappingId(binding, endpoint.id),
-      binding: binding.name,
-      workloadId: binding.workload,
-      virtual: canonicalVirtual({ ...binding.virtual, workloadId: binding.workload }),
-      physicalId: endpoint.id,
-      hostId: endpoint.hostId,
-      devicePath: endpoint.path,
-      kind: endpoint.kind,
-      agentAddress: address,
-      policy: effective.policy,
-      serial: effective.serial,
-      version: inputs.version,
-    };
-    const before = previous.get(mapping.id);
-    if (before && sameContent({ ...before, version: '' }, { ...mapping, version: '' })) mapping.version = before.version;
-    candidates.push({ binding, mapping, exclusive: effective.policy.sharing === 'SHARING_MODE_EXCLUSIVE' });
+    const policy = binding.policyRef ? sources.policies.get(binding.policyRef) : undefined;
+    const endpoint = binding.device ? sources.select(binding.device) : undefined;
+    const address = endpoint ? (sources.host(endpoint.hostId)?.socketPlaneAddress ?? '') : '';
+    const old = reusable.get(binding.name);
+    const same =
+      old?.binding === binding &&
+      old.policy === policy &&
+      old.endpoint === endpoint &&
+      old.address === address &&
+      // A candidate refused last time, or whose mapping was since replaced, gets its version anew.
+      (!old.candidate || previous.get(old.candidate.mapping.id) === old.candidate.mapping);
+    const d = same ? old : derive({ binding, policy, endpoint, address }, sources, previous);
+    derived.set(binding.name, d);
+    if (d.candidate) candidates.push(d.candidate);
   }
 
+  const statuses = new Map<string, BindingStatus>();
   const mappings: Mapping[] = [];
   for (const group of groupBy(candidates, (c) => c.mapping.physicalId).values()) {
     // Apply rejects conflicting bindings, but a by-path and a by-id selector can turn out to be
@@ -105,7 +119,7 @@ export function generateMappings(inputs: MappingInputs): GeneratedMappings {
       if (c !== holder && (c.exclusive || holder.exclusive)) {
         const why = holder.exclusive ? 'is bound exclusively by' : 'is already bound by';
         statuses.set(c.binding.name, {
-          binding: canonicalBinding(c.binding),
+          binding: c.shown,
           phase: 'BINDING_PHASE_REFUSED',
           message: `device ${c.mapping.physicalId} ${why} binding/${holder.binding.name}`,
           mappingId: '',
@@ -114,7 +128,7 @@ export function generateMappings(inputs: MappingInputs): GeneratedMappings {
       }
       mappings.push(c.mapping);
       statuses.set(c.binding.name, {
-        binding: canonicalBinding(c.binding),
+        binding: c.shown,
         phase: 'BINDING_PHASE_MAPPED',
         message: `mapped to ${c.mapping.physicalId} via ${c.mapping.agentAddress}`,
         mappingId: c.mapping.id,
@@ -123,7 +137,49 @@ export function generateMappings(inputs: MappingInputs): GeneratedMappings {
   }
 
   mappings.sort((a, b) => compareStrings(a.id, b.id));
-  return { mappings, statuses: bindings.map((b) => statuses.get(b.name) as BindingStatus) };
+  return {
+    mappings,
+    statuses: bindings.map((b) => statuses.get(b.name) ?? ((derived.get(b.name) as Derived).status as BindingStatus)),
+    derived,
+  };
+}
+
+/** One binding's candidate mapping, or its status saying why it has none. */
+function derive(
+  inputs: Pick<Derived, 'binding' | 'policy' | 'endpoint' | 'address'>,
+  sources: MappingSources,
+  previous: ReadonlyMap<string, Mapping>,
+): Derived {
+  const { binding, endpoint, address } = inputs;
+  const shown = canonicalBinding(binding);
+  const status = (phase: BindingStatus['phase'], message: string): Derived => ({ ...inputs, status: { binding: shown, phase, message, mappingId: '' } });
+  if (!binding.device || !binding.virtual) return status('BINDING_PHASE_REFUSED', 'binding has no device or no virtual endpoint');
+  const effective = effectivePolicy(binding, sources.policies);
+  if (effective.refused) return status('BINDING_PHASE_REFUSED', effective.reason);
+  const device = describeSelector(binding.device);
+  if (!endpoint) return status('BINDING_PHASE_PENDING', `device ${device} is not in the register`);
+  if (endpoint.state !== 'ENDPOINT_STATE_PRESENT' && endpoint.state !== 'ENDPOINT_STATE_UNKNOWN') {
+    return status('BINDING_PHASE_PENDING', `device ${device} is absent`);
+  }
+  if (!address) return status('BINDING_PHASE_PENDING', `host ${endpoint.hostId} has no socket-plane address yet (its agent has not connected)`);
+  const mapping: Mapping = {
+    id: mappingId(binding, endpoint.id),
+    binding: binding.name,
+    workloadId: binding.workload,
+    virtual: canonicalVirtual({ ...binding.virtual, workloadId: binding.workload }),
+    physicalId: endpoint.id,
+    hostId: endpoint.hostId,
+    devicePath: endpoint.path,
+    kind: endpoint.kind,
+    agentAddress: address,
+    policy: effective.policy,
+    serial: effective.serial,
+    version: sources.version,
+  };
+  const before = previous.get(mapping.id);
+  // The unchanged mapping itself, so that later stages can tell it unchanged by identity.
+  const kept = before && sameContent({ ...before, version: '' }, { ...mapping, version: '' }) ? before : mapping;
+  return { ...inputs, candidate: { binding, shown, mapping: kept, exclusive: effective.policy.sharing === 'SHARING_MODE_EXCLUSIVE' } };
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {

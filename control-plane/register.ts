@@ -1,6 +1,8 @@
 import { ValidationError } from '../src/errors';
 import type { DeviceSelector, EndpointState, Host, PhysicalEndpoint, Timestamp } from '../src/proto/types';
-import { canonicalEndpoint, canonicalHost, compareStrings } from './canonical';
+import { canonicalEndpoint, canonicalHost, compareStrings, sameContent } from './canonical';
+import type { ListDelta } from './state-delta';
+import { type JournalMark, OverlayMap, overlayDelta } from './overlay-map';
 
 /** A physical endpoint's mesh-wide id. */
 export function endpointId(hostId: string, deviceId: string): string {
@@ -50,44 +52,105 @@ export function checkReportedEndpoint(endpoint: PhysicalEndpoint): void {
   if (!endpoint.deviceId) throw new ValidationError('endpoint: deviceId', 'is required');
 }
 
+/** A selector's index key: the host and either the path or the device id. */
+function indexKey(host: string, value: string): string {
+  return `${host}\n${value}`;
+}
+
+interface Tables {
+  endpoints: OverlayMap<string, PhysicalEndpoint>;
+  hosts: OverlayMap<string, Host>;
+  /** Endpoint ids by (host, path): several records can share a path. */
+  byPath: OverlayMap<string, ReadonlySet<string>>;
+  /** Endpoint ids by (host, device id). */
+  byDevice: OverlayMap<string, ReadonlySet<string>>;
+}
+
+/** A point in a draft register's journal to roll back to. */
+export type RegisterMark = readonly JournalMark[];
+
 /**
- * The register of physical endpoints and hosts: plain data, no I/O. The control plane mutates
- * a clone and swaps it in once the clone is persisted.
+ * The register of physical endpoints and hosts: plain data, no I/O, indexed so that a selector
+ * resolves without a scan. The control plane changes a `derive`d draft and `fold`s it once the
+ * draft is persisted; a refused job is undone with `rollback`.
  */
 export class Register {
-  private readonly endpointsById = new Map<string, PhysicalEndpoint>();
-  private readonly hostsById = new Map<string, Host>();
+  private tables: Tables = {
+    endpoints: new OverlayMap(),
+    hosts: new OverlayMap(),
+    byPath: new OverlayMap(),
+    byDevice: new OverlayMap(),
+  };
 
   constructor(endpoints: Iterable<PhysicalEndpoint> = [], hosts: Iterable<Host> = []) {
-    for (const e of endpoints) this.endpointsById.set(e.id, canonicalEndpoint(e));
-    for (const h of hosts) this.hostsById.set(h.id, canonicalHost(h));
+    for (const e of endpoints) this.putEndpoint(canonicalEndpoint(e));
+    for (const h of hosts) this.tables.hosts.set(h.id, canonicalHost(h));
+    this.fold();
   }
 
-  clone(): Register {
-    return new Register(this.endpointsById.values(), this.hostsById.values());
+  /** A draft over this register's content, which must be folded (as a committed register is). */
+  derive(): Register {
+    const draft = new Register();
+    const t = this.tables;
+    draft.tables = { endpoints: t.endpoints.derive(), hosts: t.hosts.derive(), byPath: t.byPath.derive(), byDevice: t.byDevice.derive() };
+    return draft;
+  }
+
+  mark(): RegisterMark {
+    return this.all().map((t) => t.mark());
+  }
+
+  rollback(mark: RegisterMark): void {
+    this.all().forEach((t, i) => t.rollback(mark[i] ?? 0));
+  }
+
+  /** Makes the draft's changes the content of the register it was derived from. */
+  fold(): void {
+    for (const t of this.all()) t.fold();
+  }
+
+  /** Ids of the endpoints this draft added, changed or removed. */
+  changedEndpointIds(): string[] {
+    return this.tables.endpoints.changedKeys();
+  }
+
+  /** The endpoint as the register this draft was derived from holds it. */
+  baseEndpoint(id: string): PhysicalEndpoint | undefined {
+    return this.tables.endpoints.baseValue(id);
+  }
+
+  /** What this draft changes, as a log record lists it. */
+  delta(): { endpoints: ListDelta<PhysicalEndpoint>; hosts: ListDelta<Host> } {
+    return { endpoints: overlayDelta(this.tables.endpoints, sameContent), hosts: overlayDelta(this.tables.hosts, sameContent) };
   }
 
   /** Sorted by id; only one host's when `hostId` is given. */
   endpoints(hostId?: string): PhysicalEndpoint[] {
-    return [...this.endpointsById.values()]
+    return [...this.tables.endpoints.values()]
       .filter((e) => !hostId || e.hostId === hostId)
       .sort((a, b) => compareStrings(a.id, b.id));
   }
 
+  endpointCount(): number {
+    return this.tables.endpoints.size;
+  }
+
   endpoint(id: string): PhysicalEndpoint | undefined {
-    return this.endpointsById.get(id);
+    return this.tables.endpoints.get(id);
   }
 
   hosts(): Host[] {
-    return [...this.hostsById.values()].sort((a, b) => compareStrings(a.id, b.id));
+    return [...this.tables.hosts.values()].sort((a, b) => compareStrings(a.id, b.id));
   }
 
   host(id: string): Host | undefined {
-    return this.hostsById.get(id);
+    return this.tables.hosts.get(id);
   }
 
   select(selector: DeviceSelector): PhysicalEndpoint | undefined {
-    return selectEndpoint(this.endpointsById.values(), selector);
+    const index = selector.id ? this.tables.byDevice : this.tables.byPath;
+    const ids = index.get(indexKey(selector.host, selector.id || selector.path)) ?? [];
+    return selectEndpoint([...ids].map((id) => this.tables.endpoints.get(id) as PhysicalEndpoint), selector);
   }
 
   /** An agent reports a device: it is present now, whatever it was before. */
@@ -99,35 +162,69 @@ export class Register {
       state: 'ENDPOINT_STATE_PRESENT',
       updatedAt: now,
     });
-    this.endpointsById.set(endpoint.id, endpoint);
+    this.putEndpoint(endpoint);
     return endpoint;
   }
 
   removeEndpoint(id: string): boolean {
-    return this.endpointsById.delete(id);
+    const e = this.tables.endpoints.get(id);
+    if (!e) return false;
+    this.unindex(e);
+    this.tables.endpoints.delete(id);
+    return true;
   }
 
   /** Keeps the record (so bindings can say the device is absent) but marks it gone. */
   markAbsent(id: string, now: Timestamp): PhysicalEndpoint | undefined {
-    const e = this.endpointsById.get(id);
+    const e = this.tables.endpoints.get(id);
     if (!e) return undefined;
     const absent = { ...e, state: 'ENDPOINT_STATE_ABSENT' as const, updatedAt: now };
-    this.endpointsById.set(id, absent);
+    this.tables.endpoints.set(id, absent);
     return absent;
   }
 
   hostConnected(id: string, socketPlaneAddress: string, now: Timestamp): Host {
     const host = canonicalHost({ id, socketPlaneAddress, state: 'HOST_STATE_CONNECTED', lastSeen: now });
-    this.hostsById.set(id, host);
+    this.tables.hosts.set(id, host);
     return host;
   }
 
   /** The host keeps its socket-plane address: its mappings stay, since its agent may be back soon. */
   hostDisconnected(id: string, now: Timestamp): Host | undefined {
-    const h = this.hostsById.get(id);
+    const h = this.tables.hosts.get(id);
     if (!h) return undefined;
     const host = { ...h, state: 'HOST_STATE_DISCONNECTED' as const, lastSeen: now };
-    this.hostsById.set(id, host);
+    this.tables.hosts.set(id, host);
     return host;
   }
+
+  private all(): OverlayMap<string, unknown>[] {
+    const t = this.tables;
+    return [t.endpoints, t.hosts, t.byPath, t.byDevice] as OverlayMap<string, unknown>[];
+  }
+
+  private putEndpoint(endpoint: PhysicalEndpoint): void {
+    const old = this.tables.endpoints.get(endpoint.id);
+    if (old) this.unindex(old);
+    this.tables.endpoints.set(endpoint.id, endpoint);
+    addTo(this.tables.byPath, indexKey(endpoint.hostId, endpoint.path), endpoint.id);
+    addTo(this.tables.byDevice, indexKey(endpoint.hostId, endpoint.deviceId), endpoint.id);
+  }
+
+  private unindex(endpoint: PhysicalEndpoint): void {
+    removeFrom(this.tables.byPath, indexKey(endpoint.hostId, endpoint.path), endpoint.id);
+    removeFrom(this.tables.byDevice, indexKey(endpoint.hostId, endpoint.deviceId), endpoint.id);
+  }
+}
+
+// Index sets are replaced, never changed in place: the committed register may share them.
+function addTo(index: OverlayMap<string, ReadonlySet<string>>, key: string, id: string): void {
+  index.set(key, new Set([...(index.get(key) ?? []), id]));
+}
+
+function removeFrom(index: OverlayMap<string, ReadonlySet<string>>, key: string, id: string): void {
+  const ids = new Set(index.get(key));
+  ids.delete(id);
+  if (ids.size > 0) index.set(key, ids);
+  else index.delete(key);
 }

@@ -3,7 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Mapping, XdsAny } from '../src/proto/types';
 import { packAny } from '../src/xds/any';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
-import { compareStrings, sameContent, stableJson } from './canonical';
+import { compareStrings, stableJson } from './canonical';
+import type { ChangeKind } from './state';
 
 export type ProxyKind = 'agent' | 'sidecar';
 
@@ -36,13 +37,8 @@ export interface Snapshot {
   byName: ReadonlyMap<string, SnapshotResource>;
 }
 
-/**
- * What kind of change moved a proxy's snapshot, read from the mappings themselves (the commit
- * carries no cause): `binding` when a mapping appeared, disappeared or its binding-owned fields
- * (virtual endpoint, policy, serial settings) changed; `endpoint` when its device did (id, path,
- * kind, host); `host` when its agent's socket-plane address did.
- */
-export type ChangeReason = 'binding' | 'endpoint' | 'host';
+/** What caused a proxy's snapshot to move: the kind of change the control plane committed. */
+export type ChangeReason = ChangeKind;
 
 export interface SnapshotChange {
   reasons: ReadonlySet<ChangeReason>;
@@ -51,6 +47,7 @@ export interface SnapshotChange {
 }
 
 interface Packed {
+  mapping: Mapping;
   json: string;
   resource: SnapshotResource;
 }
@@ -70,18 +67,24 @@ export class SnapshotCache {
   private packed = new Map<string, Packed>();
   private readonly changes = new Map<string, SnapshotChange>();
 
-  /** Takes a new mapping table; returns the keys of the proxies whose resource set changed. */
-  update(mappings: readonly Mapping[], version: string): string[] {
+  /** Takes a new mapping table and what caused it; returns the keys of the proxies whose resource set changed. */
+  update(mappings: readonly Mapping[], version: string, reasons: ReadonlySet<ChangeReason>): string[] {
     const at = performance.now();
     const packed = new Map<string, Packed>();
     const next = new Map<string, Mapping[]>();
     const add = (key: string, m: Mapping): void => {
-      next.set(key, [...(next.get(key) ?? []), m]);
+      const list = next.get(key);
+      if (list) list.push(m);
+      else next.set(key, [m]);
     };
     for (const m of mappings) {
-      const json = stableJson(m);
       const before = this.packed.get(m.id);
-      packed.set(m.id, before?.json === json ? before : { json, resource: packResource(m) });
+      // The generator hands an unchanged mapping over as the same object: no need to serialise it again.
+      if (before?.mapping === m) packed.set(m.id, before);
+      else {
+        const json = stableJson(m);
+        packed.set(m.id, before?.json === json ? { ...before, mapping: m } : { mapping: m, json, resource: packResource(m) });
+      }
       add(nodeKey('sidecar', m.workloadId), m);
       add(nodeKey('agent', m.hostId), m);
     }
@@ -96,7 +99,7 @@ export class SnapshotCache {
       const after = (next.get(key) ?? []).sort((a, b) => compareStrings(a.id, b.id));
       if (same(before, after)) continue;
       changed.push(key);
-      this.changes.set(key, { reasons: reasonsFor(before, after), at });
+      this.changes.set(key, { reasons, at });
       if (after.length === 0) {
         this.entries.delete(key);
         continue;
@@ -126,25 +129,4 @@ export class SnapshotCache {
 function packResource(m: Mapping): SnapshotResource {
   const resource = packAny(MAPPING_TYPE_URL, m);
   return { name: m.id, version: createHash('sha256').update(resource.value).digest('hex').slice(0, 16), resource };
-}
-
-const BINDING_FIELDS = ['binding', 'workloadId', 'virtual', 'policy', 'serial'] as const;
-const ENDPOINT_FIELDS = ['physicalId', 'devicePath', 'kind', 'hostId'] as const;
-
-function reasonsFor(before: readonly Mapping[], after: readonly Mapping[]): Set<ChangeReason> {
-  const reasons = new Set<ChangeReason>();
-  const old = new Map(before.map((m) => [m.id, m]));
-  const now = new Map(after.map((m) => [m.id, m]));
-  for (const id of new Set([...old.keys(), ...now.keys()])) {
-    const a = old.get(id);
-    const b = now.get(id);
-    if (!a || !b) {
-      reasons.add('binding');
-      continue;
-    }
-    if (BINDING_FIELDS.some((f) => !sameContent(a[f], b[f]))) reasons.add('binding');
-    if (ENDPOINT_FIELDS.some((f) => a[f] !== b[f])) reasons.add('endpoint');
-    if (a.agentAddress !== b.agentAddress) reasons.add('host');
-  }
-  return reasons;
 }

@@ -21,6 +21,7 @@ export interface StateDelta {
 const byName = (item: { name: string }): string => item.name;
 const byId = (item: { id: string }): string => item.id;
 
+/** The change between two whole states; the control plane builds its records from what a batch touched instead. */
 export function diffStates(before: StoredState, after: StoredState): StateDelta {
   return {
     version: after.version,
@@ -28,9 +29,14 @@ export function diffStates(before: StoredState, after: StoredState): StateDelta 
     policies: diffList(before.policies, after.policies, byName, sameContent),
     endpoints: diffList(before.endpoints, after.endpoints, byId, sameContent),
     hosts: diffList(before.hosts, after.hosts, byId, sameContent),
-    // The mapping generator gives a mapping a new version exactly when its content changes.
-    mappings: diffList(before.mappings, after.mappings, byId, (a, b) => a.version === b.version),
+    mappings: diffMappings(before.mappings, after.mappings),
   };
+}
+
+/** Both sorted by id. */
+export function diffMappings(before: readonly Mapping[], after: readonly Mapping[]): ListDelta<Mapping> {
+  // The mapping generator gives a mapping a new version exactly when its content changes.
+  return diffList(before, after, byId, (a, b) => a.version === b.version);
 }
 
 /** Every list of the result is sorted by key, as the stored state's lists are. */

@@ -4,7 +4,7 @@ import { DeviceMeshError, errorMessage } from '../src/errors';
 import { validateBinding, validatePolicy } from '../src/model/validate';
 import type { Binding, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { canonicalBinding, canonicalEndpoint, canonicalHost, canonicalMapping, canonicalPolicy } from './canonical';
-import { applyDelta, diffStates, type StateDelta } from './state-delta';
+import { applyDelta, type StateDelta } from './state-delta';
 import { appendRecord, decodeRecords } from './write-ahead-log';
 
 export const STATE_FILE = 'state.json';
@@ -42,6 +42,12 @@ export interface WriteReport {
   compactionError?: string;
 }
 
+/** One durable write: the change since the last one, and the whole state, built only when a snapshot is due. */
+export interface StateWrite {
+  delta: StateDelta;
+  full(): StoredState;
+}
+
 export interface StateStoreOptions {
   /** The log is folded into a new snapshot once it is larger than this and than the snapshot. */
   compactBytes?: number;
@@ -67,8 +73,8 @@ export class StateStore {
   readonly file: string;
   readonly logFile: string;
   private readonly compactBytes: number;
-  /** What is on disk, once this process has written; until then the next write is a snapshot. */
-  private durable: StoredState | undefined;
+  /** Whether this process has written a snapshot the log continues; until then the next write is one. */
+  private written = false;
   private logBytes = 0;
   private snapshotBytes = 0;
 
@@ -121,23 +127,21 @@ export class StateStore {
     };
   }
 
-  /** Makes `state` durable: appended to the log as its difference from the last write, or as a snapshot. */
-  async save(state: StoredState): Promise<WriteReport> {
-    const before = this.durable;
-    if (!before) return { logBytes: 0, snapshotBytes: await this.writeSnapshot(state) };
+  /** Makes a change durable: appended to the log, or as a snapshot of the whole state. */
+  async save(write: StateWrite): Promise<WriteReport> {
+    if (!this.written) return { logBytes: 0, snapshotBytes: await this.writeSnapshot(write.full()) };
     let logBytes: number;
     try {
-      logBytes = await appendRecord(this.logFile, Buffer.from(encodeDelta(diffStates(before, state)), 'utf8'));
+      logBytes = await appendRecord(this.logFile, Buffer.from(encodeDelta(write.delta), 'utf8'));
     } catch (err) {
       // The append may have left part of a record behind: the next write starts afresh with a snapshot.
-      this.durable = undefined;
+      this.written = false;
       throw cannotWrite(this.logFile, err);
     }
-    this.durable = state;
     this.logBytes += logBytes;
     if (this.logBytes <= Math.max(this.compactBytes, this.snapshotBytes)) return { logBytes, snapshotBytes: 0 };
     try {
-      return { logBytes, snapshotBytes: await this.writeSnapshot(state) };
+      return { logBytes, snapshotBytes: await this.writeSnapshot(write.full()) };
     } catch (err) {
       return { logBytes, snapshotBytes: 0, compactionError: errorMessage(err) };
     }
@@ -176,7 +180,7 @@ export class StateStore {
     } catch (err) {
       throw cannotWrite(this.logFile, err);
     }
-    this.durable = state;
+    this.written = true;
     this.logBytes = 0;
     this.snapshotBytes = Buffer.byteLength(text);
     return this.snapshotBytes;

@@ -1,12 +1,15 @@
 import { errorMessage, NotFoundError } from '../src/errors';
 import type { Logger } from '../src/log';
+import type { Counter } from '../src/telemetry/stats';
 import type { Binding, BindingStatus, EndpointEvent, Host, Mapping, PhysicalEndpoint, Policy, Timestamp } from '../src/proto/types';
 import { canonicalBinding, canonicalPolicy, compareStrings, sameContent, timestampOf } from './canonical';
 import { checkApply, checkPolicyDelete } from './conflicts';
 import { GroupCommit, type Outcome } from './group-commit';
-import { generateMappings } from './mapping-generator';
+import { generateFrom, type GeneratedMappings } from './mapping-generator';
+import { OverlayMap, overlayDelta } from './overlay-map';
 import { Register } from './register';
 import { checkApplyRequest, checkDeleteRequest, checkEndpointReport } from './request-checks';
+import { diffMappings, type StateDelta } from './state-delta';
 import type { StateStore, StoredState, WriteReport } from './state-store';
 
 export interface ApplyResult {
@@ -15,26 +18,35 @@ export interface ApplyResult {
   version: string;
 }
 
-export type CommitListener = (mappings: readonly Mapping[], version: string) => void;
+/** What a committed batch changed; `restart` is the commit of a control plane loading its state. */
+export type ChangeKind = 'binding' | 'policy' | 'endpoint' | 'host' | 'restart';
+
+export type CommitListener = (mappings: readonly Mapping[], version: string, kinds: ReadonlySet<ChangeKind>) => void;
 export type EndpointListener = (event: EndpointEvent) => void;
 
+export interface StateOptions {
+  clock?: () => Date;
+  /** Counts durable writes. */
+  writes?: Counter;
+}
+
+/** The committed state, or a batch's draft over it (its maps and register are overlays on the committed ones). */
 interface MeshData {
   version: number;
-  bindings: Map<string, Binding>;
-  policies: Map<string, Policy>;
+  bindings: OverlayMap<string, Binding>;
+  policies: OverlayMap<string, Policy>;
   register: Register;
-  mappings: Mapping[];
-  statuses: BindingStatus[];
+  generated: GeneratedMappings;
 }
 
 interface Change<T> {
   value: T;
-  /** False when the request turned out to change nothing: no new version, no write. */
-  changed: boolean;
+  /** What the request changed; empty when it turned out to change nothing: no new version, no write. */
+  changed: readonly ChangeKind[];
 }
 
-/** One mutation as the group commit runs it: changes the draft (or throws), says whether it did. */
-type Job = (draft: MeshData, now: Timestamp) => boolean;
+/** One mutation as the group commit runs it: changes the draft (or throws), says what it changed. */
+type Job = (draft: MeshData, now: Timestamp) => readonly ChangeKind[];
 
 /**
  * The control plane's state and the one way to change it. Mutations are group-committed: those
@@ -53,24 +65,24 @@ export class ControlPlaneState {
     private readonly store: StateStore,
     private readonly log: Logger,
     private readonly clock: () => Date,
+    private readonly writes: Counter | undefined,
     private data: MeshData,
   ) {}
 
   /** Loads the data directory and records the restart as a new version. */
-  static async open(store: StateStore, log: Logger, clock: () => Date = () => new Date()): Promise<ControlPlaneState> {
+  static async open(store: StateStore, log: Logger, options: StateOptions = {}): Promise<ControlPlaneState> {
     const { state: stored, replayed, tornBytes } = await store.load();
     if (tornBytes > 0) log.warn({ file: store.logFile, bytes: tornBytes }, 'discarded the torn last record of the state log (a crash interrupted its write)');
-    const state = new ControlPlaneState(store, log, clock, {
+    const state = new ControlPlaneState(store, log, options.clock ?? ((): Date => new Date()), options.writes, {
       version: stored.version,
-      bindings: new Map(stored.bindings.map((b) => [b.name, b])),
-      policies: new Map(stored.policies.map((p) => [p.name, p])),
+      bindings: new OverlayMap(new Map(stored.bindings.map((b) => [b.name, b]))),
+      policies: new OverlayMap(new Map(stored.policies.map((p) => [p.name, p]))),
       register: new Register(stored.endpoints, stored.hosts),
-      mappings: stored.mappings,
-      statuses: [],
+      generated: { mappings: stored.mappings, statuses: [], derived: new Map() },
     });
     // Endpoints are unknown and hosts disconnected now, and no version handed out before the
     // restart may be handed out again for different content: this is a change like any other.
-    await state.mutate(() => ({ value: undefined, changed: true }));
+    await state.mutate(() => ({ value: undefined, changed: ['restart'] }));
     log.info({ version: state.version(), dataDir: store.dataDir, bindings: stored.bindings.length, replayed }, 'state loaded');
     return state;
   }
@@ -81,6 +93,10 @@ export class ControlPlaneState {
 
   endpoints(hostId?: string): PhysicalEndpoint[] {
     return this.data.register.endpoints(hostId);
+  }
+
+  endpointCount(): number {
+    return this.data.register.endpointCount();
   }
 
   endpoint(id: string): PhysicalEndpoint {
@@ -94,7 +110,7 @@ export class ControlPlaneState {
   }
 
   bindingStatuses(): BindingStatus[] {
-    return this.data.statuses;
+    return this.data.generated.statuses;
   }
 
   policies(): Policy[] {
@@ -102,7 +118,7 @@ export class ControlPlaneState {
   }
 
   mappings(filter: { workloadId?: string; hostId?: string } = {}): Mapping[] {
-    return this.data.mappings.filter(
+    return this.data.generated.mappings.filter(
       (m) => (!filter.workloadId || m.workloadId === filter.workloadId) && (!filter.hostId || m.hostId === filter.hostId),
     );
   }
@@ -128,24 +144,25 @@ export class ControlPlaneState {
     const bindings = documents.bindings.map(canonicalBinding);
     const policies = documents.policies.map(canonicalPolicy);
     const { value, version } = await this.mutate((draft) => {
-      checkApply({ bindings: [...draft.bindings.values()], policies: [...draft.policies.values()] }, draft.register.endpoints(), {
+      const { register } = draft;
+      checkApply({ bindings: [...draft.bindings.values()], policies: [...draft.policies.values()] }, (selector) => register.select(selector), {
         bindings,
         policies,
       });
       const results: string[] = [];
-      let changed = false;
-      const put = <T extends { name: string }>(kind: string, map: Map<string, T>, doc: T): void => {
+      const changed = new Set<ChangeKind>();
+      const put = <T extends { name: string }>(kind: 'binding' | 'policy', map: OverlayMap<string, T>, doc: T): void => {
         const old = map.get(doc.name);
         const outcome = !old ? 'created' : sameContent(old, doc) ? 'unchanged' : 'configured';
         if (outcome !== 'unchanged') {
           map.set(doc.name, doc);
-          changed = true;
+          changed.add(kind);
         }
         results.push(`${kind}/${doc.name} ${outcome}`);
       };
       for (const p of policies) put('policy', draft.policies, p);
       for (const b of bindings) put('binding', draft.bindings, b);
-      return { value: results, changed };
+      return { value: results, changed: [...changed] };
     });
     for (const line of value) this.log.info({ version, result: line }, 'document applied');
     return { results: value, version };
@@ -155,11 +172,11 @@ export class ControlPlaneState {
   async delete(kind: string, name: string): Promise<string> {
     checkDeleteRequest(kind, name);
     const { version } = await this.mutate((draft) => {
-      const map: Map<string, unknown> = kind === 'binding' ? draft.bindings : draft.policies;
+      const map: OverlayMap<string, unknown> = kind === 'binding' ? draft.bindings : draft.policies;
       if (!map.has(name)) throw new NotFoundError(`${kind}/${name} does not exist`);
       if (kind === 'policy') checkPolicyDelete(name, [...draft.bindings.values()]);
       map.delete(name);
-      return { value: undefined, changed: true };
+      return { value: undefined, changed: [kind === 'binding' ? 'binding' : 'policy'] };
     });
     this.log.info({ version, document: `${kind}/${name}` }, 'document deleted');
     return version;
@@ -167,7 +184,7 @@ export class ControlPlaneState {
 
   async registerEndpoint(reported: PhysicalEndpoint): Promise<PhysicalEndpoint> {
     checkEndpointReport(reported);
-    const { value, version } = await this.mutate((draft, now) => ({ value: draft.register.reportEndpoint(reported, now), changed: true }));
+    const { value, version } = await this.mutate((draft, now) => ({ value: draft.register.reportEndpoint(reported, now), changed: ['endpoint'] }));
     this.log.info({ version, endpoint: value.id, path: value.path, kind: value.kind }, 'endpoint registered');
     return value;
   }
@@ -176,17 +193,17 @@ export class ControlPlaneState {
     const { version } = await this.mutate((draft, now) => {
       const found = markAbsent ? draft.register.markAbsent(id, now) !== undefined : draft.register.removeEndpoint(id);
       if (!found) throw new NotFoundError(`endpoint ${id} is not in the register`);
-      return { value: undefined, changed: true };
+      return { value: undefined, changed: ['endpoint'] };
     });
     this.log.info({ version, endpoint: id, markAbsent }, markAbsent ? 'endpoint absent' : 'endpoint removed');
   }
 
   async hostConnected(id: string, socketPlaneAddress: string): Promise<void> {
-    await this.mutate((draft, now) => ({ value: draft.register.hostConnected(id, socketPlaneAddress, now), changed: true }));
+    await this.mutate((draft, now) => ({ value: draft.register.hostConnected(id, socketPlaneAddress, now), changed: ['host'] }));
   }
 
   async hostDisconnected(id: string): Promise<void> {
-    await this.mutate((draft, now) => ({ value: undefined, changed: draft.register.hostDisconnected(id, now) !== undefined }));
+    await this.mutate((draft, now) => ({ value: undefined, changed: draft.register.hostDisconnected(id, now) ? ['host'] : [] }));
   }
 
   private async mutate<T>(change: (draft: MeshData, now: Timestamp) => Change<T>): Promise<{ value: T; version: string }> {
@@ -203,41 +220,45 @@ export class ControlPlaneState {
   private async commitBatch(jobs: readonly Job[]): Promise<Outcome<string>[]> {
     const before = this.data;
     const now = timestampOf(this.clock());
-    let draft = before;
-    let changed = false;
+    const draft = derive(before);
+    const kinds = new Set<ChangeKind>();
+    // Each job runs on the draft as the jobs before it left it; a refused one is rolled back.
     const refusals = jobs.map((job): { error: unknown } | undefined => {
-      const trial = copyOf(draft);
+      const mark = markOf(draft);
       try {
-        if (job(trial, now)) changed = true;
+        for (const kind of job(draft, now)) kinds.add(kind);
       } catch (error) {
+        mark();
         return { error };
       }
-      draft = trial;
       return undefined;
     });
     const answer = (success: Outcome<string>): Outcome<string>[] => refusals.map((r) => (r ? { ok: false, error: r.error } : success));
-    if (!changed) return answer({ ok: true, value: String(before.version) });
+    if (kinds.size === 0) return answer({ ok: true, value: String(before.version) });
 
     draft.version += 1;
-    const generated = generateMappings({
-      bindings: [...draft.bindings.values()],
-      policies: [...draft.policies.values()],
-      endpoints: draft.register.endpoints(),
-      hosts: draft.register.hosts(),
+    const { register } = draft;
+    draft.generated = generateFrom({
+      bindings: draft.bindings.values(),
+      policies: draft.policies,
+      select: (selector) => register.select(selector),
+      host: (id) => register.host(id),
       version: String(draft.version),
-      previous: before.mappings,
+      previous: before.generated,
     });
-    draft.mappings = generated.mappings;
-    draft.statuses = generated.statuses;
     let report: WriteReport;
     try {
-      report = await this.store.save(toStored(draft));
+      report = await this.store.save({ delta: deltaOf(before, draft), full: () => toStored(draft) });
     } catch (error) {
       return answer({ ok: false, error });
     }
+    // Read from the committed maps before the draft is folded into them.
+    const events = endpointEvents(draft.register);
+    fold(draft);
     this.data = draft;
+    this.writes?.add(1);
     this.logWrite(report, jobs.length);
-    this.publish(before, draft);
+    this.publish(events, kinds);
     return answer({ ok: true, value: String(draft.version) });
   }
 
@@ -249,15 +270,7 @@ export class ControlPlaneState {
     }
   }
 
-  private publish(before: MeshData, after: MeshData): void {
-    const events: EndpointEvent[] = [];
-    for (const e of after.register.endpoints()) {
-      const old = before.register.endpoint(e.id);
-      if (!old || !sameContent(old, e)) events.push({ type: 'TYPE_UPSERTED', endpoint: e });
-    }
-    for (const e of before.register.endpoints()) {
-      if (!after.register.endpoint(e.id)) events.push({ type: 'TYPE_REMOVED', endpoint: e });
-    }
+  private publish(events: readonly EndpointEvent[], kinds: ReadonlySet<ChangeKind>): void {
     // A listener's failure is its own: the change is committed and the others must hear of it.
     const notify = (fn: () => void): void => {
       try {
@@ -266,13 +279,56 @@ export class ControlPlaneState {
         this.log.error({ error: errorMessage(err) }, 'state listener failed');
       }
     };
+    const { mappings } = this.data.generated;
+    const version = String(this.data.version);
     for (const event of events) for (const l of [...this.endpointListeners]) notify(() => l(event));
-    for (const l of this.commitListeners) notify(() => l(after.mappings, String(after.version)));
+    for (const l of this.commitListeners) notify(() => l(mappings, version, kinds));
   }
 }
 
-function copyOf(data: MeshData): MeshData {
-  return { ...data, bindings: new Map(data.bindings), policies: new Map(data.policies), register: data.register.clone() };
+/** A batch's draft: overlays on the committed state, which stays as readers see it until the draft is folded. */
+function derive(data: MeshData): MeshData {
+  return { ...data, bindings: data.bindings.derive(), policies: data.policies.derive(), register: data.register.derive() };
+}
+
+/** Marks the draft's journals; calling the result undoes everything written since. */
+function markOf(draft: MeshData): () => void {
+  const [bindings, policies, register] = [draft.bindings.mark(), draft.policies.mark(), draft.register.mark()];
+  return (): void => {
+    draft.bindings.rollback(bindings);
+    draft.policies.rollback(policies);
+    draft.register.rollback(register);
+  };
+}
+
+function fold(draft: MeshData): void {
+  draft.bindings.fold();
+  draft.policies.fold();
+  draft.register.fold();
+}
+
+/** The endpoints a draft changed, as watchers hear of them: only those, not a comparison of the whole register. */
+function endpointEvents(draft: Register): EndpointEvent[] {
+  const upserted: EndpointEvent[] = [];
+  const removed: EndpointEvent[] = [];
+  for (const id of draft.changedEndpointIds().sort(compareStrings)) {
+    const now = draft.endpoint(id);
+    const was = draft.baseEndpoint(id);
+    if (now && (!was || !sameContent(was, now))) upserted.push({ type: 'TYPE_UPSERTED', endpoint: now });
+    else if (!now && was) removed.push({ type: 'TYPE_REMOVED', endpoint: was });
+  }
+  return [...upserted, ...removed];
+}
+
+/** The write-ahead log record of a batch: what its draft touched, and the mappings that changed. */
+function deltaOf(before: MeshData, draft: MeshData): StateDelta {
+  return {
+    version: draft.version,
+    bindings: overlayDelta(draft.bindings, sameContent),
+    policies: overlayDelta(draft.policies, sameContent),
+    ...draft.register.delta(),
+    mappings: diffMappings(before.generated.mappings, draft.generated.mappings),
+  };
 }
 
 function toStored(data: MeshData): StoredState {
@@ -282,6 +338,6 @@ function toStored(data: MeshData): StoredState {
     policies: [...data.policies.values()].sort((a, b) => compareStrings(a.name, b.name)),
     endpoints: data.register.endpoints(),
     hosts: data.register.hosts(),
-    mappings: data.mappings,
+    mappings: data.generated.mappings,
   };
 }

@@ -5,19 +5,10 @@ import { SIMULATED_MODEM_IDENTITY } from '../../../agent/drivers/simulated-modem
 import { FramedConnection } from '../../../src/socket-plane/connection';
 import type { Session } from '../../../src/socket-plane/session';
 import { parseHostPort } from '../../../src/util/address';
+import { freePort } from '../../helpers/processes';
 import { testLogger, waitFor } from '../../unit/agent/helpers';
 import { FakeControlPlane, mapping } from './fake-control-plane';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 function connect(address: string): Promise<FramedConnection> {
   const { host, port } = parseHostPort(address);

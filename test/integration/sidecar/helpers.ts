@@ -11,14 +11,7 @@ export function testLogger(): Logger {
   return pino({ level: process.env.DEVICEMESH_LOG_LEVEL ?? 'silent' });
 }
 
-/** A port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../../helpers/processes';
 
 export function mapping(id: string, listen: string, agentAddress: string, protocol: VirtualProtocol = 'VIRTUAL_PROTOCOL_RAW'): Mapping {
   return {

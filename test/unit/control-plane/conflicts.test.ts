@@ -1,11 +1,13 @@
 import * as assert from 'node:assert/strict';
 import { checkApply, checkPolicyDelete, type Documents } from '../../../control-plane/conflicts';
 import { ValidationError } from '../../../src/errors';
-import type { Binding, Policy, VirtualEndpoint } from '../../../src/proto/types';
+import { Register } from '../../../control-plane/register';
+import type { Binding, DeviceSelector, PhysicalEndpoint, Policy, VirtualEndpoint } from '../../../src/proto/types';
 import { binding, endpoint, policy } from './fixtures';
 
 const none: Documents = { bindings: [], policies: [] };
-const endpoints = [endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB0' })];
+const register = new Register([endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB0' })]);
+const endpoints = (selector: DeviceSelector): PhysicalEndpoint | undefined => register.select(selector);
 const shared = policy('', { sharing: 'SHARING_MODE_SHARED' });
 
 /** A binding of workload app1 on its own device, exposed as `name` on `listen`. */

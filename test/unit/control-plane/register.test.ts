@@ -60,12 +60,29 @@ describe('control-plane register', () => {
     assert.equal(r.hostDisconnected('nope', NOW), undefined);
   });
 
-  it('clones independently', () => {
+  it('derives a draft that leaves the register as it was until folded', () => {
     const r = new Register([endpoint('gw1', 'a')]);
-    const c = r.clone();
+    const c = r.derive();
     c.removeEndpoint('gw1/a');
     c.hostConnected('gw1', '127.0.0.1:1', NOW);
     assert.equal(r.endpoints().length, 1);
     assert.equal(r.hosts().length, 0);
+    assert.equal(r.select({ host: 'gw1', path: '', id: 'a' })?.id, 'gw1/a');
+    assert.equal(c.select({ host: 'gw1', path: '', id: 'a' }), undefined);
+    assert.deepEqual(c.changedEndpointIds(), ['gw1/a']);
+    c.fold();
+    assert.equal(r.endpoints().length, 0, 'folding makes the draft the content');
+  });
+
+  it('rolls a draft back to a mark, indexes included', () => {
+    const r = new Register([endpoint('gw1', 'a')]).derive();
+    const mark = r.mark();
+    r.reportEndpoint({ ...endpoint('gw1', 'b'), path: '/dev/ttyS9' }, NOW);
+    r.removeEndpoint('gw1/a');
+    r.rollback(mark);
+    assert.deepEqual(r.endpoints().map((e) => e.id), ['gw1/a']);
+    assert.equal(r.select({ host: 'gw1', path: '/dev/ttyS9', id: '' }), undefined);
+    assert.equal(r.select({ host: 'gw1', path: '', id: 'a' })?.id, 'gw1/a');
+    assert.deepEqual(r.changedEndpointIds(), []);
   });
 });

@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { canonicalMapping } from '../../../control-plane/canonical';
 import { ControlPlaneState } from '../../../control-plane/state';
-import { LOG_FILE, StateStore, STATE_FILE, type StoredState } from '../../../control-plane/state-store';
+import { diffStates } from '../../../control-plane/state-delta';
+import { LOG_FILE, StateStore, STATE_FILE, type StoredState, type WriteReport } from '../../../control-plane/state-store';
 import { DeviceMeshError } from '../../../src/errors';
 import type { Mapping } from '../../../src/proto/types';
 import { binding, endpoint, host, policy, removeDir, silentLog, tempDir } from './fixtures';
@@ -20,6 +21,15 @@ function asLoaded(state: StoredState): StoredState {
 
 function mapping(id: string, version: number): Mapping {
   return canonicalMapping({ id, binding: id, workloadId: 'app1', physicalId: 'gw1/usb-1', hostId: 'gw1', version: String(version) });
+}
+
+const lastSaved = new WeakMap<StateStore, StoredState>();
+
+/** Saves a whole state as the control plane does: as its difference from the one saved before. */
+function save(store: StateStore, state: StoredState): Promise<WriteReport> {
+  const before = lastSaved.get(store) ?? { version: 0, bindings: [], policies: [], endpoints: [], hosts: [], mappings: [] };
+  lastSaved.set(store, state);
+  return store.save({ delta: diffStates(before, state), full: () => state });
 }
 
 const EMPTY: StoredState = { version: 1, bindings: [], policies: [], endpoints: [], hosts: [], mappings: [] };
@@ -63,7 +73,7 @@ describe('control-plane state store', () => {
     const store = new StateStore(dir);
     const ends: number[] = [];
     for (const s of states) {
-      await store.save(s);
+      await save(store, s);
       ends.push((await fs.stat(logFile)).size);
     }
     return ends;
@@ -83,7 +93,7 @@ describe('control-plane state store', () => {
       hosts: [host('gw1')],
       mappings: [],
     };
-    const report = await new StateStore(dir).save(saved);
+    const report = await save(new StateStore(dir), saved);
     assert.ok(report.snapshotBytes > 0 && report.logBytes === 0, 'the first write of a process is a snapshot');
     const loaded = await new StateStore(dir).load();
     assert.deepEqual(loaded.state, asLoaded(saved));
@@ -112,7 +122,7 @@ describe('control-plane state store', () => {
     let folded = Buffer.alloc(0);
     for (const s of states) {
       const before = await fs.readFile(logFile).catch(() => Buffer.alloc(0));
-      const report = await store.save(s);
+      const report = await save(store, s);
       if (report.logBytes > 0 && report.snapshotBytes > 0) {
         folds += 1;
         folded = before;
@@ -181,7 +191,7 @@ describe('control-plane state store', () => {
       }),
       { numRuns: 50 },
     );
-    await new StateStore(dir).save(states[0] as StoredState);
+    await save(new StateStore(dir), states[0] as StoredState);
     assert.deepEqual((await fs.readdir(dir)).sort(), [STATE_FILE, LOG_FILE], 'the next snapshot replaces it');
   });
 
@@ -193,13 +203,13 @@ describe('control-plane state store', () => {
   it('starts afresh with a snapshot after an append failed, dropping whatever the failure left in the log', async () => {
     const store = new StateStore(dir);
     const states = history();
-    await store.save(states[0] as StoredState);
+    await save(store, states[0] as StoredState);
     await fs.rm(logFile);
     await fs.mkdir(logFile);
-    await assert.rejects(store.save(states[1] as StoredState), (err: unknown) => err instanceof DeviceMeshError && err.code === 'UNAVAILABLE');
+    await assert.rejects(save(store, states[1] as StoredState), (err: unknown) => err instanceof DeviceMeshError && err.code === 'UNAVAILABLE');
     await fs.rmdir(logFile);
     await fs.writeFile(logFile, Buffer.from([0xff, 0x44, 0x4d, 0x4c, 0, 0, 0, 9]));
-    const report = await store.save(states[2] as StoredState);
+    const report = await save(store, states[2] as StoredState);
     assert.ok(report.snapshotBytes > 0);
     assert.equal((await fs.stat(logFile)).size, 0);
     assert.deepEqual((await new StateStore(dir).load()).state, asLoaded(states[2] as StoredState));
@@ -231,11 +241,11 @@ describe('control-plane state store', () => {
   });
 
   it('refuses a state holding an invalid document, in the snapshot or in the log', async () => {
-    await new StateStore(dir).save({ ...EMPTY, bindings: [binding('Not Valid')] });
+    await save(new StateStore(dir), { ...EMPTY, bindings: [binding('Not Valid')] });
     await assert.rejects(new StateStore(dir).load(), /state\.json is corrupt: binding\/Not Valid: name/);
     const store = new StateStore(dir);
-    await store.save(EMPTY);
-    await store.save({ ...EMPTY, version: 2, bindings: [binding('Bad Name')] });
+    await save(store, EMPTY);
+    await save(store, { ...EMPTY, version: 2, bindings: [binding('Bad Name')] });
     await assert.rejects(new StateStore(dir).load(), /state\.log is corrupt: record at byte 0: binding\/Bad Name: name/);
   });
 });

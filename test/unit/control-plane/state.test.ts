@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { ControlPlaneState } from '../../../control-plane/state';
-import { StateStore, type StoredState, type WriteReport } from '../../../control-plane/state-store';
+import { StateStore, type StateWrite, type WriteReport } from '../../../control-plane/state-store';
 import { DeviceMeshError, NotFoundError, ValidationError } from '../../../src/errors';
 import type { Binding, EndpointEvent, Mapping } from '../../../src/proto/types';
 import { binding, endpoint, policy, removeDir, silentLog, tempDir } from './fixtures';
@@ -10,11 +10,11 @@ class FlakyStore extends StateStore {
   failing = false;
   saves = 0;
   gate: Promise<void> | undefined;
-  override async save(state: StoredState): Promise<WriteReport> {
+  override async save(write: StateWrite): Promise<WriteReport> {
     this.saves += 1;
     await this.gate;
     if (this.failing) throw new DeviceMeshError('UNAVAILABLE', 'disk full');
-    return super.save(state);
+    return super.save(write);
   }
 }
 
@@ -93,6 +93,29 @@ describe('control-plane state', () => {
       ['TYPE_UPSERTED ENDPOINT_STATE_PRESENT', 'TYPE_UPSERTED ENDPOINT_STATE_ABSENT', 'TYPE_REMOVED ENDPOINT_STATE_ABSENT'],
     );
     assert.deepEqual(commits.map((c) => c.length), [0, 0, 1, 1, 0, 0]);
+  });
+
+  it('tells commit listeners what kind of change each commit was, and counts durable writes', async () => {
+    const kinds: string[][] = [];
+    state.onCommit((_mappings, _version, k) => kinds.push([...k].sort()));
+    await state.apply({ bindings: [binding('a')], policies: [policy('lab')] });
+    await state.apply({ bindings: [binding('a', { policyRef: 'lab' })], policies: [] });
+    await state.registerEndpoint(endpoint('gw1', 'usb-1'));
+    await state.hostConnected('gw1', '127.0.0.1:15020');
+    await Promise.all([state.delete('binding', 'a'), state.hostDisconnected('gw1')]);
+    assert.deepEqual(kinds, [['binding', 'policy'], ['binding'], ['endpoint'], ['host'], ['binding', 'host']]);
+
+    let writes = 0;
+    const other = await tempDir();
+    try {
+      const counted = await ControlPlaneState.open(new StateStore(other), silentLog, { writes: { add: (n) => (writes += n) } });
+      assert.equal(writes, 1, 'the restart is a write');
+      await Promise.all([counted.apply({ bindings: [lone('x')], policies: [] }), counted.apply({ bindings: [lone('y')], policies: [] })]);
+      await counted.apply({ bindings: [lone('x')], policies: [] });
+      assert.equal(writes, 2, 'one write for a batch of two changes, none for an unchanged apply');
+    } finally {
+      await removeDir(other);
+    }
   });
 
   it('leaves everything as it was when the write fails', async () => {

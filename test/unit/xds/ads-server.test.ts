@@ -71,7 +71,7 @@ describe('ADS server push scheduling', () => {
     cache = new SnapshotCache();
     version = 1;
     table = mappings(1, '1');
-    cache.update(table, '1');
+    cache.update(table, '1', new Set(['binding']));
     const hosts = { hostConnected: async (): Promise<void> => undefined, hostDisconnected: async (): Promise<void> => undefined };
     server = new AdsServer({ cache, proxies: new ProxyStatusTracker(), hosts, stats: new Stats(), log: silentLog, ...options });
   }
@@ -80,7 +80,7 @@ describe('ADS server push scheduling', () => {
   function change(depth: number): void {
     version += 1;
     table = mappings(depth, String(version), table);
-    server.notify(cache.update(table, String(version)));
+    server.notify(cache.update(table, String(version), new Set(['binding'])));
   }
 
   async function connect(count: number): Promise<FakeCall[]> {
