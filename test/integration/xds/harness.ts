@@ -66,18 +66,7 @@ export function sidecarNode(id: string): XdsNode {
 export type DeltaCall = grpc.ClientDuplexStream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>;
 export type SotwCall = grpc.ClientDuplexStream<DiscoveryRequest, DiscoveryResponse>;
 
-export function deltaRequest(overrides: Partial<DeltaDiscoveryRequest>): DeltaDiscoveryRequest {
-  return {
-    node: null,
-    typeUrl: MAPPING_TYPE_URL,
-    resourceNamesSubscribe: [],
-    resourceNamesUnsubscribe: [],
-    initialResourceVersions: {},
-    responseNonce: '',
-    errorDetail: null,
-    ...overrides,
-  };
-}
+export { deltaRequest } from '../../helpers/xds-requests';
 
 export function sotwRequest(overrides: Partial<DiscoveryRequest>): DiscoveryRequest {
   return { versionInfo: '', node: null, resourceNames: [], typeUrl: MAPPING_TYPE_URL, responseNonce: '', errorDetail: null, ...overrides };

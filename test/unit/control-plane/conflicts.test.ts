@@ -1,9 +1,7 @@
-import * as assert from 'node:assert/strict';
 import { checkApply, checkPolicyDelete, type Documents } from '../../../control-plane/conflicts';
-import { ValidationError } from '../../../src/errors';
 import { Register } from '../../../control-plane/register';
 import type { Binding, DeviceSelector, PhysicalEndpoint, Policy, VirtualEndpoint } from '../../../src/proto/types';
-import { binding, endpoint, policy } from './fixtures';
+import { binding, endpoint, policy, rejects } from './fixtures';
 
 const none: Documents = { bindings: [], policies: [] };
 const register = new Register([endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB0' })]);
@@ -16,14 +14,6 @@ function virtualAt(bindingName: string, name: string, listen: string): Binding {
   return binding(bindingName, { device: { host: 'gw1', path: `/dev/${bindingName}`, id: '' }, virtual });
 }
 
-function rejects(fn: () => void, field: string, reason: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ValidationError, `expected a ValidationError, got ${String(err)}`);
-    assert.equal(err.field, field);
-    assert.match(err.message, reason);
-    return true;
-  });
-}
 
 describe('control-plane apply conflicts', () => {
   it('accepts a valid apply', () => {

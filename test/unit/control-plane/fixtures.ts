@@ -1,7 +1,9 @@
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as assert from 'node:assert/strict';
 import pino from 'pino';
+import { ValidationError } from '../../../src/errors';
 import type { Logger } from '../../../src/log';
 import type { Binding, Host, PhysicalEndpoint, Policy } from '../../../src/proto/types';
 
@@ -59,4 +61,14 @@ export async function tempDir(prefix = 'devicemesh-cp-'): Promise<string> {
 
 export async function removeDir(dir: string): Promise<void> {
   await fs.rm(dir, { recursive: true, force: true });
+}
+
+/** Asserts that `fn` throws a ValidationError about `field` whose message matches `reason`. */
+export function rejects(fn: () => void, field: string, reason: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ValidationError, `expected a ValidationError, got ${String(err)}`);
+    assert.equal(err.field, field);
+    assert.match(err.message, reason);
+    return true;
+  });
 }

@@ -1,17 +1,7 @@
-import * as assert from 'node:assert/strict';
 import { checkDeleteRequest, checkEndpointReport, checkMappingFilter } from '../../../control-plane/request-checks';
-import { ValidationError } from '../../../src/errors';
 import type { PhysicalEndpoint } from '../../../src/proto/types';
-import { endpoint } from './fixtures';
+import { endpoint, rejects } from './fixtures';
 
-function rejects(fn: () => void, field: string, reason: RegExp): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof ValidationError, `expected a ValidationError, got ${String(err)}`);
-    assert.equal(err.field, field);
-    assert.match(err.message, reason);
-    return true;
-  });
-}
 
 describe('control-plane request checks', () => {
   it('accepts an endpoint as agents report it, and refuses one with a missing or malformed field', () => {

@@ -7,8 +7,8 @@ import { ProxyStatusTracker } from '../../../control-plane/proxy-status';
 import { SnapshotCache } from '../../../control-plane/snapshot-cache';
 import type { Mapping } from '../../../src/proto/types';
 import { Stats } from '../../../src/telemetry/stats';
+import { deltaRequest } from '../../helpers/xds-requests';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../../src/xds/delta-messages';
-import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
 import { binding, endpoint, host, policy, silentLog } from '../control-plane/fixtures';
 
 /** Just enough of a grpc-js server stream for the ADS server; it ACKs every response when `autoAck` is set. */
@@ -37,16 +37,7 @@ class FakeCall extends EventEmitter {
   }
 
   request(overrides: Partial<DeltaDiscoveryRequest>): void {
-    this.emit('data', {
-      node: null,
-      typeUrl: MAPPING_TYPE_URL,
-      resourceNamesSubscribe: [],
-      resourceNamesUnsubscribe: [],
-      initialResourceVersions: {},
-      responseNonce: '',
-      errorDetail: null,
-      ...overrides,
-    } satisfies DeltaDiscoveryRequest);
+    this.emit('data', deltaRequest(overrides));
   }
 }
 
