@@ -103,9 +103,16 @@ export class SerialDriver implements DeviceDriver {
   }
 }
 
+/**
+ * An open serial device. `stream` is one SerialPortStream for the handle's whole life: a setting
+ * serialport cannot change on an open port is applied by closing and reopening the binding's port
+ * underneath it (see reopen()), so the sessions piped to the stream never notice.
+ */
 class SerialHandle implements DeviceHandle {
   private dtr: boolean | undefined;
   private rts: boolean | undefined;
+  /** The running update() or close(): they run one at a time, in call order. */
+  private busy: Promise<unknown> = Promise.resolve();
 
   constructor(
     readonly path: string,
@@ -114,12 +121,22 @@ class SerialHandle implements DeviceHandle {
   ) {}
 
   /**
-   * Only the baud rate changes on an open port (serialport's update()); the other line settings
-   * need a close and reopen, which a later issue adds, so they are reported, not applied.
+   * Applies a changed configuration: the baud rate alone changes on the open port (serialport's
+   * update()); data bits, parity, stop bits or flow control reopen the port with every new
+   * setting. Either way the stream, its buffered writes and its readers carry on.
    */
-  async update(config: SerialConfig | null): Promise<void> {
+  update(config: SerialConfig | null): Promise<void> {
+    const run = this.busy.then(() => this.apply(config));
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private async apply(config: SerialConfig | null): Promise<void> {
     const next = serialPortOptions(config);
-    if (next.baudRate !== this.applied.baudRate) {
+    if (this.stream.destroyed) throw new DeviceError(`${this.path}: device is closed`);
+    if (REOPEN_FIELDS.some((f) => next[f] !== this.applied[f])) {
+      await this.reopen(next);
+    } else if (next.baudRate !== this.applied.baudRate) {
       await new Promise<void>((resolve, reject) => {
         this.stream.update({ baudRate: next.baudRate }, (err) =>
           err ? reject(new DeviceError(`${this.path}: cannot set baud rate ${next.baudRate}: ${err.message}`, { cause: err })) : resolve(),
@@ -128,12 +145,44 @@ class SerialHandle implements DeviceHandle {
       this.applied = { ...this.applied, baudRate: next.baudRate };
     }
     await this.setLines(config);
-    const pending = REOPEN_FIELDS.filter((f) => next[f] !== this.applied[f]);
-    if (pending.length > 0) {
-      throw new DeviceError(
-        `${this.path}: changing ${pending.join(', ')} on an open port needs a reopen, which is not supported yet (baud rate and DTR/RTS were applied)`,
-      );
+  }
+
+  /**
+   * Closes and reopens the binding's port under the same SerialPortStream. While `closing` is set
+   * the stream's isOpen is false, so its next _write and a re-primed _read wait for 'open'
+   * (serialport's own queueing for a port not yet open): writes made meanwhile stay in the
+   * stream's buffer, with write() returning false past its highWaterMark, and go out in order on
+   * the new port. The write already handed to the binding finishes and is drained to the line
+   * first; the pending read is canceled by the close and restarted on 'open'. Nothing is added
+   * to the data path. The lock is released for the moment between close and open.
+   * A failed reopen destroys the stream with a DeviceError: its owner sees 'error' and 'close',
+   * as for an unplugged device.
+   */
+  private async reopen(next: SerialPortOptions): Promise<void> {
+    const stream = this.stream;
+    const old = stream.port;
+    if (!old || !stream.isOpen) throw new DeviceError(`${this.path}: device is not open`);
+    stream.closing = true;
+    try {
+      await old.drain().catch(() => undefined); // a failed drain still leaves the write settled
+      await old.close();
+      const port = await stream.settings.binding.open({ path: this.path, ...next, lock: true });
+      pollForEveryWaiter(port);
+      Object.assign(stream.settings, next);
+      stream.port = port;
+      this.applied = next;
+      // The line was reset by the reopen: DTR/RTS are set again by apply().
+      this.dtr = this.rts = undefined;
+    } catch (err) {
+      const error = new DeviceError(`${this.path}: cannot reopen with the new settings: ${errorMessage(err)}`, { cause: err });
+      if (old.isOpen) await old.close().catch(() => undefined);
+      stream.closing = false;
+      stream.port = undefined;
+      stream.destroy(error);
+      throw error;
     }
+    stream.closing = false;
+    stream.emit('open');
   }
 
   /** DTR/RTS are only touched when the configuration sets them: ptys and some adapters refuse the ioctl. */
@@ -155,6 +204,12 @@ class SerialHandle implements DeviceHandle {
   }
 
   close(): Promise<void> {
+    const run = this.busy.then(() => this.closeNow());
+    this.busy = run.catch(() => undefined);
+    return run;
+  }
+
+  private closeNow(): Promise<void> {
     const stream = this.stream;
     if (!stream.isOpen) {
       stream.destroy();
