@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -7,8 +7,18 @@ import * as path from 'node:path';
 import { autoDetect } from '@serialport/bindings-cpp';
 import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
+import type { SerialConfig } from '../../../src/proto/types';
 import { waitFor } from '../../unit/agent/helpers';
 import { echo, startSocat, stopSocat } from './pty';
+
+function stty(device: string): string {
+  return execFileSync('stty', ['-F', device, '-a'], { encoding: 'utf8' });
+}
+
+/** stty flags as words: `cstopb` set, `-cstopb` cleared. */
+function hasFlag(settings: string, flag: string): boolean {
+  return settings.split(/[\s;]+/).includes(flag);
+}
 
 describe('agent/drivers/serial-driver on a socat pty pair', function () {
   this.timeout(60_000);
@@ -68,5 +78,56 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
       assert.fail(`the line stalled after ${n} of ${data.length} bytes`);
     });
     assert.ok(Buffer.concat(got).equals(data));
+  });
+
+  it('applies stop bits, flow control and baud rate while data keeps flowing through the same stream', async () => {
+    const link = path.join(dir, 'ttyA');
+    const driver = new SerialDriver(autoDetect());
+    const base: SerialConfig = { baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' };
+    device = await driver.open(link, base);
+    peer = await driver.open(path.join(dir, 'ttyB'), null);
+    const echoed = echo(peer);
+    const stream = device.stream;
+    const got: Buffer[] = [];
+    stream.on('data', (chunk: Buffer) => got.push(chunk));
+    const sent: Buffer[] = [];
+    // The far end must get every byte once, in order. Bytes coming back from it while the port is
+    // closed for a reopen are dropped by the tty, as a UART drops them, so the device side checks
+    // each round trip made with the port open.
+    const roundTrip = async (text: string): Promise<void> => {
+      const b = Buffer.from(text);
+      sent.push(b);
+      const from = Buffer.concat(got).length;
+      stream.write(b);
+      const want = Buffer.concat(sent);
+      await waitFor(() => Buffer.concat(echoed).length >= want.length, `"${text.trim()}" at the far end`);
+      assert.ok(Buffer.concat(echoed).equals(want), 'the far end got every byte once, in order');
+      await waitFor(() => Buffer.concat(got).length >= from + b.length, `"${text.trim()}" echoed back`);
+      assert.ok(Buffer.concat(got).subarray(from).equals(b));
+    };
+
+    let s = stty(link);
+    assert.match(s, /speed 9600 baud/);
+    assert.ok(hasFlag(s, '-cstopb') && hasFlag(s, '-crtscts'), s);
+    await roundTrip('one stop bit, no flow control\n');
+
+    // Written just before the update: waits out the reopen, goes out after it.
+    const during = Buffer.from('written while reopening\n');
+    sent.push(during);
+    stream.write(during);
+    await device.update({ ...base, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    assert.equal(device.stream, stream);
+    s = stty(link);
+    assert.match(s, /speed 9600 baud/);
+    assert.ok(hasFlag(s, 'cstopb') && hasFlag(s, 'crtscts'), s);
+    await roundTrip('two stop bits, RTS/CTS\n');
+
+    await device.update({ ...base, baudRate: 57600, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    s = stty(link);
+    assert.match(s, /speed 57600 baud/);
+    assert.ok(hasFlag(s, 'cstopb') && hasFlag(s, 'crtscts'), s);
+    await roundTrip('57600 baud\n');
+
+    assert.ok(Buffer.concat(echoed).equals(Buffer.concat(sent)), 'the far end got every byte once, in order');
   });
 });
