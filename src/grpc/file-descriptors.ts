@@ -1,9 +1,8 @@
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import * as protobuf from 'protobufjs';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import { DeviceMeshError, errorMessage, NotFoundError } from '../errors';
-import { includeDirs, protobufjsProtoRoot, SERVED_PROTO_FILES } from '../proto/paths';
+import { includeDirs, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES } from '../proto/paths';
 
 /** One .proto file as served over reflection. */
 export interface ServedFile {
@@ -152,7 +151,7 @@ function loadFiles(files: readonly string[], roots: readonly string[]): { root: 
       sources.set(name, { name, ...addBundled(root, bundled, name), imports: [], weakImports: [], options: undefined });
       continue;
     }
-    const file = roots.map((dir) => path.join(dir, name)).find((candidate) => fs.existsSync(candidate));
+    const file = resolveProtoFile(name, roots);
     if (!file) throw new NotFoundError(`${name} is in none of the proto include directories ${roots.join(', ')}`);
     let parsed: protobuf.IParserResult;
     try {

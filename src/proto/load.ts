@@ -1,8 +1,7 @@
-import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
-import { includeDirs, protobufjsProtoRoot, SERVED_PROTO_FILES } from './paths';
+import { includeDirs, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES } from './paths';
 
 /** How every message becomes a JS object, on gRPC calls and in Any payloads alike. */
 export const OBJECT_OPTIONS = {
@@ -44,13 +43,8 @@ export function protobufRoot(): protobuf.Root {
   if (!root) {
     const r = new protobuf.Root();
     const dirs = [...includeDirs(), protobufjsProtoRoot()];
-    r.resolvePath = (_origin: string, target: string): string | null => {
-      for (const dir of dirs) {
-        const candidate = `${dir}/${target}`;
-        if (fs.existsSync(candidate)) return candidate;
-      }
-      return target;
-    };
+    // Unresolved names fall through to protobufjs's bundled well-known types.
+    r.resolvePath = (_origin: string, target: string): string => resolveProtoFile(target, dirs) ?? target;
     r.loadSync([...SERVED_PROTO_FILES], { keepCase: false });
     r.resolveAll();
     root = r;

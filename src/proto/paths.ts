@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Root of devicemesh's own .proto files (proto/ at the top of the package). */
@@ -24,4 +25,9 @@ export function includeDirs(): string[] {
 /** protobufjs's own copy of google/protobuf/descriptor.proto and friends, which Envoy's options import. */
 export function protobufjsProtoRoot(): string {
   return path.dirname(require.resolve('protobufjs/package.json'));
+}
+
+/** The first include root that holds `name` (an import path such as `google/rpc/status.proto`). */
+export function resolveProtoFile(name: string, roots: readonly string[]): string | undefined {
+  return roots.map((dir) => path.join(dir, name)).find((candidate) => fs.existsSync(candidate));
 }

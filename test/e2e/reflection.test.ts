@@ -3,21 +3,13 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cli, freePort, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
+import { cli, freePort, MeshProcess, waitFor } from '../helpers/processes';
+import { PYTHON, STRICT_CLIENT, strictClientMissing } from '../helpers/strict-reflection';
 
-const CLIENT = path.join(REPO_ROOT, 'test', 'tools', 'strict_reflection_client.py');
-const PYTHON = '/usr/bin/python3';
 
 function strictClient(addr: string, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(PYTHON, [CLIENT, addr, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(PYTHON, [STRICT_CLIENT, addr, ...args], { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function pythonMissing(): string | undefined {
-  const r = spawnSync(PYTHON, ['-c', 'import grpc, grpc_tools.protoc, google.protobuf'], { encoding: 'utf8' });
-  if (r.status !== 0) return 'Debian python3-grpcio / python3-grpc-tools are not installed';
-  if (!fs.existsSync('/usr/share/grpc-proto/grpc/reflection/v1alpha/reflection.proto')) return "Debian's grpc-proto is not installed";
-  return undefined;
 }
 
 /**
@@ -31,7 +23,7 @@ describe('e2e: the control plane through strict server reflection', function () 
   let addr: string;
 
   before(async function () {
-    const missing = pythonMissing();
+    const missing = strictClientMissing();
     if (missing) {
       console.log(`    skipped: ${missing} (the README test command installs them)`);
       this.skip();

@@ -1,6 +1,5 @@
 import * as assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
@@ -8,13 +7,11 @@ import * as protoLoader from '@grpc/proto-loader';
 import * as descriptor from 'protobufjs/ext/descriptor';
 import { addReflectionService } from '../../src/grpc/reflection-service';
 import { serviceDefinition } from '../../src/proto/load';
+import { PYTHON, STRICT_CLIENT, strictClientMissing } from '../helpers/strict-reflection';
 
 const execFileAsync = promisify(execFile);
 
-const PYTHON = '/usr/bin/python3';
-const STRICT_CLIENT = path.resolve(__dirname, '..', '..', '..', 'test', 'tools', 'strict_reflection_client.py');
 // The strict client compiles its reflection stubs from Debian's grpc-proto.
-const DEBIAN_REFLECTION_PROTO = '/usr/share/grpc-proto/grpc/reflection/v1alpha/reflection.proto';
 
 const SERVICES = [
   'devicemesh.v1.Registry',
@@ -42,17 +39,6 @@ interface ClientRun {
 }
 
 /** Why the strict client cannot run here, or undefined when it can. */
-async function missingPrerequisite(): Promise<string | undefined> {
-  if (!fs.existsSync(PYTHON)) return `${PYTHON} is not installed`;
-  try {
-    await execFileAsync(PYTHON, ['-c', 'import grpc, grpc_tools, google.protobuf']);
-  } catch (err) {
-    return `${PYTHON} cannot import grpc, grpc_tools and google.protobuf (install python3-grpcio and python3-grpc-tools): ${String((err as { stderr?: string }).stderr ?? err).trim()}`;
-  }
-  if (!fs.existsSync(DEBIAN_REFLECTION_PROTO)) return `${DEBIAN_REFLECTION_PROTO} is missing (install grpc-proto)`;
-  return undefined;
-}
-
 interface ReflectionRequest {
   file_by_filename?: string;
   file_containing_symbol?: string;
@@ -123,7 +109,7 @@ describe('gRPC reflection service', function () {
 
   describe('with the strict Python client', function () {
     before(async function () {
-      const missing = await missingPrerequisite();
+      const missing = strictClientMissing();
       if (missing) {
         console.log(`    skipping the strict reflection client tests: ${missing}`);
         this.skip();
