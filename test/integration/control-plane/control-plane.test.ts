@@ -17,9 +17,10 @@ import type {
   PhysicalEndpoint,
   TypeSyncStatus,
 } from '../../../src/proto/types';
-import { AdsClient, type ProxyIdentity } from '../../../src/xds/ads-client';
+import type { ProxyIdentity } from '../../../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
 import { binding, endpoint, policy, removeDir, silentLog, tempDir } from '../../unit/control-plane/fixtures';
+import { TestProxy } from '../xds/harness';
 
 type Unary = (request: object, callback: (err: grpc.ServiceError | null, response: unknown) => void) => void;
 
@@ -54,37 +55,6 @@ function getJson(address: string, path: string): Promise<unknown> {
   });
 }
 
-/** A proxy on the real discovery client, recording every update its handler is given. */
-class TestProxy {
-  readonly updates: { version: string; mappings: Mapping[] }[] = [];
-  readonly rejections: string[] = [];
-  readonly client: AdsClient;
-
-  constructor(address: string, identity: ProxyIdentity, reject?: string) {
-    this.client = new AdsClient({
-      address,
-      identity,
-      log: silentLog,
-      handlers: {
-        [MAPPING_TYPE_URL]: (resources, version) => {
-          this.updates.push({ version, mappings: resources as Mapping[] });
-          if (reject) throw new Error(reject);
-        },
-      },
-    });
-    this.client.on('rejected', (_typeUrl: string, _version: string, message: string) => this.rejections.push(message));
-    this.client.start();
-  }
-
-  last(): { version: string; mappings: Mapping[] } | undefined {
-    return this.updates[this.updates.length - 1];
-  }
-
-  stop(): void {
-    this.client.stop();
-  }
-}
-
 describe('control plane over gRPC', function () {
   let dir: string;
   let cp: RunningControlPlane;
@@ -106,7 +76,8 @@ describe('control plane over gRPC', function () {
     await cp.close();
   };
   const proxy = (identity: ProxyIdentity, reject?: string): TestProxy => {
-    const p = new TestProxy(cp.grpcAddress, identity, reject);
+    const p = new TestProxy(cp.grpcAddress, identity, 'delta');
+    if (reject !== undefined) p.reject = () => reject;
     proxies.push(p);
     return p;
   };
