@@ -83,6 +83,7 @@ export class Registration {
       state: 'ENDPOINT_STATE_PRESENT',
       labels: device.labels ?? {},
       updatedAt: null,
+      configuration: {},
     };
     const entry = this.entries.get(device.deviceId);
     if (entry) {

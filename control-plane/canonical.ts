@@ -61,6 +61,13 @@ function canonicalTimestamp(t: Partial<Timestamp> | null | undefined): Timestamp
   return t ? { seconds: String(t.seconds ?? '0'), nanos: t.nanos ?? 0 } : null;
 }
 
+/** A copy with keys in order, so that equal maps serialise equal. */
+function sortedRecord(r: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of Object.keys(r ?? {}).sort()) out[key] = (r as Record<string, string>)[key] as string;
+  return out;
+}
+
 export function canonicalBinding(b: Partial<Binding>): Binding {
   return {
     name: b.name ?? '',
@@ -70,6 +77,7 @@ export function canonicalBinding(b: Partial<Binding>): Binding {
     policy: b.policy ? canonicalPolicy(b.policy) : null,
     policyRef: b.policyRef ?? '',
     serial: b.serial ? canonicalSerial(b.serial) : null,
+    settings: sortedRecord(b.settings),
   };
 }
 
@@ -84,6 +92,7 @@ export function canonicalEndpoint(e: Partial<PhysicalEndpoint>): PhysicalEndpoin
     state: e.state ?? 'ENDPOINT_STATE_UNSPECIFIED',
     labels: { ...(e.labels ?? {}) },
     updatedAt: canonicalTimestamp(e.updatedAt),
+    configuration: sortedRecord(e.configuration),
   };
 }
 
@@ -110,6 +119,7 @@ export function canonicalMapping(m: Partial<Mapping>): Mapping {
     policy: m.policy ? canonicalPolicy(m.policy) : null,
     serial: m.serial ? canonicalSerial(m.serial) : null,
     version: m.version ?? '',
+    settings: sortedRecord(m.settings),
   };
 }
 

@@ -175,6 +175,7 @@ function derive(
     policy: effective.policy,
     serial: effective.serial,
     version: sources.version,
+    settings: { ...binding.settings },
   };
   const before = previous.get(mapping.id);
   // The unchanged mapping itself, so that later stages can tell it unchanged by identity.

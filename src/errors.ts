@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'PROTOCOL_ERROR'
   | 'DEVICE_ERROR'
   | 'RESOURCE_EXHAUSTED'
+  | 'UNIMPLEMENTED'
   | 'INTERNAL';
 
 export class DeviceMeshError extends Error {
@@ -64,6 +65,20 @@ export class DeviceError extends DeviceMeshError {
 export class UnavailableError extends DeviceMeshError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('UNAVAILABLE', message, options);
+  }
+}
+
+/** A limit was reached: a queue, a session count, commands in flight. */
+export class ResourceExhaustedError extends DeviceMeshError {
+  constructor(message: string) {
+    super('RESOURCE_EXHAUSTED', message);
+  }
+}
+
+/** The device or its driver does not do what was asked (a GPIO command to a serial port, say). */
+export class UnsupportedError extends DeviceMeshError {
+  constructor(message: string) {
+    super('UNIMPLEMENTED', message);
   }
 }
 

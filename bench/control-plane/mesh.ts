@@ -32,6 +32,7 @@ export function endpoint(i: number): PhysicalEndpoint {
     state: 'ENDPOINT_STATE_PRESENT',
     labels: {},
     updatedAt: null,
+    configuration: {},
   };
 }
 
@@ -44,6 +45,7 @@ export function binding(i: number, baudRate: number): Binding {
     virtual: { workloadId: workloadId(i), name: 'dev0', protocol: 'VIRTUAL_PROTOCOL_RAW', listen: `127.0.0.1:${20_000 + i}` },
     policy: null,
     policyRef: SHARED_POLICY,
+    settings: {},
     serial: { baudRate, dataBits: 0, parity: 'PARITY_UNSPECIFIED', stopBits: 'STOP_BITS_UNSPECIFIED', flowControl: 'FLOW_CONTROL_UNSPECIFIED' },
   };
 }

@@ -75,6 +75,7 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
         virtual: { workloadId: WORKLOAD, name: 'modem0', protocol: 'VIRTUAL_PROTOCOL_RAW', listen: virtualListen },
         policy: null,
         policyRef: '',
+        settings: {},
         serial: {
           baudRate: 115200,
           dataBits: 8,

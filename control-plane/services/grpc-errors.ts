@@ -12,6 +12,7 @@ const GRPC_CODES: Record<ErrorCode, grpc.status> = {
   PROTOCOL_ERROR: grpc.status.INVALID_ARGUMENT,
   DEVICE_ERROR: grpc.status.FAILED_PRECONDITION,
   RESOURCE_EXHAUSTED: grpc.status.RESOURCE_EXHAUSTED,
+  UNIMPLEMENTED: grpc.status.UNIMPLEMENTED,
   INTERNAL: grpc.status.INTERNAL,
 };
 

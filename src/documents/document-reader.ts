@@ -68,6 +68,30 @@ export class DocumentReader {
     return v as string[];
   }
 
+  /**
+   * A flat mapping of names to scalar values, as strings: `{ samplePeriodMs: 500 }` reads as
+   * `{ samplePeriodMs: "500" }`. Nested values are refused.
+   */
+  stringMap(key: string, maxEntries: number, maxLength: number): Record<string, string> {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return {};
+    if (typeof v !== 'object' || Array.isArray(v)) throw this.error(key, `must be a mapping of names to values, not ${describe(v)}`);
+    const entries = Object.entries(v as Record<string, unknown>);
+    if (entries.length > maxEntries) throw this.error(key, `has ${entries.length} entries (at most ${maxEntries})`);
+    const out: Record<string, string> = {};
+    for (const [name, value] of entries) {
+      if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+        throw this.error(`${key}.${name}`, `must be a string, number or boolean, not ${describe(value)}`);
+      }
+      const text = String(value);
+      if (name.length === 0 || name.length > maxLength || text.length > maxLength) {
+        throw this.error(`${key}.${name}`, `names and values must be 1 to ${maxLength} characters`);
+      }
+      out[name] = text;
+    }
+    return out;
+  }
+
   /** A word from a fixed vocabulary, mapped to its proto enum value. */
   word<T extends string>(key: string, table: Readonly<Record<string, T>>, fallback: T): T {
     const v = this.obj[key];

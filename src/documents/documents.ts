@@ -5,7 +5,7 @@ import type { ApplyRequest, Binding, Policy, SerialConfig } from '../proto/types
 import { DocumentReader } from './document-reader';
 import { ACCESS, FLOW_CONTROL, PARITY, PROTOCOL, SHARING, STOP_BITS } from './enum-names';
 
-const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'virtual', 'policy', 'policyRef', 'serial'];
+const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'virtual', 'policy', 'policyRef', 'serial', 'settings'];
 const POLICY_FIELDS = ['workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority'];
 const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl', 'dtr', 'rts'];
 
@@ -55,6 +55,10 @@ function splitDocuments(text: string, source: string): unknown[] {
   return values;
 }
 
+/** Driver settings: small by design, they travel in every mapping update. */
+const MAX_SETTINGS = 64;
+const MAX_SETTING_LENGTH = 256;
+
 function readBinding(r: DocumentReader): Binding {
   r.onlyKnown(BINDING_FIELDS);
   const device = r.child('device');
@@ -78,6 +82,7 @@ function readBinding(r: DocumentReader): Binding {
     policy: policy ? readPolicy(policy, '') : null,
     policyRef: r.string('policyRef'),
     serial: serial ? readSerial(serial) : null,
+    settings: r.stringMap('settings', MAX_SETTINGS, MAX_SETTING_LENGTH),
   };
   validateBinding(binding);
   return binding;

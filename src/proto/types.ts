@@ -71,6 +71,7 @@ export interface PhysicalEndpoint {
   state: EndpointState;
   labels: Record<string, string>;
   updatedAt: Timestamp | null;
+  configuration: Record<string, string>;
 }
 
 export interface VirtualEndpoint {
@@ -122,6 +123,7 @@ export interface Binding {
   policy: Policy | null;
   policyRef: string;
   serial: SerialConfig | null;
+  settings: Record<string, string>;
 }
 
 export interface Mapping {
@@ -137,6 +139,7 @@ export interface Mapping {
   policy: Policy | null;
   serial: SerialConfig | null;
   version: string;
+  settings: Record<string, string>;
 }
 
 export interface BindingStatus {

@@ -2,6 +2,8 @@ import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { DeviceMeshError, errorMessage, ProtocolError, UnavailableError } from '../errors';
 import { decodeError, decodeOpen, encodeError, encodeOpen, type ErrorPayload, type OpenRequest } from './control-messages';
+import { type CommandRequest, type CommandResult, decodeCommand, decodeCommandResult, encodeCommand, encodeCommandResult } from './device-command';
+import { decodeDeviceEvent, type DeviceEvent, encodeDeviceEvent } from './device-event';
 import { encodeFrame, encodeHeader, encodeWindow, FrameType, PREFACE } from './frame';
 import { FrameDecoder } from './frame-decoder';
 import { Session, type SessionTransport } from './session';
@@ -18,7 +20,12 @@ export interface ConnectionOptions {
   maxSessions?: number;
   /** How long a server waits for the preface before closing. */
   prefaceTimeoutMs?: number;
+  /** Bytes queued on the socket above which events are dropped instead of sent. */
+  eventBacklogLimit?: number;
 }
+
+/** A peer that leaves this much unread gets no more events until it catches up. */
+const DEFAULT_EVENT_BACKLOG = 1 << 20;
 
 /**
  * One TCP connection of the socket plane, carrying many sessions. The client (sidecar) opens
@@ -31,6 +38,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
   private readonly opening = new Map<number, { resolve(s: Session): void; reject(e: Error): void }>();
   private readonly decoder: FrameDecoder;
   private readonly maxSessions: number;
+  private readonly eventBacklogLimit: number;
   private nextId = 1;
   private prefaceSeen: boolean;
   private prefaceBuf: Buffer = Buffer.alloc(0);
@@ -44,6 +52,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
   ) {
     super();
     this.maxSessions = options.maxSessions ?? 1024;
+    this.eventBacklogLimit = options.eventBacklogLimit ?? DEFAULT_EVENT_BACKLOG;
     this.decoder = new FrameDecoder((type, session, payload) => this.onFrame(type, session, payload));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
@@ -120,6 +129,20 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
     if (!this.closed) this.socket.write(encodeFrame(FrameType.Reset, session, encodeError(err)));
   }
 
+  sendEvent(session: number, event: DeviceEvent): boolean {
+    if (this.closed || this.socket.writableLength > this.eventBacklogLimit) return false;
+    this.socket.write(encodeFrame(FrameType.Event, session, encodeDeviceEvent(event)));
+    return true;
+  }
+
+  sendCommand(session: number, command: CommandRequest): void {
+    if (!this.closed) this.socket.write(encodeFrame(FrameType.Command, session, encodeCommand(command)));
+  }
+
+  sendCommandResult(session: number, result: CommandResult): void {
+    if (!this.closed) this.socket.write(encodeFrame(FrameType.CommandResult, session, encodeCommandResult(result)));
+  }
+
   released(session: number): void {
     this.sessions.delete(session);
   }
@@ -188,6 +211,22 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
       case FrameType.Close:
         session?.receiveClose();
         return;
+      case FrameType.Event:
+        if (this.role !== 'client') throw new ProtocolError('EVENT sent to a server');
+        session?.receiveEvent(decodeDeviceEvent(payload));
+        return;
+      case FrameType.Command:
+        if (this.role !== 'server') throw new ProtocolError('COMMAND sent to a client');
+        session?.receiveCommand(decodeCommand(payload));
+        return;
+      case FrameType.CommandResult: {
+        if (this.role !== 'client') throw new ProtocolError('COMMAND_RESULT sent to a server');
+        const result = decodeCommandResult(payload);
+        if (session && !session.receiveCommandResult(result)) {
+          throw new ProtocolError(`COMMAND_RESULT for request ${result.requestId} that session ${id} is not waiting for`);
+        }
+        return;
+      }
       case FrameType.Reset: {
         const err = decodeError(payload);
         const waiting = this.opening.get(id);

@@ -4,7 +4,9 @@
  *   | length: u32 BE | type: u8 | session: u32 BE | payload: length bytes |
  *
  * Session 0 is the connection itself (GOAWAY). DATA payloads are raw bytes; the few control
- * payloads (OPEN, RESET, GOAWAY) are small JSON objects, never on the per-byte path.
+ * payloads (OPEN, RESET, GOAWAY) are small JSON objects, never on the per-byte path. EVENT,
+ * COMMAND and COMMAND_RESULT have small binary layouts of their own (device-event.ts,
+ * device-command.ts): they can be as frequent as data.
  */
 
 export const PREFACE: Buffer = Buffer.from('DMSP/1\r\n', 'latin1');
@@ -30,9 +32,15 @@ export enum FrameType {
   Reset = 6,
   /** Session 0: the connection is being closed, with the reason. Payload: ErrorPayload JSON. */
   GoAway = 7,
+  /** server → client: something happened on the session's device. Payload: DeviceEvent. */
+  Event = 8,
+  /** client → server: a command for the session's device. Payload: CommandRequest. */
+  Command = 9,
+  /** server → client: the outcome of a command. Payload: CommandResult. */
+  CommandResult = 10,
 }
 
-const KNOWN_TYPES = new Set<number>([1, 2, 3, 4, 5, 6, 7]);
+const KNOWN_TYPES = new Set<number>([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 
 export function isFrameType(value: number): value is FrameType {
   return KNOWN_TYPES.has(value);

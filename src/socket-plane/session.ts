@@ -1,7 +1,12 @@
 import { EventEmitter } from 'node:events';
-import { DeviceMeshError } from '../errors';
+import { DeviceMeshError, ResourceExhaustedError, UnavailableError } from '../errors';
 import type { ErrorPayload } from './control-messages';
+import type { CommandReply, CommandRequest, CommandResult, DeviceCommand } from './device-command';
+import type { DeviceEvent } from './device-event';
 import { INITIAL_WINDOW, MAX_DATA_CHUNK } from './frame';
+
+/** Commands a consumer may have waiting for their result on one session. */
+export const MAX_PENDING_COMMANDS = 64;
 
 /** What a session needs from its connection: how to put its frames on the wire. */
 export interface SessionTransport {
@@ -9,7 +14,16 @@ export interface SessionTransport {
   sendWindow(session: number, increment: number): void;
   sendClose(session: number): void;
   sendReset(session: number, err: ErrorPayload): void;
+  /** @returns false when the event was dropped because the peer is not reading. */
+  sendEvent(session: number, event: DeviceEvent): boolean;
+  sendCommand(session: number, command: CommandRequest): void;
+  sendCommandResult(session: number, result: CommandResult): void;
   released(session: number): void;
+}
+
+interface PendingCommand {
+  resolve(reply: CommandReply): void;
+  reject(err: DeviceMeshError): void;
 }
 
 /**
@@ -18,7 +32,13 @@ export interface SessionTransport {
  * unacknowledged; the receiver grants credit back only once its sink has taken the bytes, so
  * a slow device slows the app through TCP and nothing buffers without bound.
  *
+ * Beside the bytes, the device side sends events (`sendEvent`) and answers commands: the
+ * consumer's `command()` resolves with the reply, the device side gets `command` and answers
+ * with `respond()`. Neither is flow-controlled: events are dropped (and counted by the caller)
+ * when the peer stops reading, and a consumer may have MAX_PENDING_COMMANDS outstanding.
+ *
  * Events: `data` (Buffer), `drain` (send credit is back), `end` (the peer will send no more),
+ * `event` (DeviceEvent, consumer side), `command` (CommandRequest, device side),
  * `close` (DeviceMeshError | undefined) once the session is finished either way.
  */
 export class Session extends EventEmitter {
@@ -31,6 +51,9 @@ export class Session extends EventEmitter {
   private remoteClosed = false;
   private finished = false;
   private wantsDrain = false;
+  private nextRequestId = 1;
+  private readonly pendingCommands = new Map<number, PendingCommand>();
+  private commandsInFlight = 0;
 
   constructor(
     readonly id: number,
@@ -75,7 +98,64 @@ export class Session extends EventEmitter {
     this.finish(new DeviceMeshError(err.code, err.message));
   }
 
+  /** Device side: sends an event; false when it was dropped because the peer is not reading. */
+  sendEvent(event: DeviceEvent): boolean {
+    if (this.finished) return false;
+    return this.transport.sendEvent(this.id, event);
+  }
+
+  /** Consumer side: sends a command; resolves with the device's reply, rejects with its error. */
+  command(command: DeviceCommand): Promise<CommandReply> {
+    if (this.finished) return Promise.reject(new UnavailableError(`session ${this.id} is closed`));
+    if (this.pendingCommands.size >= MAX_PENDING_COMMANDS) {
+      return Promise.reject(new ResourceExhaustedError(`session ${this.id} already has ${MAX_PENDING_COMMANDS} commands waiting`));
+    }
+    const requestId = this.nextRequestId;
+    this.nextRequestId = (this.nextRequestId % 0xffffffff) + 1;
+    return new Promise<CommandReply>((resolve, reject) => {
+      this.pendingCommands.set(requestId, { resolve, reject });
+      this.transport.sendCommand(this.id, { ...command, requestId });
+    });
+  }
+
+  /** Device side: answers a command received through `command`. */
+  respond(result: CommandResult): void {
+    if (this.finished) return;
+    this.commandsInFlight -= 1;
+    this.transport.sendCommandResult(this.id, result);
+  }
+
   /* ---- called by the connection ---- */
+
+  receiveEvent(event: DeviceEvent): void {
+    if (!this.finished) this.emit('event', event);
+  }
+
+  receiveCommand(command: CommandRequest): void {
+    if (this.finished) return;
+    if (this.commandsInFlight >= MAX_PENDING_COMMANDS) {
+      this.transport.sendCommandResult(this.id, {
+        requestId: command.requestId,
+        ok: false,
+        code: 'RESOURCE_EXHAUSTED',
+        message: `more than ${MAX_PENDING_COMMANDS} commands waiting on session ${this.id}`,
+      });
+      return;
+    }
+    this.commandsInFlight += 1;
+    this.emit('command', command);
+  }
+
+  /** @returns false for a result of no command waiting (a protocol error for the connection). */
+  receiveCommandResult(result: CommandResult): boolean {
+    if (this.finished) return true;
+    const pending = this.pendingCommands.get(result.requestId);
+    if (!pending) return false;
+    this.pendingCommands.delete(result.requestId);
+    if (result.ok) pending.resolve({ value: result.value, data: result.data });
+    else pending.reject(new DeviceMeshError(result.code, result.message));
+    return true;
+  }
 
   /** @returns false when the peer overran its credit (a protocol error for the connection). */
   receiveData(payload: Buffer): boolean {
@@ -151,6 +231,9 @@ export class Session extends EventEmitter {
     if (this.finished) return;
     this.finished = true;
     this.queued.length = 0;
+    const gone = err ?? new UnavailableError(`session ${this.id} closed before the device answered`);
+    for (const pending of this.pendingCommands.values()) pending.reject(gone);
+    this.pendingCommands.clear();
     this.transport.released(this.id);
     this.emit('close', err);
   }

@@ -98,6 +98,7 @@ export function mapping(fields: Partial<Mapping> & Pick<Mapping, 'id' | 'deviceP
     physicalId: `gw1/${fields.devicePath}`,
     hostId: 'gw1',
     kind: 'DEVICE_KIND_SERIAL',
+    settings: {},
     agentAddress: '',
     policy: null,
     serial: { baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' },

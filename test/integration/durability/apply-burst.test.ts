@@ -16,6 +16,7 @@ function bindingDoc(i: number): Binding {
     policy: null,
     policyRef: '',
     serial: null,
+    settings: {},
   };
 }
 

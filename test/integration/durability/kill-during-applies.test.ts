@@ -22,6 +22,7 @@ function bindingDoc(name: string): Binding {
     policy: null,
     policyRef: POLICY,
     serial: null,
+    settings: {},
   };
 }
 

@@ -27,6 +27,7 @@ export function mapping(id: string, listen: string, agentAddress: string, protoc
     policy: null,
     serial: null,
     version: '1',
+    settings: {},
   };
 }
 

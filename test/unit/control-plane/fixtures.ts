@@ -18,6 +18,7 @@ export function binding(name: string, overrides: Partial<Binding> = {}): Binding
     policy: null,
     policyRef: '',
     serial: null,
+    settings: {},
     ...overrides,
   };
 }
@@ -47,6 +48,7 @@ export function endpoint(hostId: string, deviceId: string, overrides: Partial<Ph
     state: 'ENDPOINT_STATE_PRESENT',
     labels: {},
     updatedAt: null,
+    configuration: {},
     ...overrides,
   };
 }

@@ -13,6 +13,7 @@ function mapping(id: string, listen = '127.0.0.1:7000', agentAddress = '10.0.0.1
     hostId: 'gw1',
     devicePath: '/dev/ttyUSB0',
     kind: 'DEVICE_KIND_SERIAL',
+    settings: {},
     agentAddress,
     policy: {
       name: '',
