@@ -1,12 +1,14 @@
 import { Duplex } from 'node:stream';
-import { DeviceError, DeviceMeshError, errorMessage } from '../src/errors';
+import { DeviceError, DeviceMeshError, errorMessage, PermissionDeniedError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
+import { CommandOp, type CommandReply, type CommandRequest } from '../src/socket-plane/device-command';
+import { type DeviceEvent, DeviceEventType } from '../src/socket-plane/device-event';
 import { pipeSession } from '../src/socket-plane/pipe';
 import type { Session } from '../src/socket-plane/session';
 import type { Counter, Stats } from '../src/telemetry/stats';
 import type { Mapping } from '../src/proto/types';
-import type { DeviceDriver, DeviceHandle } from './drivers/device-driver';
+import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
 
 /** The buffer of each session's adapter, per direction. */
 const PORT_HIGH_WATER_MARK = 64 * 1024;
@@ -16,7 +18,17 @@ export interface DeviceSessionHostOptions {
   driver: DeviceDriver;
   stats: Stats;
   log: Logger;
+  /** The device's configuration as read back after each open and change; {} once it is closed. */
+  onConfiguration?: (configuration: Record<string, string>) => void;
 }
+
+/** The configuration a mapping asks of its device. */
+export function deviceConfig(mapping: Mapping): DeviceConfig {
+  return { serial: mapping.serial, settings: mapping.settings ?? {} };
+}
+
+/** Commands that only read: the ones a read-only mapping may send. */
+const READ_ONLY_COMMANDS = new Set<CommandOp>([CommandOp.SerialGetLines, CommandOp.GpioGet, CommandOp.SensorRead, CommandOp.HidGetFeature]);
 
 /** How long an OPEN for an exclusively held device waits for the holder to leave before it is refused. */
 const EXCLUSIVE_HANDOVER_MS = 1000;
@@ -35,6 +47,9 @@ function isExclusive(mapping: Mapping): boolean {
  *
  * EXCLUSIVE sharing (the default) admits one session at a time; the other modes admit several,
  * each seeing all device output (the per-command queue and scheduler come later).
+ *
+ * The device's events go to every session on it, timestamped by the driver; commands of a
+ * session go to the device, read-only mappings only for those that read.
  */
 export class DeviceSessionHost {
   readonly path: string;
@@ -57,6 +72,7 @@ export class DeviceSessionHost {
     this.onDeviceDrain = this.onDeviceDrain.bind(this);
     this.onDeviceError = this.onDeviceError.bind(this);
     this.onDeviceGone = this.onDeviceGone.bind(this);
+    this.onDeviceEvent = this.onDeviceEvent.bind(this);
   }
 
   get isOpen(): boolean {
@@ -79,6 +95,7 @@ export class DeviceSessionHost {
    * OPEN is accepted, or destroyed if it never is.
    */
   async open(mapping: Mapping): Promise<SessionPort> {
+    this.options.driver.validate(deviceConfig(mapping));
     if (this.conflicts(mapping)) await this.waitForRelease(EXCLUSIVE_HANDOVER_MS);
     const holder = this.ports[0];
     if (holder && this.conflicts(mapping)) {
@@ -119,14 +136,29 @@ export class DeviceSessionHost {
   }
 
   /**
-   * Applies a changed serial configuration of a mapping that has sessions on the open device.
+   * Applies a changed configuration of a mapping that has sessions on the open device; rejects
+   * with the driver's reason when the device refuses it.
    * @returns false when there was nothing to apply it to.
    */
   async update(mapping: Mapping): Promise<boolean> {
     const handle = this.handle;
     if (!handle || !this.ports.some((p) => p.mappingId === mapping.id)) return false;
-    await handle.update(mapping.serial);
+    try {
+      await handle.update(deviceConfig(mapping));
+    } finally {
+      this.reportConfiguration(handle);
+    }
     return true;
+  }
+
+  /** Runs a session's command on the device. */
+  execute(port: SessionPort, command: CommandRequest): Promise<CommandReply> {
+    const handle = this.handle;
+    if (!handle) return Promise.reject(new DeviceError(`device ${this.path} is not open`));
+    if (port.readOnly && !READ_ONLY_COMMANDS.has(command.op)) {
+      return Promise.reject(new PermissionDeniedError(`mapping ${port.mappingId} is read-only: ${CommandOp[command.op] ?? command.op} is not allowed`));
+    }
+    return handle.execute(command);
   }
 
   /** Resets the sessions of one mapping (its binding was withdrawn or changed). */
@@ -186,12 +218,13 @@ export class DeviceSessionHost {
   private ensureOpen(mapping: Mapping): Promise<void> {
     if (this.handle) return Promise.resolve();
     this.opening ??= this.closing
-      .then(() => this.options.driver.open(this.path, mapping.serial))
+      .then(() => this.options.driver.open(this.path, deviceConfig(mapping)))
       .then(
         (handle) => {
           this.opening = undefined;
           this.attachHandle(handle);
           this.options.log.info({ path: this.path, mapping: mapping.id }, 'device opened');
+          this.reportConfiguration(handle);
           // Every admitted session gave up while it opened.
           if (this.ports.length === 0) this.closeDevice('no session left');
         },
@@ -211,6 +244,19 @@ export class DeviceSessionHost {
     stream.on('error', this.onDeviceError);
     stream.on('end', this.onDeviceGone);
     stream.on('close', this.onDeviceGone);
+    handle.onEvent(this.onDeviceEvent);
+  }
+
+  /** Reads the device's configuration back and reports it, unless the handle is no longer ours. */
+  private reportConfiguration(handle: DeviceHandle): void {
+    const report = this.options.onConfiguration;
+    if (!report) return;
+    handle.configuration().then(
+      (configuration) => {
+        if (this.handle === handle) report(configuration);
+      },
+      (err: unknown) => this.options.log.warn({ path: this.path, error: errorMessage(err) }, 'cannot read the device configuration back'),
+    );
   }
 
   /** Detaches from the handle; its later events (our own close included) are not ours. */
@@ -224,6 +270,8 @@ export class DeviceSessionHost {
     stream.off('error', this.onDeviceError);
     stream.off('end', this.onDeviceGone);
     stream.off('close', this.onDeviceGone);
+    handle.onEvent(ignore);
+    this.options.onConfiguration?.({});
     // A late error from a closing port must not be unhandled.
     stream.on('error', ignore);
     this.blocked.clear();
@@ -255,6 +303,14 @@ export class DeviceSessionHost {
       if (!port.deliver(chunk)) this.blocked.add(port);
     }
     if (this.blocked.size > 0) this.handle?.stream.pause();
+  }
+
+  private onDeviceEvent(event: DeviceEvent): void {
+    const kind = DeviceEventType[event.type] ?? String(event.type);
+    this.options.stats.add('device_events', 1, { device: this.path, type: kind });
+    for (const port of this.ports) {
+      if (!port.sendEvent(event)) this.options.stats.add('device_events_dropped', 1, { device: this.path, reason: 'slow_consumer' });
+    }
   }
 
   private onDeviceDrain(): void {
@@ -291,6 +347,7 @@ export class SessionPort extends Duplex {
   readonly mappingId: string;
   readonly workloadId: string;
   readonly exclusive: boolean;
+  readonly readOnly: boolean;
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
@@ -306,6 +363,7 @@ export class SessionPort extends Duplex {
     this.mappingId = mapping.id;
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
+    this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
     this.bytesFromDevice = stats.counter('bytes_from_device', { mapping: mapping.id });
     this.bytesToDevice = stats.counter('bytes_to_device', { mapping: mapping.id });
   }
@@ -314,6 +372,21 @@ export class SessionPort extends Duplex {
   attach(session: Session): void {
     this.session = session;
     pipeSession(session, this);
+    session.on('command', (command: CommandRequest) => {
+      this.host.execute(this, command).then(
+        (reply) => session.respond({ requestId: command.requestId, ok: true, value: reply.value, data: reply.data }),
+        (err: unknown) => {
+          const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+          session.respond({ requestId: command.requestId, ok: false, code, message: errorMessage(err) });
+        },
+      );
+    });
+  }
+
+  /** @returns false when the event was dropped because the session's peer is not reading. */
+  sendEvent(event: DeviceEvent): boolean {
+    // Before its OPEN is accepted a session has no consumer yet: nothing is dropped.
+    return this.session ? this.session.sendEvent(event) : true;
   }
 
   /** Ends the session with `err` (the client sees it as a RESET) and leaves the device. */

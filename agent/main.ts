@@ -1,18 +1,16 @@
-import { autoDetect } from '@serialport/bindings-cpp';
-import { ValidationError } from '../src/errors';
+import { errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { startAdminServer, type RunningAdmin } from '../src/admin/admin-server';
 import { Stats } from '../src/telemetry/stats';
 import { parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
-import { DeviceInventory, type DeviceRecord } from './device-inventory';
+import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
 import { DeviceWatcher } from './device-watcher';
-import type { DeviceDriver } from './drivers/device-driver';
-import { SerialDriver } from './drivers/serial-driver';
-import { SIMULATED_PREFIX, SimulatedModemBinding } from './drivers/simulated-modem';
+import { DriverRegistry, type DriverStatus } from './driver-registry';
+import { SIMULATED_PREFIX } from './drivers/simulated-modem';
 import { MappingTable } from './mapping-table';
-import { Registration } from './registration';
+import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer } from './socket-plane-server';
 
 export interface AgentOptions {
@@ -23,7 +21,10 @@ export interface AgentOptions {
   listen: string;
   /** Socket-plane address announced to the control plane; default: the bound listen address. */
   advertise?: string;
-  /** Globs like /dev/ttyUSB* (wildcards '*' and '?' in the last path segment only). */
+  /**
+   * `[kind:]GLOB` like /dev/ttyUSB* or hid:/dev/hidraw* (wildcards '*' and '?' in the last path
+   * segment only; the kind is inferred from the name when not given).
+   */
   watch: string[];
   /** Simulated devices by kind: "modem" → an AT modem at sim:modem0 (the next one sim:modem1). */
   simulate: string[];
@@ -62,6 +63,8 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   sessions_refused: 'Socket-plane sessions refused, per reason',
   sessions_active: 'Socket-plane sessions open now',
   devices_present: 'Devices present on this host',
+  device_events: 'Device events (modem lines, edges, input reports, samples …) sent to sessions, per device and type',
+  device_events_dropped: 'Device events not sent because the consumer was not reading, per device',
   socket_plane_protocol_errors: 'Socket-plane connections closed for a protocol error',
 };
 
@@ -78,14 +81,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   if (options.advertise !== undefined) parseHostPort(options.advertise);
   const simulated = simulatedNames(options.simulate);
 
-  const realDriver = new SerialDriver(autoDetect());
-  const simDriver = new SerialDriver(new SimulatedModemBinding([...simulated.keys()]));
-  const driverFor = (path: string): DeviceDriver => (path.startsWith(SIMULATED_PREFIX) ? simDriver : realDriver);
-
+  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });
   const stats = new Stats(STATS_HELP);
   const mappings = new MappingTable(hostId);
-  const devices = new DeviceInventory((path) => ({ path, driver: driverFor(path), stats, log: log.child({ device: path }) }));
-  const watcher = new DeviceWatcher({ globs: options.watch, log: log.child({ module: 'watcher' }), list: () => realDriver.list() });
+  const devices = new DeviceInventory((device, onConfiguration) => ({
+    path: device.path,
+    driver: drivers.require(device),
+    stats,
+    log: log.child({ device: device.path }),
+    onConfiguration,
+  }));
+  const watcher = new DeviceWatcher({ watches: options.watch, log: log.child({ module: 'watcher' }), list: (kind) => drivers.list(kind) });
   const server = new SocketPlaneServer({ listen: options.listen, hostId, mappings, devices, stats, log: log.child({ module: 'socket-plane' }) });
   const socketPlaneAddress = await server.listen();
   const advertise = options.advertise ?? socketPlaneAddress;
@@ -94,10 +100,28 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const ads = new AdsClient({
     address: options.controlPlane,
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
-    handlers: { [MAPPING_TYPE_URL]: (resources, version) => mappings.apply(resources, version) },
+    handlers: {
+      // A mapping the table refuses, or whose configuration its device refuses, NACKs the update.
+      [MAPPING_TYPE_URL]: async (resources, version) => {
+        let invalid: unknown;
+        try {
+          mappings.apply(resources, version);
+        } catch (err) {
+          invalid = err;
+        }
+        const refused = await server.settle();
+        if (refused.length === 0) {
+          if (invalid !== undefined) throw invalid;
+          return;
+        }
+        const problems = invalid === undefined ? refused : [errorMessage(invalid), ...refused];
+        throw new ValidationError(`mappings version ${version}`, problems.join('; '));
+      },
+    },
     log: log.child({ module: 'ads' }),
   });
 
+  let driverStatus: DriverStatus[] = [];
   let admin: RunningAdmin;
   try {
     admin = await startAdminServer(
@@ -112,12 +136,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           controlPlane: options.controlPlane,
           versions: ads.versions(),
           mappingsVersion: mappings.version ?? null,
+          drivers: driverStatus,
           devices: devices.all().map((d) => ({
-            path: d.path,
-            deviceId: d.deviceId,
+            ...d.device,
             present: d.present,
-            labels: d.labels,
             open: d.host.isOpen,
+            configuration: d.configuration,
             sessions: d.host.sessions(),
           })),
           registration: registration.status(),
@@ -133,22 +157,36 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
 
+  const reported = (r: DeviceRecord): ReportedDevice => ({ ...r.device, configuration: r.configuration });
   const countDevices = (): void => stats.set('devices_present', devices.present().length);
-  devices.on('added', (d: DeviceRecord) => {
-    registration.add({ deviceId: d.deviceId, path: d.path, capabilities: ['serial'], labels: d.labels });
+  devices.on('added', (r: DeviceRecord) => {
+    registration.set(reported(r));
     countDevices();
   });
-  devices.on('removed', (d: DeviceRecord) => {
-    registration.remove(d.deviceId);
+  devices.on('changed', (r: DeviceRecord) => {
+    if (r.present) registration.set(reported(r));
+  });
+  devices.on('removed', (r: DeviceRecord) => {
+    // Another path may hold the same device already (it moved ports within one scan).
+    if (!devices.present().some((other) => other.device.deviceId === r.device.deviceId)) registration.remove(r.device.deviceId);
     countDevices();
   });
   countDevices();
-  watcher.on('added', (path: string, deviceId: string) => devices.add(path, deviceId));
-  watcher.on('removed', (path: string) => devices.remove(path));
-  // A control plane that restarted may have lost the register: tell it again on every new stream.
+  const onboard = (device: IdentifiedDevice): void => {
+    if (drivers.forDevice(device)) devices.add(device);
+    else log.warn({ path: device.path, kind: device.kind }, 'no driver for this kind of device; not registered');
+  };
+  watcher.on('added', onboard);
+  watcher.on('removed', (device: IdentifiedDevice) => devices.remove(device.path));
+  // A control plane that restarted may have lost the register: report again on every new stream.
   ads.on('connected', () => registration.resync());
 
-  for (const [name, kind] of simulated) devices.add(SIMULATED_PREFIX + name, SIMULATED_PREFIX + name, { simulated: kind });
+  for (const [name, kind] of simulated) {
+    const path = SIMULATED_PREFIX + name;
+    onboard({ path, deviceId: path, kind: 'DEVICE_KIND_SERIAL', capabilities: ['serial', 'modem-lines', 'break'], labels: { simulated: kind } });
+  }
+  driverStatus = await drivers.status();
+  for (const d of driverStatus) if (!d.loaded) log.warn({ kind: d.kind, error: d.error }, 'driver listing unavailable; its devices are identified by path');
   await watcher.start();
   ads.start();
   log.info({ hostId, socketPlane: socketPlaneAddress, advertise, admin: admin.address, watch: options.watch, simulate: options.simulate }, 'agent started');

@@ -1,16 +1,18 @@
 import * as grpc from '@grpc/grpc-js';
-import { errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import { serviceClient } from '../src/proto/load';
-import type { PhysicalEndpoint } from '../src/proto/types';
+import type { DeviceKind, PhysicalEndpoint } from '../src/proto/types';
 import { Backoff } from '../src/util/backoff';
 
 /** A device this agent reports to the control plane. */
 export interface ReportedDevice {
   deviceId: string;
   path: string;
+  kind: DeviceKind;
   capabilities: string[];
-  labels?: Record<string, string>;
+  labels: Record<string, string>;
+  /** What the driver read back from the open device; {} while it is closed. */
+  configuration: Record<string, string>;
 }
 
 export interface RegistrationOptions {
@@ -20,165 +22,136 @@ export interface RegistrationOptions {
   log: Logger;
   credentials?: grpc.ChannelCredentials;
   callTimeoutMs?: number;
+  /** How long a change waits for others to join its report (a burst of hotplug events is one report). */
+  coalesceMs?: number;
 }
 
 export interface RegistrationStatus {
-  deviceId: string;
-  path: string;
-  wanted: 'present' | 'absent';
-  /** The control plane confirmed the wanted state. */
+  devices: number;
+  /** The control plane has the inventory as it is now. */
   synced: boolean;
+  /** Control-plane version after the last report it accepted. */
+  version: string | null;
+  lastError: string | null;
 }
 
 type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
 
-interface RegistryClient extends grpc.Client {
-  registerEndpoint: Unary<{ endpoint: PhysicalEndpoint }, PhysicalEndpoint>;
-  deregisterEndpoint: Unary<{ id: string; markAbsent: boolean }, object>;
+interface ReportHostResponse {
+  version: string;
+  registered: number;
+  markedAbsent: number;
 }
 
-interface Entry {
-  endpoint: PhysicalEndpoint;
-  wanted: 'present' | 'absent';
-  synced: boolean;
-  busy: boolean;
-  /** The wanted state changed (or a resync was asked) while a call was in flight. */
-  again: boolean;
-  failures: number;
-  timer: NodeJS.Timeout | undefined;
-  backoff: Backoff;
+interface RegistryClient extends grpc.Client {
+  reportHost: Unary<{ hostId: string; endpoints: PhysicalEndpoint[] }, ReportHostResponse>;
 }
 
 /**
- * Keeps the control plane's register true for this host: RegisterEndpoint for each device that
- * is present, DeregisterEndpoint {markAbsent} for each that went away. Calls that fail are
- * retried with backoff until they succeed, so a control plane that is down (at start or later)
- * catches up once it is back; resync() re-registers everything when the discovery stream
- * (re)connects, in case the control plane lost its state.
+ * Keeps the control plane's register true for this host by reporting the whole inventory
+ * (Registry.ReportHost): the control plane registers what is listed and marks absent what is
+ * not, so a device that vanished while the agent was down, or while the control plane was, is
+ * reconciled by the next report. One report is in flight at a time; changes during it are sent
+ * in the next; a failed report is retried with backoff until one succeeds. resync() reports
+ * again when the discovery stream (re)connects, in case the control plane lost its state.
  */
 export class Registration {
   private readonly client: RegistryClient;
-  private readonly entries = new Map<string, Entry>();
+  private readonly devices = new Map<string, ReportedDevice>();
   private readonly timeoutMs: number;
+  private readonly coalesceMs: number;
+  private readonly backoff = new Backoff(250, 5000);
+  private inFlight = false;
+  private dirty = false;
+  private synced = false;
+  private failures = 0;
+  private version: string | null = null;
+  private lastError: string | null = null;
+  private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly options: RegistrationOptions) {
     const Ctor = serviceClient('devicemesh.v1.Registry');
     this.client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure()) as unknown as RegistryClient;
     this.timeoutMs = options.callTimeoutMs ?? 5000;
+    this.coalesceMs = options.coalesceMs ?? 20;
   }
 
-  private endpointId(deviceId: string): string {
-    return `${this.options.hostId}/${deviceId}`;
+  /** The device is present (new, or with changed facts). */
+  set(device: ReportedDevice): void {
+    this.devices.set(device.deviceId, device);
+    this.changed();
   }
 
-  add(device: ReportedDevice): void {
-    const endpoint: PhysicalEndpoint = {
-      id: this.endpointId(device.deviceId),
-      hostId: this.options.hostId,
-      deviceId: device.deviceId,
-      kind: 'DEVICE_KIND_SERIAL',
-      path: device.path,
-      capabilities: device.capabilities,
-      state: 'ENDPOINT_STATE_PRESENT',
-      labels: device.labels ?? {},
-      updatedAt: null,
-      configuration: {},
-    };
-    const entry = this.entries.get(device.deviceId);
-    if (entry) {
-      entry.endpoint = endpoint;
-      entry.wanted = 'present';
-      this.sync(entry, true);
-      return;
-    }
-    const fresh: Entry = {
-      endpoint,
-      wanted: 'present',
-      synced: false,
-      busy: false,
-      again: false,
-      failures: 0,
-      timer: undefined,
-      backoff: new Backoff(250, 5000),
-    };
-    this.entries.set(device.deviceId, fresh);
-    this.sync(fresh, true);
-  }
-
+  /** The device is gone: the next report leaves it out, and the control plane marks it absent. */
   remove(deviceId: string): void {
-    const entry = this.entries.get(deviceId);
-    if (!entry) return;
-    entry.wanted = 'absent';
-    this.sync(entry, true);
+    if (this.devices.delete(deviceId)) this.changed();
   }
 
-  /** Re-registers every present device, e.g. after the discovery stream reconnected. */
+  /** Reports again, e.g. after the discovery stream reconnected. */
   resync(): void {
-    for (const entry of this.entries.values()) if (entry.wanted === 'present') this.sync(entry, true);
+    this.changed();
   }
 
-  status(): RegistrationStatus[] {
-    return [...this.entries.values()].map((e) => ({
-      deviceId: e.endpoint.deviceId,
-      path: e.endpoint.path,
-      wanted: e.wanted,
-      synced: e.synced,
-    }));
+  status(): RegistrationStatus {
+    return { devices: this.devices.size, synced: this.synced, version: this.version, lastError: this.lastError };
   }
 
   close(): void {
     this.closed = true;
-    for (const entry of this.entries.values()) clearTimeout(entry.timer);
+    clearTimeout(this.timer);
     this.client.close();
   }
 
-  /** One call at a time per device; `changed` forces a call even if the last one succeeded. */
-  private sync(entry: Entry, changed: boolean): void {
-    if (this.closed) return;
-    if (changed) entry.synced = false;
-    if (entry.busy) {
-      entry.again = true;
-      return;
-    }
-    clearTimeout(entry.timer);
-    entry.timer = undefined;
-    entry.busy = true;
-    entry.again = false;
-    const wanted = entry.wanted;
-    const id = entry.endpoint.id;
-    const done = (err: grpc.ServiceError | null): void => {
-      entry.busy = false;
+  private changed(): void {
+    this.dirty = true;
+    this.synced = false;
+    if (this.inFlight || this.timer || this.closed) return;
+    this.timer = setTimeout(() => this.report(), this.coalesceMs);
+  }
+
+  private report(): void {
+    this.timer = undefined;
+    if (this.closed || this.inFlight || !this.dirty) return;
+    this.inFlight = true;
+    this.dirty = false;
+    const endpoints = [...this.devices.values()].map((d) => this.endpoint(d));
+    this.client.reportHost({ hostId: this.options.hostId, endpoints }, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
+      this.inFlight = false;
       if (this.closed) return;
-      // Absent already is as good as marked absent.
-      if (err && !(wanted === 'absent' && err.code === grpc.status.NOT_FOUND)) {
-        entry.failures += 1;
-        const delay = entry.backoff.next();
-        const fields = { endpoint: id, wanted, error: err.details || err.message, retryInMs: Math.round(delay) };
-        if (entry.failures === 1) this.options.log.warn(fields, 'registering device with the control plane failed; retrying');
-        else this.options.log.debug(fields, 'registration retry failed');
-        if (entry.again) this.sync(entry, false);
-        else entry.timer = setTimeout(() => this.sync(entry, false), delay);
+      if (err) {
+        this.dirty = true;
+        this.failures += 1;
+        this.lastError = err.details || err.message;
+        const delay = this.backoff.next();
+        const fields = { devices: endpoints.length, error: this.lastError, retryInMs: Math.round(delay) };
+        if (this.failures === 1) this.options.log.warn(fields, 'reporting devices to the control plane failed; retrying');
+        else this.options.log.debug(fields, 'device report retry failed');
+        this.timer = setTimeout(() => this.report(), delay);
         return;
       }
-      if (entry.failures > 0) this.options.log.info({ endpoint: id, wanted }, 'registration succeeded after retries');
-      entry.failures = 0;
-      entry.backoff.reset();
-      if (entry.again) {
-        this.sync(entry, false);
-        return;
-      }
-      entry.synced = true;
-      if (wanted === 'absent') this.entries.delete(entry.endpoint.deviceId);
+      if (this.failures > 0) this.options.log.info({ devices: endpoints.length }, 'device report succeeded after retries');
+      this.failures = 0;
+      this.lastError = null;
+      this.backoff.reset();
+      this.version = res?.version ?? null;
+      if (this.dirty) this.timer = setTimeout(() => this.report(), this.coalesceMs);
+      else this.synced = true;
+    });
+  }
+
+  private endpoint(d: ReportedDevice): PhysicalEndpoint {
+    return {
+      id: `${this.options.hostId}/${d.deviceId}`,
+      hostId: this.options.hostId,
+      deviceId: d.deviceId,
+      kind: d.kind,
+      path: d.path,
+      capabilities: d.capabilities,
+      state: 'ENDPOINT_STATE_PRESENT',
+      labels: d.labels,
+      updatedAt: null,
+      configuration: d.configuration,
     };
-    const options = { deadline: Date.now() + this.timeoutMs };
-    try {
-      if (wanted === 'present') this.client.registerEndpoint({ endpoint: entry.endpoint }, options, (err) => done(err));
-      else this.client.deregisterEndpoint({ id, markAbsent: true }, options, (err) => done(err));
-    } catch (err) {
-      // A closed channel throws synchronously; only possible while shutting down.
-      entry.busy = false;
-      this.options.log.debug({ endpoint: id, error: errorMessage(err) }, 'registration call not made');
-    }
   }
 }

@@ -9,6 +9,7 @@ import type { ErrorPayload } from '../src/socket-plane/control-messages';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
+import { deviceConfig } from './device-session-host';
 import type { MappingTable } from './mapping-table';
 
 export interface SocketPlaneServerOptions {
@@ -47,11 +48,14 @@ export class SocketPlaneServer {
   private readonly server: net.Server;
   private readonly connections = new Set<FramedConnection>();
   private active = 0;
+  /** Configuration checks and changes under way for the last mapping update, each with its refusal. */
+  private checks: Array<Promise<string | undefined>> = [];
 
   constructor(private readonly options: SocketPlaneServerOptions) {
     this.server = net.createServer((socket) => this.onSocket(socket));
     options.mappings.on('removed', (m: Mapping) => this.onMappingRemoved(m));
     options.mappings.on('changed', (m: Mapping, old: Mapping) => this.onMappingChanged(m, old));
+    options.mappings.on('added', (m: Mapping) => this.checks.push(this.check(m)));
     options.stats.set('sessions_active', 0);
   }
 
@@ -142,6 +146,28 @@ export class SocketPlaneServer {
     );
   }
 
+  /**
+   * Waits for the checks and changes the last mapping update started and returns what the
+   * drivers refused, each as "mapping <id>: <reason>": the discovery stream NACKs with them.
+   */
+  async settle(): Promise<string[]> {
+    const checks = this.checks;
+    this.checks = [];
+    return (await Promise.all(checks)).filter((r): r is string => r !== undefined);
+  }
+
+  /** The driver's verdict on a mapping's configuration, while its device is here to ask. */
+  private check(m: Mapping): Promise<string | undefined> {
+    const record = this.options.devices.get(m.devicePath);
+    if (!record) return Promise.resolve(undefined);
+    try {
+      record.driver.validate(deviceConfig(m));
+      return Promise.resolve(undefined);
+    } catch (err) {
+      return Promise.resolve(`mapping ${m.id}: ${errorMessage(err)}`);
+    }
+  }
+
   private onMappingRemoved(m: Mapping): void {
     this.options.devices.get(m.devicePath)?.host.resetMapping(m.id, withdrawn(m.id));
   }
@@ -153,12 +179,17 @@ export class SocketPlaneServer {
       host.resetMapping(m.id, withdrawn(m.id));
       return;
     }
-    if (isDeepStrictEqual(old.serial, m.serial)) return;
-    host.update(m).then(
-      (applied) => {
-        if (applied) this.options.log.info({ mapping: m.id, device: m.devicePath, serial: m.serial }, 'serial configuration updated');
-      },
-      (err: unknown) => this.options.log.warn({ mapping: m.id, device: m.devicePath, error: errorMessage(err) }, 'serial configuration not fully applied'),
-    );
+    if (isDeepStrictEqual(old.serial, m.serial) && isDeepStrictEqual(old.settings, m.settings)) return;
+    const checked = this.check(m).then(async (refused) => {
+      if (refused) return refused;
+      try {
+        if (await host.update(m)) this.options.log.info({ mapping: m.id, device: m.devicePath, serial: m.serial, settings: m.settings }, 'device configuration updated');
+        return undefined;
+      } catch (err) {
+        this.options.log.warn({ mapping: m.id, device: m.devicePath, error: errorMessage(err) }, 'device refused the configuration');
+        return `mapping ${m.id}: device ${m.devicePath} refused the configuration: ${errorMessage(err)}`;
+      }
+    });
+    this.checks.push(checked);
   }
 }

@@ -166,6 +166,32 @@ export class Register {
     return endpoint;
   }
 
+  /**
+   * An agent's whole inventory: each endpoint listed is present (rewritten only if its content
+   * changed), each other endpoint of the host that was present or unknown is marked absent.
+   * @returns how many were registered and marked absent; both 0 when nothing changed.
+   */
+  reportHost(hostId: string, reported: readonly PhysicalEndpoint[], now: Timestamp): { registered: number; markedAbsent: number } {
+    const listed = new Set<string>();
+    let registered = 0;
+    for (const r of reported) {
+      const id = endpointId(hostId, r.deviceId);
+      listed.add(id);
+      const old = this.tables.endpoints.get(id);
+      const next = canonicalEndpoint({ ...r, id, state: 'ENDPOINT_STATE_PRESENT', updatedAt: old?.updatedAt ?? now });
+      if (old && sameContent(old, next)) continue;
+      this.reportEndpoint(r, now);
+      registered += 1;
+    }
+    let markedAbsent = 0;
+    for (const e of this.endpoints(hostId)) {
+      if (listed.has(e.id) || e.state === 'ENDPOINT_STATE_ABSENT') continue;
+      this.markAbsent(e.id, now);
+      markedAbsent += 1;
+    }
+    return { registered, markedAbsent };
+  }
+
   removeEndpoint(id: string): boolean {
     const e = this.tables.endpoints.get(id);
     if (!e) return false;

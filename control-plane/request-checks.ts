@@ -75,10 +75,24 @@ export function checkEndpointReport(endpoint: PhysicalEndpoint): void {
     if (!c) throw new ValidationError(`${where}: capabilities[]`, 'must not be empty');
     text(where, 'capabilities[]', c, 256);
   }
-  for (const [key, value] of Object.entries(endpoint.labels)) {
-    if (!key) throw new ValidationError(`${where}: labels`, 'a label key must not be empty');
-    text(where, `labels.${key}`, key, 256);
-    text(where, `labels.${key}`, value, 1024);
+  for (const [field, map] of [['labels', endpoint.labels], ['configuration', endpoint.configuration ?? {}]] as const) {
+    for (const [key, value] of Object.entries(map)) {
+      if (!key) throw new ValidationError(`${where}: ${field}`, 'a key must not be empty');
+      text(where, `${field}.${key}`, key, 256);
+      text(where, `${field}.${key}`, value, 1024);
+    }
+  }
+}
+
+/** A whole-host report: every endpoint is the host's own, and each device is listed once. */
+export function checkHostReport(hostId: string, endpoints: readonly PhysicalEndpoint[]): void {
+  id('', 'hostId', hostId);
+  const seen = new Set<string>();
+  for (const e of endpoints) {
+    if (e.hostId !== hostId) throw new ValidationError(`endpoint/${e.hostId}/${e.deviceId}: hostId`, `is not the reporting host "${hostId}"`);
+    checkEndpointReport(e);
+    if (seen.has(e.deviceId)) throw new ValidationError(`endpoint/${hostId}/${e.deviceId}`, 'is listed twice');
+    seen.add(e.deviceId);
   }
 }
 

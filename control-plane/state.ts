@@ -8,7 +8,7 @@ import { GroupCommit, type Outcome } from './group-commit';
 import { generateFrom, type GeneratedMappings } from './mapping-generator';
 import { OverlayMap, overlayDelta } from './overlay-map';
 import { Register } from './register';
-import { checkApplyRequest, checkDeleteRequest, checkEndpointReport } from './request-checks';
+import { checkApplyRequest, checkDeleteRequest, checkEndpointReport, checkHostReport } from './request-checks';
 import { diffMappings, type StateDelta } from './state-delta';
 import type { StateStore, StoredState, WriteReport } from './state-store';
 
@@ -187,6 +187,17 @@ export class ControlPlaneState {
     const { value, version } = await this.mutate((draft, now) => ({ value: draft.register.reportEndpoint(reported, now), changed: ['endpoint'] }));
     this.log.info({ version, endpoint: value.id, path: value.path, kind: value.kind }, 'endpoint registered');
     return value;
+  }
+
+  /** An agent's whole inventory (see Register.reportHost); the version moves only if something changed. */
+  async reportHost(hostId: string, endpoints: PhysicalEndpoint[]): Promise<{ version: string; registered: number; markedAbsent: number }> {
+    checkHostReport(hostId, endpoints);
+    const { value, version } = await this.mutate((draft, now) => {
+      const outcome = draft.register.reportHost(hostId, endpoints, now);
+      return { value: outcome, changed: outcome.registered + outcome.markedAbsent > 0 ? ['endpoint'] : [] };
+    });
+    if (value.registered + value.markedAbsent > 0) this.log.info({ version, host: hostId, ...value }, 'host reported its devices');
+    return { version, ...value };
   }
 
   async deregisterEndpoint(id: string, markAbsent: boolean): Promise<void> {

@@ -1,9 +1,14 @@
-import type { BindingInterface, PortInfo } from '@serialport/bindings-interface';
+import type { BindingInterface, PortInfo, PortStatus } from '@serialport/bindings-interface';
 import { SerialPortStream } from '@serialport/stream';
-import { DeviceError, errorMessage, ValidationError } from '../../src/errors';
+import { DeviceError, errorMessage, UnsupportedError, ValidationError } from '../../src/errors';
 import type { SerialConfig } from '../../src/proto/types';
-import type { DeviceDriver, DeviceHandle } from './device-driver';
+import { type CommandReply, CommandOp, type DeviceCommand } from '../../src/socket-plane/device-command';
+import { DeviceEventType, eventTimestamp, ModemLine } from '../../src/socket-plane/device-event';
+import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
+import { DriverSettings } from './driver-settings';
 import { pollForEveryWaiter } from './poller-workaround';
+import type { LineSettings } from './termios-readback';
+import { usbDeviceId } from './usb-identity';
 
 /** What a line runs at when the configuration leaves it unset: the power-on default of most devices. */
 export const DEFAULT_BAUD_RATE = 9600;
@@ -61,26 +66,66 @@ export function serialPortOptions(config: SerialConfig | null): SerialPortOption
   };
 }
 
+/** How often the modem lines are read while a port is open; Linux has no portable change notification for them. */
+const DEFAULT_MODEM_POLL_MS = 100;
+const DEFAULT_BREAK_MS = 250;
+const MAX_BREAK_MS = 10_000;
+
+/** Serial driver settings (beside the line settings, which come in DeviceConfig.serial). */
+function serialSettings(settings: Readonly<Record<string, string>>): { modemPollMs: number } {
+  const s = new DriverSettings('serial', settings);
+  s.onlyKnown(['modemPollMs']);
+  return { modemPollMs: s.integer('modemPollMs', DEFAULT_MODEM_POLL_MS, 0, 60_000) };
+}
+
+export interface SerialDriverOptions {
+  /** Reads the line settings back from an open port; unset: the configuration reports what was asked. */
+  readBack?: (path: string) => Promise<LineSettings>;
+}
+
+/** A port of serialport's listing as the register sees it. */
+export function discoveredSerialPort(port: PortInfo): DiscoveredDevice {
+  const labels: Record<string, string> = {};
+  if (port.manufacturer) labels.manufacturer = port.manufacturer;
+  if (port.vendorId) labels.vendorId = port.vendorId;
+  if (port.productId) labels.productId = port.productId;
+  if (port.serialNumber) labels.serialNumber = port.serialNumber;
+  const deviceId = usbDeviceId(port.vendorId, port.productId, port.serialNumber);
+  return { path: port.path, kind: 'DEVICE_KIND_SERIAL', ...(deviceId ? { deviceId } : {}), capabilities: ['serial', 'modem-lines', 'break'], labels };
+}
+
 /**
  * The serial driver: serialport's stream over a binding, either the platform's
  * (`autoDetect()` from @serialport/bindings-cpp) or a simulated one.
  */
 export class SerialDriver implements DeviceDriver {
-  constructor(private readonly binding: BindingInterface) {}
+  readonly kind = 'DEVICE_KIND_SERIAL' as const;
 
-  list(): Promise<PortInfo[]> {
-    return this.binding.list();
+  constructor(
+    private readonly binding: BindingInterface,
+    private readonly options: SerialDriverOptions = {},
+  ) {}
+
+  validate(config: DeviceConfig): void {
+    serialPortOptions(config.serial);
+    serialSettings(config.settings);
   }
 
-  open(path: string, config: SerialConfig | null): Promise<DeviceHandle> {
+  async list(): Promise<DiscoveredDevice[]> {
+    return (await this.binding.list()).map(discoveredSerialPort);
+  }
+
+  open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
     let options: SerialPortOptions;
+    let settings: { modemPollMs: number };
     let stream: SerialPortStream;
     try {
-      options = serialPortOptions(config);
+      options = serialPortOptions(config.serial);
+      settings = serialSettings(config.settings);
       // lock (flock, the default) keeps other processes off an open device; it works on ptys too.
       stream = new SerialPortStream({ binding: this.binding, path, ...options, lock: true, autoOpen: false });
     } catch (err) {
-      return Promise.reject(new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
+      return Promise.reject(err instanceof ValidationError ? err : new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
     }
     return new Promise<DeviceHandle>((resolve, reject) => {
       stream.open((err) => {
@@ -90,8 +135,8 @@ export class SerialDriver implements DeviceDriver {
           return;
         }
         pollForEveryWaiter(stream.port);
-        const handle = new SerialHandle(path, stream, options);
-        handle.setLines(config).then(
+        const handle = new SerialHandle(path, stream, options, settings.modemPollMs, this.options.readBack);
+        handle.setLines(config.serial).then(
           () => resolve(handle),
           (setErr: unknown) => {
             void handle.close().catch(() => undefined);
@@ -103,6 +148,15 @@ export class SerialDriver implements DeviceDriver {
   }
 }
 
+function lineBits(status: PortStatus): number {
+  const ri = (status as PortStatus & { ri?: boolean }).ri === true;
+  return (status.cts ? ModemLine.cts : 0) | (status.dsr ? ModemLine.dsr : 0) | (status.dcd ? ModemLine.dcd : 0) | (ri ? ModemLine.ri : 0);
+}
+
+function lineNames(bits: number): string {
+  return (Object.keys(ModemLine) as Array<keyof typeof ModemLine>).filter((name) => (bits & ModemLine[name]) !== 0).join(',');
+}
+
 /**
  * An open serial device. `stream` is one SerialPortStream for the handle's whole life: a setting
  * serialport cannot change on an open port is applied by closing and reopening the binding's port
@@ -111,28 +165,75 @@ export class SerialDriver implements DeviceDriver {
 class SerialHandle implements DeviceHandle {
   private dtr: boolean | undefined;
   private rts: boolean | undefined;
-  /** The running update() or close(): they run one at a time, in call order. */
+  /** The running update(), command or close(): they run one at a time, in call order. */
   private busy: Promise<unknown> = Promise.resolve();
+  private listener: DeviceEventListener | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private polling = false;
+  private lines: number | undefined;
+  /** Why the modem lines cannot be read (a pty refuses the ioctl), once that is known. */
+  private linesUnreadable: string | undefined;
 
   constructor(
     readonly path: string,
     readonly stream: SerialPortStream,
     private applied: SerialPortOptions,
-  ) {}
+    private modemPollMs: number,
+    private readonly readBack: ((path: string) => Promise<LineSettings>) | undefined,
+  ) {
+    stream.once('close', () => this.stopPolling());
+  }
+
+  onEvent(listener: DeviceEventListener): void {
+    this.listener = listener;
+    this.startPolling();
+  }
 
   /**
    * Applies a changed configuration: the baud rate alone changes on the open port (serialport's
    * update()); data bits, parity, stop bits or flow control reopen the port with every new
    * setting. Either way the stream, its buffered writes and its readers carry on.
    */
-  update(config: SerialConfig | null): Promise<void> {
-    const run = this.busy.then(() => this.apply(config));
+  update(config: DeviceConfig): Promise<void> {
+    return this.serialized(() => this.apply(config));
+  }
+
+  execute(command: DeviceCommand): Promise<CommandReply> {
+    return this.serialized(() => this.run(command));
+  }
+
+  async configuration(): Promise<Record<string, string>> {
+    const lines: Record<string, string> = {};
+    if (this.dtr !== undefined) lines.dtr = String(this.dtr);
+    if (this.rts !== undefined) lines.rts = String(this.rts);
+    if (this.linesUnreadable) lines.modemLines = `unreadable: ${this.linesUnreadable}`;
+    else if (this.lines !== undefined) lines.modemLines = lineNames(this.lines) || 'none';
+    if (this.readBack && this.stream.isOpen) {
+      try {
+        return { ...(await this.readBack(this.path)), ...lines, source: 'device' };
+      } catch (err) {
+        lines.readBackError = errorMessage(err);
+      }
+    }
+    const a = this.applied;
+    const flowControl = a.rtscts ? 'rtscts' : a.xon ? 'xonxoff' : 'none';
+    return { baudRate: String(a.baudRate), dataBits: String(a.dataBits), parity: a.parity, stopBits: String(a.stopBits), flowControl, ...lines, source: 'requested' };
+  }
+
+  close(): Promise<void> {
+    this.stopPolling();
+    return this.serialized(() => this.closeNow());
+  }
+
+  private serialized<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(task);
     this.busy = run.catch(() => undefined);
     return run;
   }
 
-  private async apply(config: SerialConfig | null): Promise<void> {
-    const next = serialPortOptions(config);
+  private async apply(config: DeviceConfig): Promise<void> {
+    const next = serialPortOptions(config.serial);
+    const { modemPollMs } = serialSettings(config.settings);
     if (this.stream.destroyed) throw new DeviceError(`${this.path}: device is closed`);
     if (REOPEN_FIELDS.some((f) => next[f] !== this.applied[f])) {
       await this.reopen(next);
@@ -144,7 +245,95 @@ class SerialHandle implements DeviceHandle {
       });
       this.applied = { ...this.applied, baudRate: next.baudRate };
     }
-    await this.setLines(config);
+    await this.setLines(config.serial);
+    if (modemPollMs !== this.modemPollMs) {
+      this.modemPollMs = modemPollMs;
+      this.stopPolling();
+      this.startPolling();
+    }
+  }
+
+  private async run(command: DeviceCommand): Promise<CommandReply> {
+    const port = this.stream.port;
+    if (!port || !this.stream.isOpen) throw new DeviceError(`${this.path}: device is not open`);
+    const none: CommandReply = { value: 0, data: Buffer.alloc(0) };
+    switch (command.op) {
+      case CommandOp.SerialSetLine: {
+        if (command.target !== 'dtr' && command.target !== 'rts') throw new ValidationError('target', `"${command.target}" is not dtr or rts`);
+        const on = command.value !== 0;
+        await this.setLineState(command.target === 'dtr' ? on : (this.dtr ?? true), command.target === 'rts' ? on : (this.rts ?? true), false);
+        return none;
+      }
+      case CommandOp.SerialGetLines:
+        return { value: lineBits(await this.device(port.get(), 'read the modem lines')), data: Buffer.alloc(0) };
+      case CommandOp.SerialBreak: {
+        const ms = command.value === 0 ? DEFAULT_BREAK_MS : command.value;
+        if (!(ms > 0 && ms <= MAX_BREAK_MS)) throw new ValidationError('value', `a break of ${ms} ms is not within 1..${MAX_BREAK_MS}`);
+        await this.setLineState(this.dtr ?? true, this.rts ?? true, true);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        await this.setLineState(this.dtr ?? true, this.rts ?? true, false);
+        return none;
+      }
+      case CommandOp.SerialFlush:
+        await this.device(port.flush(), 'flush');
+        return none;
+      case CommandOp.SerialDrain:
+        await this.device(port.drain(), 'drain');
+        return none;
+      default:
+        throw new UnsupportedError(`a serial device does not take ${CommandOp[command.op] ?? command.op}`);
+    }
+  }
+
+  private async device<T>(op: Promise<T>, what: string): Promise<T> {
+    try {
+      return await op;
+    } catch (err) {
+      throw new DeviceError(`${this.path}: cannot ${what}: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private async setLineState(dtr: boolean, rts: boolean, brk: boolean): Promise<void> {
+    const port = this.stream.port;
+    if (!port) throw new DeviceError(`${this.path}: device is not open`);
+    await this.device(port.set({ dtr, rts, brk }), brk ? 'send a break' : 'set DTR/RTS');
+    this.dtr = dtr;
+    this.rts = rts;
+  }
+
+  private startPolling(): void {
+    if (!this.listener || this.modemPollMs === 0 || this.linesUnreadable || this.pollTimer || this.stream.destroyed) return;
+    this.pollTimer = setInterval(() => this.pollLines(), this.modemPollMs);
+    this.pollTimer.unref();
+  }
+
+  private stopPolling(): void {
+    clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
+  private pollLines(): void {
+    const port = this.stream.port;
+    // Not while a reopen has the port closed, and never two reads at once.
+    if (this.polling || !port || !this.stream.isOpen) return;
+    this.polling = true;
+    port.get().then(
+      (status) => {
+        this.polling = false;
+        const bits = lineBits(status);
+        const before = this.lines;
+        this.lines = bits;
+        if (before === undefined || before === bits) return;
+        this.listener?.({ type: DeviceEventType.ModemLines, timestampMs: eventTimestamp(), source: lineNames(before ^ bits), value: bits, data: Buffer.alloc(0) });
+      },
+      (err: unknown) => {
+        this.polling = false;
+        if (!this.stream.isOpen) return;
+        // A pty or an adapter without modem lines refuses the ioctl: stop asking.
+        this.linesUnreadable = errorMessage(err);
+        this.stopPolling();
+      },
+    );
   }
 
   /**
@@ -190,23 +379,7 @@ class SerialHandle implements DeviceHandle {
     const dtr = config?.dtr;
     const rts = config?.rts;
     if ((dtr === undefined && rts === undefined) || (dtr === this.dtr && rts === this.rts)) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      this.stream.set({ dtr: dtr ?? true, rts: rts ?? true }, (err) => {
-        if (err) {
-          reject(new DeviceError(`${this.path}: cannot set DTR/RTS: ${err.message}`, { cause: err }));
-          return;
-        }
-        this.dtr = dtr;
-        this.rts = rts;
-        resolve();
-      });
-    });
-  }
-
-  close(): Promise<void> {
-    const run = this.busy.then(() => this.closeNow());
-    this.busy = run.catch(() => undefined);
-    return run;
+    return this.setLineState(dtr ?? true, rts ?? true, false);
   }
 
   private closeNow(): Promise<void> {

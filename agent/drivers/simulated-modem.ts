@@ -4,9 +4,11 @@ import type {
   OpenOptions,
   PortInfo,
   PortStatus,
+  SetOptions,
   UpdateOptions,
 } from '@serialport/bindings-interface';
 import { DeviceError } from '../../src/errors';
+import type { LineSettings } from './termios-readback';
 
 /** Simulated devices live under this path prefix, e.g. `sim:modem0`. */
 export const SIMULATED_PREFIX = 'sim:';
@@ -29,7 +31,7 @@ function canceled(message: string): DeviceError & { canceled: true } {
  * no hardware: the same SerialPortStream and driver code run over it as over a real port.
  */
 export class SimulatedModemBinding implements BindingInterface<SimulatedModemPort> {
-  private readonly opened = new Set<string>();
+  private readonly opened = new Map<string, SimulatedModemPort>();
 
   /** @param names e.g. ['modem0'] → a port at `sim:modem0`. */
   constructor(private readonly names: readonly string[]) {}
@@ -57,7 +59,6 @@ export class SimulatedModemBinding implements BindingInterface<SimulatedModemPor
     if (!this.paths.includes(path)) return Promise.reject(new DeviceError(`no simulated device at ${path}`));
     // A modem has one line: a second open fails as a locked tty does.
     if (this.opened.has(path)) return Promise.reject(new DeviceError(`${path} is already open (port is locked)`));
-    this.opened.add(path);
     const openOptions: Required<OpenOptions> = {
       dataBits: 8,
       lock: true,
@@ -70,7 +71,29 @@ export class SimulatedModemBinding implements BindingInterface<SimulatedModemPor
       hupcl: true,
       ...options,
     };
-    return Promise.resolve(new SimulatedModemPort(openOptions, () => this.opened.delete(path)));
+    const port = new SimulatedModemPort(openOptions, () => this.opened.delete(path));
+    this.opened.set(path, port);
+    return Promise.resolve(port);
+  }
+
+  /** The open port at `path`, to see what a driver asked of it. */
+  port(path: string): SimulatedModemPort | undefined {
+    return this.opened.get(path);
+  }
+
+  /** The line settings the open port has, as a tty's would be read back. */
+  lineSettings(path: string): Promise<LineSettings> {
+    const port = this.opened.get(path);
+    if (!port) return Promise.reject(new DeviceError(`${path} is not open`));
+    const o = port.openOptions;
+    const parity = o.parity === 'none' || o.parity === 'even' || o.parity === 'odd' || o.parity === 'mark' || o.parity === 'space' ? o.parity : 'none';
+    return Promise.resolve({
+      baudRate: String(o.baudRate),
+      dataBits: String(o.dataBits),
+      parity,
+      stopBits: o.stopBits === 2 ? '2' : '1',
+      flowControl: o.rtscts ? 'rtscts' : o.xon || o.xoff ? 'xonxoff' : 'none',
+    });
   }
 }
 
@@ -84,7 +107,9 @@ interface PendingRead {
 
 /**
  * One open simulated modem: echoes what it is sent (until ATE0) and answers each line ended by
- * CR: AT, ATI, AT+GMR, ATE0/ATE1; anything else gets ERROR.
+ * CR: AT, ATI, AT+GMR, ATE0/ATE1, ATD<number> (CONNECT, carrier detect on), ATH (carrier off);
+ * anything else gets ERROR. DSR follows DTR as a modem's "ready" does, and dropping DTR hangs
+ * up; every set() is kept in `lineRequests` so tests can see what a driver asked.
  */
 export class SimulatedModemPort implements BindingPortInterface {
   isOpen = true;
@@ -94,6 +119,10 @@ export class SimulatedModemPort implements BindingPortInterface {
   private output: Buffer[] = [];
   private outputLength = 0;
   private pendingRead: PendingRead | undefined;
+  private carrier = false;
+  private dtr = true;
+  /** Every set() in order, as the driver asked it. */
+  readonly lineRequests: SetOptions[] = [];
 
   constructor(
     readonly openOptions: Required<OpenOptions>,
@@ -146,12 +175,17 @@ export class SimulatedModemPort implements BindingPortInterface {
     return Promise.resolve();
   }
 
-  set(): Promise<void> {
-    return this.isOpen ? Promise.resolve() : Promise.reject(new DeviceError('Port is not open'));
+  set(options: SetOptions): Promise<void> {
+    if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    this.lineRequests.push({ ...options });
+    this.dtr = options.dtr !== false;
+    if (!this.dtr) this.carrier = false;
+    return Promise.resolve();
   }
 
   get(): Promise<PortStatus> {
-    return Promise.resolve({ cts: true, dsr: true, dcd: true });
+    if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    return Promise.resolve({ cts: true, dsr: this.dtr, dcd: this.carrier });
   }
 
   getBaudRate(): Promise<{ baudRate: number }> {
@@ -181,6 +215,12 @@ export class SimulatedModemPort implements BindingPortInterface {
     else if (command === 'AT+GMR') reply = `${SIMULATED_MODEM_VERSION}\r\n\r\nOK`;
     else if (command === 'ATE0' || command === 'ATE1') {
       this.echo = command === 'ATE1';
+      reply = 'OK';
+    } else if (/^ATD[T P]?[0-9*#,W ]+$/.test(command) && this.dtr) {
+      this.carrier = true;
+      reply = 'CONNECT 115200';
+    } else if (command === 'ATH' || command === 'ATH0') {
+      this.carrier = false;
       reply = 'OK';
     } else reply = 'ERROR';
     this.emit(Buffer.from(`\r\n${reply}\r\n`, 'latin1'));

@@ -18,6 +18,10 @@ interface DeregisterEndpointRequest {
   id: string;
   markAbsent: boolean;
 }
+interface ReportHostRequest {
+  hostId: string;
+  endpoints: PhysicalEndpoint[];
+}
 interface WatchEndpointsRequest {
   hostId: string;
 }
@@ -45,6 +49,7 @@ export function registryService(state: ControlPlaneState, log: Logger): grpc.Unt
       await state.deregisterEndpoint(req.id, req.markAbsent);
       return {};
     }),
+    ReportHost: unary(log, 'ReportHost', (req: ReportHostRequest) => state.reportHost(req.hostId, req.endpoints)),
     WatchEndpoints: (call: grpc.ServerWritableStream<WatchEndpointsRequest, EndpointEvent>): void => {
       const hostId = call.request.hostId;
       const mine = (event: EndpointEvent): boolean => !hostId || event.endpoint?.hostId === hostId;

@@ -22,7 +22,7 @@ export class EchoResponder {
 
   static async open(path: string): Promise<EchoResponder> {
     const driver = new SerialDriver(autoDetect());
-    return new EchoResponder(await driver.open(path, null));
+    return new EchoResponder(await driver.open(path, { serial: null, settings: {} }));
   }
 
   close(): Promise<void> {

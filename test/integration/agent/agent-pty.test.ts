@@ -107,7 +107,7 @@ describe('agent over a socat pty pair', function () {
     devicePath = path.join(dir, 'ttyDev0');
     peerPath = path.join(dir, 'peer0');
     socat = await startSocat(devicePath, peerPath);
-    peer = await new SerialDriver(autoDetect()).open(peerPath, null);
+    peer = await new SerialDriver(autoDetect()).open(peerPath, { serial: null, settings: {} });
     received = echo(peer);
     m1 = mapping({ id: 'm1', workloadId: 'app1', devicePath });
     cp = await FakeControlPlane.start(0, [m1]);
@@ -179,7 +179,7 @@ describe('agent over a socat pty pair', function () {
 
     it('opened the device with the mapping serial configuration, and locked it', async () => {
       assert.match(stty(devicePath), /speed 9600 baud/);
-      await assert.rejects(new SerialDriver(autoDetect()).open(devicePath, null), /Cannot lock port/);
+      await assert.rejects(new SerialDriver(autoDetect()).open(devicePath, { serial: null, settings: {} }), /Cannot lock port/);
     });
 
     it('carries all 256 byte values to the device and back', async () => {

@@ -7,8 +7,9 @@ import * as path from 'node:path';
 import { autoDetect } from '@serialport/bindings-cpp';
 import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
+import { readTermios } from '../../../agent/drivers/termios-readback';
 import type { SerialConfig } from '../../../src/proto/types';
-import { waitFor } from '../../unit/agent/helpers';
+import { lineConfig, waitFor } from '../../unit/agent/helpers';
 import { echo, startSocat, stopSocat } from './pty';
 
 function stty(device: string): string {
@@ -42,14 +43,14 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
 
   it('opens with the lock, which a second open then finds taken', async () => {
     const driver = new SerialDriver(autoDetect());
-    device = await driver.open(path.join(dir, 'ttyA'), null);
-    await assert.rejects(driver.open(path.join(dir, 'ttyA'), null), /cannot open .*ttyA: .*Cannot lock port/);
+    device = await driver.open(path.join(dir, 'ttyA'), lineConfig(null));
+    await assert.rejects(driver.open(path.join(dir, 'ttyA'), lineConfig(null)), /cannot open .*ttyA: .*Cannot lock port/);
   });
 
   it('keeps a busy full-duplex line flowing while the reader pauses (bindings-cpp poller workaround)', async () => {
     const driver = new SerialDriver(autoDetect());
-    device = await driver.open(path.join(dir, 'ttyA'), null);
-    peer = await driver.open(path.join(dir, 'ttyB'), null);
+    device = await driver.open(path.join(dir, 'ttyA'), lineConfig(null));
+    peer = await driver.open(path.join(dir, 'ttyB'), lineConfig(null));
     echo(peer);
     const data = crypto.randomBytes(2 << 20);
     const stream = device.stream;
@@ -84,8 +85,8 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     const link = path.join(dir, 'ttyA');
     const driver = new SerialDriver(autoDetect());
     const base: SerialConfig = { baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' };
-    device = await driver.open(link, base);
-    peer = await driver.open(path.join(dir, 'ttyB'), null);
+    device = await driver.open(link, lineConfig(base));
+    peer = await driver.open(path.join(dir, 'ttyB'), lineConfig(null));
     const echoed = echo(peer);
     const stream = device.stream;
     const got: Buffer[] = [];
@@ -118,19 +119,36 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     const during = Buffer.from('written while reopening\n');
     sent.push(during);
     stream.write(during);
-    await device.update({ ...base, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    await device.update(lineConfig({ ...base, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' }));
     assert.equal(device.stream, stream);
     s = stty(link);
     assert.match(s, /speed 9600 baud/);
     assert.ok(hasFlag(s, 'cstopb') && hasFlag(s, 'crtscts'), s);
     await roundTrip('two stop bits, RTS/CTS\n');
 
-    await device.update({ ...base, baudRate: 57600, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    await device.update(lineConfig({ ...base, baudRate: 57600, stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' }));
     s = stty(link);
     assert.match(s, /speed 57600 baud/);
     assert.ok(hasFlag(s, 'cstopb') && hasFlag(s, 'crtscts'), s);
     await roundTrip('57600 baud\n');
 
     assert.ok(Buffer.concat(echoed).equals(Buffer.concat(sent)), 'the far end got every byte once, in order');
+  });
+
+  it('reads the line settings back from the kernel with stty, and reports what the pty refused', async () => {
+    const driver = new SerialDriver(autoDetect(), { readBack: readTermios });
+    const config: SerialConfig = { baudRate: 9600, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' };
+    device = await driver.open(path.join(dir, 'ttyA'), lineConfig(config));
+    device.onEvent(() => undefined);
+    const read = await device.configuration();
+    // A pty keeps speed, stop bits and RTS/CTS but forces 8 data bits and no parity: the read-back says so.
+    assert.deepEqual(
+      { baudRate: read.baudRate, stopBits: read.stopBits, flowControl: read.flowControl, dataBits: read.dataBits, parity: read.parity, source: read.source },
+      { baudRate: '9600', stopBits: '2', flowControl: 'rtscts', dataBits: '8', parity: 'none', source: 'device' },
+    );
+    await device.update(lineConfig({ ...config, baudRate: 57600 }));
+    assert.equal((await device.configuration()).baudRate, '57600');
+    await waitFor(async () => (await device?.configuration())?.modemLines !== undefined, 'the modem-line poll to give up on the pty');
+    assert.match((await device.configuration()).modemLines ?? '', /^unreadable: /);
   });
 });

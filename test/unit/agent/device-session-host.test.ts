@@ -1,11 +1,12 @@
 import * as assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
-import type { PortInfo } from '@serialport/bindings-interface';
 import { DeviceSessionHost } from '../../../agent/device-session-host';
-import type { DeviceDriver, DeviceHandle } from '../../../agent/drivers/device-driver';
-import { DeviceError, type DeviceMeshError } from '../../../src/errors';
-import type { Mapping, SerialConfig, SharingMode } from '../../../src/proto/types';
+import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from '../../../agent/drivers/device-driver';
+import { DeviceError, type DeviceMeshError, ValidationError } from '../../../src/errors';
+import type { Access, Mapping, SerialConfig, SharingMode } from '../../../src/proto/types';
 import type { ErrorPayload } from '../../../src/socket-plane/control-messages';
+import { CommandOp, type CommandRequest, type CommandResult, type DeviceCommand } from '../../../src/socket-plane/device-command';
+import { type DeviceEvent, DeviceEventType } from '../../../src/socket-plane/device-event';
 import { INITIAL_WINDOW } from '../../../src/socket-plane/frame';
 import { Session, type SessionTransport } from '../../../src/socket-plane/session';
 import { Stats } from '../../../src/telemetry/stats';
@@ -48,14 +49,22 @@ class FakeDevice extends Duplex {
 }
 
 class FakeDriver implements DeviceDriver {
+  readonly kind = 'DEVICE_KIND_SERIAL' as const;
   opens: Array<{ path: string; config: SerialConfig | null }> = [];
   closes = 0;
   updates: Array<SerialConfig | null> = [];
+  commands: DeviceCommand[] = [];
   failNext: string | undefined;
+  refuseUpdate: string | undefined;
   device: FakeDevice | undefined;
+  listener: DeviceEventListener | undefined;
 
-  open(path: string, config: SerialConfig | null): Promise<DeviceHandle> {
-    this.opens.push({ path, config });
+  validate(config: DeviceConfig): void {
+    if (config.settings.bogus !== undefined) throw new ValidationError('settings.bogus', 'is not a setting of the fake driver');
+  }
+
+  open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
+    this.opens.push({ path, config: config.serial });
     if (this.failNext) {
       const message = this.failNext;
       this.failNext = undefined;
@@ -66,10 +75,19 @@ class FakeDriver implements DeviceDriver {
     return Promise.resolve({
       path,
       stream: device,
-      update: (c: SerialConfig | null): Promise<void> => {
-        this.updates.push(c);
+      onEvent: (listener: DeviceEventListener): void => {
+        this.listener = listener;
+      },
+      update: (c: DeviceConfig): Promise<void> => {
+        if (this.refuseUpdate) return Promise.reject(new DeviceError(this.refuseUpdate));
+        this.updates.push(c.serial);
         return Promise.resolve();
       },
+      execute: (command: DeviceCommand): Promise<{ value: number; data: Buffer }> => {
+        this.commands.push(command);
+        return Promise.resolve({ value: 42, data: Buffer.from('ok') });
+      },
+      configuration: (): Promise<Record<string, string>> => Promise.resolve({ baudRate: String(this.updates.at(-1)?.baudRate ?? config.serial?.baudRate ?? 0) }),
       close: (): Promise<void> => {
         this.closes += 1;
         device.destroy();
@@ -78,7 +96,7 @@ class FakeDriver implements DeviceDriver {
     });
   }
 
-  list(): Promise<PortInfo[]> {
+  list(): Promise<DiscoveredDevice[]> {
     return Promise.resolve([]);
   }
 }
@@ -87,8 +105,12 @@ class FakeDriver implements DeviceDriver {
 class FakeTransport implements SessionTransport {
   readonly data: Buffer[] = [];
   readonly resets: ErrorPayload[] = [];
+  readonly events: DeviceEvent[] = [];
+  readonly results: CommandResult[] = [];
   windows = 0;
   closes = 0;
+  /** false: the peer is not reading, events are dropped. */
+  reading = true;
 
   sendData(_session: number, chunk: Buffer): void {
     this.data.push(Buffer.from(chunk));
@@ -102,6 +124,16 @@ class FakeTransport implements SessionTransport {
   sendReset(_session: number, err: ErrorPayload): void {
     this.resets.push(err);
   }
+  sendEvent(_session: number, event: DeviceEvent): boolean {
+    if (this.reading) this.events.push(event);
+    return this.reading;
+  }
+  sendCommand(): void {
+    throw new Error('the device side sends no commands');
+  }
+  sendCommandResult(_session: number, result: CommandResult): void {
+    this.results.push(result);
+  }
   released(): void {
     // Nothing to release in a test.
   }
@@ -112,12 +144,12 @@ class FakeTransport implements SessionTransport {
 
 const PATH = '/dev/ttyTEST0';
 
-function mappingFor(id: string, workloadId: string, sharing: SharingMode = 'SHARING_MODE_EXCLUSIVE'): Mapping {
+function mappingFor(id: string, workloadId: string, sharing: SharingMode = 'SHARING_MODE_EXCLUSIVE', access: Access = 'ACCESS_READ_WRITE'): Mapping {
   return mapping({
     id,
     workloadId,
     devicePath: PATH,
-    policy: { name: '', workloads: [], access: 'ACCESS_READ_WRITE', sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0 },
+    policy: { name: '', workloads: [], access, sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0 },
   });
 }
 
@@ -282,5 +314,67 @@ describe('agent/device-session-host', () => {
     session.receiveWindow(4 * INITIAL_WINDOW);
     await waitFor(() => transport.received().length === produced, 'everything produced to arrive');
     assert.ok(!device.isPaused(), 'the device reads again');
+  });
+
+  describe('events and commands', () => {
+    const event = (value: number): DeviceEvent => ({ type: DeviceEventType.ModemLines, timestampMs: 1, source: 'dcd', value, data: Buffer.alloc(0) });
+    const command = (requestId: number, op: CommandOp): CommandRequest => ({ requestId, op, target: 'dtr', value: 1, data: Buffer.alloc(0) });
+
+    it('sends each device event to every session on the device, and counts one a slow consumer misses', async () => {
+      const a = await open(mappingFor('m1', 'app1', 'SHARING_MODE_SHARED'));
+      const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_SHARED'));
+      driver.listener?.(event(4));
+      b.transport.reading = false;
+      driver.listener?.(event(0));
+      assert.deepEqual(a.transport.events.map((e) => e.value), [4, 0]);
+      assert.deepEqual(b.transport.events.map((e) => e.value), [4]);
+      assert.equal(stats.get('device_events_dropped', { device: PATH, reason: 'slow_consumer' }), 1);
+      assert.equal(stats.get('device_events', { device: PATH, type: 'ModemLines' }), 2);
+    });
+
+    it('runs a session command on the device and answers with the request id', async () => {
+      const { session, transport } = await open(mappingFor('m1', 'app1'));
+      session.receiveCommand(command(7, CommandOp.SerialSetLine));
+      await waitFor(() => transport.results.length === 1, 'the result');
+      assert.deepEqual(transport.results[0], { requestId: 7, ok: true, value: 42, data: Buffer.from('ok') });
+      assert.equal(driver.commands[0]?.op, CommandOp.SerialSetLine);
+    });
+
+    it('refuses a command that changes the device on a read-only mapping, and runs one that reads', async () => {
+      const { session, transport } = await open(mappingFor('m1', 'app1', 'SHARING_MODE_EXCLUSIVE', 'ACCESS_READ_ONLY'));
+      session.receiveCommand(command(1, CommandOp.SerialSetLine));
+      session.receiveCommand(command(2, CommandOp.SerialGetLines));
+      await waitFor(() => transport.results.length === 2, 'both results');
+      const [first, second] = transport.results;
+      assert.equal(first?.ok, false);
+      assert.equal(first?.ok === false && first.code, 'PERMISSION_DENIED');
+      assert.equal(second?.ok, true);
+      assert.deepEqual(driver.commands.map((c) => c.op), [CommandOp.SerialGetLines]);
+    });
+
+    it('refuses to open for a mapping whose settings the driver refuses, with its reason', async () => {
+      const m = mappingFor('m1', 'app1');
+      m.settings = { bogus: '1' };
+      await assert.rejects(host.open(m), /settings\.bogus: is not a setting of the fake driver/);
+      assert.equal(driver.opens.length, 0);
+    });
+
+    it('reports the configuration read back after open and change, the refusal of a change, and {} once closed', async () => {
+      const reports: Array<Record<string, string>> = [];
+      host = new DeviceSessionHost({ path: PATH, driver, stats, log: testLogger(), onConfiguration: (c) => reports.push(c) });
+      const { session } = await open(mappingFor('m1', 'app1'));
+      await waitFor(() => reports.length === 1, 'the first report');
+      assert.deepEqual(reports[0], { baudRate: '9600' });
+      const changed = mappingFor('m1', 'app1');
+      changed.serial = { ...(changed.serial as SerialConfig), baudRate: 57600 };
+      await host.update(changed);
+      await waitFor(() => reports.length === 2, 'the report after the change');
+      assert.deepEqual(reports[1], { baudRate: '57600' });
+      driver.refuseUpdate = 'the device says no';
+      await assert.rejects(host.update(changed), /the device says no/);
+      session.end();
+      session.receiveClose();
+      await waitFor(() => reports.some((r) => Object.keys(r).length === 0), 'the empty report after close');
+    });
   });
 });

@@ -1,6 +1,13 @@
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { Logger } from '../../../src/log';
+import type { SerialConfig } from '../../../src/proto/types';
+import type { DeviceConfig } from '../../../agent/drivers/device-driver';
+
+/** A device configuration of line settings only. */
+export function lineConfig(serial: SerialConfig | null, settings: Record<string, string> = {}): DeviceConfig {
+  return { serial, settings };
+}
 
 /** Polls `check` until it holds. */
 export async function waitFor(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {

@@ -5,7 +5,7 @@ import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import type { SerialConfig } from '../../../src/proto/types';
 import { DeviceError } from '../../../src/errors';
-import { waitFor } from './helpers';
+import { lineConfig, waitFor } from './helpers';
 
 const PATH = '/dev/ttyRECONF';
 
@@ -65,10 +65,10 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
   });
 
   it('reopens with exactly the new parity, data bits, stop bits and flow control', async () => {
-    handle = await new SerialDriver(binding).open(PATH, base);
+    handle = await new SerialDriver(binding).open(PATH, lineConfig(base));
     const stream = handle.stream;
     assert.equal(binding.opens.length, 1);
-    await handle.update({ ...base, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    await handle.update(lineConfig({ ...base, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' }));
     assert.equal(binding.opens.length, 2);
     assert.deepEqual(optionsOf(binding.opens[1] as OpenOptions), {
       baudRate: 9600, dataBits: 7, parity: 'even', stopBits: 2, rtscts: true, xon: false, xoff: false, lock: true,
@@ -76,22 +76,22 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
     assert.equal(binding.ports[0]?.isOpen, false, 'the old port is closed');
     assert.equal(handle.stream, stream, 'the same stream object');
     // Baud rate alone: changed on the open port, no reopen.
-    await handle.update({ ...base, baudRate: 57600, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' });
+    await handle.update(lineConfig({ ...base, baudRate: 57600, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' }));
     assert.equal(binding.opens.length, 2);
     assert.equal(binding.current.port.openOpt?.baudRate, 57600);
     // Flow control back to XON/XOFF together with a baud change: one reopen with all of it.
-    await handle.update({ ...base, baudRate: 19200, flowControl: 'FLOW_CONTROL_XONXOFF' });
+    await handle.update(lineConfig({ ...base, baudRate: 19200, flowControl: 'FLOW_CONTROL_XONXOFF' }));
     assert.equal(binding.opens.length, 3);
     assert.deepEqual(optionsOf(binding.opens[2] as OpenOptions), {
       baudRate: 19200, dataBits: 8, parity: 'none', stopBits: 1, rtscts: false, xon: true, xoff: true, lock: true,
     });
     // Nothing changed: nothing reopened.
-    await handle.update({ ...base, baudRate: 19200, flowControl: 'FLOW_CONTROL_XONXOFF' });
+    await handle.update(lineConfig({ ...base, baudRate: 19200, flowControl: 'FLOW_CONTROL_XONXOFF' }));
     assert.equal(binding.opens.length, 3);
   });
 
   it('keeps bytes written before, during and after the reopen in order, and reads after it', async () => {
-    handle = await new SerialDriver(binding).open(PATH, base);
+    handle = await new SerialDriver(binding).open(PATH, lineConfig(base));
     const stream = handle.stream;
     const got: Buffer[] = [];
     stream.on('data', (chunk: Buffer) => got.push(chunk));
@@ -102,7 +102,7 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
       stream.write(b);
     };
     for (let i = 0; i < 20; i++) send(`before-${i};`);
-    const updating = handle.update({ ...base, parity: 'PARITY_ODD', stopBits: 'STOP_BITS_TWO' });
+    const updating = handle.update(lineConfig({ ...base, parity: 'PARITY_ODD', stopBits: 'STOP_BITS_TWO' }));
     for (let i = 0; i < 20; i++) send(`during-${i};`);
     // Past the highWaterMark while the port is closed: backpressure, then 'drain'.
     const big = Buffer.alloc(128 * 1024, 0x61);
@@ -123,9 +123,9 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
   });
 
   it('runs updates one at a time and close after them', async () => {
-    handle = await new SerialDriver(binding).open(PATH, base);
-    const a = handle.update({ ...base, parity: 'PARITY_ODD' });
-    const b = handle.update({ ...base, parity: 'PARITY_EVEN' });
+    handle = await new SerialDriver(binding).open(PATH, lineConfig(base));
+    const a = handle.update(lineConfig({ ...base, parity: 'PARITY_ODD' }));
+    const b = handle.update(lineConfig({ ...base, parity: 'PARITY_EVEN' }));
     const closed = handle.close();
     await Promise.all([a, b, closed]);
     assert.deepEqual(binding.opens.map((o) => o.parity), ['none', 'odd', 'even']);
@@ -134,7 +134,7 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
   });
 
   it('leaves the device errored with a DeviceError when the reopen fails', async () => {
-    handle = await new SerialDriver(binding).open(PATH, base);
+    handle = await new SerialDriver(binding).open(PATH, lineConfig(base));
     const stream = handle.stream;
     const events: string[] = [];
     let error: Error | undefined;
@@ -144,7 +144,7 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
     });
     stream.on('close', () => events.push('close'));
     binding.failNextOpen = true;
-    await assert.rejects(handle.update({ ...base, dataBits: 7 }), (err: unknown) => {
+    await assert.rejects(handle.update(lineConfig({ ...base, dataBits: 7 })), (err: unknown) => {
       assert.ok(err instanceof DeviceError);
       assert.match(err.message, /ttyRECONF: cannot reopen with the new settings: simulated open failure/);
       return true;
@@ -156,6 +156,6 @@ describe('agent/drivers/serial-driver reconfiguration (reopen under the same str
     await handle.close();
     handle = undefined;
     // The device is free again for the next open.
-    handle = await new SerialDriver(binding).open(PATH, base);
+    handle = await new SerialDriver(binding).open(PATH, lineConfig(base));
   });
 });

@@ -9,6 +9,7 @@ import {
   SimulatedModemPort,
 } from '../../../agent/drivers/simulated-modem';
 import type { SerialConfig } from '../../../src/proto/types';
+import { lineConfig } from './helpers';
 
 const CONFIG: SerialConfig = { baudRate: 115200, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' };
 
@@ -39,7 +40,7 @@ describe('agent/drivers/simulated-modem', () => {
 
   beforeEach(async () => {
     binding = new SimulatedModemBinding(['modem0']);
-    handle = await new SerialDriver(binding).open('sim:modem0', CONFIG);
+    handle = await new SerialDriver(binding).open('sim:modem0', lineConfig(CONFIG));
   });
 
   afterEach(async () => {
@@ -79,14 +80,14 @@ describe('agent/drivers/simulated-modem', () => {
   });
 
   it('refuses a second open of the same modem, and opens it again after close', async () => {
-    await assert.rejects(new SerialDriver(binding).open('sim:modem0', CONFIG), /already open/);
-    await assert.rejects(new SerialDriver(binding).open('sim:modem9', CONFIG), /no simulated device at sim:modem9/);
+    await assert.rejects(new SerialDriver(binding).open('sim:modem0', lineConfig(CONFIG)), /already open/);
+    await assert.rejects(new SerialDriver(binding).open('sim:modem9', lineConfig(CONFIG)), /no simulated device at sim:modem9/);
     await handle.close();
-    handle = await new SerialDriver(binding).open('sim:modem0', CONFIG);
+    handle = await new SerialDriver(binding).open('sim:modem0', lineConfig(CONFIG));
   });
 
   it('applies a baud-rate update', async () => {
-    await handle.update({ ...CONFIG, baudRate: 9600 });
+    await handle.update(lineConfig({ ...CONFIG, baudRate: 9600 }));
     const port = (handle.stream as unknown as { port: SimulatedModemPort }).port;
     assert.deepEqual(await port.getBaudRate(), { baudRate: 9600 });
   });

@@ -5,6 +5,8 @@ import { DeviceMeshError, ProtocolError } from '../../../src/errors';
 import { FramedConnection, type OpenDecision } from '../../../src/socket-plane/connection';
 import { decodeError, encodeOpen } from '../../../src/socket-plane/control-messages';
 import { encodeFrame, encodeHeader, FrameType, INITIAL_WINDOW, MAX_DATA_CHUNK, PREFACE } from '../../../src/socket-plane/frame';
+import { CommandOp, type CommandRequest } from '../../../src/socket-plane/device-command';
+import { type DeviceEvent, DeviceEventType } from '../../../src/socket-plane/device-event';
 import { FrameDecoder } from '../../../src/socket-plane/frame-decoder';
 import type { Session } from '../../../src/socket-plane/session';
 import { type Loopback, loopback, once } from './loopback';
@@ -222,3 +224,91 @@ describe('socket plane: a misbehaving peer', () => {
     }
   });
 });
+
+describe('socket plane: device events and commands over loopback TCP', () => {
+  let lb: Loopback;
+  beforeEach(async () => {
+    lb = await loopback();
+  });
+  afterEach(async () => {
+    await lb.close();
+  });
+
+  it('delivers events to the consumer in order and answers commands by request id, out of order too', async () => {
+    const { client, server } = await openPair(lb);
+    const events: DeviceEvent[] = [];
+    client.on('event', (e: DeviceEvent) => events.push(e));
+    for (let i = 0; i < 100; i++) {
+      assert.ok(server.sendEvent({ type: DeviceEventType.SensorSample, timestampMs: 1000 + i, source: 'temp0', value: i / 10, data: Buffer.alloc(0) }));
+    }
+    const commands: CommandRequest[] = [];
+    server.on('command', (c: CommandRequest) => {
+      commands.push(c);
+      // Answer the first only once the second came, so the replies cross.
+      if (commands.length === 2) {
+        for (const done of [commands[1], commands[0]] as CommandRequest[]) {
+          server.respond({ requestId: done.requestId, ok: true, value: done.value * 2, data: Buffer.from(done.target) });
+        }
+      }
+    });
+    const first = client.command({ op: CommandOp.GpioGet, target: 'a', value: 1, data: Buffer.alloc(0) });
+    const second = client.command({ op: CommandOp.GpioGet, target: 'b', value: 2, data: Buffer.alloc(0) });
+    assert.deepEqual(await first, { value: 2, data: Buffer.from('a') });
+    assert.deepEqual(await second, { value: 4, data: Buffer.from('b') });
+    assert.deepEqual(events.map((e) => e.value), Array.from({ length: 100 }, (_, i) => i / 10));
+  });
+
+  it('rejects a command with the device error code and message, and pending ones when the session ends', async () => {
+    const { client, server } = await openPair(lb);
+    server.once('command', (c: CommandRequest) => server.respond({ requestId: c.requestId, ok: false, code: 'UNIMPLEMENTED', message: 'a serial device does not take GpioGet' }));
+    await assert.rejects(client.command({ op: CommandOp.GpioGet, target: '', value: 0, data: Buffer.alloc(0) }), (err: unknown) => {
+      assert.ok(err instanceof DeviceMeshError);
+      assert.equal(err.code, 'UNIMPLEMENTED');
+      assert.match(err.message, /does not take GpioGet/);
+      return true;
+    });
+    const pending = client.command({ op: CommandOp.SerialDrain, target: '', value: 0, data: Buffer.alloc(0) });
+    await once(server, 'command');
+    server.reset({ code: 'DEVICE_ERROR', message: 'device /dev/ttyX removed' });
+    await assert.rejects(pending, /device \/dev\/ttyX removed/);
+  });
+
+  it('drops events for a peer that stops reading, and says so, instead of buffering them without bound', async () => {
+    const slow = await loopback({ eventBacklogLimit: 64 * 1024 });
+    try {
+      const { client, server } = await openPair(slow);
+      let delivered = 0;
+      client.on('event', () => delivered++);
+      (slow.client as unknown as { socket: net.Socket }).socket.pause();
+      const data = Buffer.alloc(1024);
+      let sent = 0;
+      let dropped = 0;
+      for (let i = 0; i < 20_000; i++) {
+        if (server.sendEvent({ type: DeviceEventType.HidInputReport, timestampMs: i, source: '', value: 0, data })) sent++;
+        else dropped++;
+      }
+      assert.ok(dropped > 0, 'some events were dropped');
+      (slow.client as unknown as { socket: net.Socket }).socket.resume();
+      await waitUntil(() => delivered === sent);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('treats a COMMAND sent to a client and a COMMAND_RESULT nobody waits for as protocol errors', async () => {
+    const { client } = await openPair(lb);
+    const closed = once<DeviceMeshError>(lb.client, 'close');
+    lb.server.sendCommandResult(client.id, { requestId: 12345, ok: true, value: 0, data: Buffer.alloc(0) });
+    const err = await closed;
+    assert.equal(err.code, 'PROTOCOL_ERROR');
+    assert.match(err.message, /request 12345 that session 1 is not waiting for/);
+  });
+});
+
+async function waitUntil(check: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
