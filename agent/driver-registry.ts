@@ -3,6 +3,7 @@ import { errorMessage, UnsupportedError } from '../src/errors';
 import type { DeviceKind } from '../src/proto/types';
 import type { IdentifiedDevice } from './device-inventory';
 import type { DeviceDriver, DiscoveredDevice } from './drivers/device-driver';
+import { HidDriver } from './drivers/hid-driver';
 import { SerialDriver } from './drivers/serial-driver';
 import { SIMULATED_PREFIX, SimulatedModemBinding } from './drivers/simulated-modem';
 import { readTermios } from './drivers/termios-readback';
@@ -35,6 +36,7 @@ export class DriverRegistry {
     const sim = this.simulatedModems;
     this.simulated = new SerialDriver(sim, { readBack: (path) => sim.lineSettings(path) });
     this.register(new SerialDriver(autoDetect(), { readBack: readTermios }));
+    this.register(new HidDriver());
   }
 
   private register(driver: DeviceDriver): void {

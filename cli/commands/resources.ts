@@ -95,10 +95,19 @@ function shortEnum(value: string, prefix: string): string {
   return value.startsWith(prefix) ? value.slice(prefix.length) : value;
 }
 
+/** The settings a person looks for first, e.g. "9600 8N1 rtscts"; the rest is in -o json. */
+function configurationSummary(c: Readonly<Record<string, string>>): string {
+  if (c.baudRate) return `${c.baudRate} ${c.dataBits ?? '?'}${(c.parity ?? '?').charAt(0).toUpperCase()}${c.stopBits ?? '?'} ${c.flowControl ?? ''}`.trim();
+  return Object.entries(c)
+    .slice(0, 3)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}
+
 function renderEndpoints(res: ListEndpointsResponse): string {
   return renderTable(
-    ['ID', 'KIND', 'PATH', 'STATE'],
-    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, shortEnum(e.state, 'ENDPOINT_STATE_')]),
+    ['ID', 'KIND', 'PATH', 'STATE', 'CONFIGURATION'],
+    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, shortEnum(e.state, 'ENDPOINT_STATE_'), configurationSummary(e.configuration ?? {})]),
   );
 }
 
