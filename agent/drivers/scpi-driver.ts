@@ -36,7 +36,9 @@ export function scpiSettings(path: string, config: DeviceConfig): ScpiSettings {
   settings.onlyKnown(KNOWN_SETTINGS);
   const text = settings.string('terminator', '\\n');
   const terminator = TERMINATORS[text];
-  if (terminator === undefined) throw new ValidationError('settings.terminator', `"${escapeTerminator(text)}" is not one of \\n, \\r\\n, \\r`);
+  if (terminator === undefined) {
+    throw new ValidationError('settings.terminator', `"${escapeTerminator(text)}" is not one of \\n, \\r\\n, \\r`);
+  }
   return {
     transport: settings.oneOf<ScpiTransportKind>('transport', ['usbtmc', 'serial'], /usbtmc/.test(path) ? 'usbtmc' : 'serial'),
     terminator,
@@ -52,7 +54,8 @@ function lineOptions(settings: ScpiSettings): ScpiLineOptions {
 /** The command of a ScpiQuery/ScpiWrite: its data, less a terminator the sender added. */
 function commandText(data: Buffer, terminator: string): Buffer {
   const end = Buffer.from(terminator, 'latin1');
-  const command = data.length >= end.length && data.subarray(data.length - end.length).equals(end) ? data.subarray(0, data.length - end.length) : data;
+  const terminated = data.length >= end.length && data.subarray(data.length - end.length).equals(end);
+  const command = terminated ? data.subarray(0, data.length - end.length) : data;
   if (command.length === 0) throw new ValidationError('data', 'the SCPI command is empty');
   return command;
 }
@@ -150,7 +153,7 @@ class ScpiHandle implements DeviceHandle {
     private readonly binding: BindingInterface,
   ) {}
 
-  /** Opens the transport and asks the instrument who it is: a device that does not answer *IDN? is no SCPI instrument (or has the wrong settings). */
+  /** Opens the transport and asks *IDN?: a device that does not answer is no SCPI instrument, or has the wrong settings. */
   async start(): Promise<void> {
     const line = await ScpiLine.open(lineOptions(this.settings), this.opener(this.settings.transport, this.serial), (err) => this.gone(err));
     this.line = line;
@@ -163,7 +166,8 @@ class ScpiHandle implements DeviceHandle {
     } catch (err) {
       await line.close();
       this.stream.destroy();
-      throw new DeviceError(`cannot open ${this.path}: ${errorMessage(err)} (check its transport, terminator and line settings)`, { cause: err });
+      const hint = '(check its transport, terminator and line settings)';
+      throw new DeviceError(`cannot open ${this.path}: ${errorMessage(err)} ${hint}`, { cause: err });
     }
     try {
       this.identity = parseIdentity(Buffer.from(this.idn, 'latin1'));
@@ -200,7 +204,9 @@ class ScpiHandle implements DeviceHandle {
     switch (command.op) {
       case CommandOp.ScpiQuery: {
         const text = commandText(command.data, this.settings.terminator);
-        if (!text.includes(0x3f)) throw new ValidationError('data', `"${describeCommand(text)}" has no "?": it is no query and would never be answered`);
+        if (!text.includes(0x3f)) {
+          throw new ValidationError('data', `"${describeCommand(text)}" has no "?": it is no query and would never be answered`);
+        }
         const answer = await this.live.turn((turn) => turn.query(text));
         // A copy: the answer may be a view of a large read buffer.
         return { value: answerNumber(answer), data: Buffer.from(answer) };
@@ -247,7 +253,8 @@ class ScpiHandle implements DeviceHandle {
   }
 
   private gone(error: DeviceError): void {
-    this.listener?.({ type: DeviceEventType.DeviceError, timestampMs: eventTimestamp(), source: 'instrument', value: 0, data: Buffer.from(error.message) });
+    const data = Buffer.from(error.message);
+    this.listener?.({ type: DeviceEventType.DeviceError, timestampMs: eventTimestamp(), source: 'instrument', value: 0, data });
     this.stream.destroy();
   }
 

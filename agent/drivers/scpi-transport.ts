@@ -64,7 +64,8 @@ export function serialLineOptions(config: SerialConfig | null): SerialLineOption
   if (stopBits === undefined) throw new ValidationError('serial.stopBits', `unknown stop bits ${String(config?.stopBits)}`);
   const flow = config?.flowControl ?? 'FLOW_CONTROL_UNSPECIFIED';
   const xonxoff = flow === 'FLOW_CONTROL_XONXOFF';
-  return { baudRate: config?.baudRate || 9600, dataBits, parity, stopBits, rtscts: flow === 'FLOW_CONTROL_RTSCTS', xon: xonxoff, xoff: xonxoff };
+  const rtscts = flow === 'FLOW_CONTROL_RTSCTS';
+  return { baudRate: config?.baudRate || 9600, dataBits, parity, stopBits, rtscts, xon: xonxoff, xoff: xonxoff };
 }
 
 /** One read(2) of /dev/usbtmcN returns at most this much; a longer answer comes in further reads. */
@@ -183,7 +184,10 @@ class SerialTransport implements ScpiTransport {
 
   send(message: Buffer): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.stream.write(message, (err) => (err ? reject(new DeviceError(`${this.path}: write failed: ${err.message}`, { cause: err })) : resolve()));
+      this.stream.write(message, (err) => {
+        if (err) reject(new DeviceError(`${this.path}: write failed: ${err.message}`, { cause: err }));
+        else resolve();
+      });
     });
   }
 

@@ -160,8 +160,9 @@ for (const transport of ['serial', 'usbtmc'] as const) {
 
     it('applies changed settings, reopening for another transport, and refuses unknown ones', async () => {
       const h = await start();
-      await h.update(config({ timeoutMs: '300' }));
-      await assert.rejects(query(h, 'MEAS:SLOW? 600'), /within 300 ms/);
+      await h.update(config({ timeoutMs: '500' }));
+      // Its late answer (at 750 ms) comes within the next 500 ms of quiet, and is dropped before the reopen.
+      await assert.rejects(query(h, 'MEAS:SLOW? 750'), /within 500 ms/);
       await assert.rejects(h.update(config({ timeout: '300' })), /settings\.timeout: is not a setting of the scpi driver/);
       const other = transport === 'serial' ? 'usbtmc' : 'serial';
       await h.update(config({ transport: other }));
@@ -197,7 +198,10 @@ for (const transport of ['serial', 'usbtmc'] as const) {
     it('fails open when nothing answers *IDN?', async () => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-scpi-'));
       pty = await PtyPair.create(path.join(dir, transport === 'usbtmc' ? 'usbtmc0' : 'ttyS-dmm'), path.join(dir, 'instrument'));
-      await assert.rejects(new ScpiDriver().open(pty.device, config({ timeoutMs: '300' })), /cannot open .*: instrument did not answer \*IDN\? within 300 ms/);
+      await assert.rejects(
+        new ScpiDriver().open(pty.device, config({ timeoutMs: '300' })),
+        /cannot open .*: instrument did not answer \*IDN\? within 300 ms/,
+      );
     });
   });
 }

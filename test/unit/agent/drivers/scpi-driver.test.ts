@@ -46,8 +46,17 @@ describe('agent/drivers/scpi-driver (settings and listing)', () => {
 
     it('validate() also checks the serial line settings', () => {
       const driver = new ScpiDriver();
-      const serial: SerialConfig = { baudRate: 19200, dataBits: 9, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' };
-      assert.throws(() => driver.validate({ serial, settings: {} }), (err: unknown) => err instanceof ValidationError && err.field === 'serial.dataBits');
+      const serial: SerialConfig = {
+        baudRate: 19200,
+        dataBits: 9,
+        parity: 'PARITY_NONE',
+        stopBits: 'STOP_BITS_ONE',
+        flowControl: 'FLOW_CONTROL_NONE',
+      };
+      assert.throws(
+        () => driver.validate({ serial, settings: {} }),
+        (err: unknown) => err instanceof ValidationError && err.field === 'serial.dataBits',
+      );
       driver.validate({ serial: { ...serial, dataBits: 7 }, settings: { checkErrors: 'true' } });
     });
   });
@@ -98,7 +107,10 @@ describe('agent/drivers/scpi-driver (settings and listing)', () => {
 
     it('refuses an attribute that is not one line', async () => {
       addUsbtmc('usbtmc0', '1-1', { idVendor: '0957\n', product: 'two\nlines\n' });
-      await assert.rejects(new ScpiDriver({ sysRoot: root }).list(), (err: unknown) => err instanceof DeviceError && /product: not a one-line attribute/.test(err.message));
+      await assert.rejects(
+        new ScpiDriver({ sysRoot: root }).list(),
+        (err: unknown) => err instanceof DeviceError && /product: not a one-line attribute/.test(err.message),
+      );
     });
   });
 });
