@@ -4,6 +4,8 @@ import type { DeviceKind } from '../src/proto/types';
 import type { IdentifiedDevice } from './device-inventory';
 import type { DeviceDriver, DiscoveredDevice } from './drivers/device-driver';
 import { HidDriver } from './drivers/hid-driver';
+import { ScpiDriver } from './drivers/scpi-driver';
+import { StreamDriver } from './drivers/stream-driver';
 import { SerialDriver } from './drivers/serial-driver';
 import { SIMULATED_PREFIX, SimulatedModemBinding } from './drivers/simulated-modem';
 import { readTermios } from './drivers/termios-readback';
@@ -37,6 +39,9 @@ export class DriverRegistry {
     this.simulated = new SerialDriver(sim, { readBack: (path) => sim.lineSettings(path) });
     this.register(new SerialDriver(autoDetect(), { readBack: readTermios }));
     this.register(new HidDriver());
+    this.register(new ScpiDriver());
+    this.register(new StreamDriver({ kind: 'DEVICE_KIND_VIDEO' }));
+    this.register(new StreamDriver({ kind: 'DEVICE_KIND_AUDIO' }));
   }
 
   private register(driver: DeviceDriver): void {

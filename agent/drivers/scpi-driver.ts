@@ -10,7 +10,8 @@ import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, Dis
 import { DriverSettings } from './driver-settings';
 import { answerNumber, parseIdentity, parseScpiError, type ScpiIdentity } from './scpi-answer';
 import { describeCommand, ScpiLine, type ScpiLineOptions, type ScpiTurn, type TransportOpener } from './scpi-line';
-import { openSerial, openUsbtmc, type ScpiTransportKind, type SerialLineOptions, serialLineOptions } from './scpi-transport';
+import { openSerial, openUsbtmc, type ScpiTransportKind } from './scpi-transport';
+import { type SerialPortOptions, serialPortOptions } from './serial-options';
 
 const KNOWN_SETTINGS = ['transport', 'terminator', 'timeoutMs', 'checkErrors'] as const;
 /** Written as escapes in a binding ("\\n") or as the characters themselves. */
@@ -84,12 +85,12 @@ export class ScpiDriver implements DeviceDriver {
 
   validate(config: DeviceConfig): void {
     scpiSettings('', config);
-    if (config.serial) serialLineOptions(config.serial);
+    if (config.serial) serialPortOptions(config.serial);
   }
 
   async open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
     const settings = scpiSettings(path, config);
-    const serial = settings.transport === 'serial' ? serialLineOptions(config.serial) : null;
+    const serial = settings.transport === 'serial' ? serialPortOptions(config.serial) : null;
     const handle = new ScpiHandle(path, settings, serial, this.binding);
     await handle.start();
     return handle;
@@ -149,7 +150,7 @@ class ScpiHandle implements DeviceHandle {
   constructor(
     readonly path: string,
     private settings: ScpiSettings,
-    private serial: SerialLineOptions | null,
+    private serial: SerialPortOptions | null,
     private readonly binding: BindingInterface,
   ) {}
 
@@ -176,9 +177,9 @@ class ScpiHandle implements DeviceHandle {
     }
   }
 
-  private opener(transport: ScpiTransportKind, serial: SerialLineOptions | null): TransportOpener {
+  private opener(transport: ScpiTransportKind, serial: SerialPortOptions | null): TransportOpener {
     if (transport === 'usbtmc') return (sink) => openUsbtmc(this.path, sink);
-    const options = serial ?? serialLineOptions(null);
+    const options = serial ?? serialPortOptions(null);
     return (sink) => openSerial(this.path, options, this.binding, sink);
   }
 
@@ -193,7 +194,7 @@ class ScpiHandle implements DeviceHandle {
 
   async update(config: DeviceConfig): Promise<void> {
     const next = scpiSettings(this.path, config);
-    const serial = next.transport === 'serial' ? serialLineOptions(config.serial) : null;
+    const serial = next.transport === 'serial' ? serialPortOptions(config.serial) : null;
     const reopen = next.transport !== this.settings.transport || !sameLine(serial, this.serial);
     await this.live.reconfigure(lineOptions(next), reopen ? this.opener(next.transport, serial) : undefined);
     this.settings = next;
@@ -264,7 +265,7 @@ class ScpiHandle implements DeviceHandle {
   }
 }
 
-function sameLine(a: SerialLineOptions | null, b: SerialLineOptions | null): boolean {
+function sameLine(a: SerialPortOptions | null, b: SerialPortOptions | null): boolean {
   if (a === null || b === null) return a === b;
-  return (Object.keys(a) as Array<keyof SerialLineOptions>).every((k) => a[k] === b[k]);
+  return (Object.keys(a) as Array<keyof SerialPortOptions>).every((k) => a[k] === b[k]);
 }

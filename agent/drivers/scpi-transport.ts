@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { BindingInterface } from '@serialport/bindings-interface';
 import { SerialPortStream } from '@serialport/stream';
-import { DeviceError, errorMessage, ValidationError } from '../../src/errors';
-import type { SerialConfig } from '../../src/proto/types';
+import { DeviceError, errorMessage } from '../../src/errors';
 import { pollForEveryWaiter } from './poller-workaround';
+import type { SerialPortOptions } from './serial-options';
 
 export type ScpiTransportKind = 'usbtmc' | 'serial';
 
@@ -23,49 +23,6 @@ export interface ScpiTransport {
   /** Whether an answer is owed: usbtmc reads only then; a serial line reads all the time. */
   expectAnswer(owed: boolean): void;
   close(): Promise<void>;
-}
-
-/** Line settings of the serial transport, in serialport's terms. */
-export interface SerialLineOptions {
-  baudRate: number;
-  dataBits: 5 | 6 | 7 | 8;
-  parity: 'none' | 'even' | 'odd' | 'mark' | 'space';
-  stopBits: 1 | 1.5 | 2;
-  rtscts: boolean;
-  xon: boolean;
-  xoff: boolean;
-}
-
-const PARITY: Record<SerialConfig['parity'], SerialLineOptions['parity']> = {
-  PARITY_UNSPECIFIED: 'none',
-  PARITY_NONE: 'none',
-  PARITY_EVEN: 'even',
-  PARITY_ODD: 'odd',
-  PARITY_MARK: 'mark',
-  PARITY_SPACE: 'space',
-};
-
-const STOP_BITS: Record<SerialConfig['stopBits'], SerialLineOptions['stopBits']> = {
-  STOP_BITS_UNSPECIFIED: 1,
-  STOP_BITS_ONE: 1,
-  STOP_BITS_ONE_POINT_FIVE: 1.5,
-  STOP_BITS_TWO: 2,
-};
-
-/** DeviceConfig.serial as line options; unset fields: 9600 8N1, the power-on default of most instruments' RS-232 ports. */
-export function serialLineOptions(config: SerialConfig | null): SerialLineOptions {
-  const dataBits = config?.dataBits || 8;
-  if (dataBits !== 5 && dataBits !== 6 && dataBits !== 7 && dataBits !== 8) {
-    throw new ValidationError('serial.dataBits', `${dataBits} is not one of 5, 6, 7, 8`);
-  }
-  const parity = PARITY[config?.parity ?? 'PARITY_UNSPECIFIED'];
-  if (parity === undefined) throw new ValidationError('serial.parity', `unknown parity ${String(config?.parity)}`);
-  const stopBits = STOP_BITS[config?.stopBits ?? 'STOP_BITS_UNSPECIFIED'];
-  if (stopBits === undefined) throw new ValidationError('serial.stopBits', `unknown stop bits ${String(config?.stopBits)}`);
-  const flow = config?.flowControl ?? 'FLOW_CONTROL_UNSPECIFIED';
-  const xonxoff = flow === 'FLOW_CONTROL_XONXOFF';
-  const rtscts = flow === 'FLOW_CONTROL_RTSCTS';
-  return { baudRate: config?.baudRate || 9600, dataBits, parity, stopBits, rtscts, xon: xonxoff, xoff: xonxoff };
 }
 
 /** One read(2) of /dev/usbtmcN returns at most this much; a longer answer comes in further reads. */
@@ -212,7 +169,7 @@ class SerialTransport implements ScpiTransport {
 }
 
 /** Opens a serial line with the platform's binding (or the one given), locked against other processes. */
-export function openSerial(path: string, options: SerialLineOptions, binding: BindingInterface, sink: TransportSink): Promise<ScpiTransport> {
+export function openSerial(path: string, options: SerialPortOptions, binding: BindingInterface, sink: TransportSink): Promise<ScpiTransport> {
   return new Promise((resolve, reject) => {
     let stream: SerialPortStream;
     try {

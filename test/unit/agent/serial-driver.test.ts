@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { pollForEveryWaiter } from '../../../agent/drivers/poller-workaround';
-import { DEFAULT_BAUD_RATE, serialPortOptions } from '../../../agent/drivers/serial-driver';
+import { DEFAULT_BAUD_RATE, serialPortOptions } from '../../../agent/drivers/serial-options';
 
 /** The shape of bindings-cpp's Poller: once(event) polls for the event, then waits for it. */
 class FakePoller extends EventEmitter {
