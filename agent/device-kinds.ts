@@ -1,5 +1,4 @@
 import * as path from 'node:path';
-import type { PortInfo } from '@serialport/bindings-interface';
 import { ValidationError } from '../src/errors';
 import type { DeviceKind } from '../src/proto/types';
 
@@ -77,10 +76,4 @@ export function parseWatchSpec(spec: string): WatchSpec {
   }
   const glob = compileGlob(spec);
   return { spec, kind: INFERRED.find((i) => i.test(glob))?.kind ?? 'DEVICE_KIND_SERIAL', glob };
-}
-
-/** The stable id of a serial port: USB vendor:product:serial when known, else its port path. */
-export function deviceIdOf(devicePath: string, usb: PortInfo | undefined): string {
-  if (usb?.vendorId && usb.productId && usb.serialNumber) return `usb-${usb.vendorId}:${usb.productId}:${usb.serialNumber}`;
-  return devicePath;
 }

@@ -141,7 +141,7 @@ export class DeviceWatcher extends EventEmitter<{ added: [WatchedDevice]; remove
         const spec = specs.find((s) => s.glob.pattern.test(name));
         return spec ? [{ p: path.join(dir, name), spec }] : [];
       });
-      const files = await Promise.all(matched.map(({ p }) => fileOf(p)));
+      const files = await Promise.all(matched.map(({ p, spec }) => fileOf(p, spec.kind === 'DEVICE_KIND_SENSOR')));
       matched.forEach(({ p, spec }, i) => {
         const file = files[i];
         if (file !== undefined) found.set(p, { spec, file });
@@ -263,12 +263,13 @@ export class DeviceWatcher extends EventEmitter<{ added: [WatchedDevice]; remove
 
 /**
  * What file a path is now (the link's inode and its target's device, inode and device number), or
- * undefined when it is no device: gone, a dangling link (stat follows symlinks) or a directory.
+ * undefined when it is no device: gone, a dangling link (stat follows symlinks) or a directory,
+ * unless the kind's devices are directories (an IIO device is one in sysfs).
  */
-async function fileOf(p: string): Promise<string | undefined> {
+async function fileOf(p: string, directories: boolean): Promise<string | undefined> {
   try {
     const [link, target] = await Promise.all([fs.lstat(p), fs.stat(p)]);
-    return target.isDirectory() ? undefined : `${link.ino}:${target.dev}:${target.ino}:${target.rdev}`;
+    return target.isDirectory() && !directories ? undefined : `${link.ino}:${target.dev}:${target.ino}:${target.rdev}`;
   } catch {
     return undefined;
   }

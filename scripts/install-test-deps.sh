@@ -3,6 +3,9 @@
 #   socat                      pseudo-terminal pairs (the serial devices of the tests)
 #   python3-grpcio, python3-grpc-tools, python3-protobuf, grpc-proto
 #                              the independent, strict gRPC reflection client (grpcurl's way)
+#   libusb-1.0-0               what node-hid's prebuilt binary needs to load (the HID driver)
+#   gpiod                      the libgpiod tools the GPIO driver runs (tests use fakes of them,
+#                              and check the real ones on a machine without GPIO chips)
 # As root it installs them with apt-get; otherwise it says what is missing and the tests that
 # need them skip with a printed reason.
 set -euo pipefail
@@ -13,6 +16,8 @@ command -v socat >/dev/null 2>&1 || missing+=(socat)
 /usr/bin/python3 -c 'import grpc' >/dev/null 2>&1 || missing+=(python3-grpcio)
 /usr/bin/python3 -c 'import grpc_tools.protoc' >/dev/null 2>&1 || missing+=(python3-grpc-tools)
 /usr/bin/python3 -c 'import google.protobuf' >/dev/null 2>&1 || missing+=(python3-protobuf)
+ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0' || missing+=(libusb-1.0-0)
+command -v gpiodetect >/dev/null 2>&1 || missing+=(gpiod)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"

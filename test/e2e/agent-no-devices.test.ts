@@ -50,7 +50,8 @@ describe('e2e: an agent on a machine without devices', function () {
   it('loads the serial and HID drivers, finds nothing in the watched globs, registers none, and keeps running', async () => {
     const dump = await waitFor('the agent ready', async () => {
       const r = await httpGet(`http://${admin}/config_dump`).catch(() => undefined);
-      return r?.status === 200 ? (JSON.parse(r.body) as { drivers: DriverStatus[]; devices: unknown[] }) : undefined;
+      const dump = r?.status === 200 ? (JSON.parse(r.body) as { drivers: DriverStatus[]; devices: unknown[] }) : undefined;
+      return dump && dump.drivers.length > 0 ? dump : undefined;
     }, 20_000);
     const serial = dump.drivers.find((d) => d.kind === 'DEVICE_KIND_SERIAL');
     const hid = dump.drivers.find((d) => d.kind === 'DEVICE_KIND_HID');

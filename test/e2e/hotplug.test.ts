@@ -121,7 +121,7 @@ ${extra}`;
 
   it('resets a session on a pulled device with "device removed", and brings its mapping back when it is plugged in again', async () => {
     let pair = await plug('ttyHP1');
-    apply(binding('hp-replug', pair.device, ports.v1));
+    apply(binding('hp-replug', pair.device, ports.v1, 'serial: { baudRate: 115200 }', 'policy: { sharing: shared }'));
     const mapping = await waitFor('the mapping', () => mappingOf('hp-replug'), 10_000);
     const app = await waitFor('the virtual device to listen', () => AppClient.connect(ports.v1).catch(() => undefined), 10_000);
     assert.deepEqual(await app.roundTrip(Buffer.from('before')), Buffer.from('before'));

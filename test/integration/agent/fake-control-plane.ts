@@ -4,9 +4,15 @@ import type { DiscoveryRequest, DiscoveryResponse, Mapping, PhysicalEndpoint } f
 import { packAny } from '../../../src/xds/any';
 import { MAPPING_TYPE_URL } from '../../../src/xds/type-urls';
 
-/** Just enough of a control plane for the agent: ADS serving a settable mapping set, and a Registry that records calls. */
+/**
+ * Just enough of a control plane for the agent: ADS serving a settable mapping set, and a
+ * Registry that records each whole-host report, and what it registered and marked absent.
+ */
 export class FakeControlPlane {
+  readonly reports: PhysicalEndpoint[][] = [];
+  /** Every endpoint of every report, in order. */
   readonly registered: PhysicalEndpoint[] = [];
+  /** Endpoints a report left out that the one before listed: the control plane marks them absent. */
   readonly deregistered: Array<{ id: string; markAbsent: boolean }> = [];
   readonly requests: DiscoveryRequest[] = [];
   private readonly streams = new Set<grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>>();
@@ -31,16 +37,19 @@ export class FakeControlPlane {
       StreamAggregatedResources: (call: grpc.ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => cp.onStream(call),
     });
     server.addService(serviceDefinition('devicemesh.v1.Registry'), {
-      RegisterEndpoint: (call: grpc.ServerUnaryCall<{ endpoint: PhysicalEndpoint }, PhysicalEndpoint>, cb: grpc.sendUnaryData<PhysicalEndpoint>) => {
-        cp.registered.push(call.request.endpoint);
-        cb(null, call.request.endpoint);
-      },
-      DeregisterEndpoint: (call: grpc.ServerUnaryCall<{ id: string; markAbsent: boolean }, object>, cb: grpc.sendUnaryData<object>) => {
-        cp.deregistered.push({ id: call.request.id, markAbsent: call.request.markAbsent });
-        cb(null, {});
+      ReportHost: (call: grpc.ServerUnaryCall<{ hostId: string; endpoints: PhysicalEndpoint[] }, object>, cb: grpc.sendUnaryData<object>) => {
+        cp.report(call.request.endpoints);
+        cb(null, { version: String(cp.reports.length), registered: call.request.endpoints.length, markedAbsent: 0 });
       },
     });
     return cp;
+  }
+
+  private report(endpoints: PhysicalEndpoint[]): void {
+    const before = this.reports.at(-1) ?? [];
+    this.reports.push(endpoints);
+    this.registered.push(...endpoints);
+    for (const e of before) if (!endpoints.some((n) => n.id === e.id)) this.deregistered.push({ id: e.id, markAbsent: true });
   }
 
   /** Pushes a new version of the mapping set to every connected agent; returns the version. */

@@ -1,15 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
-import type { PortInfo } from '@serialport/bindings-interface';
 import fc from 'fast-check';
-import { compileGlob, deviceIdOf, KIND_WORDS, kindWord, parseWatchSpec } from '../../../agent/device-kinds';
+import { compileGlob, KIND_WORDS, kindWord, parseWatchSpec } from '../../../agent/device-kinds';
+import { usbDeviceId } from '../../../agent/drivers/usb-identity';
 import { ValidationError } from '../../../src/errors';
-
-function usbPort(p: string): PortInfo {
-  return {
-    path: p, manufacturer: 'FTDI', serialNumber: 'A50285BI', pnpId: undefined, locationId: undefined, vendorId: '0403', productId: '6001',
-  };
-}
 
 function refused(spec: string, reason: RegExp): void {
   assert.throws(
@@ -96,9 +90,10 @@ describe('agent/device-kinds', () => {
     assert.throws(() => kindWord('DEVICE_KIND_UNSPECIFIED'), ValidationError);
   });
 
-  it('derives a serial device id from the USB identity when known, else the path', () => {
-    assert.equal(deviceIdOf('/dev/ttyUSB0', usbPort('/dev/ttyUSB0')), 'usb-0403:6001:A50285BI');
-    assert.equal(deviceIdOf('/dev/ttyS0', undefined), '/dev/ttyS0');
-    assert.equal(deviceIdOf('/dev/ttyUSB0', { ...usbPort('/dev/ttyUSB0'), serialNumber: undefined }), '/dev/ttyUSB0');
+  it('derives a USB device id from vendor, product and serial number, and none without a serial number', () => {
+    assert.equal(usbDeviceId('0403', '6001', 'A50285BI'), 'usb-0403:6001:A50285BI');
+    assert.equal(usbDeviceId(0x46d, 0xc52b, 'X1'), 'usb-046d:c52b:X1');
+    assert.equal(usbDeviceId('0403', '6001', undefined), undefined);
+    assert.equal(usbDeviceId('', '6001', 'A'), undefined);
   });
 });

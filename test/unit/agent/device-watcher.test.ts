@@ -176,6 +176,18 @@ describe('agent/device-watcher', () => {
     assert.deepEqual([...w.devices().values()].map((d) => d.deviceId).sort(), [file('ttyA'), file('ttyB')]);
   });
 
+  it('counts directories as devices for sensors, whose IIO devices are sysfs directories (symlinks to them, as in /sys/bus/iio/devices)', async () => {
+    fs.mkdirSync(file('real0'));
+    fs.symlinkSync(file('real0'), file('iio:device0'));
+    fs.mkdirSync(file('ttyDir'));
+    const w = await watch(['sensor:DIR/iio:device*', 'DIR/tty*']);
+    assert.deepEqual([...w.devices().keys()], [file('iio:device0')]);
+    assert.equal(w.devices().get(file('iio:device0'))?.kind, 'DEVICE_KIND_SENSOR');
+    fs.mkdirSync(file('real1'));
+    fs.symlinkSync(file('real1'), file('iio:device1'));
+    await waitFor(() => w.devices().has(file('iio:device1')), 'the second IIO device through inotify');
+  });
+
   it('watches a directory created after start, and again after it is removed and made anew', async () => {
     const sub = file('later/deeper');
     const w = await watch(['DIR/later/deeper/tty*']);

@@ -85,4 +85,47 @@ describe('control-plane register', () => {
     assert.equal(r.select({ host: 'gw1', path: '', id: 'a' })?.id, 'gw1/a');
     assert.deepEqual(r.changedEndpointIds(), []);
   });
+
+  describe('whole-host reports', () => {
+    const LATER = { seconds: '1700000100', nanos: 0 };
+
+    it('registers what is listed, marks absent the rest of the host, and leaves other hosts alone', () => {
+      const r = new Register();
+      r.reportEndpoint(endpoint('gw1', 'a', { path: '/dev/a' }), NOW);
+      r.reportEndpoint(endpoint('gw1', 'b', { path: '/dev/b' }), NOW);
+      r.reportEndpoint(endpoint('gw2', 'c', { path: '/dev/c' }), NOW);
+      const outcome = r.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' }), endpoint('gw1', 'new', { path: '/dev/new' })], LATER);
+      assert.deepEqual(outcome, { registered: 1, markedAbsent: 1 });
+      assert.deepEqual(
+        r.endpoints().map((e) => [e.id, e.state]),
+        [
+          ['gw1/a', 'ENDPOINT_STATE_PRESENT'],
+          ['gw1/b', 'ENDPOINT_STATE_ABSENT'],
+          ['gw1/new', 'ENDPOINT_STATE_PRESENT'],
+          ['gw2/c', 'ENDPOINT_STATE_PRESENT'],
+        ],
+      );
+      assert.deepEqual(r.endpoint('gw1/a')?.updatedAt, NOW, 'an unchanged endpoint is not rewritten');
+    });
+
+    it('changes nothing for the same report twice, and rewrites an endpoint whose path or configuration changed', () => {
+      const r = new Register();
+      const report = [endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB0' })];
+      r.reportHost('gw1', report, NOW);
+      assert.deepEqual(r.reportHost('gw1', report, LATER), { registered: 0, markedAbsent: 0 });
+      const moved = [endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB1', configuration: { baudRate: '9600' } })];
+      assert.deepEqual(r.reportHost('gw1', moved, LATER), { registered: 1, markedAbsent: 0 });
+      assert.equal(r.select({ host: 'gw1', path: '', id: 'usb-1' })?.path, '/dev/ttyUSB1', 'the same device on another port');
+      assert.deepEqual(r.endpoint('gw1/usb-1')?.configuration, { baudRate: '9600' });
+    });
+
+    it('marks every device of the host absent for an empty report, and brings one back present when listed again', () => {
+      const r = new Register();
+      r.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' })], NOW);
+      assert.deepEqual(r.reportHost('gw1', [], LATER), { registered: 0, markedAbsent: 1 });
+      assert.deepEqual(r.reportHost('gw1', [], LATER), { registered: 0, markedAbsent: 0 }, 'absent stays absent');
+      r.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' })], LATER);
+      assert.equal(r.endpoint('gw1/a')?.state, 'ENDPOINT_STATE_PRESENT');
+    });
+  });
 });

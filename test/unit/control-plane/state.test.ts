@@ -180,4 +180,20 @@ describe('control-plane state', () => {
     await assert.rejects(state.registerEndpoint(endpoint('gw 1', 'usb-1')), /endpoint: hostId: "gw 1" must not contain/);
     assert.equal(store.saves, saves);
   });
+
+  it('takes a whole-host report in one commit, moving the version only when something changed, and refuses a malformed one', async () => {
+    const first = await state.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' }), endpoint('gw1', 'b', { path: '/dev/b' })]);
+    assert.deepEqual([first.registered, first.markedAbsent], [2, 0]);
+    const again = await state.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' }), endpoint('gw1', 'b', { path: '/dev/b' })]);
+    assert.equal(again.version, first.version);
+    const saves = store.saves;
+    const gone = await state.reportHost('gw1', [endpoint('gw1', 'a', { path: '/dev/a' })]);
+    assert.deepEqual([gone.registered, gone.markedAbsent], [0, 1]);
+    assert.equal(store.saves, saves + 1, 'one durable write');
+    assert.equal(Number(gone.version), Number(first.version) + 1);
+    await assert.rejects(state.reportHost('gw1', [endpoint('gw2', 'x')]), /is not the reporting host "gw1"/);
+    await assert.rejects(state.reportHost('gw1', [endpoint('gw1', 'a'), endpoint('gw1', 'a')]), /is listed twice/);
+    await assert.rejects(state.reportHost('gw1', [endpoint('gw1', 'a', { configuration: { '': 'x' } })]), /configuration: a key must not be empty/);
+    assert.equal(state.version(), gone.version);
+  });
 });
