@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { DeviceError } from '../../src/errors';
+import { deviceDirectoryEntries } from './device-directory';
 
 /**
  * An IIO device directory as the kernel ABI lays it out (Documentation/ABI/testing/sysfs-bus-iio):
@@ -167,15 +168,8 @@ export async function iioDeviceExists(dir: string): Promise<boolean> {
 
 /** The iio:deviceN entries of the sysfs IIO directory, in index order; [] when there is none. */
 export async function listIioDeviceDirs(root: string): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = await fsp.readdir(root);
-  } catch (err) {
-    // No IIO subsystem (module not loaded): no devices, not a failure.
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw new DeviceError(`${root}: ${(err as Error).message}`, { cause: err });
-  }
-  return entries
+  // No IIO subsystem (module not loaded): no devices, not a failure.
+  return (await deviceDirectoryEntries(root))
     .filter((e) => /^iio:device\d+$/.test(e))
     .sort((a, b) => Number(a.slice(10)) - Number(b.slice(10)))
     .map((e) => path.join(root, e));

@@ -6,6 +6,7 @@ import type { DeviceKind } from '../../src/proto/types';
 import { type CommandReply, CommandOp, type DeviceCommand } from '../../src/socket-plane/device-command';
 import { DeviceEventType, eventTimestamp } from '../../src/socket-plane/device-event';
 import { ByteLessStream } from './byte-less-stream';
+import { deviceDirectoryEntries } from './device-directory';
 import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
 import { DriverSettings } from './driver-settings';
 import { answerNumber, parseIdentity, parseScpiError, type ScpiIdentity } from './scpi-answer';
@@ -99,13 +100,7 @@ export class ScpiDriver implements DeviceDriver {
   /** The kernel's usbtmc devices, with the USB identity of each; serial instruments are not told apart from other serial ports. */
   async list(): Promise<DiscoveredDevice[]> {
     const dir = `${this.sysRoot}/class/usbmisc`;
-    let names: string[];
-    try {
-      names = await fs.promises.readdir(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new DeviceError(`cannot list ${dir}: ${errorMessage(err)}`, { cause: err });
-    }
+    const names = await deviceDirectoryEntries(dir);
     const usbtmc = names.filter((n) => /^usbtmc\d+$/.test(n)).sort();
     return Promise.all(usbtmc.map((name) => this.describe(name)));
   }

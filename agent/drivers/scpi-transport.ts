@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { BindingInterface } from '@serialport/bindings-interface';
 import { SerialPortStream } from '@serialport/stream';
 import { DeviceError, errorMessage } from '../../src/errors';
-import { pollForEveryWaiter } from './poller-workaround';
+import { openSerialStream } from './open-serial-stream';
 import type { SerialPortOptions } from './serial-options';
 
 export type ScpiTransportKind = 'usbtmc' | 'serial';
@@ -169,23 +169,6 @@ class SerialTransport implements ScpiTransport {
 }
 
 /** Opens a serial line with the platform's binding (or the one given), locked against other processes. */
-export function openSerial(path: string, options: SerialPortOptions, binding: BindingInterface, sink: TransportSink): Promise<ScpiTransport> {
-  return new Promise((resolve, reject) => {
-    let stream: SerialPortStream;
-    try {
-      stream = new SerialPortStream({ binding, path, ...options, lock: true, autoOpen: false });
-    } catch (err) {
-      reject(new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
-      return;
-    }
-    stream.open((err) => {
-      if (err) {
-        stream.destroy();
-        reject(new DeviceError(`cannot open ${path}: ${err.message}`, { cause: err }));
-        return;
-      }
-      pollForEveryWaiter(stream.port);
-      resolve(new SerialTransport(path, stream, sink));
-    });
-  });
+export async function openSerial(path: string, options: SerialPortOptions, binding: BindingInterface, sink: TransportSink): Promise<ScpiTransport> {
+  return new SerialTransport(path, await openSerialStream(binding, path, options), sink);
 }

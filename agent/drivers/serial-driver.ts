@@ -6,6 +6,7 @@ import { type CommandReply, CommandOp, type DeviceCommand } from '../../src/sock
 import { DeviceEventType, eventTimestamp, ModemLine } from '../../src/socket-plane/device-event';
 import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
 import { DriverSettings } from './driver-settings';
+import { openSerialStream } from './open-serial-stream';
 import { pollForEveryWaiter } from './poller-workaround';
 import { REOPEN_FIELDS, type SerialPortOptions, serialPortOptions } from './serial-options';
 import type { LineSettings } from './termios-readback';
@@ -60,36 +61,18 @@ export class SerialDriver implements DeviceDriver {
     return (await this.binding.list()).map(discoveredSerialPort);
   }
 
-  open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
-    let options: SerialPortOptions;
-    let settings: { modemPollMs: number };
-    let stream: SerialPortStream;
+  async open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
+    const options = serialPortOptions(config.serial);
+    const { modemPollMs } = serialSettings(config.settings);
+    const stream = await openSerialStream(this.binding, path, options);
+    const handle = new SerialHandle(path, stream, options, modemPollMs, this.options.readBack);
     try {
-      options = serialPortOptions(config.serial);
-      settings = serialSettings(config.settings);
-      // lock (flock, the default) keeps other processes off an open device; it works on ptys too.
-      stream = new SerialPortStream({ binding: this.binding, path, ...options, lock: true, autoOpen: false });
+      await handle.setLines(config.serial);
     } catch (err) {
-      return Promise.reject(err instanceof ValidationError ? err : new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err }));
+      await handle.close().catch(() => undefined);
+      throw err;
     }
-    return new Promise<DeviceHandle>((resolve, reject) => {
-      stream.open((err) => {
-        if (err) {
-          stream.destroy();
-          reject(new DeviceError(`cannot open ${path}: ${err.message}`, { cause: err }));
-          return;
-        }
-        pollForEveryWaiter(stream.port);
-        const handle = new SerialHandle(path, stream, options, settings.modemPollMs, this.options.readBack);
-        handle.setLines(config.serial).then(
-          () => resolve(handle),
-          (setErr: unknown) => {
-            void handle.close().catch(() => undefined);
-            reject(setErr);
-          },
-        );
-      });
-    });
+    return handle;
   }
 }
 

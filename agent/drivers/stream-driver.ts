@@ -5,6 +5,7 @@ import { Duplex } from 'node:stream';
 import { DeviceError, errorMessage, UnsupportedError } from '../../src/errors';
 import type { CommandReply } from '../../src/socket-plane/device-command';
 import { DeviceEventType, eventTimestamp } from '../../src/socket-plane/device-event';
+import { deviceDirectoryEntries } from './device-directory';
 import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
 import { configuredFormat, probeStream, type StreamKind } from './stream-format';
 
@@ -128,13 +129,7 @@ export class StreamDriver implements DeviceDriver {
   async list(): Promise<DiscoveredDevice[]> {
     const video = this.kind === 'DEVICE_KIND_VIDEO';
     const dir = video ? this.devRoot : `${this.devRoot}/snd`;
-    let names: string[];
-    try {
-      names = await fs.promises.readdir(dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new DeviceError(`cannot list ${dir}: ${errorMessage(err)}`, { cause: err });
-    }
+    const names = await deviceDirectoryEntries(dir);
     const pattern = video ? /^video\d+$/ : /^pcmC\d+D\d+c$/;
     const nodes = names.filter((n) => pattern.test(n)).sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
     return Promise.all(

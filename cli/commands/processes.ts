@@ -16,7 +16,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
   { name: 'listen', kind: 'address', default: '127.0.0.1:15020', help: 'socket-plane address' },
   { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
-  { name: 'watch', kind: 'list', help: 'glob of device paths to watch, e.g. /dev/ttyUSB* (repeatable)' },
+  { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
 ];
