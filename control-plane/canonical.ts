@@ -27,6 +27,7 @@ export function canonicalPolicy(p: Partial<Policy>): Policy {
     queueDepth: p.queueDepth ?? 0,
     commandTimeoutMs: p.commandTimeoutMs ?? 0,
     priority: p.priority ?? 0,
+    pinSerial: p.pinSerial ?? false,
   };
 }
 

@@ -9,6 +9,7 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   queueDepth: 64,
   commandTimeoutMs: 5000,
   priority: 0,
+  pinSerial: false,
 });
 
 export const DEFAULT_SERIAL: Readonly<SerialConfig> = Object.freeze({
@@ -68,6 +69,8 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
     queueDepth: pick(DEFAULT_POLICY.queueDepth, ...ps.map((p) => p.queueDepth)),
     commandTimeoutMs: pick(DEFAULT_POLICY.commandTimeoutMs, ...ps.map((p) => p.commandTimeoutMs)),
     priority: pick(DEFAULT_POLICY.priority, ...ps.map((p) => p.priority)),
+    // Pinned by any layer is pinned: a binding cannot unpin what its Policy document pins.
+    pinSerial: ps.some((p) => p.pinSerial),
   };
 
   const s = binding.serial;

@@ -1,12 +1,12 @@
 import * as net from 'node:net';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
-import { pipeSession } from '../src/socket-plane/pipe';
+import type { Mapping, VirtualProtocol } from '../src/proto/types';
 import type { Session } from '../src/socket-plane/session';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
+import { rawBridge, type SessionBridge } from './session-bridge';
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -25,8 +25,13 @@ interface AppConnection {
   reportedWritten: number;
 }
 
+/** How each TCP virtual protocol joins an app connection to its session. */
+const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
+  VIRTUAL_PROTOCOL_RAW: rawBridge,
+};
+
 /**
- * Throws unless this sidecar can serve the mapping: a RAW virtual device on a valid address,
+ * Throws unless this sidecar can serve the mapping: a virtual device of a protocol it speaks on a valid address,
  * leading to a valid agent address, for this workload.
  */
 export function checkServable(mapping: Mapping, workloadId: string): void {
@@ -36,7 +41,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
     throw new ValidationError(where, `belongs to workload ${mapping.workloadId}, not ${workloadId}`);
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
-  if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_RAW') {
+  if (!BRIDGES[mapping.virtual.protocol]) {
     throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not supported by this sidecar yet`);
   }
   for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
@@ -144,7 +149,8 @@ export class VirtualDeviceListener {
         session.once('close', (err: DeviceMeshError | undefined) => {
           if (err) log.info({ mapping: mapping.id, code: err.code, error: err.message }, 'session ended with an error');
         });
-        pipeSession(session, socket);
+        const bridge = BRIDGES[mapping.virtual?.protocol ?? 'VIRTUAL_PROTOCOL_RAW'] ?? rawBridge;
+        bridge(socket, session, { mapping, stats, log });
       },
       (err: unknown) => {
         const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';

@@ -60,6 +60,7 @@ export function sharedPolicy(bytesPerSecond: number): Policy {
     queueDepth: 0,
     commandTimeoutMs: 0,
     priority: 0,
+  pinSerial: false,
   };
 }
 

@@ -6,7 +6,7 @@ import { DocumentReader } from './document-reader';
 import { ACCESS, FLOW_CONTROL, PARITY, PROTOCOL, SHARING, STOP_BITS } from './enum-names';
 
 const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'virtual', 'policy', 'policyRef', 'serial', 'settings'];
-const POLICY_FIELDS = ['workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority'];
+const POLICY_FIELDS = ['workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial'];
 const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl', 'dtr', 'rts'];
 
 /**
@@ -106,6 +106,7 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     queueDepth: r.integer('queueDepth', 0, 65_536),
     commandTimeoutMs: r.integer('commandTimeoutMs', 0, 3_600_000),
     priority: r.integer('priority', -1000, 1000),
+    pinSerial: r.boolean('pinSerial') ?? false,
   };
 }
 

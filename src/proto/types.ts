@@ -97,6 +97,7 @@ export interface Policy {
   queueDepth: number;
   commandTimeoutMs: number;
   priority: number;
+  pinSerial: boolean;
 }
 
 export interface SerialConfig {

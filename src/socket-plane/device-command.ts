@@ -17,6 +17,15 @@ export enum CommandOp {
   SerialFlush = 4,
   /** Serial: wait until everything written has gone out on the line. */
   SerialDrain = 5,
+  /**
+   * Serial: set one line setting, numbered as RFC 2217 numbers it (so an RFC 2217 server passes
+   * them through): `target` "baudRate" (bits/s), "dataBits" (5..8), "parity" (1 none, 2 odd,
+   * 3 even, 4 mark, 5 space), "stopBits" (1 one, 2 two, 3 one and a half) or "flowControl"
+   * (1 none, 2 XON/XOFF, 3 RTS/CTS). `value` 0 asks for the current setting. The result's
+   * `value` is the setting in use afterwards: the requested one once applied, the mapping's
+   * where its policy pins the line settings.
+   */
+  SerialConfigure = 6,
   /** HID: send `data` (report id first) as an output report. */
   HidWrite = 10,
   /** HID: send `data` (report id first) as a feature report. */

@@ -149,7 +149,7 @@ function mappingFor(id: string, workloadId: string, sharing: SharingMode = 'SHAR
     id,
     workloadId,
     devicePath: PATH,
-    policy: { name: '', workloads: [], access, sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0 },
+    policy: { name: '', workloads: [], access, sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0, pinSerial: false },
   });
 }
 

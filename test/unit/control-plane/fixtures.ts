@@ -33,6 +33,7 @@ export function policy(name: string, overrides: Partial<Policy> = {}): Policy {
     queueDepth: 0,
     commandTimeoutMs: 0,
     priority: 0,
+    pinSerial: false,
     ...overrides,
   };
 }
