@@ -15,6 +15,7 @@ export const SERVED_PROTO_FILES: readonly string[] = [
   'devicemesh/v1/registry.proto',
   'devicemesh/v1/bindings.proto',
   'devicemesh/v1/status.proto',
+  'devicemesh/v1/device.proto',
   'envoy/service/discovery/v3/ads.proto',
 ];
 

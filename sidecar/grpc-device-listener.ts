@@ -1,0 +1,264 @@
+import * as grpc from '@grpc/grpc-js';
+import { toServiceError } from '../control-plane/services/grpc-errors';
+import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
+import { serviceDefinition } from '../src/proto/load';
+import type { Mapping } from '../src/proto/types';
+import type { DeviceCommand } from '../src/socket-plane/device-command';
+import type { DeviceEvent } from '../src/socket-plane/device-event';
+import type { Session } from '../src/socket-plane/session';
+import type { Counter, Labels } from '../src/telemetry/stats';
+import { formatHostPort, parseHostPort } from '../src/util/address';
+import {
+  commandErrorResponse,
+  commandReplyResponse,
+  type DeviceCommandMessage,
+  type DeviceRequestMessage,
+  type DeviceResponseMessage,
+  eventResponse,
+  openedResponse,
+  toDeviceCommand,
+} from './grpc-device-messages';
+import type { ListenerContext } from './listener';
+
+type DeviceCall = grpc.ServerDuplexStream<DeviceRequestMessage, DeviceResponseMessage>;
+
+/** Responses waiting for a slow app above which events are dropped: events are not flow-controlled, data is. */
+const EVENT_BACKLOG_LIMIT = 1024;
+/** How long close() lets calls deliver their final status before cutting the app's connections. */
+const CLOSE_GRACE_MS = 2_000;
+
+interface AppCall {
+  call: DeviceCall;
+  /** Set once the agent accepted the OPEN. */
+  session: Session | undefined;
+  /** Payload bytes relayed, and how much of them the stats already have. */
+  bytesIn: number;
+  bytesOut: number;
+  reportedIn: number;
+  reportedOut: number;
+  inputEnded: boolean;
+  done: boolean;
+}
+
+/**
+ * The virtual device of one GRPC mapping: a gRPC server speaking devicemesh.v1.DeviceSession, each
+ * Open call a session to the mapping's agent. Unlike raw TCP, the app learns why a session could
+ * not open or failed: the call ends with the error's gRPC status and message.
+ */
+export class GrpcDeviceListener {
+  private readonly calls = new Set<AppCall>();
+  private readonly mappingLabels: Labels;
+  private readonly eventsDropped: Counter;
+  private boundAddress = '';
+  private closing = false;
+
+  private constructor(
+    private current: Mapping,
+    private readonly server: grpc.Server,
+    private readonly ctx: ListenerContext,
+  ) {
+    this.mappingLabels = { mapping: current.id };
+    this.eventsDropped = ctx.stats.counter('events_dropped', this.mappingLabels);
+    server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
+  }
+
+  /** Binds the mapping's listen address, without TLS (the app is on loopback); rejects when it cannot. */
+  static start(mapping: Mapping, ctx: ListenerContext): Promise<GrpcDeviceListener> {
+    const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
+    const server = new grpc.Server();
+    const listener = new GrpcDeviceListener(mapping, server, ctx);
+    const listen = formatHostPort({ host, port });
+    return new Promise((resolve, reject) => {
+      server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
+        if (err) {
+          server.forceShutdown();
+          reject(new UnavailableError(`virtual device ${mapping.id} cannot listen on ${listen}: ${err.message}`, { cause: err }));
+          return;
+        }
+        listener.boundAddress = formatHostPort({ host, port: boundPort });
+        ctx.log.info({ mapping: mapping.id, listen: listener.boundAddress, agent: mapping.agentAddress }, 'gRPC virtual device listening');
+        resolve(listener);
+      });
+    });
+  }
+
+  get address(): string {
+    return this.boundAddress;
+  }
+
+  get mapping(): Mapping {
+    return this.current;
+  }
+
+  get connectionCount(): number {
+    return this.calls.size;
+  }
+
+  /** Same listen address, new content: calls made from now on use it, live ones are left alone. */
+  update(mapping: Mapping): void {
+    this.current = mapping;
+  }
+
+  /** Moves the byte counts of live calls into the stats. */
+  flushStats(): void {
+    for (const app of this.calls) this.report(app);
+  }
+
+  /** Stops accepting and ends every live call with UNAVAILABLE and `reason`, telling the agent too. */
+  close(reason: string): Promise<void> {
+    this.closing = true;
+    const err = new UnavailableError(reason);
+    for (const app of [...this.calls]) this.finish(app, err);
+    this.ctx.log.info({ mapping: this.current.id, listen: this.address, reason }, 'gRPC virtual device closed');
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => this.server.forceShutdown(), CLOSE_GRACE_MS);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private onCall(call: DeviceCall): void {
+    const { stats, log, pool, workloadId } = this.ctx;
+    const mapping = this.current;
+    stats.add('app_connections', 1, this.mappingLabels);
+    const app: AppCall = { call, session: undefined, bytesIn: 0, bytesOut: 0, reportedIn: 0, reportedOut: 0, inputEnded: false, done: false };
+    this.calls.add(app);
+    call.once('cancelled', () => this.finish(app, new UnavailableError('the app cancelled the call')));
+    if (this.closing) {
+      this.finish(app, new UnavailableError(`virtual device ${mapping.id} is closing`));
+      return;
+    }
+    let opening: Promise<Session>;
+    try {
+      opening = pool.connection(mapping.agentAddress).openSession({ mappingId: mapping.id, workloadId });
+    } catch (err) {
+      opening = Promise.reject(err);
+    }
+    opening.then(
+      (session) => {
+        if (app.done) {
+          session.reset({ code: 'UNAVAILABLE', message: 'the app call ended before the session opened' });
+          return;
+        }
+        app.session = session;
+        this.relay(app, session, mapping);
+      },
+      (err: unknown) => {
+        const failure = err instanceof DeviceMeshError ? err : new UnavailableError(errorMessage(err));
+        stats.add('app_connections_refused', 1, { reason: failure.code });
+        const fields = { mapping: mapping.id, agent: mapping.agentAddress, code: failure.code, error: failure.message };
+        log.warn(fields, 'session refused; ending the call');
+        this.finish(app, failure);
+      },
+    );
+  }
+
+  /** Joins the call and the session both ways, each side's backpressure holding back the other. */
+  private relay(app: AppCall, session: Session, mapping: Mapping): void {
+    const { call } = app;
+    let unflushed = 0;
+    this.send(app, openedResponse(mapping));
+    session.on('data', (chunk: Buffer) => {
+      app.bytesOut += chunk.length;
+      // Credit goes back to the agent only for what the call took: a slow app slows the device.
+      if (this.send(app, { data: chunk })) session.consumed(chunk.length);
+      else unflushed += chunk.length;
+    });
+    call.on('drain', () => {
+      const n = unflushed;
+      unflushed = 0;
+      if (n > 0) session.consumed(n);
+    });
+    session.on('drain', () => call.resume());
+    session.on('event', (event: DeviceEvent) => {
+      if (call.writableLength >= EVENT_BACKLOG_LIMIT) this.eventsDropped.add(1);
+      else this.send(app, eventResponse(event));
+    });
+    session.once('close', (err: DeviceMeshError | undefined) => {
+      if (err) this.ctx.log.info({ mapping: mapping.id, code: err.code, error: err.message }, 'session ended with an error');
+      this.finish(app, err);
+    });
+    call.on('data', (request: DeviceRequestMessage) => this.onRequest(app, session, request));
+    // The app's half-close only says no more requests: the device's input ends with end_of_input. Once the device has
+    // also said all it had, nothing more can happen and the session ends. (A cancel reads as a half-close then a
+    // reset, so ending the input on half-close would show the agent a clean end instead of the cancel.)
+    let requestsEnded = false;
+    let deviceEnded = false;
+    session.on('end', () => {
+      deviceEnded = true;
+      if (requestsEnded) session.end();
+    });
+    call.on('end', () => {
+      requestsEnded = true;
+      if (deviceEnded) session.end();
+    });
+  }
+
+  private onRequest(app: AppCall, session: Session, request: DeviceRequestMessage): void {
+    switch (request.request) {
+      case 'data':
+        if (app.inputEnded) {
+          this.finish(app, new DeviceMeshError('INVALID_ARGUMENT', 'data after end_of_input'));
+          return;
+        }
+        app.bytesIn += request.data.length;
+        if (!session.write(request.data)) app.call.pause();
+        return;
+      case 'command':
+        this.command(app, session, request.command);
+        return;
+      case 'endOfInput':
+        app.inputEnded = true;
+        session.end();
+        return;
+      default:
+        // A request of a newer proto, or none set: nothing to relay.
+        this.ctx.log.debug({ mapping: this.current.id }, 'ignoring a DeviceRequest with no known member set');
+    }
+  }
+
+  private command(app: AppCall, session: Session, message: DeviceCommandMessage): void {
+    const { requestId } = message;
+    let command: DeviceCommand;
+    try {
+      command = toDeviceCommand(message);
+    } catch (err) {
+      this.send(app, commandErrorResponse(requestId, err));
+      return;
+    }
+    session.command(command).then(
+      (reply) => this.send(app, commandReplyResponse(requestId, reply)),
+      (err: unknown) => this.send(app, commandErrorResponse(requestId, err)),
+    );
+  }
+
+  /** @returns false when the call wants no more for now (or is over). */
+  private send(app: AppCall, response: DeviceResponseMessage): boolean {
+    return !app.done && app.call.write(response);
+  }
+
+  /** Ends the call and its session once: the session, if still open, is reset with `err`; the call's status is `err` (OK without). */
+  private finish(app: AppCall, err: DeviceMeshError | undefined): void {
+    if (app.done) return;
+    app.done = true;
+    this.calls.delete(app);
+    this.report(app);
+    if (app.session && !app.session.closed) {
+      app.session.reset({ code: err?.code ?? 'UNAVAILABLE', message: err?.message ?? 'the app call ended' });
+    }
+    if (app.call.cancelled) return;
+    // grpc-js ends a server stream with the status of an emitted error, after the responses already written.
+    if (err) app.call.emit('error', toServiceError(err));
+    else app.call.end();
+  }
+
+  private report(app: AppCall): void {
+    const { stats } = this.ctx;
+    if (app.bytesIn > app.reportedIn) stats.add('bytes_app_to_device', app.bytesIn - app.reportedIn, this.mappingLabels);
+    if (app.bytesOut > app.reportedOut) stats.add('bytes_device_to_app', app.bytesOut - app.reportedOut, this.mappingLabels);
+    app.reportedIn = app.bytesIn;
+    app.reportedOut = app.bytesOut;
+  }
+}
