@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { toServiceError } from '../control-plane/services/grpc-errors';
+import { toServiceError } from '../src/grpc/grpc-errors';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
 import { serviceDefinition } from '../src/proto/load';
 import type { Mapping } from '../src/proto/types';
@@ -19,6 +19,7 @@ import {
   toDeviceCommand,
 } from './grpc-device-messages';
 import type { ListenerContext } from './listener';
+import type { VirtualListener } from './virtual-listener';
 
 type DeviceCall = grpc.ServerDuplexStream<DeviceRequestMessage, DeviceResponseMessage>;
 
@@ -45,7 +46,7 @@ interface AppCall {
  * Open call a session to the mapping's agent. Unlike raw TCP, the app learns why a session could
  * not open or failed: the call ends with the error's gRPC status and message.
  */
-export class GrpcDeviceListener {
+export class GrpcDeviceListener implements VirtualListener {
   private readonly calls = new Set<AppCall>();
   private readonly mappingLabels: Labels;
   private readonly eventsDropped: Counter;
@@ -102,6 +103,14 @@ export class GrpcDeviceListener {
   /** Moves the byte counts of live calls into the stats. */
   flushStats(): void {
     for (const app of this.calls) this.report(app);
+  }
+
+  /** Refuses new calls at once; ends the calls still live after `timeoutMs`. */
+  async drain(timeoutMs: number, reason: string): Promise<void> {
+    this.closing = true;
+    const deadline = Date.now() + timeoutMs;
+    while (this.calls.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.close(reason);
   }
 
   /** Stops accepting and ends every live call with UNAVAILABLE and `reason`, telling the agent too. */

@@ -7,6 +7,7 @@ import type { Labels, Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { rawBridge, type SessionBridge } from './session-bridge';
+import type { VirtualListener } from './virtual-listener';
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -41,7 +42,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
     throw new ValidationError(where, `belongs to workload ${mapping.workloadId}, not ${workloadId}`);
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
-  if (!BRIDGES[mapping.virtual.protocol]) {
+  if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_GRPC' && !BRIDGES[mapping.virtual.protocol]) {
     throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not supported by this sidecar yet`);
   }
   for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
@@ -58,7 +59,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
  * to the mapping's agent. Raw TCP has no error channel, so a refused or failed OPEN is logged and
  * counted, and the app sees its connection closed.
  */
-export class VirtualDeviceListener {
+export class VirtualDeviceListener implements VirtualListener {
   private readonly connections = new Set<AppConnection>();
   private readonly mappingLabels: Labels;
   private closing = false;

@@ -1,7 +1,9 @@
 import { DeviceMeshError, errorMessage } from '../src/errors';
 import type { Mapping } from '../src/proto/types';
-import { type ListenerContext, VirtualDeviceListener, checkServable } from './listener';
+import { GrpcDeviceListener } from './grpc-device-listener';
+import { checkServable, type ListenerContext, VirtualDeviceListener } from './listener';
 import { diffMappings } from './mapping-diff';
+import type { VirtualListener } from './virtual-listener';
 
 /** One served virtual device, as /config_dump shows it. */
 export interface VirtualDeviceState {
@@ -23,7 +25,7 @@ export interface VirtualDeviceState {
  * push. Nothing here reacts to the control plane going away, so the last good set keeps serving.
  */
 export class VirtualDevices {
-  private readonly listeners = new Map<string, VirtualDeviceListener>();
+  private readonly listeners = new Map<string, VirtualListener>();
   private closed = false;
 
   constructor(private readonly ctx: ListenerContext) {}
@@ -51,7 +53,7 @@ export class VirtualDevices {
     const diff = diffMappings(previous, next);
     await Promise.all(
       diff.removed.map((m) => {
-        const listener = this.listeners.get(m.id) as VirtualDeviceListener;
+        const listener = this.listeners.get(m.id) as VirtualListener;
         this.listeners.delete(m.id);
         return listener.close(`mapping ${m.id} was withdrawn`);
       }),
@@ -124,7 +126,9 @@ export class VirtualDevices {
   }
 
   private async bind(mapping: Mapping): Promise<void> {
-    const listener = await VirtualDeviceListener.start(mapping, this.ctx);
+    // gRPC is an HTTP/2 server of its own; the TCP protocols share one listener with per-protocol bridges.
+    const listener: VirtualListener =
+      mapping.virtual?.protocol === 'VIRTUAL_PROTOCOL_GRPC' ? await GrpcDeviceListener.start(mapping, this.ctx) : await VirtualDeviceListener.start(mapping, this.ctx);
     if (this.closed) {
       await listener.close('sidecar shutting down');
       return;

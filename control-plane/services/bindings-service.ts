@@ -3,7 +3,7 @@ import type { Logger } from '../../src/log';
 import type { ApplyRequest, ApplyResponse, DeleteRequest, ListBindingsResponse, ListMappingsResponse } from '../../src/proto/types';
 import { checkMappingFilter } from '../request-checks';
 import type { ControlPlaneState } from '../state';
-import { unary } from './grpc-errors';
+import { unary } from '../../src/grpc/grpc-errors';
 
 interface ListMappingsRequest {
   workloadId: string;

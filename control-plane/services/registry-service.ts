@@ -3,7 +3,7 @@ import { DeviceMeshError, errorMessage, ValidationError } from '../../src/errors
 import type { Logger } from '../../src/log';
 import type { EndpointEvent, ListEndpointsResponse, PhysicalEndpoint } from '../../src/proto/types';
 import type { ControlPlaneState } from '../state';
-import { toServiceError, unary } from './grpc-errors';
+import { toServiceError, unary } from '../../src/grpc/grpc-errors';
 
 interface ListEndpointsRequest {
   hostId: string;

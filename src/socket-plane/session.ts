@@ -114,7 +114,13 @@ export class Session extends EventEmitter {
     this.nextRequestId = (this.nextRequestId % 0xffffffff) + 1;
     return new Promise<CommandReply>((resolve, reject) => {
       this.pendingCommands.set(requestId, { resolve, reject });
-      this.transport.sendCommand(this.id, { ...command, requestId });
+      try {
+        this.transport.sendCommand(this.id, { ...command, requestId });
+      } catch (err) {
+        // Not sent (a target too long to encode): nothing will answer it.
+        this.pendingCommands.delete(requestId);
+        reject(err);
+      }
     });
   }
 

@@ -4,7 +4,10 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { DeviceMeshError } from '../../src/errors';
+import { DEVICEMESH_PROTO_ROOT } from '../../src/proto/paths';
 import type { ListEndpointsResponse, ListMappingsResponse, ListProxiesResponse, Mapping, PhysicalEndpoint } from '../../src/proto/types';
 import { FramedConnection } from '../../src/socket-plane/connection';
 import { type DeviceEvent, DeviceEventType, ModemLine } from '../../src/socket-plane/device-event';
@@ -176,13 +179,13 @@ ${extra}`;
   });
 
   it('NACKs a configuration the driver refuses, with the driver reason, and keeps serving', async () => {
-    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMillis: 5 }'));
+    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMillis: 5 }\npolicy: { sharing: shared }'));
     const nack = await waitFor('the agent NACK', () => {
       const a = get<ListProxiesResponse>('proxies').proxies.find((p) => p.kind === 'agent' && p.nodeId === 'gw1');
       return a?.types.find((t) => t.state === 'SYNC_STATE_NACKED');
     }, 10_000);
     assert.match(nack.nackMessage, /settings\.modemPollMillis: is not a setting of the serial driver/);
-    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMs: 20 }'));
+    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMs: 20 }\npolicy: { sharing: shared }'));
     await waitFor('the agent back in sync', () => {
       const a = get<ListProxiesResponse>('proxies').proxies.find((p) => p.kind === 'agent' && p.nodeId === 'gw1');
       return a?.types.every((t) => t.state === 'SYNC_STATE_SYNCED');
@@ -204,6 +207,47 @@ ${extra}`;
       assert.ok(dcd.timestampMs >= before - 5 && dcd.timestampMs <= Date.now() + 5);
     } finally {
       conn.destroy();
+    }
+  });
+
+  it('serves the simulated modem over the gRPC device API to a plain grpc-js client: data, a command with its answer, an event', async () => {
+    const port = await freePort();
+    apply(`kind: Binding\nname: hp-grpc\nworkload: app1\ndevice: { host: gw1, path: sim:modem0 }\nvirtual: { name: modem-grpc, protocol: grpc, listen: 127.0.0.1:${port} }\npolicy: { sharing: shared }\nsettings: { modemPollMs: 20 }\n`);
+    const definition = protoLoader.loadSync('devicemesh/v1/device.proto', { includeDirs: [DEVICEMESH_PROTO_ROOT], longs: String, enums: String, defaults: true, oneofs: true });
+    const v1 = (grpc.loadPackageDefinition(definition).devicemesh as grpc.GrpcObject).v1 as grpc.GrpcObject;
+    const Client = v1.DeviceSession as grpc.ServiceClientConstructor;
+    const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    interface Response {
+      response: string;
+      data?: Buffer;
+      commandResult?: { requestId: number; ok: boolean; value: number };
+      event?: { type: string; source: string; value: number };
+    }
+    const responses: Response[] = [];
+    try {
+      const call = await waitFor('the gRPC virtual device', async () => {
+        const c = (client as unknown as { Open(): grpc.ClientDuplexStream<object, Response> }).Open();
+        c.on('data', (r: Response) => responses.push(r));
+        c.on('error', () => undefined);
+        const opened = await new Promise<boolean>((resolve) => {
+          c.once('data', (r: Response) => resolve(r.response === 'opened'));
+          c.once('status', () => resolve(false));
+        });
+        return opened ? c : undefined;
+      }, 15_000);
+      const text = (): string => Buffer.concat(responses.flatMap((r) => (r.data ? [r.data] : []))).toString('latin1');
+      call.write({ data: Buffer.from('AT\r') });
+      await waitFor('OK from the modem', () => text().includes('OK'), 5000);
+      call.write({ command: { requestId: 7, op: 'COMMAND_OP_SERIAL_CONFIGURE', target: 'baudRate', value: 0 } });
+      const result = await waitFor('the command result', () => responses.find((r) => r.commandResult?.requestId === 7)?.commandResult, 5000);
+      assert.deepEqual([result.ok, result.value], [true, 115200]);
+      await new Promise((r) => setTimeout(r, 100)); // the first modem-line reading is the baseline
+      call.write({ data: Buffer.from('ATD5551234\r') });
+      const event = await waitFor('the DCD event', () => responses.find((r) => r.event?.source === 'dcd')?.event, 5000);
+      assert.equal(event.type, 'DEVICE_EVENT_TYPE_MODEM_LINES');
+      call.cancel();
+    } finally {
+      client.close();
     }
   });
 

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, errorMessage, type ErrorCode } from '../../src/errors';
-import type { Logger } from '../../src/log';
+import { DeviceMeshError, errorMessage, type ErrorCode } from '../errors';
+import type { Logger } from '../log';
 
 const GRPC_CODES: Record<ErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
