@@ -151,12 +151,21 @@ export class DeviceSessionHost {
     return true;
   }
 
-  /** Runs a session's command on the device. */
+  /**
+   * Runs a session's command on the device. A read-only mapping may only read; a mapping whose
+   * policy pins the serial settings gets the setting in use instead of a change.
+   */
   execute(port: SessionPort, command: CommandRequest): Promise<CommandReply> {
     const handle = this.handle;
     if (!handle) return Promise.reject(new DeviceError(`device ${this.path} is not open`));
-    if (port.readOnly && !READ_ONLY_COMMANDS.has(command.op)) {
+    const configure = command.op === CommandOp.SerialConfigure;
+    const reads = READ_ONLY_COMMANDS.has(command.op) || (configure && command.value === 0);
+    if (port.readOnly && !reads) {
       return Promise.reject(new PermissionDeniedError(`mapping ${port.mappingId} is read-only: ${CommandOp[command.op] ?? command.op} is not allowed`));
+    }
+    if (configure && port.pinSerial && command.value !== 0) {
+      this.options.stats.add('serial_changes_pinned', 1, { device: this.path, setting: command.target });
+      return handle.execute({ ...command, value: 0 });
     }
     return handle.execute(command);
   }
@@ -348,6 +357,7 @@ export class SessionPort extends Duplex {
   readonly workloadId: string;
   readonly exclusive: boolean;
   readonly readOnly: boolean;
+  readonly pinSerial: boolean;
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
@@ -364,6 +374,7 @@ export class SessionPort extends Duplex {
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
+    this.pinSerial = mapping.policy?.pinSerial === true;
     this.bytesFromDevice = stats.counter('bytes_from_device', { mapping: mapping.id });
     this.bytesToDevice = stats.counter('bytes_to_device', { mapping: mapping.id });
   }

@@ -65,6 +65,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   devices_present: 'Devices present on this host',
   device_events: 'Device events (modem lines, edges, input reports, samples …) sent to sessions, per device and type',
   device_events_dropped: 'Device events not sent because the consumer was not reading, per device',
+  serial_changes_pinned: 'Line-setting changes asked by an app and answered with the pinned value instead, per device and setting',
   socket_plane_protocol_errors: 'Socket-plane connections closed for a protocol error',
 };
 

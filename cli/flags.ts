@@ -1,7 +1,7 @@
 import { ValidationError } from '../src/errors';
 import { parseHostPort } from '../src/util/address';
 
-export type FlagKind = 'string' | 'list' | 'address';
+export type FlagKind = 'string' | 'list' | 'address' | 'duration';
 
 export interface FlagSpec {
   name: string;
@@ -84,6 +84,7 @@ export function parseFlags(
     if (values[spec.name] === undefined && spec.required) {
       throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
     }
+    if (spec.kind === 'duration' && values[spec.name] !== undefined) durationMs(spec.name, values[spec.name] as string);
     if (spec.kind === 'address' && values[spec.name] !== undefined) {
       try {
         parseHostPort(values[spec.name] as string);
@@ -93,6 +94,14 @@ export function parseFlags(
     }
   }
   return { values, lists, positionals };
+}
+
+/** A `duration` flag's value in milliseconds: "10s", "500ms", "2m". */
+export function durationMs(flag: string, text: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
+  if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s or 2m`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000);
 }
 
 export function usage(command: string, synopsis: string, specs: readonly FlagSpec[]): string {

@@ -110,10 +110,22 @@ export class VirtualDeviceListener {
     for (const conn of this.connections) this.report(conn);
   }
 
+  /** Stops accepting at once; ends the connections still live after `timeoutMs`. */
+  async drain(timeoutMs: number, reason: string): Promise<void> {
+    this.closing = true;
+    this.server.close();
+    const deadline = Date.now() + timeoutMs;
+    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await this.close(reason);
+  }
+
   /** Stops accepting and ends every live connection, telling the agent why. */
   close(reason: string): Promise<void> {
     this.closing = true;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => {
+      if (this.server.listening) this.server.close(() => resolve());
+      else resolve();
+    });
     for (const conn of this.connections) {
       if (conn.session) conn.session.reset({ code: 'UNAVAILABLE', message: reason });
       conn.socket.destroy();
@@ -131,9 +143,11 @@ export class VirtualDeviceListener {
     this.connections.add(conn);
     // Kept for the socket's whole life: an error after the session is gone must not go unhandled.
     socket.on('error', (err) => log.debug({ mapping: mapping.id, error: err.message }, 'app connection error'));
+    socket.once('end', () => log.debug({ mapping: mapping.id }, 'app finished sending'));
     socket.once('close', () => {
       this.connections.delete(conn);
       this.report(conn);
+      log.debug({ mapping: mapping.id, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten }, 'app connection closed');
     });
     let opening: Promise<Session>;
     try {
@@ -145,6 +159,7 @@ export class VirtualDeviceListener {
       (session) => {
         if (this.closing || socket.destroyed) {
           session.reset({ code: 'UNAVAILABLE', message: 'the app connection closed before the session opened' });
+          socket.destroy();
           return;
         }
         conn.session = session;

@@ -14,6 +14,8 @@ export interface SidecarOptions {
   controlPlane: string;
   /** host:port of the admin interface. */
   admin: string;
+  /** How long close() lets app connections finish before it ends them (default 10 s). */
+  drainTimeoutMs?: number;
   log: Logger;
 }
 
@@ -51,6 +53,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const devices = new VirtualDevices({ workloadId, pool, stats, log });
 
   let applied = false;
+  let draining = false;
   let connected = false;
   let lastNack: Nack | null = null;
 
@@ -84,7 +87,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const admin = await startAdminServer(
     options.admin,
     {
-      ready: () => applied,
+      ready: () => applied && !draining,
       // Live connections' byte counts are read from their sockets only when someone looks.
       get stats(): Stats {
         devices.flushStats();
@@ -108,8 +111,12 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     adminAddress: admin.address,
     close: () => {
       closing ??= (async () => {
+        // As Envoy drains: not ready any more, no new connections, live ones get time to finish.
+        draining = true;
         ads.stop();
-        await devices.close();
+        const drainMs = options.drainTimeoutMs ?? 10_000;
+        log.info({ drainMs, connections: devices.state().reduce((n, d) => n + d.connections, 0) }, 'draining');
+        await devices.drain(drainMs);
         pool.close();
         await admin.close();
       })();

@@ -87,11 +87,15 @@ export class VirtualDevices {
     for (const listener of this.listeners.values()) listener.flushStats();
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops accepting on every virtual device, lets live app connections finish for up to
+   * `timeoutMs`, then ends what is left.
+   */
+  async drain(timeoutMs: number): Promise<void> {
     this.closed = true;
     const all = [...this.listeners.values()];
     this.listeners.clear();
-    await Promise.all(all.map((l) => l.close('sidecar shutting down')));
+    await Promise.all(all.map((l) => l.drain(timeoutMs, 'sidecar shutting down')));
   }
 
   /**

@@ -17,6 +17,42 @@ const DEFAULT_MODEM_POLL_MS = 100;
 const DEFAULT_BREAK_MS = 250;
 const MAX_BREAK_MS = 10_000;
 
+/** How the kernel answers a modem-control ioctl on a tty without modem lines (a pty). */
+const NO_MODEM_CONTROL = /Inappropriate ioctl|ENOTTY|Invalid argument|EINVAL/;
+
+/** One line setting of SerialConfigure: its value in use, and the options with it changed (undefined: not a valid value). */
+interface LineSetting {
+  get(o: SerialPortOptions): number;
+  set(o: SerialPortOptions, value: number): SerialPortOptions | undefined;
+}
+
+const PARITY_CODES: ReadonlyArray<SerialPortOptions['parity']> = ['none', 'odd', 'even', 'mark', 'space'];
+const STOP_CODES: ReadonlyArray<SerialPortOptions['stopBits']> = [1, 2, 1.5];
+
+/** RFC 2217's numbering, so that an RFC 2217 server passes values through unchanged. */
+const LINE_SETTINGS: Readonly<Record<string, LineSetting>> = {
+  baudRate: { get: (o) => o.baudRate, set: (o, v) => (Number.isInteger(v) && v > 0 && v <= 0xffffffff ? { ...o, baudRate: v } : undefined) },
+  dataBits: { get: (o) => o.dataBits, set: (o, v) => (v === 5 || v === 6 || v === 7 || v === 8 ? { ...o, dataBits: v } : undefined) },
+  parity: {
+    get: (o) => PARITY_CODES.indexOf(o.parity) + 1,
+    set: (o, v) => {
+      const parity = PARITY_CODES[v - 1];
+      return parity ? { ...o, parity } : undefined;
+    },
+  },
+  stopBits: {
+    get: (o) => STOP_CODES.indexOf(o.stopBits) + 1,
+    set: (o, v) => {
+      const stopBits = STOP_CODES[v - 1];
+      return stopBits ? { ...o, stopBits } : undefined;
+    },
+  },
+  flowControl: {
+    get: (o) => (o.rtscts ? 3 : o.xon ? 2 : 1),
+    set: (o, v) => (v >= 1 && v <= 3 ? { ...o, rtscts: v === 3, xon: v === 2, xoff: v === 2 } : undefined),
+  },
+};
+
 /** Serial driver settings (beside the line settings, which come in DeviceConfig.serial). */
 function serialSettings(settings: Readonly<Record<string, string>>): { modemPollMs: number } {
   const s = new DriverSettings('serial', settings);
@@ -93,6 +129,9 @@ function lineNames(bits: number): string {
 class SerialHandle implements DeviceHandle {
   private dtr: boolean | undefined;
   private rts: boolean | undefined;
+  private brk = false;
+  /** The port has no modem-control lines: DTR/RTS/BREAK are kept here only. */
+  private virtualLines = false;
   /** The running update(), command or close(): they run one at a time, in call order. */
   private busy: Promise<unknown> = Promise.resolve();
   private listener: DeviceEventListener | undefined;
@@ -134,6 +173,7 @@ class SerialHandle implements DeviceHandle {
     const lines: Record<string, string> = {};
     if (this.dtr !== undefined) lines.dtr = String(this.dtr);
     if (this.rts !== undefined) lines.rts = String(this.rts);
+    if (this.virtualLines) lines.lineControl = 'virtual (the port has no modem-control lines)';
     if (this.linesUnreadable) lines.modemLines = `unreadable: ${this.linesUnreadable}`;
     else if (this.lines !== undefined) lines.modemLines = lineNames(this.lines) || 'none';
     if (this.readBack && this.stream.isOpen) {
@@ -160,8 +200,17 @@ class SerialHandle implements DeviceHandle {
   }
 
   private async apply(config: DeviceConfig): Promise<void> {
-    const next = serialPortOptions(config.serial);
     const { modemPollMs } = serialSettings(config.settings);
+    await this.applyOptions(serialPortOptions(config.serial));
+    await this.setLines(config.serial);
+    if (modemPollMs !== this.modemPollMs) {
+      this.modemPollMs = modemPollMs;
+      this.stopPolling();
+      this.startPolling();
+    }
+  }
+
+  private async applyOptions(next: SerialPortOptions): Promise<void> {
     if (this.stream.destroyed) throw new DeviceError(`${this.path}: device is closed`);
     if (REOPEN_FIELDS.some((f) => next[f] !== this.applied[f])) {
       await this.reopen(next);
@@ -173,12 +222,18 @@ class SerialHandle implements DeviceHandle {
       });
       this.applied = { ...this.applied, baudRate: next.baudRate };
     }
-    await this.setLines(config.serial);
-    if (modemPollMs !== this.modemPollMs) {
-      this.modemPollMs = modemPollMs;
-      this.stopPolling();
-      this.startPolling();
+  }
+
+  /** SerialConfigure: one line setting in RFC 2217's numbering; 0 asks; answers the setting in use. */
+  private async configure(target: string, value: number): Promise<number> {
+    const field = LINE_SETTINGS[target];
+    if (!field) throw new ValidationError('target', `"${target}" is not one of ${Object.keys(LINE_SETTINGS).join(', ')}`);
+    if (value !== 0) {
+      const next = field.set(this.applied, value);
+      if (!next) throw new ValidationError('value', `${value} is not a valid ${target}`);
+      await this.applyOptions(next);
     }
+    return field.get(this.applied);
   }
 
   private async run(command: DeviceCommand): Promise<CommandReply> {
@@ -187,11 +242,14 @@ class SerialHandle implements DeviceHandle {
     const none: CommandReply = { value: 0, data: Buffer.alloc(0) };
     switch (command.op) {
       case CommandOp.SerialSetLine: {
-        if (command.target !== 'dtr' && command.target !== 'rts') throw new ValidationError('target', `"${command.target}" is not dtr or rts`);
+        const { target } = command;
+        if (target !== 'dtr' && target !== 'rts' && target !== 'brk') throw new ValidationError('target', `"${target}" is not dtr, rts or brk`);
         const on = command.value !== 0;
-        await this.setLineState(command.target === 'dtr' ? on : (this.dtr ?? true), command.target === 'rts' ? on : (this.rts ?? true), false);
-        return none;
+        await this.setLineState(target === 'dtr' ? on : (this.dtr ?? true), target === 'rts' ? on : (this.rts ?? true), target === 'brk' ? on : this.brk);
+        return { value: on ? 1 : 0, data: Buffer.from(this.virtualLines ? 'virtual' : '') };
       }
+      case CommandOp.SerialConfigure:
+        return { value: await this.configure(command.target, command.value), data: Buffer.alloc(0) };
       case CommandOp.SerialGetLines:
         return { value: lineBits(await this.device(port.get(), 'read the modem lines')), data: Buffer.alloc(0) };
       case CommandOp.SerialBreak: {
@@ -221,12 +279,27 @@ class SerialHandle implements DeviceHandle {
     }
   }
 
+  /**
+   * Sets DTR, RTS and BREAK. A port without modem-control lines (a pty, some adapters) refuses the
+   * ioctl: from then on the lines are kept as the port's virtual state, which is what a client that
+   * set them reads back, so an app that insists on setting them still works.
+   */
   private async setLineState(dtr: boolean, rts: boolean, brk: boolean): Promise<void> {
     const port = this.stream.port;
     if (!port) throw new DeviceError(`${this.path}: device is not open`);
-    await this.device(port.set({ dtr, rts, brk }), brk ? 'send a break' : 'set DTR/RTS');
+    if (!this.virtualLines) {
+      try {
+        await port.set({ dtr, rts, brk });
+      } catch (err) {
+        if (!NO_MODEM_CONTROL.test(errorMessage(err))) {
+          throw new DeviceError(`${this.path}: cannot ${brk ? 'send a break' : 'set DTR/RTS'}: ${errorMessage(err)}`, { cause: err });
+        }
+        this.virtualLines = true;
+      }
+    }
     this.dtr = dtr;
     this.rts = rts;
+    this.brk = brk;
   }
 
   private startPolling(): void {

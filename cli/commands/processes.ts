@@ -3,7 +3,7 @@ import { startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
 import { ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
-import { type FlagSpec, parseFlags } from '../flags';
+import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'listen', kind: 'address', default: '127.0.0.1:15010', help: 'gRPC address (discovery, registry, bindings, status)' },
@@ -25,6 +25,12 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   { name: 'workload-id', kind: 'string', required: true, help: 'the workload this sidecar serves' },
   { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15001', help: 'admin HTTP address' },
+  {
+    name: 'drain-timeout',
+    kind: 'duration',
+    default: '10s',
+    help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
+  },
 ];
 
 interface Closeable {
@@ -93,6 +99,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
     workloadId,
     controlPlane: values['control-plane'] as string,
     admin: values.admin as string,
+    drainTimeoutMs: durationMs('drain-timeout', values['drain-timeout'] as string),
     log,
   });
   log.info({ admin: running.adminAddress }, 'sidecar ready');

@@ -8,6 +8,7 @@ import { autoDetect } from '@serialport/bindings-cpp';
 import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { readTermios } from '../../../agent/drivers/termios-readback';
+import { CommandOp } from '../../../src/socket-plane/device-command';
 import type { SerialConfig } from '../../../src/proto/types';
 import { lineConfig, waitFor } from '../../unit/agent/helpers';
 import { echo, startSocat, stopSocat } from './pty';
@@ -150,5 +151,16 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     assert.equal((await device.configuration()).baudRate, '57600');
     await waitFor(async () => (await device?.configuration())?.modemLines !== undefined, 'the modem-line poll to give up on the pty');
     assert.match((await device.configuration()).modemLines ?? '', /^unreadable: /);
+  });
+
+  it('keeps DTR, RTS and BREAK as virtual line state on a pty, which refuses modem-control ioctls', async () => {
+    const driver = new SerialDriver(autoDetect(), { readBack: readTermios });
+    device = await driver.open(path.join(dir, 'ttyA'), lineConfig({ baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE', dtr: false }));
+    const reply = await device.execute({ op: CommandOp.SerialSetLine, target: 'rts', value: 0, data: Buffer.alloc(0) });
+    assert.deepEqual(reply, { value: 0, data: Buffer.from('virtual') });
+    await device.execute({ op: CommandOp.SerialSetLine, target: 'brk', value: 1, data: Buffer.alloc(0) });
+    const configuration = await device.configuration();
+    assert.deepEqual([configuration.dtr, configuration.rts], ['false', 'false']);
+    assert.match(configuration.lineControl ?? '', /^virtual/);
   });
 });

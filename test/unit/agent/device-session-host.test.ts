@@ -352,6 +352,20 @@ describe('agent/device-session-host', () => {
       assert.deepEqual(driver.commands.map((c) => c.op), [CommandOp.SerialGetLines]);
     });
 
+    it('answers a pinned mapping\'s line-setting change with the setting in use, and lets a read-only mapping only ask', async () => {
+      const pinned = mappingFor('m1', 'app1', 'SHARING_MODE_SHARED');
+      (pinned.policy as NonNullable<Mapping['policy']>).pinSerial = true;
+      const a = await open(pinned);
+      const b = await open(mappingFor('m2', 'app2', 'SHARING_MODE_SHARED', 'ACCESS_READ_ONLY'));
+      a.session.receiveCommand({ requestId: 1, op: CommandOp.SerialConfigure, target: 'baudRate', value: 300, data: Buffer.alloc(0) });
+      b.session.receiveCommand({ requestId: 2, op: CommandOp.SerialConfigure, target: 'baudRate', value: 300, data: Buffer.alloc(0) });
+      b.session.receiveCommand({ requestId: 3, op: CommandOp.SerialConfigure, target: 'baudRate', value: 0, data: Buffer.alloc(0) });
+      await waitFor(() => a.transport.results.length === 1 && b.transport.results.length === 2, 'the results');
+      assert.deepEqual(driver.commands.map((c) => c.value), [0, 0], 'the driver was only asked');
+      assert.equal(b.transport.results[0]?.ok === false && b.transport.results[0].code, 'PERMISSION_DENIED');
+      assert.equal(stats.get('serial_changes_pinned', { device: PATH, setting: 'baudRate' }), 1);
+    });
+
     it('refuses to open for a mapping whose settings the driver refuses, with its reason', async () => {
       const m = mappingFor('m1', 'app1');
       m.settings = { bogus: '1' };

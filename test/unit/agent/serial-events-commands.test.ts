@@ -131,4 +131,32 @@ describe('agent/drivers/serial-driver: modem lines, commands and read-back confi
     assert.equal(plain?.deviceId, undefined);
     assert.equal(plain?.kind, 'DEVICE_KIND_SERIAL');
   });
+
+  it('configures one line setting at a time in RFC 2217 numbering, answers the value in use, and answers a query (0) with it', async () => {
+    handle = await driver.open(PATH, lineConfig(CONFIG));
+    const configure = async (target: string, value: number): Promise<number> => (await handle!.execute(command(CommandOp.SerialConfigure, target, value))).value;
+    assert.equal(await configure('baudRate', 9600), 9600);
+    assert.equal(await configure('dataBits', 7), 7);
+    assert.equal(await configure('parity', 3), 3, 'even');
+    assert.equal(await configure('stopBits', 3), 3, 'one and a half');
+    assert.equal(await configure('flowControl', 3), 3, 'RTS/CTS');
+    const o = port().openOptions;
+    assert.deepEqual([o.baudRate, o.dataBits, o.parity, o.stopBits, o.rtscts], [9600, 7, 'even', 1.5, true]);
+    assert.deepEqual(
+      await Promise.all(['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl'].map((t) => configure(t, 0))),
+      [9600, 7, 3, 3, 3],
+    );
+    await assert.rejects(configure('parity', 9), /9 is not a valid parity/);
+    await assert.rejects(configure('speed', 1), /"speed" is not one of baudRate/);
+  });
+
+  it('holds BREAK on until told to turn it off', async () => {
+    handle = await driver.open(PATH, lineConfig(CONFIG));
+    await handle.execute(command(CommandOp.SerialSetLine, 'brk', 1));
+    await handle.execute(command(CommandOp.SerialSetLine, 'brk', 0));
+    assert.deepEqual(port().lineRequests, [
+      { dtr: true, rts: true, brk: true },
+      { dtr: true, rts: true, brk: false },
+    ]);
+  });
 });

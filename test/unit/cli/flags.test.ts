@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { envName, type FlagSpec, parseFlags } from '../../../cli/flags';
+import { durationMs, envName, type FlagSpec, parseFlags } from '../../../cli/flags';
 import { ValidationError } from '../../../src/errors';
 
 const SPECS: FlagSpec[] = [
@@ -7,6 +7,7 @@ const SPECS: FlagSpec[] = [
   { name: 'listen', kind: 'address', default: '127.0.0.1:15020', help: '' },
   { name: 'watch', kind: 'list', help: '' },
   { name: 'filename', short: 'f', kind: 'string', help: '' },
+  { name: 'drain-timeout', kind: 'duration', default: '10s', help: '' },
 ];
 
 describe('cli flags', () => {
@@ -27,6 +28,10 @@ describe('cli flags', () => {
     assert.deepEqual(p.lists.watch, ['/dev/x*', '/dev/y*']);
   });
 
+  it('reads durations in ms, s and m', () => {
+    assert.deepEqual(['500ms', '10s', '1.5s', '2m'].map((t) => durationMs('x', t)), [500, 10_000, 1500, 120_000]);
+  });
+
   it('a flag beats its environment variable', () => {
     const p = parseFlags('agent', ['--host-id', 'a'], SPECS, { DEVICEMESH_HOST_ID: 'b' });
     assert.equal(p.values['host-id'], 'a');
@@ -39,6 +44,8 @@ describe('cli flags', () => {
     ['missing required flag', [], /flag --host-id is required \(or set DEVICEMESH_HOST_ID\)/],
     ['bad address', ['--host-id', 'a', '--listen', 'nowhere'], /flag --listen: "nowhere" is not host:port/],
     ['port out of range', ['--host-id', 'a', '--listen', '127.0.0.1:70000'], /port 70000 is out of range/],
+    ['duration without a unit', ['--host-id', 'a', '--drain-timeout', '10'], /flag --drain-timeout: "10" is not a duration like 500ms, 10s or 2m/],
+    ['negative duration', ['--host-id', 'a', '--drain-timeout', '-1s'], /flag --drain-timeout needs a value/],
   ];
   for (const [what, args, pattern] of bad) {
     it(`refuses ${what} with a clear error`, () => {
