@@ -13,8 +13,6 @@ import type { BridgeContext, SessionBridge } from './session-bridge';
 
 /** Offered both ways on connect; anything else is refused. */
 const OPTIONS = new Set([OPT_BINARY, OPT_SGA, OPT_COM_PORT]);
-/** The serial driver's longest break. */
-const MAX_BREAK_MS = 10_000;
 const EMPTY = Buffer.alloc(0);
 /** SerialConfigure's target for each port setting; flow control comes through SET-CONTROL. */
 const TARGETS: Partial<Record<ComPort, string>> = {
@@ -61,10 +59,11 @@ class Rfc2217Server {
   /** Linux raises DTR and RTS when it opens a tty. */
   private dtr = true;
   private rts = true;
-  private breakSince: number | undefined;
+  private brk = false;
   private modemMask = 255;
   private modem: number | undefined;
-  private comPortStarted = false;
+  /** The client speaks COM-PORT-OPTION: modem-state notifications go to it. */
+  private comPort = false;
 
   constructor(
     private readonly app: net.Socket,
@@ -123,10 +122,17 @@ class Rfc2217Server {
     const answer = this.options.receive(verb, option);
     if (answer) this.send(negotiation(...answer));
     this.ctx.log.debug({ mapping: this.ctx.mapping.id, got: `${verbName(verb)} ${option}`, sent: answer && `${verbName(answer[0])} ${option}` }, 'RFC 2217: negotiation');
-    if (!this.comPortStarted && this.options.remoteEnabled(OPT_COM_PORT)) {
-      this.comPortStarted = true;
-      this.wait(this.pollModem(false));
-    }
+    if (!this.comPort && this.options.enabled(OPT_COM_PORT)) this.wait(this.startComPort());
+  }
+
+  /**
+   * The client speaks RFC 2217: it gets the modem state once. pyserial may never send WILL or DO
+   * COM-PORT-OPTION (our offer reached it first and counted as the answer to its own), so its first
+   * COM-PORT-OPTION request starts this too.
+   */
+  private startComPort(): Promise<void> {
+    this.comPort = true;
+    return this.pollModem(false);
   }
 
   private subnegotiate(option: number, payload: Buffer): void {
@@ -139,7 +145,7 @@ class Rfc2217Server {
       this.ctx.log.info({ mapping: this.ctx.mapping.id, error: errorMessage(err) }, 'RFC 2217: request ignored');
       return;
     }
-    this.wait(this.request(request));
+    this.wait(this.comPort ? this.request(request) : this.startComPort().then(() => this.request(request)));
   }
 
   /** Holds the app's later items until `work` is done. */
@@ -204,53 +210,42 @@ class Rfc2217Server {
         return answer(value === Control.InboundFlowDtr ? inUse + INBOUND : inUse);
       }
       case Control.BreakQuery:
-        return answer(this.breakSince === undefined ? Control.BreakOff : Control.BreakOn);
-      case Control.BreakOn:
-        this.breakSince ??= Date.now();
-        return answer(Control.BreakOn);
-      case Control.BreakOff:
-        return this.endBreak();
+        return answer(this.brk ? Control.BreakOn : Control.BreakOff);
       case Control.DtrQuery:
         return answer(this.dtr ? Control.DtrOn : Control.DtrOff);
       case Control.RtsQuery:
         return answer(this.rts ? Control.RtsOn : Control.RtsOff);
+      case Control.BreakOn:
+      case Control.BreakOff:
+        return answer(await this.setLine('brk', value, Control.BreakOn, Control.BreakOff));
       case Control.DtrOn:
       case Control.DtrOff:
+        return answer(await this.setLine('dtr', value, Control.DtrOn, Control.DtrOff));
       case Control.RtsOn:
-      case Control.RtsOff: {
-        const line = value <= Control.DtrOff ? 'dtr' : 'rts';
-        const on = value === Control.DtrOn || value === Control.RtsOn;
-        try {
-          await this.device(CommandOp.SerialSetLine, line, on ? 1 : 0);
-          this[line] = on;
-        } catch (err) {
-          this.refused('SetControl', value, errorMessage(err));
-        }
-        return answer(line === 'dtr' ? (this.dtr ? Control.DtrOn : Control.DtrOff) : this.rts ? Control.RtsOn : Control.RtsOff);
-      }
+      case Control.RtsOff:
+        return answer(await this.setLine('rts', value, Control.RtsOn, Control.RtsOff));
       default:
         return this.ignored(`SET-CONTROL value ${value} is unknown`);
     }
   }
 
-  /**
-   * The device has no break line to hold: a BREAK ON … BREAK OFF pair becomes one SerialBreak of
-   * the time between them, sent at OFF, before any byte the client wrote after it.
-   */
-  private async endBreak(): Promise<void> {
-    const since = this.breakSince;
-    this.breakSince = undefined;
-    if (since !== undefined) {
-      const ms = Math.min(Math.max(Date.now() - since, 1), MAX_BREAK_MS);
-      await this.device(CommandOp.SerialBreak, '', ms).catch((err: unknown) => this.refused('SetControl', Control.BreakOff, errorMessage(err)));
+  /** SerialSetLine: resolves with SET-CONTROL's code for the line's state in use. */
+  private async setLine(line: 'brk' | 'dtr' | 'rts', requested: number, onCode: number, offCode: number): Promise<number> {
+    const on = requested === onCode;
+    try {
+      await this.device(CommandOp.SerialSetLine, line, on ? 1 : 0);
+      this[line] = on;
+    } catch (err) {
+      this.refused('SetControl', requested, errorMessage(err));
     }
-    this.answer(ComPort.SetControl, Control.BreakOff);
+    return this[line] ? onCode : offCode;
   }
 
   private async purge(value: number): Promise<void> {
     if (value < PURGE_RECEIVE || value > PURGE_BOTH) return this.ignored(`PURGE-DATA value ${value} is unknown`);
-    if (value & PURGE_RECEIVE) this.dropHeld();
     await this.device(CommandOp.SerialFlush, '', 0).catch((err: unknown) => this.refused('PurgeData', value, errorMessage(err)));
+    // After the flush: device bytes that came before its answer are from before the purge.
+    if (value & PURGE_RECEIVE) this.dropHeld();
     this.answer(ComPort.PurgeData, value);
   }
 
@@ -284,7 +279,7 @@ class Rfc2217Server {
     const before = this.modem ?? now ^ modemState(linesNamed(event.source));
     this.modem = now;
     const value = (now | modemDeltas(before, now)) & this.modemMask;
-    if (value === 0 || !this.options.remoteEnabled(OPT_COM_PORT)) return;
+    if (value === 0 || !this.comPort) return;
     if (this.suspended) this.notifySkipped = true;
     else this.answer(ComPort.NotifyModemState, value);
   };

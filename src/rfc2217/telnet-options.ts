@@ -52,8 +52,8 @@ export class TelnetOptions {
     return state === 'yes' ? [no, option] : undefined;
   }
 
-  /** Whether the peer agreed to perform `option` (its WILL). */
-  remoteEnabled(option: number): boolean {
-    return this.remote.get(option) === 'yes';
+  /** Whether either side performs `option` now. */
+  enabled(option: number): boolean {
+    return this.local.get(option) === 'yes' || this.remote.get(option) === 'yes';
   }
 }

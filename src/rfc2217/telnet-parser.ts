@@ -6,7 +6,7 @@ export const MAX_SUBNEGOTIATION = 512;
 
 /** What a Telnet byte stream holds, in order. */
 export type TelnetItem =
-  /** App bytes, IAC IAC already made one 0xFF; a view of the pushed chunk (no copy). */
+  /** App bytes, IAC IAC already made one 0xFF; a view of the pushed chunk. */
   | { kind: 'data'; data: Buffer }
   | { kind: 'negotiate'; verb: TelnetVerb; option: number }
   | { kind: 'subnegotiation'; option: number; payload: Buffer }
@@ -40,30 +40,43 @@ export class TelnetParser {
   private readonly sub = Buffer.allocUnsafe(MAX_SUBNEGOTIATION);
   private subLength = 0;
 
+  /**
+   * Takes the chunk over: its data is unescaped in place (IAC IAC moved down to one 0xFF), so a
+   * run of data stays one view of the chunk however many 0xFF it holds, and nothing is allocated.
+   */
   push(chunk: Buffer): TelnetItem[] {
     const items: TelnetItem[] = [];
     let i = 0;
+    /** Where the next data byte goes (never past i) and where the current run began. */
+    let w = 0;
     let runStart = 0;
+    const endRun = (): void => {
+      if (w > runStart) items.push({ kind: 'data', data: chunk.subarray(runStart, w) });
+      runStart = w;
+    };
     while (i < chunk.length) {
       switch (this.state) {
         case State.Data: {
           const at = chunk.indexOf(IAC, i);
           const end = at < 0 ? chunk.length : at;
-          if (end > runStart) items.push({ kind: 'data', data: chunk.subarray(runStart, end) });
-          if (at < 0) return items;
-          this.state = State.Iac;
-          i = at + 1;
+          if (w !== i) chunk.copyWithin(w, i, end);
+          w += end - i;
+          i = end;
+          if (at >= 0) {
+            this.state = State.Iac;
+            i++;
+          }
           break;
         }
         case State.Iac: {
           const byte = chunk[i] as number;
           i++;
           if (byte === IAC) {
-            // The second IAC is the data byte: the next run starts on it, so nothing is copied.
-            runStart = i - 1;
+            chunk[w++] = IAC;
             this.state = State.Data;
-            continue;
+            break;
           }
+          endRun();
           if (isVerb(byte)) {
             this.verb = byte;
             this.state = State.Verb;
@@ -113,10 +126,8 @@ export class TelnetParser {
           break;
         }
       }
-      runStart = i;
     }
-    // A chunk that ends on IAC IAC leaves its run (the one 0xFF) still to be handed out.
-    if (this.state === State.Data && runStart < chunk.length) items.push({ kind: 'data', data: chunk.subarray(runStart) });
+    endRun();
     return items;
   }
 

@@ -18,10 +18,11 @@ describe('rfc2217: Telnet option negotiation', () => {
     o.start();
     assert.equal(o.receive(DO, OPT_BINARY), undefined);
     assert.equal(o.receive(DO, OPT_BINARY), undefined, 'no answer to a state it is already in');
+    assert.equal(o.enabled(OPT_COM_PORT), false);
     assert.equal(o.receive(WILL, OPT_COM_PORT), undefined);
-    assert.equal(o.remoteEnabled(OPT_COM_PORT), true);
+    assert.equal(o.enabled(OPT_COM_PORT), true);
     assert.deepEqual(o.receive(WONT, OPT_COM_PORT), [DONT, OPT_COM_PORT]);
-    assert.equal(o.remoteEnabled(OPT_COM_PORT), false);
+    assert.equal(o.enabled(OPT_COM_PORT), false);
     assert.equal(o.receive(WONT, OPT_COM_PORT), undefined);
     assert.deepEqual(o.receive(WILL, OPT_COM_PORT), [DO, OPT_COM_PORT]);
   });

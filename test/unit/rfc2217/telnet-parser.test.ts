@@ -101,10 +101,15 @@ describe('rfc2217: Telnet parser', () => {
     );
   });
 
-  it('hands data out as views of the chunk, copying nothing', () => {
-    const chunk = Buffer.from([1, 2, IAC, IAC, 3, 4]);
+  it('hands a data run out as one view of the chunk, unescaped in place', () => {
+    const chunk = Buffer.from([1, 2, IAC, IAC, 3, IAC, IAC, IAC, IAC, 4, IAC, 0xf1, 5]);
     const items = new TelnetParser().push(chunk);
-    assert.deepEqual(normalize(items), [{ kind: 'data', data: Buffer.from([1, 2, IAC, 3, 4]) }]);
+    assert.deepEqual(normalize(items), [
+      { kind: 'data', data: Buffer.from([1, 2, IAC, 3, IAC, IAC, 4]) },
+      { kind: 'command', code: 0xf1 },
+      { kind: 'data', data: Buffer.from([5]) },
+    ]);
+    assert.equal(items.length, 3);
     for (const got of items) if (got.kind === 'data') assert.equal(got.data.buffer, chunk.buffer);
   });
 
