@@ -1,6 +1,16 @@
 import type * as net from 'node:net';
 import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
-import { ComPort, type ComPortRequest, Control, decodeComPortRequest, encodeComPortAnswer, modemDeltas, modemState, PURGE_BOTH, PURGE_RECEIVE } from '../src/rfc2217/com-port-option';
+import {
+  ComPort,
+  type ComPortRequest,
+  Control,
+  decodeComPortRequest,
+  encodeComPortAnswer,
+  modemDeltas,
+  modemState,
+  PURGE_BOTH,
+  PURGE_RECEIVE,
+} from '../src/rfc2217/com-port-option';
 import { escapeIac } from '../src/rfc2217/iac-escape';
 import { OPT_BINARY, OPT_COM_PORT, OPT_SGA, type TelnetVerb, verbName } from '../src/rfc2217/telnet-codes';
 import { negotiation } from '../src/rfc2217/telnet-frames';
@@ -8,7 +18,9 @@ import { TelnetOptions } from '../src/rfc2217/telnet-options';
 import { type TelnetItem, TelnetParser } from '../src/rfc2217/telnet-parser';
 import { CommandOp, type CommandReply } from '../src/socket-plane/device-command';
 import { type DeviceEvent, DeviceEventType, ModemLine } from '../src/socket-plane/device-event';
+import type { Logger } from '../src/log';
 import type { Session } from '../src/socket-plane/session';
+import type { Labels } from '../src/telemetry/stats';
 import type { BridgeContext, SessionBridge } from './session-bridge';
 
 /** Offered both ways on connect; anything else is refused. */
@@ -65,11 +77,17 @@ class Rfc2217Server {
   /** The client speaks COM-PORT-OPTION: modem-state notifications go to it. */
   private comPort = false;
 
+  private readonly log: Logger;
+  private readonly labels: Labels;
+
   constructor(
     private readonly app: net.Socket,
     private readonly session: Session,
     private readonly ctx: BridgeContext,
-  ) {}
+  ) {
+    this.log = ctx.log.child({ mapping: ctx.mapping.id });
+    this.labels = { mapping: ctx.mapping.id };
+  }
 
   start(): void {
     this.send(Buffer.concat(this.options.start().map(([verb, option]) => negotiation(verb, option))));
@@ -104,7 +122,7 @@ class Rfc2217Server {
         if (!this.session.write(item.data)) this.blocked = true;
       } else if (item.kind === 'negotiate') this.negotiate(item.verb, item.option);
       else if (item.kind === 'subnegotiation') this.subnegotiate(item.option, item.payload);
-      else if (item.kind === 'command') this.ctx.log.debug({ mapping: this.ctx.mapping.id, code: item.code }, 'RFC 2217: Telnet command ignored');
+      else if (item.kind === 'command') this.log.debug({ code: item.code }, 'RFC 2217: Telnet command ignored');
       else this.fail(item.error);
     }
     const idle = !this.busy && this.next >= this.items.length;
@@ -121,7 +139,7 @@ class Rfc2217Server {
   private negotiate(verb: TelnetVerb, option: number): void {
     const answer = this.options.receive(verb, option);
     if (answer) this.send(negotiation(...answer));
-    this.ctx.log.debug({ mapping: this.ctx.mapping.id, got: `${verbName(verb)} ${option}`, sent: answer && `${verbName(answer[0])} ${option}` }, 'RFC 2217: negotiation');
+    this.log.debug({ got: `${verbName(verb)} ${option}`, sent: answer && `${verbName(answer[0])} ${option}` }, 'RFC 2217: negotiation');
     if (!this.comPort && this.options.enabled(OPT_COM_PORT)) this.wait(this.startComPort());
   }
 
@@ -141,8 +159,8 @@ class Rfc2217Server {
       if (option !== OPT_COM_PORT) throw new ProtocolError(`subnegotiation of option ${option}`);
       request = decodeComPortRequest(payload);
     } catch (err) {
-      this.ctx.stats.add('rfc2217_ignored', 1, { mapping: this.ctx.mapping.id });
-      this.ctx.log.info({ mapping: this.ctx.mapping.id, error: errorMessage(err) }, 'RFC 2217: request ignored');
+      this.ctx.stats.add('rfc2217_ignored', 1, this.labels);
+      this.log.info({ error: errorMessage(err) }, 'RFC 2217: request ignored');
       return;
     }
     this.wait(this.comPort ? this.request(request) : this.startComPort().then(() => this.request(request)));
@@ -153,7 +171,7 @@ class Rfc2217Server {
     if (!work) return;
     this.busy = true;
     work
-      .catch((err: unknown) => this.ctx.log.warn({ mapping: this.ctx.mapping.id, error: errorMessage(err) }, 'RFC 2217: request failed'))
+      .catch((err: unknown) => this.log.warn({ error: errorMessage(err) }, 'RFC 2217: request failed'))
       .finally(() => {
         this.busy = false;
         this.pump();
@@ -165,7 +183,7 @@ class Rfc2217Server {
     if (target) return this.configure(command, target, value).then((inUse) => this.answer(command, inUse));
     switch (command) {
       case ComPort.Signature:
-        if (text.length > 0) this.ctx.log.info({ mapping: this.ctx.mapping.id, signature: text.toString('latin1') }, 'RFC 2217: client signature');
+        if (text.length > 0) this.log.info({ signature: text.toString('latin1') }, 'RFC 2217: client signature');
         this.answer(command, Buffer.from(`devicemesh sidecar, mapping ${this.ctx.mapping.id}`, 'latin1'));
         return undefined;
       case ComPort.SetControl:
@@ -269,7 +287,7 @@ class Rfc2217Server {
       this.modem = modemState(value);
       this.answer(ComPort.NotifyModemState, this.modem & this.modemMask);
     } catch (err) {
-      this.ctx.log.debug({ mapping: this.ctx.mapping.id, error: errorMessage(err) }, 'RFC 2217: modem lines unreadable; no NOTIFY-MODEMSTATE');
+      this.log.debug({ error: errorMessage(err) }, 'RFC 2217: modem lines unreadable; no NOTIFY-MODEMSTATE');
     }
   }
 
@@ -294,12 +312,12 @@ class Rfc2217Server {
 
   private refused(command: string, requested: number, reason: string): void {
     this.ctx.stats.add('rfc2217_refused', 1, { command });
-    this.ctx.log.warn({ mapping: this.ctx.mapping.id, command, requested, reason }, 'RFC 2217: request not applied as asked; answered with the value in use');
+    this.log.warn({ command, requested, reason }, 'RFC 2217: request not applied as asked; answered with the value in use');
   }
 
   private ignored(reason: string): void {
-    this.ctx.stats.add('rfc2217_ignored', 1, { mapping: this.ctx.mapping.id });
-    this.ctx.log.info({ mapping: this.ctx.mapping.id, reason }, 'RFC 2217: request ignored');
+    this.ctx.stats.add('rfc2217_ignored', 1, this.labels);
+    this.log.info({ reason }, 'RFC 2217: request ignored');
   }
 
   /** Broken Telnet framing: this connection is closed, nothing else is touched. */
@@ -307,8 +325,8 @@ class Rfc2217Server {
     this.broken = true;
     this.items = [];
     this.next = 0;
-    this.ctx.stats.add('rfc2217_protocol_errors', 1, { mapping: this.ctx.mapping.id });
-    this.ctx.log.warn({ mapping: this.ctx.mapping.id, error: error.message }, 'RFC 2217: client broke the Telnet framing; closing its connection');
+    this.ctx.stats.add('rfc2217_protocol_errors', 1, this.labels);
+    this.log.warn({ error: error.message }, 'RFC 2217: client broke the Telnet framing; closing its connection');
     this.app.destroy();
   }
 

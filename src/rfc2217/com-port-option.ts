@@ -52,7 +52,16 @@ export const PURGE_TRANSMIT = 2;
 export const PURGE_BOTH = 3;
 
 /** NOTIFY-MODEMSTATE bits. */
-export const ModemState = { cd: 0x80, ri: 0x40, dsr: 0x20, cts: 0x10, deltaCd: 0x08, trailingRi: 0x04, deltaDsr: 0x02, deltaCts: 0x01 } as const;
+export const ModemState = {
+  cd: 0x80,
+  ri: 0x40,
+  dsr: 0x20,
+  cts: 0x10,
+  deltaCd: 0x08,
+  trailingRi: 0x04,
+  deltaDsr: 0x02,
+  deltaCts: 0x01,
+} as const;
 
 /** Width of each command's value in bytes; a signature's is free, the notifications' and flow control's none. */
 const WIDTH: Readonly<Record<ComPort, number | 'text'>> = {

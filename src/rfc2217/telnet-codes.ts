@@ -19,7 +19,9 @@ export const OPT_SGA = 3;
 /** RFC 2217: the com port control option. */
 export const OPT_COM_PORT = 44;
 
-/** "IAC DO 44" for logs. */
+const VERB_NAMES: Readonly<Record<number, string>> = { [WILL]: 'WILL', [WONT]: 'WONT', [DO]: 'DO', [DONT]: 'DONT' };
+
+/** A verb's name, for logs. */
 export function verbName(verb: number): string {
-  return { [WILL]: 'WILL', [WONT]: 'WONT', [DO]: 'DO', [DONT]: 'DONT' }[verb] ?? `0x${verb.toString(16)}`;
+  return VERB_NAMES[verb] ?? `0x${verb.toString(16)}`;
 }

@@ -66,20 +66,25 @@ serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl:
     cp = `127.0.0.1:${ports.cp}`;
     pty = await PtyPair.create(path.join(tmp, 'ttyRFC0'), path.join(tmp, 'peer0'));
     echo = await EchoResponder.open(pty.peer);
-    controlPlane = MeshProcess.start('e2e-rfc2217-control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${ports.cpAdmin}`, '--data-dir', path.join(tmp, 'data')]);
+    controlPlane = MeshProcess.start('e2e-rfc2217-control-plane', [
+      'control-plane', '--listen', cp, '--admin', `127.0.0.1:${ports.cpAdmin}`, '--data-dir', path.join(tmp, 'data'),
+    ]);
     agent = MeshProcess.start('e2e-rfc2217-agent', [
       'agent', '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${ports.agent}`,
       '--watch', path.join(tmp, 'tty*'), '--simulate', 'modem', '--admin', `127.0.0.1:${ports.agentAdmin}`,
     ]);
-    sidecar = MeshProcess.start('e2e-rfc2217-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', cp, '--admin', `127.0.0.1:${ports.sidecarAdmin}`]);
+    sidecar = MeshProcess.start('e2e-rfc2217-sidecar', [
+      'sidecar', '--workload-id', 'app1', '--control-plane', cp, '--admin', `127.0.0.1:${ports.sidecarAdmin}`,
+    ]);
     await waitFor('the pty and the simulated modem in the register', () => {
       const r = cli(['get', 'endpoints', '-o', 'json', '--control-plane', cp]);
       if (r.code !== 0) return false;
-      const present = (JSON.parse(r.stdout) as ListEndpointsResponse).endpoints.filter((e) => e.state === 'ENDPOINT_STATE_PRESENT').map((e) => e.path);
+      const { endpoints } = JSON.parse(r.stdout) as ListEndpointsResponse;
+      const present = endpoints.filter((e) => e.state === 'ENDPOINT_STATE_PRESENT').map((e) => e.path);
       return present.includes(pty.device) && present.includes('sim:modem0');
     }, 20_000);
     const file = path.join(tmp, 'bindings.yaml');
-    fs.writeFileSync(file, `${binding('rfc-pty', pty.device, ports.pty, 'shared')}---${binding('rfc-sim', 'sim:modem0', ports.sim, 'exclusive')}`);
+    fs.writeFileSync(file, [binding('rfc-pty', pty.device, ports.pty, 'shared'), binding('rfc-sim', 'sim:modem0', ports.sim, 'exclusive')].join('---'));
     const applied = cli(['apply', '-f', file, '--control-plane', cp]);
     assert.equal(applied.code, 0, applied.stderr);
     for (const port of [ports.pty, ports.sim]) {
@@ -137,12 +142,13 @@ serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl:
 
   it('modem-state notifications reach pyserial: carrier detect after dialling, DSR after DTR drops', async () => {
     const py = await pyserial(ports.sim);
-    assert.equal(await py.must({ op: 'get', name: 'cd' }), false);
+    const line = (name: string): Promise<unknown> => py.must({ op: 'get', name });
+    assert.equal(await line('cd'), false);
     assert.equal(await py.must({ op: 'get', name: 'dsr' }), true);
     await py.write(Buffer.from('ATD5551234\r'));
     await waitFor('carrier detect', async () => (await py.must({ op: 'get', name: 'cd' })) === true, 10_000);
     await py.must({ op: 'set', name: 'dtr', value: false });
-    await waitFor('DSR and carrier to drop', async () => (await py.must({ op: 'get', name: 'dsr' })) === false && (await py.must({ op: 'get', name: 'cd' })) === false, 10_000);
+    await waitFor('DSR and carrier to drop', async () => (await line('dsr')) === false && (await line('cd')) === false, 10_000);
   });
 
   it('closes clients that break the framing, ignores harmless garbage, and leaves the others untouched', async () => {

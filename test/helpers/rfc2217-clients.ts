@@ -152,7 +152,8 @@ export class TelnetClient {
     const body = Buffer.from([44, command, ...value]);
     const escaped = Buffer.from([...body].flatMap((b) => (b === IAC ? [IAC, IAC] : [b])));
     this.send(Buffer.concat([Buffer.from([IAC, SB]), escaped, Buffer.from([IAC, SE])]));
-    const answer = await this.until(`the answer to COM-PORT-OPTION ${command}`, () => this.comPort().slice(seen).find((p) => p[0] === command + 100));
+    const answered = (): Buffer | undefined => this.comPort().slice(seen).find((p) => p[0] === command + 100);
+    const answer = await this.until(`the answer to COM-PORT-OPTION ${command}`, answered);
     return answer.subarray(1);
   }
 

@@ -105,19 +105,21 @@ describe('sidecar: RFC 2217 through the agent’s serial driver to a simulated m
 
   it('modem-state changes the modem makes reach pyserial; DTR reaches the modem', async () => {
     const py = await open({});
-    assert.deepEqual([await py.must({ op: 'get', name: 'cts' }), await py.must({ op: 'get', name: 'dsr' }), await py.must({ op: 'get', name: 'cd' })], [true, true, false]);
+    const line = (name: string): Promise<unknown> => py.must({ op: 'get', name });
+    assert.deepEqual([await line('cts'), await line('dsr'), await line('cd')], [true, true, false]);
     await py.write(Buffer.from('ATD5551234\r'));
-    await waitUntil(async () => (await py.must({ op: 'get', name: 'cd' })) === true, 'carrier detect after dialling');
+    await waitUntil(async () => (await line('cd')) === true, 'carrier detect after dialling');
     await py.must({ op: 'set', name: 'dtr', value: false });
     assert.equal(simPort().lineRequests.at(-1)?.dtr, false);
-    await waitUntil(async () => (await py.must({ op: 'get', name: 'cd' })) === false && (await py.must({ op: 'get', name: 'dsr' })) === false, 'the hang-up on DTR drop');
+    await waitUntil(async () => (await line('cd')) === false && (await line('dsr')) === false, 'the hang-up on DTR drop');
   });
 
   it('a pinned mapping answers the setting in use; strict pyserial refuses that, the driver saw no change', async () => {
     const before = stats.get('rfc2217_refused', { command: 'SetBaudRate' });
     const raw = await TelnetClient.connect(ports.pinned);
     clients.push(raw);
-    assert.deepEqual([...(await raw.request(1, [0, 0, 0x4b, 0]))], [0, 0, 0x25, 0x80], '19200 asked, 9600 (the binding’s) in use');
+    // 19200 asked, 9600 (the binding's) in use.
+    assert.deepEqual([...(await raw.request(1, [0, 0, 0x4b, 0]))], [0, 0, 0x25, 0x80]);
     assert.equal(stats.get('rfc2217_refused', { command: 'SetBaudRate' }) - before, 1);
     assert.equal(simPort().openOptions.baudRate, 9600);
     raw.destroy();

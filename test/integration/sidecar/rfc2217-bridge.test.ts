@@ -66,7 +66,8 @@ class FakeSerialAgent {
     const changed = this.lines ^ bits;
     this.lines = bits;
     const source = Object.entries(ModemLine).filter(([, bit]) => changed & bit).map(([name]) => name).join(',');
-    for (const s of this.sessions) s.sendEvent({ type: DeviceEventType.ModemLines, timestampMs: eventTimestamp(), source, value: bits, data: Buffer.alloc(0) });
+    const event = { type: DeviceEventType.ModemLines, timestampMs: eventTimestamp(), source, value: bits, data: Buffer.alloc(0) };
+    for (const s of this.sessions) s.sendEvent(event);
   }
 
   configured(): Array<[string, number]> {
@@ -186,11 +187,12 @@ describe('sidecar: RFC 2217 bridge (pyserial and a bare Telnet client, a scripte
 
   it('offers binary, SGA and COM-PORT-OPTION, refuses the rest, never answers an option twice', async () => {
     const c = await telnet();
-    const negotiations = (): Array<[number, number]> => c.items.flatMap((i) => (i.kind === 'negotiate' ? [[i.verb, i.option] as [number, number]] : []));
+    const negotiations = (): number[][] => c.items.flatMap((i) => (i.kind === 'negotiate' ? [[i.verb, i.option]] : []));
     await c.until('the six offers', () => (negotiations().length >= 6 ? true : undefined));
     const offers = [[WILL, 0], [WILL, 3], [WILL, 44], [DO, 0], [DO, 3], [DO, 44]];
     assert.deepEqual(negotiations(), offers);
-    c.send([IAC, DO, 0, IAC, DO, 3, IAC, DO, 44, IAC, WILL, 0, IAC, WILL, 3, IAC, WILL, 44, IAC, DO, OPT_ECHO, IAC, WILL, 200, IAC, DO, 0, IAC, WILL, 44]);
+    const agreeing = [IAC, DO, 0, IAC, DO, 3, IAC, DO, 44, IAC, WILL, 0, IAC, WILL, 3, IAC, WILL, 44];
+    c.send([...agreeing, IAC, DO, OPT_ECHO, IAC, WILL, 200, IAC, DO, 0, IAC, WILL, 44]);
     const signature = await c.request(0, []);
     assert.match(signature.toString('latin1'), /^devicemesh sidecar, mapping m2217$/);
     assert.deepEqual(negotiations(), [...offers, [WONT, OPT_ECHO], [DONT, 200]]);
@@ -338,7 +340,8 @@ describe('sidecar: RFC 2217 bridge (pyserial and a bare Telnet client, a scripte
   it('ignores garbage it can ignore and keeps the connection', async () => {
     const before = stats.get('rfc2217_ignored', { mapping: 'm2217' });
     const c = await telnet();
-    c.send([IAC, 0xf1, IAC, 0xf6, IAC, SE, ...sub(99, 1, 2), ...sub(44, 50, 1), ...sub(44, 1, 0x25, 0x80), ...sub(44, 5, 99), ...Buffer.from('still here')]);
+    const garbage = [IAC, 0xf1, IAC, 0xf6, IAC, SE, ...sub(99, 1, 2), ...sub(44, 50, 1), ...sub(44, 1, 0x25, 0x80), ...sub(44, 5, 99)];
+    c.send([...garbage, ...Buffer.from('still here')]);
     await c.until('the echo', () => (c.data.toString() === 'still here' ? true : undefined));
     assert.equal(stats.get('rfc2217_ignored', { mapping: 'm2217' }) - before, 4);
     assert.deepEqual([...(await c.request(2, [0]))], [8]);
