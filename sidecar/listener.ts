@@ -6,6 +6,7 @@ import type { Session } from '../src/socket-plane/session';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
+import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import type { VirtualListener } from './virtual-listener';
 
@@ -29,6 +30,7 @@ interface AppConnection {
 /** How each TCP virtual protocol joins an app connection to its session. */
 const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
   VIRTUAL_PROTOCOL_RAW: rawBridge,
+  VIRTUAL_PROTOCOL_RFC2217: bridgeRfc2217,
 };
 
 /**

@@ -1,0 +1,53 @@
+#!/usr/bin/python3
+"""A strict, independent RFC 2217 client for the tests: Debian's pyserial (python3-serial), whose
+rfc2217:// driver waits for the server's answer to every setting and refuses an answer that differs
+from the request. It shares no code with the server under test.
+
+Driven by JSON lines on stdin, one answer line on stdout each: {"ok": true, "value": ...} or
+{"ok": false, "error": "<exception type>: <message>"}. Requests:
+  {"op": "open", "url": "rfc2217://127.0.0.1:7000", "settings": {"baudrate": 9600, ...}}
+  {"op": "write", "hex": "00ff"}            value: bytes written
+  {"op": "read", "n": 10, "timeout": 5}     value: hex of what came within the timeout
+  {"op": "set", "name": "rts", "value": false}
+  {"op": "get", "name": "cd"}               value: the attribute (a modem line, a setting)
+  {"op": "call", "name": "send_break", "args": [0.3]}
+  {"op": "close"}
+"""
+import json
+import sys
+
+import serial
+
+
+def main():
+    port = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request['op']
+        try:
+            value = None
+            if op == 'open':
+                port = serial.serial_for_url(request['url'], **request.get('settings', {}))
+            elif op == 'write':
+                value = port.write(bytes.fromhex(request['hex']))
+            elif op == 'read':
+                port.timeout = request.get('timeout', 5)
+                value = port.read(request['n']).hex()
+            elif op == 'set':
+                setattr(port, request['name'], request['value'])
+            elif op == 'get':
+                value = getattr(port, request['name'])
+            elif op == 'call':
+                value = getattr(port, request['name'])(*request.get('args', []))
+            elif op == 'close':
+                port.close()
+            else:
+                raise ValueError('unknown op ' + op)
+            answer = {'ok': True, 'value': value}
+        except Exception as err:  # every failure is an answer: the test decides what it means
+            answer = {'ok': False, 'error': '%s: %s' % (type(err).__name__, err)}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == '__main__':
+    main()
