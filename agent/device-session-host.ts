@@ -27,6 +27,9 @@ export function deviceConfig(mapping: Mapping): DeviceConfig {
   return { serial: mapping.serial, settings: mapping.settings ?? {} };
 }
 
+/** Commands that change what the endpoint's configuration shows. */
+const CONFIGURING_COMMANDS = new Set<CommandOp>([CommandOp.SerialConfigure, CommandOp.SerialSetLine, CommandOp.GpioSet, CommandOp.GpioSetDirection]);
+
 /** Commands that only read: the ones a read-only mapping may send. */
 const READ_ONLY_COMMANDS = new Set<CommandOp>([CommandOp.SerialGetLines, CommandOp.GpioGet, CommandOp.SensorRead, CommandOp.HidGetFeature]);
 
@@ -167,7 +170,9 @@ export class DeviceSessionHost {
       this.options.stats.add('serial_changes_pinned', 1, { device: this.path, setting: command.target });
       return handle.execute({ ...command, value: 0 });
     }
-    return handle.execute(command);
+    if (reads || !CONFIGURING_COMMANDS.has(command.op)) return handle.execute(command);
+    // An app changed the device's settings: the endpoint shows what it has now.
+    return handle.execute(command).finally(() => this.reportConfiguration(handle));
   }
 
   /** Resets the sessions of one mapping (its binding was withdrawn or changed). */

@@ -45,7 +45,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
   if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_GRPC' && !BRIDGES[mapping.virtual.protocol]) {
-    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not supported by this sidecar yet`);
+    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not one this sidecar serves (raw, rfc2217, grpc)`);
   }
   for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
     try {

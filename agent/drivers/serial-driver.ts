@@ -251,7 +251,7 @@ class SerialHandle implements DeviceHandle {
       case CommandOp.SerialConfigure:
         return { value: await this.configure(command.target, command.value), data: Buffer.alloc(0) };
       case CommandOp.SerialGetLines:
-        return { value: lineBits(await this.device(port.get(), 'read the modem lines')), data: Buffer.alloc(0) };
+        return this.getLines(port);
       case CommandOp.SerialBreak: {
         const ms = command.value === 0 ? DEFAULT_BREAK_MS : command.value;
         if (!(ms > 0 && ms <= MAX_BREAK_MS)) throw new ValidationError('value', `a break of ${ms} ms is not within 1..${MAX_BREAK_MS}`);
@@ -268,6 +268,20 @@ class SerialHandle implements DeviceHandle {
         return none;
       default:
         throw new UnsupportedError(`a serial device does not take ${CommandOp[command.op] ?? command.op}`);
+    }
+  }
+
+  /**
+   * The modem lines; a port without them (a pty) answers as a null-modem cable to a ready peer
+   * would: CTS follows our RTS, DSR our DTR, carrier on. `data` says "virtual" then.
+   */
+  private async getLines(port: NonNullable<SerialPortStream['port']>): Promise<CommandReply> {
+    try {
+      return { value: lineBits(await port.get()), data: Buffer.alloc(0) };
+    } catch (err) {
+      if (!NO_MODEM_CONTROL.test(errorMessage(err))) throw new DeviceError(`${this.path}: cannot read the modem lines: ${errorMessage(err)}`, { cause: err });
+      const virtual = lineBits({ cts: this.rts ?? true, dsr: this.dtr ?? true, dcd: true });
+      return { value: virtual, data: Buffer.from('virtual') };
     }
   }
 

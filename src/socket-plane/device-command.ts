@@ -7,7 +7,11 @@ import { decodeError, encodeError } from './control-messages';
  * Each driver handles the operations of its kind and refuses the others.
  */
 export enum CommandOp {
-  /** Serial: set `target` "dtr" or "rts" to `value` (0 or 1). */
+  /**
+   * Serial: set `target` "dtr", "rts" or "brk" (BREAK held until set to 0) to `value` (0 or 1).
+   * The result's `data` is "virtual" where the port has no modem-control lines and the state is
+   * only kept by the agent.
+   */
   SerialSetLine = 1,
   /** Serial: read the modem lines; the result's `value` has the ModemLine bits set. */
   SerialGetLines = 2,

@@ -9,6 +9,7 @@ import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { readTermios } from '../../../agent/drivers/termios-readback';
 import { CommandOp } from '../../../src/socket-plane/device-command';
+import { ModemLine } from '../../../src/socket-plane/device-event';
 import type { SerialConfig } from '../../../src/proto/types';
 import { lineConfig, waitFor } from '../../unit/agent/helpers';
 import { echo, startSocat, stopSocat } from './pty';
@@ -159,6 +160,8 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     const reply = await device.execute({ op: CommandOp.SerialSetLine, target: 'rts', value: 0, data: Buffer.alloc(0) });
     assert.deepEqual(reply, { value: 0, data: Buffer.from('virtual') });
     await device.execute({ op: CommandOp.SerialSetLine, target: 'brk', value: 1, data: Buffer.alloc(0) });
+    const lines = await device.execute({ op: CommandOp.SerialGetLines, target: '', value: 0, data: Buffer.alloc(0) });
+    assert.deepEqual(lines, { value: ModemLine.dcd, data: Buffer.from('virtual') }, 'a null modem: CTS follows RTS (off), DSR follows DTR (off), carrier on');
     const configuration = await device.configuration();
     assert.deepEqual([configuration.dtr, configuration.rts], ['false', 'false']);
     assert.match(configuration.lineControl ?? '', /^virtual/);

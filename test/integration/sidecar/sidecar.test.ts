@@ -152,11 +152,11 @@ describe('sidecar (against an in-test control plane and agent)', () => {
     now.destroy();
   });
 
-  it('NACKs the protocols a later issue adds', async () => {
+  it('NACKs a mapping without a protocol it serves', async () => {
     const listen = await listenAddress();
-    ads.push('1', [mapping('m1', listen, agent.address, 'VIRTUAL_PROTOCOL_RFC2217')]);
+    ads.push('1', [mapping('m1', listen, agent.address, 'VIRTUAL_PROTOCOL_UNSPECIFIED')]);
     const nack = await ads.waitForNack();
-    assert.match(nack.message, /mapping m1: protocol VIRTUAL_PROTOCOL_RFC2217 is not supported by this sidecar yet/);
+    assert.match(nack.message, /mapping m1: protocol VIRTUAL_PROTOCOL_UNSPECIFIED is not one this sidecar serves \(raw, rfc2217, grpc\)/);
     assert.ok(await connectRefused(listen));
   });
 
