@@ -3,6 +3,13 @@ import { UnavailableError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { FramedConnection } from '../src/socket-plane/connection';
 import { parseHostPort } from '../src/util/address';
+import { Backoff } from '../src/util/backoff';
+
+/** An agent that could not be reached is not dialled again before its backoff delay. */
+interface Unreachable {
+  backoff: Backoff;
+  until: number;
+}
 
 /** How long an agent may take to accept the TCP connection before its pending opens fail. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -10,10 +17,13 @@ const CONNECT_TIMEOUT_MS = 5_000;
 /**
  * One socket-plane connection per agent address, shared by every session to that agent. Made on
  * first use and forgotten when it closes, so the next app connection after an agent restart
- * dials again; sessions on a dead connection are aborted by the connection itself.
+ * dials again; sessions on a dead connection are aborted by the connection itself. A dial that
+ * fails puts the agent in backoff (exponential with jitter, as gRPC reconnects): until it ends,
+ * app connections are refused at once instead of each dialling a dead address.
  */
 export class AgentPool {
   private readonly connections = new Map<string, FramedConnection>();
+  private readonly unreachable = new Map<string, Unreachable>();
 
   constructor(private readonly log: Logger) {}
 
@@ -21,14 +31,33 @@ export class AgentPool {
   connection(address: string): FramedConnection {
     const existing = this.connections.get(address);
     if (existing && !existing.isClosed) return existing;
+    const down = this.unreachable.get(address);
+    const wait = down ? down.until - Date.now() : 0;
+    if (wait > 0) throw new UnavailableError(`agent ${address} is unreachable; dialling again in ${Math.ceil(wait)} ms`);
     const { host, port } = parseHostPort(address);
     const socket = net.connect({ host, port });
     const timer = setTimeout(
       () => socket.destroy(new UnavailableError(`agent ${address} did not accept a connection within ${CONNECT_TIMEOUT_MS} ms`)),
       CONNECT_TIMEOUT_MS,
     );
-    socket.once('connect', () => clearTimeout(timer));
-    socket.once('close', () => clearTimeout(timer));
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      clearTimeout(timer);
+      this.unreachable.delete(address);
+    });
+    // On 'error' already (before the connection fails its opens), and on 'close' for a timeout;
+    // the one failure is counted once.
+    const failed = (): void => {
+      clearTimeout(timer);
+      if (connected) return;
+      const entry = this.unreachable.get(address) ?? { backoff: new Backoff(100, 5000), until: 0 };
+      if (entry.until > Date.now()) return;
+      entry.until = Date.now() + entry.backoff.next();
+      this.unreachable.set(address, entry);
+    };
+    socket.once('error', failed);
+    socket.once('close', failed);
     const connection = new FramedConnection(socket, 'client');
     connection.once('close', (err: Error | undefined) => {
       if (this.connections.get(address) === connection) this.connections.delete(address);
