@@ -19,7 +19,7 @@ import {
   toDeviceCommand,
 } from './grpc-device-messages';
 import type { ListenerContext } from './listener';
-import type { VirtualListener } from './virtual-listener';
+import { drainPeriod, type VirtualListener } from './virtual-listener';
 
 type DeviceCall = grpc.ServerDuplexStream<DeviceRequestMessage, DeviceResponseMessage>;
 
@@ -108,8 +108,7 @@ export class GrpcDeviceListener implements VirtualListener {
   /** Refuses new calls at once; ends the calls still live after `timeoutMs`. */
   async drain(timeoutMs: number, reason: string): Promise<void> {
     this.closing = true;
-    const deadline = Date.now() + timeoutMs;
-    while (this.calls.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await drainPeriod(() => this.calls.size, timeoutMs);
     await this.close(reason);
   }
 

@@ -8,7 +8,7 @@ import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
-import type { VirtualListener } from './virtual-listener';
+import { drainPeriod, type VirtualListener } from './virtual-listener';
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -115,8 +115,7 @@ export class VirtualDeviceListener implements VirtualListener {
   async drain(timeoutMs: number, reason: string): Promise<void> {
     this.closing = true;
     this.server.close();
-    const deadline = Date.now() + timeoutMs;
-    while (this.connections.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await drainPeriod(() => this.connections.size, timeoutMs);
     await this.close(reason);
   }
 

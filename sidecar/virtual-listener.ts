@@ -13,3 +13,9 @@ export interface VirtualListener {
   /** Stops accepting and ends every live connection, telling the agent why. */
   close(reason: string): Promise<void>;
 }
+
+/** Waits until `live()` is 0 or `timeoutMs` has passed: a draining listener's grace period. */
+export async function drainPeriod(live: () => number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (live() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
