@@ -1,0 +1,96 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ListEndpointsResponse } from '../../src/proto/types';
+import { accepts, BIN, Child, freePort, waitFor } from './children';
+import { BAUD_RATE } from './line-settings';
+
+const HOST_ID = 'bench-gw';
+const WORKLOAD_ID = 'bench-app';
+const BINDING = 'bench-data-path';
+
+/**
+ * One short CLI command to completion; rejects with its stderr when it fails. Asynchronous: a
+ * signal that arrives during spawnSync is lost, and the benchmark must be able to stop on Ctrl-C.
+ */
+function cli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`devicemesh ${args[0]} failed: ${(stderr || stdout || err.message).trim()}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/** The RAW binding of the benchmark's device to its workload, at the line every path uses. */
+export function bindingYaml(device: string, listenPort: number): string {
+  return [
+    'kind: Binding',
+    `name: ${BINDING}`,
+    `workload: ${WORKLOAD_ID}`,
+    `device: { host: ${HOST_ID}, path: ${device} }`,
+    `virtual: { name: ${BINDING}, protocol: raw, listen: 127.0.0.1:${listenPort} }`,
+    'policy: { sharing: exclusive }',
+    `serial: { baudRate: ${BAUD_RATE}, dataBits: 8, parity: none, stopBits: 1, flowControl: none }`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The whole mesh as an operator runs it, each part its own process started through the CLI at
+ * the default log level (info, pinned so that the caller's DEVICEMESH_LOG_LEVEL cannot change the
+ * figures): control plane, an agent watching `watch` (the glob of the pty's device link), a
+ * sidecar, and the binding applied with `devicemesh apply`. The app connects to
+ * 127.0.0.1:`listenPort`, its virtual device.
+ */
+export class DeviceMesh {
+  private constructor(
+    readonly listenPort: number,
+    readonly controlPlane: Child,
+    readonly agent: Child,
+    readonly sidecar: Child,
+  ) {}
+
+  /** `preload`: a module every mesh process loads first (`node --require`), for what-if runs. */
+  static async start(dir: string, watch: string, device: string, preload?: string): Promise<DeviceMesh> {
+    const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const cp = `127.0.0.1:${cpPort}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
+    if (preload) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim();
+    const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
+    const controlPlane = start('control-plane', [
+      'control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', path.join(dir, 'data'),
+    ]);
+    // The agent and sidecar may start before the control plane answers: they retry.
+    const agent = start('agent', [
+      'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`,
+      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
+    ]);
+    const sidecar = start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`]);
+    const mesh = new DeviceMesh(listenPort, controlPlane, agent, sidecar);
+    try {
+      const exited = (): Error | undefined => controlPlane.exitError() ?? agent.exitError() ?? sidecar.exitError();
+      const present = async (): Promise<boolean> => {
+        const { endpoints } = JSON.parse(await cli(['get', 'endpoints', '-o', 'json', '--control-plane', cp])) as ListEndpointsResponse;
+        return endpoints.some((e) => e.path === device && e.state === 'ENDPOINT_STATE_PRESENT');
+      };
+      await waitFor(`${device} to be PRESENT in the register`, present, 30_000, exited);
+      const file = path.join(dir, 'binding.yaml');
+      fs.writeFileSync(file, bindingYaml(device, listenPort));
+      await cli(['apply', '-f', file, '--control-plane', cp]);
+      await waitFor('the virtual device to listen', () => accepts(listenPort), 30_000, exited);
+      return mesh;
+    } catch (err) {
+      await mesh.stop();
+      throw err;
+    }
+  }
+
+  processes(): Child[] {
+    return [this.sidecar, this.agent, this.controlPlane];
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.sidecar.stop(), this.agent.stop(), this.controlPlane.stop()]);
+  }
+}

@@ -1,0 +1,113 @@
+import { autoDetect } from '@serialport/bindings-cpp';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
+import { openSerialStream } from '../../agent/drivers/open-serial-stream';
+import type { Child } from './children';
+import { LINE } from './line-settings';
+import { DeviceMesh } from './mesh';
+import { PtyEcho } from './pty-echo';
+import { Ser2net } from './ser2net';
+
+/**
+ * The ways from the app to the echo device, compared in one run:
+ * - direct: the app opens the pty itself (the physical limit);
+ * - ser2net: TCP to ser2net as packaged (its defaults), then the pty (the peer);
+ * - ser2net-tuned: the same with ser2net set for speed (no chardelay, 64 KiB buffers, TCP_NODELAY);
+ * - devicemesh: TCP to the sidecar's virtual device → socket plane → agent → the pty.
+ */
+export const PATH_NAMES = ['direct', 'ser2net', 'ser2net-tuned', 'devicemesh'] as const;
+export type PathName = (typeof PATH_NAMES)[number];
+
+export const PATH_DESCRIPTIONS: Record<PathName, string> = {
+  direct: 'app opens the pty (serialport) → socat pty pair → echo',
+  ser2net: 'app → TCP → ser2net (defaults: chardelay on, 64-byte buffers) → pty → echo',
+  'ser2net-tuned': 'app → TCP → ser2net (chardelay off, 64 KiB buffers, TCP_NODELAY) → pty → echo',
+  devicemesh: 'app → TCP → sidecar → socket plane (TCP) → agent → pty → echo',
+};
+
+/** The app's end of a path; an 'error' on `stream` is not thrown (the measurement sees the stream close). */
+export interface AppConnection {
+  stream: Duplex;
+  close(): Promise<void>;
+}
+
+/** One path set up and ready: a fresh pty pair with its echo, and whatever stands between the app and it. */
+export interface PathSetup {
+  name: PathName;
+  connect(): Promise<AppConnection>;
+  /** Every process of the path but the benchmark's own, for the CPU figures. */
+  processes(): Child[];
+  close(): Promise<void>;
+}
+
+function tcpConnect(port: number): Promise<AppConnection> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => {
+      socket.off('error', reject);
+      socket.on('error', () => undefined);
+      resolve({
+        stream: socket,
+        close: () => new Promise<void>((done) => (socket.destroyed ? done() : socket.once('close', () => done()).destroy())),
+      });
+    });
+    socket.once('error', reject);
+  });
+}
+
+async function serialConnect(device: string): Promise<AppConnection> {
+  const stream = await openSerialStream(autoDetect(), device, LINE);
+  stream.on('error', () => undefined);
+  return {
+    stream,
+    close: () => new Promise<void>((done) => (stream.isOpen ? stream.close(() => done()) : done())),
+  };
+}
+
+/** Sets up `name` in a directory of its own under `root`; `preload` is loaded first by the mesh's processes (what-if runs). */
+export async function setUpPath(name: PathName, root: string, preload?: string): Promise<PathSetup> {
+  const dir = path.join(root, name);
+  fs.mkdirSync(dir);
+  // The device link matches the agent's --watch glob; the echo's end of the pair does not.
+  const pty = await PtyEcho.create(dir, 'ttyBENCH0');
+  try {
+    switch (name) {
+      case 'direct':
+        return {
+          name,
+          connect: () => serialConnect(pty.device),
+          processes: () => pty.processes(),
+          close: () => pty.close(),
+        };
+      case 'ser2net':
+      case 'ser2net-tuned': {
+        const ser2net = await Ser2net.start(dir, pty.device, name === 'ser2net-tuned');
+        return {
+          name,
+          connect: () => tcpConnect(ser2net.port),
+          processes: () => [ser2net.child, ...pty.processes()],
+          close: async () => {
+            await ser2net.stop();
+            await pty.close();
+          },
+        };
+      }
+      case 'devicemesh': {
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, preload);
+        return {
+          name,
+          connect: () => tcpConnect(mesh.listenPort),
+          processes: () => [...mesh.processes(), ...pty.processes()],
+          close: async () => {
+            await mesh.stop();
+            await pty.close();
+          },
+        };
+      }
+    }
+  } catch (err) {
+    await pty.close();
+    throw err;
+  }
+}

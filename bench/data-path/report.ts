@@ -1,0 +1,253 @@
+import type { BenchOptions } from './options';
+import { PATH_DESCRIPTIONS, type PathName } from './paths';
+
+/** Microseconds. */
+export interface Percentiles {
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** CPU seconds (user + system) each process used during a phase, and the phase's wall time. */
+export interface CpuUse {
+  wallSeconds: number;
+  bySeconds: Record<string, number>;
+}
+
+/**
+ * Round trips are timed twice: on ports that have never had to wait to write ('fresh'), and after
+ * the bulk transfer, which fills the pty's buffer and so leaves a serialport port's poller in the
+ * state that spins (poller-rearm.ts): every serialport end but the echo's then pays for that.
+ */
+export type RoundTripPhase = 'fresh' | 'afterBulk';
+
+export interface MeasuredPath {
+  path: PathName;
+  description: string;
+  /** On fresh ports, before the bulk transfer. */
+  roundTripUs: Percentiles;
+  bulk: { bytes: number; seconds: number; mbPerSecond: number };
+  roundTripAfterBulkUs: Percentiles;
+  cpu: { roundTrips: CpuUse; bulk: CpuUse; roundTripsAfterBulk: CpuUse };
+}
+
+export interface SkippedPath {
+  path: PathName;
+  description: string;
+  skipped: string;
+}
+
+export interface FailedPath {
+  path: PathName;
+  description: string;
+  error: string;
+}
+
+export type PathOutcome = MeasuredPath | SkippedPath | FailedPath;
+
+export interface VersusDirect {
+  path: PathName;
+  /** This path's percentile minus the direct path's, µs. */
+  addedRoundTripUs: { p50: number; p90: number; p99: number };
+  addedRoundTripAfterBulkUs: { p50: number; p90: number; p99: number };
+  throughputPercentOfDirect: number;
+}
+
+export interface Target {
+  name: string;
+  value: number;
+  comparison: '<' | '≤' | '≥';
+  limit: number;
+  unit: 'µs' | '%';
+  met: boolean;
+}
+
+export interface DataPathReport {
+  benchmark: 'data-path';
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memoryMB: number; node: string; platform: string; loadAverage: number[] };
+  tools: { socat: string; ser2net: string | null };
+  options: Omit<BenchOptions, 'out'>;
+  /** MB here is 10^6 bytes; bulk sizes in the options are MiB. */
+  units: { roundTrip: 'µs'; throughput: 'MB/s (10^6 bytes per second)' };
+  paths: PathOutcome[];
+  versusDirect: VersusDirect[];
+  targets: Target[];
+}
+
+export function isMeasured(p: PathOutcome): p is MeasuredPath {
+  return 'roundTripUs' in p;
+}
+
+export function isFailed(p: PathOutcome): p is FailedPath {
+  return 'error' in p;
+}
+
+export function round(n: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/** Nearest-rank percentiles: every figure is a value that was measured. */
+export function percentiles(values: readonly number[]): Percentiles {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (p: number): number => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+  return {
+    samples: sorted.length,
+    p50: round(rank(50)),
+    p90: round(rank(90)),
+    p99: round(rank(99)),
+    max: round(sorted[sorted.length - 1] as number),
+    mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+  };
+}
+
+export function versusDirect(paths: readonly PathOutcome[]): VersusDirect[] {
+  const direct = paths.find((p): p is MeasuredPath => p.path === 'direct' && isMeasured(p));
+  if (!direct) return [];
+  const added = (a: Percentiles, b: Percentiles): VersusDirect['addedRoundTripUs'] => ({
+    p50: round(a.p50 - b.p50),
+    p90: round(a.p90 - b.p90),
+    p99: round(a.p99 - b.p99),
+  });
+  return paths.filter(isMeasured).filter((p) => p !== direct).map((p) => ({
+    path: p.path,
+    addedRoundTripUs: added(p.roundTripUs, direct.roundTripUs),
+    addedRoundTripAfterBulkUs: added(p.roundTripAfterBulkUs, direct.roundTripAfterBulkUs),
+    throughputPercentOfDirect: round((100 * p.bulk.mbPerSecond) / direct.bulk.mbPerSecond),
+  }));
+}
+
+/**
+ * The issue's targets for devicemesh: added round trip over direct p50 < 150 µs and p99 < 1 ms;
+ * a round trip at least as short as ser2net's (p50 and p99, each against the better of the
+ * ser2net configurations measured); bulk at least 80 % of direct. The round-trip targets are
+ * checked on fresh ports and again after the bulk transfer. Only those whose paths were measured.
+ */
+export function targetsOf(paths: readonly PathOutcome[]): Target[] {
+  const find = (name: PathName): MeasuredPath | undefined => paths.find((p): p is MeasuredPath => p.path === name && isMeasured(p));
+  const mesh = find('devicemesh');
+  const direct = find('direct');
+  const ser2nets = (['ser2net', 'ser2net-tuned'] as const).map(find).filter((p): p is MeasuredPath => p !== undefined);
+  if (!mesh) return [];
+  const t = (name: string, value: number, comparison: Target['comparison'], limit: number, unit: Target['unit']): Target => ({
+    name,
+    value: round(value),
+    comparison,
+    limit: round(limit),
+    unit,
+    met: comparison === '<' ? value < limit : comparison === '≤' ? value <= limit : value >= limit,
+  });
+  const out: Target[] = [];
+  const phases = [['fresh ports', (p: MeasuredPath) => p.roundTripUs], ['after bulk', (p: MeasuredPath) => p.roundTripAfterBulkUs]] as const;
+  for (const [phase, rt] of phases) {
+    if (direct) {
+      out.push(
+        t(`added round trip over direct, p50, ${phase}`, rt(mesh).p50 - rt(direct).p50, '<', 150, 'µs'),
+        t(`added round trip over direct, p99, ${phase}`, rt(mesh).p99 - rt(direct).p99, '<', 1000, 'µs'),
+      );
+    }
+    for (const q of ['p50', 'p99'] as const) {
+      const best = ser2nets.reduce<MeasuredPath | undefined>((b, p) => (!b || rt(p)[q] < rt(b)[q] ? p : b), undefined);
+      if (best) out.push(t(`round trip ${q} at most ${best.path}'s, ${phase}`, rt(mesh)[q], '≤', rt(best)[q], 'µs'));
+    }
+  }
+  if (direct) out.push(t('bulk throughput, % of direct', (100 * mesh.bulk.mbPerSecond) / direct.bulk.mbPerSecond, '≥', 80, '%'));
+  return out;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const cell = (c: string, i: number): string => (i === 0 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number));
+  const line = (cells: string[]): string => cells.map(cell).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+const WHAT_IF = 'WHAT-IF (--rearm-poller)';
+const signed = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
+
+export function formatReport(r: DataPathReport): string {
+  const m = r.machine;
+  const o = r.options;
+  const out = [
+    `devicemesh data-path benchmark — ${m.cpus} × ${m.cpuModel}, Node ${m.node}, ` +
+      `socat ${r.tools.socat}, ser2net ${r.tools.ser2net ?? 'not installed'}`,
+    `per path: ${o.iterations} round trips of ${o.messageBytes} bytes after ${o.warmup} warm-up, ` +
+      `then bulk ${o.bulkMiB} MiB in ${o.chunkKiB} KiB writes ` +
+      `(echo read concurrently), then ${o.iterations} round trips again; each in ${o.rounds} rounds, the paths taking turns`,
+    `load average at the end ${m.loadAverage.map((l) => l.toFixed(2)).join(' ')}`,
+    ...(o.rearmPoller ? [`${WHAT_IF}: the direct app's and the agent's serial ports have the poller fix; devicemesh as shipped does not`] : []),
+    '',
+  ];
+  for (const p of r.paths) out.push(`${p.path.padEnd(14)} ${PATH_DESCRIPTIONS[p.path]}`);
+  out.push('');
+  const measured = r.paths.filter(isMeasured);
+  const vs = new Map(r.versusDirect.map((v) => [v.path, v]));
+  const rtRow = (p: MeasuredPath, rt: Percentiles, added: VersusDirect['addedRoundTripUs'] | undefined): string[] => [
+    p.path,
+    rt.p50.toFixed(0),
+    rt.p90.toFixed(0),
+    rt.p99.toFixed(0),
+    rt.max.toFixed(0),
+    rt.mean.toFixed(0),
+    added ? signed(added.p50) : '',
+    added ? signed(added.p99) : '',
+  ];
+  const rtHeader = ['path', 'p50', 'p90', 'p99', 'max', 'mean', 'p50 vs direct', 'p99 vs direct'];
+  const cpuLines = (phase: 'roundTrips' | 'roundTripsAfterBulk', samples: (p: MeasuredPath) => number): string[] =>
+    measured.map((p) => {
+      const n = samples(p);
+      const cpu = Object.entries(p.cpu[phase].bySeconds).map(([name, s]) => `${name} ${((s * 1e6) / n).toFixed(0)}`).join(', ');
+      return `  ${p.path.padEnd(14)} wall ${((p.cpu[phase].wallSeconds * 1e6) / n).toFixed(0)}: ${cpu}`;
+    });
+  out.push(
+    'round trip on fresh ports (µs)',
+    table(rtHeader, measured.map((p) => rtRow(p, p.roundTripUs, vs.get(p.path)?.addedRoundTripUs))),
+    '',
+    'bulk throughput (MB/s, 10^6 bytes/s)',
+    table(
+      ['path', 'MB/s', '% of direct', 'seconds'],
+      measured.map((p) => {
+        const v = vs.get(p.path);
+        const percent = v ? v.throughputPercentOfDirect.toFixed(0) : p.path === 'direct' ? '100' : '';
+        return [p.path, p.bulk.mbPerSecond.toFixed(2), percent, p.bulk.seconds.toFixed(2)];
+      }),
+    ),
+    '',
+    'round trip after the bulk transfer (µs)',
+    table(rtHeader, measured.map((p) => rtRow(p, p.roundTripAfterBulkUs, vs.get(p.path)?.addedRoundTripAfterBulkUs))),
+    '',
+    'CPU per round trip on fresh ports, µs, by process (wall time per round trip first)',
+    ...cpuLines('roundTrips', (p) => p.roundTripUs.samples),
+    '',
+    'CPU per round trip after the bulk transfer, µs, by process',
+    ...cpuLines('roundTripsAfterBulk', (p) => p.roundTripAfterBulkUs.samples),
+    '',
+    'CPU seconds during the bulk transfer, by process (wall seconds first)',
+  );
+  for (const p of measured) {
+    const cpu = Object.entries(p.cpu.bulk.bySeconds).map(([name, s]) => `${name} ${s.toFixed(2)}`).join(', ');
+    out.push(`  ${p.path.padEnd(14)} wall ${p.cpu.bulk.wallSeconds.toFixed(2)}: ${cpu}`);
+  }
+  for (const p of r.paths) {
+    if (isFailed(p)) out.push(`FAILED ${p.path}: ${p.error}`);
+    else if (!isMeasured(p)) out.push(`skipped ${p.path}: ${p.skipped}`);
+  }
+  out.push('');
+  if (r.targets.length === 0) {
+    out.push('targets: devicemesh and the paths it is compared with were not all measured in this run');
+  } else {
+    out.push('devicemesh targets (reported, not enforced):');
+    for (const t of r.targets) {
+      const value = `${t.value.toFixed(t.unit === '%' ? 1 : 0)} ${t.unit}`;
+      const limit = `${t.limit.toFixed(0)} ${t.unit}`;
+      out.push(`  ${t.name.padEnd(54)} ${value.padStart(10)}  ${t.comparison} ${limit.padEnd(8)}  ${t.met ? 'met' : 'MISSED'}`);
+    }
+  }
+  return out.join('\n');
+}
