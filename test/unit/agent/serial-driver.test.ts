@@ -6,6 +6,9 @@ import { DEFAULT_BAUD_RATE, serialPortOptions } from '../../../agent/drivers/ser
 /** The shape of bindings-cpp's Poller: once(event) polls for the event, then waits for it. */
 class FakePoller extends EventEmitter {
   readonly polled: number[] = [];
+  /** What the native poller was re-armed with. */
+  readonly rearmed: number[] = [];
+  readonly poller = { poll: (events: number): void => void this.rearmed.push(events) };
 
   poll(eventFlag = 0): void {
     this.polled.push(eventFlag);
@@ -60,6 +63,20 @@ describe('agent/drivers/poller-workaround', () => {
     poller.emit('readable');
     poller.once('writable', () => undefined);
     assert.deepEqual(poller.polled, [1, 3, 3, 2]);
+  });
+
+  it('re-arms the native poll after each event with exactly the events still waited for, not after an error', () => {
+    const poller = new FakePoller();
+    pollForEveryWaiter({ poller });
+    poller.once('readable', () => undefined);
+    poller.once('writable', () => undefined);
+    poller.emit('writable', null);
+    assert.deepEqual(poller.rearmed, [1], 'the write was served: only the read still waits');
+    poller.emit('readable', null);
+    assert.deepEqual(poller.rearmed, [1, 0], 'nothing waits: the tty being writable no longer wakes the loop');
+    poller.once('readable', () => undefined);
+    poller.emit('readable', new Error('Canceled'));
+    assert.deepEqual(poller.rearmed, [1, 0], 'a stopped poller is left alone');
   });
 
   it('leaves ports without a poller alone', () => {
