@@ -3,8 +3,7 @@
  * serial stack the agent uses (openSerialStream: serialport with the platform binding, the
  * bindings-cpp poller workaround, flock) and writes back every byte it reads, as a loopback plug
  * would. It never stops reading while its writes wait: an echo that paused would deadlock with
- * socat, which relays both directions in one thread. Its poller is also kept from spinning after
- * a bulk transfer (poller-rearm.ts): hardware would not burn the CPU the paths share.
+ * socat, which relays both directions in one thread.
  *
  * Usage (forked with an IPC channel): node echo-device.js PATH. Sends { type: 'ready' } or
  * { type: 'failed', message }; a 'stop' message or SIGTERM closes the port and exits.
@@ -13,7 +12,6 @@ import { autoDetect } from '@serialport/bindings-cpp';
 import { openSerialStream } from '../../agent/drivers/open-serial-stream';
 import { errorMessage } from '../../src/errors';
 import { LINE } from './line-settings';
-import { rearmEveryPoller } from './poller-rearm';
 
 export type EchoMessage = { type: 'ready' } | { type: 'failed'; message: string };
 
@@ -22,7 +20,6 @@ function send(message: EchoMessage): void {
 }
 
 async function run(path: string): Promise<void> {
-  rearmEveryPoller();
   const stream = await openSerialStream(autoDetect(), path, LINE);
   stream.on('data', (chunk: Buffer) => stream.write(chunk));
   stream.on('error', (err) => process.stderr.write(`echo ${path}: ${err.message}\n`));

@@ -12,7 +12,6 @@ import { cleanUpOnExit, makeTempDir, removeTempDir } from './children';
 import { type BenchOptions, parseOptions, USAGE } from './options';
 import { PathRun } from './path-run';
 import { PATH_DESCRIPTIONS } from './paths';
-import { rearmEveryPoller } from './poller-rearm';
 import { socatVersion } from './pty-echo';
 import { type DataPathReport, formatReport, isFailed, type PathOutcome, round, type RoundTripPhase, targetsOf, versusDirect } from './report';
 import { ser2netVersion } from './ser2net';
@@ -73,7 +72,6 @@ export async function main(argv: string[]): Promise<number> {
   const ser2net = ser2netVersion();
   if (!ser2net && options.paths.some((p) => p.startsWith('ser2net'))) process.stdout.write(`${SER2NET_MISSING}\n`);
   // The direct app's port is in this process.
-  if (options.rearmPoller) rearmEveryPoller();
   cleanUpOnExit();
   const startedAt = new Date();
   const root = makeTempDir('devicemesh-bench-data-path-');

@@ -51,12 +51,10 @@ export class DeviceMesh {
     readonly sidecar: Child,
   ) {}
 
-  /** `preload`: a module every mesh process loads first (`node --require`), for what-if runs. */
-  static async start(dir: string, watch: string, device: string, preload?: string): Promise<DeviceMesh> {
+  static async start(dir: string, watch: string, device: string): Promise<DeviceMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
-    if (preload) env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim();
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
     const controlPlane = start('control-plane', [
       'control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', path.join(dir, 'data'),

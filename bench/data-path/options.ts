@@ -16,8 +16,6 @@ export interface BenchOptions {
   chunkKiB: number;
   /** The round trips and the bulk transfer are each split into this many rounds, taken in turn across the paths. */
   rounds: number;
-  /** What-if: the direct app's and the agent's serial ports get the poller fix the echo has (poller-rearm.ts). */
-  rearmPoller: boolean;
   quick: boolean;
   out: string;
 }
@@ -30,7 +28,6 @@ const FLAGS: [string, string, string][] = [
   ['--bulk-mib N', 'bulk transfer per path in MiB (default 32)', 'DEVICEMESH_BENCH_BULK_MIB'],
   ['--chunk-kib N', 'size of each bulk write in KiB (default 64)', 'DEVICEMESH_BENCH_CHUNK_KIB'],
   ['--rounds N', 'split each phase into N rounds, paths taking turns (default 5)', 'DEVICEMESH_BENCH_ROUNDS'],
-  ['--rearm-poller', 'what-if: the app\'s and agent\'s serial ports get the poller fix too', 'DEVICEMESH_BENCH_REARM_POLLER=1'],
   ['--quick', 'smoke run: 200 round trips after 100, 4 MiB bulk, 2 rounds', 'DEVICEMESH_BENCH_QUICK=1'],
   ['--out FILE', 'JSON results (default bench/results/data-path-<timestamp>.json)', 'DEVICEMESH_BENCH_OUT'],
 ];
@@ -68,7 +65,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'bulk-mib': { type: 'string' },
       'chunk-kib': { type: 'string' },
       rounds: { type: 'string' },
-      'rearm-poller': { type: 'boolean' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -99,7 +95,6 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     bulkMiB: integer('bulk-mib', pick('bulk-mib', ''), 1, 4096),
     chunkKiB: integer('chunk-kib', pick('chunk-kib', '64'), 1, 16_384),
     rounds,
-    rearmPoller: values['rearm-poller'] ?? yes('rearm-poller'),
     quick,
     out: path.resolve(pick('out', path.join(REPO_ROOT, 'bench', 'results', timestampedName(now)))),
   };

@@ -3,7 +3,6 @@ import { type Child, cpuSecondsOf, sleep } from './children';
 import { bulkTransfer, roundTrips } from './measure';
 import type { BenchOptions } from './options';
 import { type AppConnection, PATH_DESCRIPTIONS, type PathName, type PathSetup, setUpPath } from './paths';
-import { REARM_PRELOAD } from './poller-rearm';
 import { type CpuUse, type PathOutcome, percentiles, round, type RoundTripPhase } from './report';
 
 /** A message that has not come back in this long means the path is broken, not slow. */
@@ -66,7 +65,7 @@ export class PathRun {
   start(root: string): Promise<void> {
     return this.step(async () => {
       this.progress(`${this.name}: setting up`);
-      this.setup = await setUpPath(this.name, root, this.options.rearmPoller ? REARM_PRELOAD : undefined);
+      this.setup = await setUpPath(this.name, root);
       this.conn = await this.connectWorking(this.setup);
       if (this.options.warmup > 0) await roundTrips(this.conn.stream, this.options.messageBytes, this.options.warmup, ROUND_TRIP_TIMEOUT_MS);
     });

@@ -65,8 +65,8 @@ async function serialConnect(device: string): Promise<AppConnection> {
   };
 }
 
-/** Sets up `name` in a directory of its own under `root`; `preload` is loaded first by the mesh's processes (what-if runs). */
-export async function setUpPath(name: PathName, root: string, preload?: string): Promise<PathSetup> {
+/** Sets up `name` in a directory of its own under `root`. */
+export async function setUpPath(name: PathName, root: string): Promise<PathSetup> {
   const dir = path.join(root, name);
   fs.mkdirSync(dir);
   // The device link matches the agent's --watch glob; the echo's end of the pair does not.
@@ -94,7 +94,7 @@ export async function setUpPath(name: PathName, root: string, preload?: string):
         };
       }
       case 'devicemesh': {
-        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, preload);
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device);
         return {
           name,
           connect: () => tcpConnect(mesh.listenPort),

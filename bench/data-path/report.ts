@@ -19,8 +19,8 @@ export interface CpuUse {
 
 /**
  * Round trips are timed twice: on ports that have never had to wait to write ('fresh'), and after
- * the bulk transfer, which fills the pty's buffer and so leaves a serialport port's poller in the
- * state that spins (poller-rearm.ts): every serialport end but the echo's then pays for that.
+ * the bulk transfer, which fills the pty's buffer (the state in which bindings-cpp's poller spun
+ * before agent/drivers/poller-workaround.ts re-armed it).
  */
 export type RoundTripPhase = 'fresh' | 'afterBulk';
 
@@ -168,7 +168,6 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
-const WHAT_IF = 'WHAT-IF (--rearm-poller)';
 const signed = (n: number): string => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
 
 export function formatReport(r: DataPathReport): string {
@@ -181,7 +180,6 @@ export function formatReport(r: DataPathReport): string {
       `then bulk ${o.bulkMiB} MiB in ${o.chunkKiB} KiB writes ` +
       `(echo read concurrently), then ${o.iterations} round trips again; each in ${o.rounds} rounds, the paths taking turns`,
     `load average at the end ${m.loadAverage.map((l) => l.toFixed(2)).join(' ')}`,
-    ...(o.rearmPoller ? [`${WHAT_IF}: the direct app's and the agent's serial ports have the poller fix; devicemesh as shipped does not`] : []),
     '',
   ];
   for (const p of r.paths) out.push(`${p.path.padEnd(14)} ${PATH_DESCRIPTIONS[p.path]}`);
