@@ -1,53 +1,13 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AdsProtocol } from '../../src/xds/protocols';
+import { BIN, CLOCK_TICKS_PER_SECOND, freePort, trackChild } from '../common/bench-run';
 import type { Expectation, ParentMessage, ProxySpec, WorkerMessage } from './messages';
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
 const WORKER = path.join(__dirname, 'proxy-worker.js');
-/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-
-/**
- * Whatever way the benchmark ends (done, failed, Ctrl-C), no child outlives it and no temp dir
- * stays behind.
- */
-export function cleanUpOnExit(): void {
-  process.on('exit', () => {
-    for (const child of children) child.kill('SIGKILL');
-    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-}
-
-export function makeTempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.add(dir);
-  return dir;
-}
-
-export function removeTempDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
-
-function track(child: ChildProcess): Promise<void> {
-  children.add(child);
-  return new Promise((resolve) =>
-    child.once('exit', () => {
-      children.delete(child);
-      resolve();
-    }),
-  );
-}
+export { cleanUpOnExit, makeTempDir, REPO_ROOT, removeTempDir } from '../common/bench-run';
 
 /** Asks a child to end (by `signal`, or already asked otherwise) and kills it after `graceMs`. */
 async function stopChild(child: ChildProcess, exited: Promise<void>, graceMs: number, signal?: NodeJS.Signals): Promise<void> {
@@ -55,17 +15,6 @@ async function stopChild(child: ChildProcess, exited: Promise<void>, graceMs: nu
   const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
   await exited;
   clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function httpStatus(url: string): Promise<number> {
@@ -105,7 +54,7 @@ export class ControlPlaneProcess {
       stdio: ['ignore', log, log],
     });
     fs.closeSync(log);
-    const cp = new ControlPlaneProcess(child, track(child), logFile, grpcAddress);
+    const cp = new ControlPlaneProcess(child, trackChild(child), logFile, grpcAddress);
     const deadline = Date.now() + 30_000;
     while ((await httpStatus(`http://${adminAddress}/ready`)) !== 200) {
       if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
@@ -153,7 +102,7 @@ export class ProxyWorker {
       // Proxies log only errors: 1,000 clients' warnings would drown the table.
       env: { ...process.env, DEVICEMESH_LOG_LEVEL: 'error' },
     });
-    this.exited = track(this.child);
+    this.exited = trackChild(this.child);
     this.child.on('message', (msg: WorkerMessage) => this.onMessage(msg));
     this.child.once('exit', (code, signal) => {
       const err = new Error(`${this.name} exited (${signal ?? code})`);

@@ -1,39 +1,9 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { CLOCK_TICKS_PER_SECOND, trackChild } from '../common/bench-run';
 
-export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
-export const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
-/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every Linux architecture Node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
-
-const children = new Set<ChildProcess>();
-const tempDirs = new Set<string>();
-
-/**
- * Whatever way the benchmark ends (done, failed, Ctrl-C), no child outlives it and no temp dir
- * stays behind.
- */
-export function cleanUpOnExit(): void {
-  process.on('exit', () => {
-    for (const child of children) child.kill('SIGKILL');
-    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
-  });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
-}
-
-export function makeTempDir(prefix: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  tempDirs.add(dir);
-  return dir;
-}
-
-export function removeTempDir(dir: string): void {
-  fs.rmSync(dir, { recursive: true, force: true });
-  tempDirs.delete(dir);
-}
+export { BIN, cleanUpOnExit, freePort, makeTempDir, REPO_ROOT, removeTempDir } from '../common/bench-run';
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -67,26 +37,6 @@ export async function waitFor<T>(
   }
 }
 
-const handedOut = new Set<number>();
-
-/** A loopback port that was free a moment ago and not handed out before in this run. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const { port: p } = srv.address() as net.AddressInfo;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
-  }
-}
-
 /** True once something accepts TCP connections on 127.0.0.1:`port` (the probe connection is closed at once). */
 export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -115,13 +65,7 @@ export class Child {
     readonly process: ChildProcess,
     private readonly logFile: string,
   ) {
-    children.add(process);
-    this.exited = new Promise((resolve) =>
-      process.once('exit', () => {
-        children.delete(process);
-        resolve();
-      }),
-    );
+    this.exited = trackChild(process);
   }
 
   /** Runs `command` with stdout and stderr going to `logFile`. */

@@ -1,0 +1,67 @@
+import type { ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+/** What every benchmark shares: where the repo is, and a run that leaves no child and no temp dir behind. */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
+/** USER_HZ: the unit of utime/stime in /proc/<pid>/stat; 100 on every Linux architecture Node runs on. */
+export const CLOCK_TICKS_PER_SECOND = 100;
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+const handedOut = new Set<number>();
+
+/**
+ * Whatever way the benchmark ends (done, failed, Ctrl-C), no child outlives it and no temp dir
+ * stays behind.
+ */
+export function cleanUpOnExit(): void {
+  process.on('exit', () => {
+    for (const child of children) child.kill('SIGKILL');
+    for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+}
+
+/** Kills `child` if the benchmark ends first; resolves when it exits. */
+export function trackChild(child: ChildProcess): Promise<void> {
+  children.add(child);
+  return new Promise((resolve) =>
+    child.once('exit', () => {
+      children.delete(child);
+      resolve();
+    }),
+  );
+}
+
+export function makeTempDir(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+export function removeTempDir(dir: string): void {
+  fs.rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/** A loopback port that was free a moment ago and not handed out before in this run. */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = net.createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address() as net.AddressInfo;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
