@@ -65,3 +65,21 @@ export async function freePort(): Promise<number> {
     }
   }
 }
+
+/** Writes the machine-readable results to `out` and prints the report, saying where they went. */
+export function writeResults(out: string, report: unknown, text: string): void {
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`${text}\n\nresults: ${out}\n`);
+}
+
+/** Runs a benchmark's main as a script: its result is the exit status; a throw is a one-line error and 1. */
+export function runMain(name: string, main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
 import type { AdsProtocol } from '../../src/xds/protocols';
+import { runMain, writeResults } from '../common/bench-run';
 import { protocolServed } from './discovery-probe';
 import { monotonicMs } from './messages';
 import {
@@ -238,21 +239,11 @@ export async function main(argv: string[]): Promise<number> {
       runs,
       targets: runs.flatMap((r) => (isFailed(r) ? [] : targetsOf(r))),
     };
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`${formatReport(report)}\n\nresults: ${out}\n`);
+    writeResults(out, report, formatReport(report));
     return runs.some(isFailed) ? 1 : 0;
   } finally {
     removeTempDir(root);
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`bench:control-plane: ${errorMessage(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('bench:control-plane', main);

@@ -4,10 +4,10 @@
  * ser2net (the peer), and through devicemesh (sidecar → socket plane → agent). Prints a table and
  * writes bench/results/data-path-<timestamp>.json. See docs/benchmarks.md.
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
+import { runMain, writeResults } from '../common/bench-run';
 import { cleanUpOnExit, makeTempDir, removeTempDir } from './children';
 import { type BenchOptions, parseOptions, USAGE } from './options';
 import { PathRun } from './path-run';
@@ -108,21 +108,11 @@ export async function main(argv: string[]): Promise<number> {
       versusDirect: versusDirect(paths),
       targets: targetsOf(paths),
     };
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-    process.stdout.write(`${formatReport(report)}\n\nresults: ${out}\n`);
+    writeResults(out, report, formatReport(report));
     return paths.some(isFailed) ? 1 : 0;
   } finally {
     removeTempDir(root);
   }
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (err: unknown) => {
-      process.stderr.write(`bench:data-path: ${errorMessage(err)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runMain('bench:data-path', main);
