@@ -4,15 +4,23 @@ import { DO, DONT, type TelnetVerb, WILL, WONT } from './telnet-codes';
 type OptionState = 'no' | 'wantYes' | 'yes';
 
 /**
+ * Answers per option and connection. A peer that keeps toggling an option (or two peers that
+ * each take the other's answers for requests) would otherwise keep this side answering for ever.
+ */
+const MAX_ANSWERS_PER_OPTION = 16;
+
+/**
  * The Telnet option negotiation of one connection. It offers its options once at the start and
- * then only answers requests that change a state, so two peers can never loop; unknown options
- * are refused.
+ * then only answers requests that change a state; unknown options are refused. Past
+ * MAX_ANSWERS_PER_OPTION answers for one option it answers that option no more (the state still
+ * follows the peer), so no peer can make it loop.
  */
 export class TelnetOptions {
   /** Options this side performs (WILL/WONT), by option. */
   private readonly local = new Map<number, OptionState>();
   /** Options the peer performs (DO/DONT), by option. */
   private readonly remote = new Map<number, OptionState>();
+  private readonly answers = new Map<number, number>();
 
   constructor(
     private readonly localSupported: ReadonlySet<number>,
@@ -35,6 +43,14 @@ export class TelnetOptions {
 
   /** The peer sent `verb option`: returns the answer to send, if any. */
   receive(verb: TelnetVerb, option: number): [TelnetVerb, number] | undefined {
+    const answer = this.transition(verb, option);
+    if (!answer) return undefined;
+    const sent = (this.answers.get(option) ?? 0) + 1;
+    this.answers.set(option, sent);
+    return sent <= MAX_ANSWERS_PER_OPTION ? answer : undefined;
+  }
+
+  private transition(verb: TelnetVerb, option: number): [TelnetVerb, number] | undefined {
     const isLocal = verb === DO || verb === DONT;
     const states = isLocal ? this.local : this.remote;
     const supported = isLocal ? this.localSupported : this.remoteSupported;

@@ -43,6 +43,15 @@ describe('rfc2217: Telnet option negotiation', () => {
     assert.equal(o.receive(DONT, OPT_SGA), undefined);
   });
 
+  it('stops answering a peer that keeps toggling an option', () => {
+    const o = new TelnetOptions(OFFERED, OFFERED);
+    o.start();
+    let answered = 0;
+    for (let i = 0; i < 100; i++) if (o.receive(i % 2 === 0 ? WONT : WILL, OPT_BINARY)) answered++;
+    assert.equal(answered, 16);
+    assert.equal(o.enabled(OPT_BINARY), true, 'the state still follows the peer');
+  });
+
   it('two peers settle after a bounded exchange, whatever the other side supports', () => {
     const option = fc.integer({ min: 0, max: 50 });
     const requests = fc.array(fc.tuple(fc.constantFrom<TelnetVerb>(WILL, WONT, DO, DONT), option), { maxLength: 10 });
