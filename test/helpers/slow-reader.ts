@@ -21,6 +21,7 @@ export function pattern(offset: number, length: number): Buffer {
 export class SlowReader {
   received = 0;
   mismatchAt: number | undefined;
+  private stalled = false;
 
   private constructor(
     private readonly handle: DeviceHandle,
@@ -37,7 +38,9 @@ export class SlowReader {
       if (sinceBreak >= burst) {
         sinceBreak = 0;
         handle.stream.pause();
-        setTimeout(() => handle.stream.resume(), pauseMs);
+        setTimeout(() => {
+          if (!this.stalled) handle.stream.resume();
+        }, pauseMs);
       }
     });
     handle.stream.on('error', () => undefined);
@@ -46,6 +49,17 @@ export class SlowReader {
   static async open(path: string, burst = 256 * 1024, pauseMs = 10): Promise<SlowReader> {
     const handle = await new SerialDriver(autoDetect()).open(path, { serial: null, settings: {} });
     return new SlowReader(handle, burst, pauseMs);
+  }
+
+  /** Stops reading altogether, like a device that has hung, until `release`. */
+  stall(): void {
+    this.stalled = true;
+    this.handle.stream.pause();
+  }
+
+  release(): void {
+    this.stalled = false;
+    this.handle.stream.resume();
   }
 
   close(): Promise<void> {
