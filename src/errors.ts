@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'PROTOCOL_ERROR'
   | 'DEVICE_ERROR'
   | 'RESOURCE_EXHAUSTED'
+  | 'DEADLINE_EXCEEDED'
   | 'UNIMPLEMENTED'
   | 'INTERNAL';
 
@@ -72,6 +73,13 @@ export class UnavailableError extends DeviceMeshError {
 export class ResourceExhaustedError extends DeviceMeshError {
   constructor(message: string) {
     super('RESOURCE_EXHAUSTED', message);
+  }
+}
+
+/** A device did not answer a command within its timeout. */
+export class TimeoutError extends DeviceMeshError {
+  constructor(message: string) {
+    super('DEADLINE_EXCEEDED', message);
   }
 }
 
