@@ -4,7 +4,9 @@ import type {
   Host,
   Mapping,
   PhysicalEndpoint,
+  AdaptiveLimit,
   Policy,
+  ResponseFraming,
   SerialConfig,
   Timestamp,
   VirtualEndpoint,
@@ -28,7 +30,35 @@ export function canonicalPolicy(p: Partial<Policy>): Policy {
     commandTimeoutMs: p.commandTimeoutMs ?? 0,
     priority: p.priority ?? 0,
     pinSerial: p.pinSerial ?? false,
+    commandsPerSecond: p.commandsPerSecond ?? 0,
+    burstBytes: String(p.burstBytes ?? '0'),
+    burstCommands: p.burstCommands ?? 0,
+    overLimit: p.overLimit ?? 'OVER_LIMIT_UNSPECIFIED',
+    requestTerminator: p.requestTerminator ?? '',
+    response: p.response ? canonicalResponseFraming(p.response) : null,
+    perConsumerQueue: p.perConsumerQueue ?? 0,
+    timeSliceMs: p.timeSliceMs ?? 0,
+    weight: p.weight ?? 0,
+    unsolicitedOwner: p.unsolicitedOwner ?? '',
+    waitWhenBusy: p.waitWhenBusy ?? false,
+    readyPattern: p.readyPattern ?? '',
+    minBytesPerSecond: String(p.minBytesPerSecond ?? '0'),
+    deviceBytesPerSecond: String(p.deviceBytesPerSecond ?? '0'),
   };
+}
+
+export function canonicalResponseFraming(r: Partial<ResponseFraming>): ResponseFraming {
+  return {
+    kind: r.kind ?? 'RESPONSE_FRAMING_UNSPECIFIED',
+    terminator: r.terminator ?? '',
+    length: r.length ?? 0,
+    pattern: r.pattern ?? '',
+    idleGapMs: r.idleGapMs ?? 0,
+  };
+}
+
+export function canonicalAdaptiveLimit(a: Partial<AdaptiveLimit>): AdaptiveLimit {
+  return { bytesPerSecond: String(a.bytesPerSecond ?? '0'), reason: a.reason ?? '', changedAtMs: String(a.changedAtMs ?? '0') };
 }
 
 export function canonicalSerial(s: Partial<SerialConfig>): SerialConfig {
@@ -121,6 +151,7 @@ export function canonicalMapping(m: Partial<Mapping>): Mapping {
     serial: m.serial ? canonicalSerial(m.serial) : null,
     version: m.version ?? '',
     settings: sortedRecord(m.settings),
+    adaptiveLimit: m.adaptiveLimit ? canonicalAdaptiveLimit(m.adaptiveLimit) : null,
   };
 }
 

@@ -1,15 +1,27 @@
-import type { Binding, Policy, SerialConfig } from '../src/proto/types';
+import { EMPTY_POLICY } from '../src/model/empty-policy';
+import type { Binding, Policy, ResponseFraming, SerialConfig } from '../src/proto/types';
+
+/** A line: what a command's response is when the policy does not say. */
+export const DEFAULT_RESPONSE: Readonly<ResponseFraming> = Object.freeze({
+  kind: 'RESPONSE_FRAMING_TERMINATOR',
+  terminator: '\n',
+  length: 0,
+  pattern: '',
+  idleGapMs: 0,
+});
 
 export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
-  name: '',
-  workloads: [],
+  ...EMPTY_POLICY,
   access: 'ACCESS_READ_WRITE',
   sharing: 'SHARING_MODE_EXCLUSIVE',
-  bytesPerSecond: '0',
   queueDepth: 64,
   commandTimeoutMs: 5000,
-  priority: 0,
-  pinSerial: false,
+  overLimit: 'OVER_LIMIT_SLOW',
+  requestTerminator: '\n',
+  response: DEFAULT_RESPONSE,
+  perConsumerQueue: 16,
+  timeSliceMs: 100,
+  weight: 1,
 });
 
 export const DEFAULT_SERIAL: Readonly<SerialConfig> = Object.freeze({
@@ -71,7 +83,23 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
     priority: pick(DEFAULT_POLICY.priority, ...ps.map((p) => p.priority)),
     // Pinned by any layer is pinned: a binding cannot unpin what its Policy document pins.
     pinSerial: ps.some((p) => p.pinSerial),
+    commandsPerSecond: pick(DEFAULT_POLICY.commandsPerSecond, ...ps.map((p) => p.commandsPerSecond)),
+    burstBytes: pick(DEFAULT_POLICY.burstBytes, ...ps.map((p) => p.burstBytes)),
+    burstCommands: pick(DEFAULT_POLICY.burstCommands, ...ps.map((p) => p.burstCommands)),
+    overLimit: pick(DEFAULT_POLICY.overLimit, ...ps.map((p) => p.overLimit)),
+    requestTerminator: pick(DEFAULT_POLICY.requestTerminator, ...ps.map((p) => p.requestTerminator)),
+    response: { ...([...ps].reverse().find((p) => p.response && p.response.kind !== 'RESPONSE_FRAMING_UNSPECIFIED')?.response ?? DEFAULT_RESPONSE) },
+    perConsumerQueue: 0,
+    timeSliceMs: pick(DEFAULT_POLICY.timeSliceMs, ...ps.map((p) => p.timeSliceMs)),
+    weight: pick(DEFAULT_POLICY.weight, ...ps.map((p) => p.weight)),
+    unsolicitedOwner: pick(DEFAULT_POLICY.unsolicitedOwner, ...ps.map((p) => p.unsolicitedOwner)),
+    waitWhenBusy: ps.some((p) => p.waitWhenBusy),
+    readyPattern: pick(DEFAULT_POLICY.readyPattern, ...ps.map((p) => p.readyPattern)),
+    minBytesPerSecond: pick(DEFAULT_POLICY.minBytesPerSecond, ...ps.map((p) => p.minBytesPerSecond)),
+    deviceBytesPerSecond: pick(DEFAULT_POLICY.deviceBytesPerSecond, ...ps.map((p) => p.deviceBytesPerSecond)),
   };
+  // A quarter of the queue, so that one consumer cannot fill it alone.
+  policy.perConsumerQueue = pick(Math.max(1, Math.floor(policy.queueDepth / 4)), ...ps.map((p) => p.perConsumerQueue));
 
   const s = binding.serial;
   const serial: SerialConfig = {

@@ -173,6 +173,7 @@ function derive(
     kind: endpoint.kind,
     agentAddress: address,
     policy: effective.policy,
+    adaptiveLimit: null,
     serial: effective.serial,
     version: sources.version,
     settings: { ...binding.settings },

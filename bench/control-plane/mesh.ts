@@ -2,6 +2,7 @@ import { ControlPlaneClient } from '../../cli/control-plane-client';
 import type { ApplyResponse, Binding, PhysicalEndpoint, Policy } from '../../src/proto/types';
 import { monotonicMs } from './messages';
 import { round } from './report';
+import { EMPTY_POLICY } from '../../src/model/empty-policy';
 
 /** The one agent-like host every endpoint is on. */
 export const HOST_ID = 'gw1';
@@ -51,17 +52,7 @@ export function binding(i: number, baudRate: number): Binding {
 }
 
 export function sharedPolicy(bytesPerSecond: number): Policy {
-  return {
-    name: SHARED_POLICY,
-    workloads: [],
-    access: 'ACCESS_UNSPECIFIED',
-    sharing: 'SHARING_MODE_EXCLUSIVE',
-    bytesPerSecond: String(bytesPerSecond),
-    queueDepth: 0,
-    commandTimeoutMs: 0,
-    priority: 0,
-  pinSerial: false,
-  };
+  return { ...EMPTY_POLICY, name: SHARED_POLICY, sharing: 'SHARING_MODE_EXCLUSIVE', bytesPerSecond: String(bytesPerSecond) };
 }
 
 /** Generous: a change at 10,000 endpoints rewrites the whole state file. */

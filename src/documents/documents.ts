@@ -1,12 +1,24 @@
 import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../errors';
 import { validateBinding, validatePolicy } from '../model/validate';
-import type { ApplyRequest, Binding, Policy, SerialConfig } from '../proto/types';
+import type { ApplyRequest, Binding, Policy, ResponseFraming, ResponseFramingKind, SerialConfig } from '../proto/types';
 import { DocumentReader } from './document-reader';
-import { ACCESS, FLOW_CONTROL, PARITY, PROTOCOL, SHARING, STOP_BITS } from './enum-names';
+import { ACCESS, FLOW_CONTROL, OVER_LIMIT, PARITY, PROTOCOL, SHARING, STOP_BITS } from './enum-names';
 
 const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'virtual', 'policy', 'policyRef', 'serial', 'settings'];
-const POLICY_FIELDS = ['workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial'];
+const POLICY_FIELDS = [
+  'workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial', 'commandsPerSecond',
+  'burstBytes', 'burstCommands', 'overLimit', 'requestTerminator', 'response', 'perConsumerQueue', 'timeSliceMs', 'weight',
+  'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond',
+];
+/** A response rule is exactly one of these keys. */
+const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
+  terminator: 'RESPONSE_FRAMING_TERMINATOR',
+  fixedLength: 'RESPONSE_FRAMING_FIXED_LENGTH',
+  lengthPrefixBytes: 'RESPONSE_FRAMING_LENGTH_PREFIX',
+  pattern: 'RESPONSE_FRAMING_PATTERN',
+  idleGapMs: 'RESPONSE_FRAMING_IDLE_GAP',
+};
 const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl', 'dtr', 'rts'];
 
 /**
@@ -107,7 +119,40 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     commandTimeoutMs: r.integer('commandTimeoutMs', 0, 3_600_000),
     priority: r.integer('priority', -1000, 1000),
     pinSerial: r.boolean('pinSerial') ?? false,
+    commandsPerSecond: r.integer('commandsPerSecond', 0, 1_000_000),
+    burstBytes: String(r.integer('burstBytes', 0, Number.MAX_SAFE_INTEGER)),
+    burstCommands: r.integer('burstCommands', 0, 1_000_000),
+    overLimit: r.word('overLimit', OVER_LIMIT, 'OVER_LIMIT_UNSPECIFIED'),
+    requestTerminator: r.string('requestTerminator', false),
+    response: readResponseFraming(r),
+    perConsumerQueue: r.integer('perConsumerQueue', 0, 65_536),
+    timeSliceMs: r.integer('timeSliceMs', 0, 60_000),
+    weight: r.integer('weight', 0, 1000),
+    unsolicitedOwner: r.string('unsolicitedOwner', false),
+    waitWhenBusy: r.boolean('waitWhenBusy') ?? false,
+    readyPattern: r.string('readyPattern', false),
+    minBytesPerSecond: String(r.integer('minBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
+    deviceBytesPerSecond: String(r.integer('deviceBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
   };
+}
+
+/** `response: { terminator: "OK\\r\\n" }`, or one of the other rules; absent is null (the default rule). */
+function readResponseFraming(policy: DocumentReader): ResponseFraming | null {
+  const r = policy.child('response');
+  if (!r) return null;
+  r.onlyKnown(Object.keys(RESPONSE_FIELDS));
+  const given = Object.keys(RESPONSE_FIELDS).filter((key) => r.has(key));
+  if (given.length !== 1) throw policy.error('response', `takes exactly one of ${Object.keys(RESPONSE_FIELDS).join(', ')}`);
+  const key = given[0] as string;
+  const rule: ResponseFraming = { kind: RESPONSE_FIELDS[key] as ResponseFramingKind, terminator: '', length: 0, pattern: '', idleGapMs: 0 };
+  if (key === 'terminator') rule.terminator = r.string(key, true);
+  else if (key === 'fixedLength') rule.length = r.integer(key, 1, 65_536);
+  else if (key === 'lengthPrefixBytes') {
+    rule.length = r.integer(key, 1, 4);
+    if (rule.length === 3) throw r.error(key, 'is 1, 2 or 4');
+  } else if (key === 'pattern') rule.pattern = r.string(key, true);
+  else rule.idleGapMs = r.integer(key, 1, 60_000);
+  return rule;
 }
 
 function readSerial(r: DocumentReader): SerialConfig {

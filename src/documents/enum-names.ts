@@ -1,4 +1,9 @@
-import type { Access, FlowControl, Parity, SharingMode, StopBits, VirtualProtocol } from '../proto/types';
+import type { Access, FlowControl, OverLimit, Parity, SharingMode, StopBits, VirtualProtocol } from '../proto/types';
+
+export const OVER_LIMIT: Readonly<Record<string, OverLimit>> = {
+  slow: 'OVER_LIMIT_SLOW',
+  drop: 'OVER_LIMIT_DROP',
+};
 
 /** The words a Binding document uses, and the proto enum values they stand for. */
 export const SHARING: Readonly<Record<string, SharingMode>> = {

@@ -35,6 +35,22 @@ export function validatePolicy(where: string, policy: Policy): void {
     throw new ValidationError(`${where}: policy.queueDepth`, `${policy.queueDepth} is above the limit of 65536`);
   }
   for (const w of policy.workloads) checkName(where, 'policy.workloads[]', w);
+  if (policy.unsolicitedOwner) checkName(where, 'policy.unsolicitedOwner', policy.unsolicitedOwner);
+  checkPattern(where, 'policy.readyPattern', policy.readyPattern);
+  if (policy.response?.kind === 'RESPONSE_FRAMING_PATTERN') checkPattern(where, 'policy.response.pattern', policy.response.pattern);
+  for (const field of ['burstBytes', 'minBytesPerSecond', 'deviceBytesPerSecond'] as const) {
+    if (!/^\d+$/.test(policy[field] || '0')) throw new ValidationError(`${where}: policy.${field}`, `"${policy[field]}" is not a non-negative integer`);
+  }
+}
+
+/** A regular expression the agent will run against device output: it must compile. */
+function checkPattern(where: string, field: string, pattern: string): void {
+  if (!pattern) return;
+  try {
+    new RegExp(pattern);
+  } catch (err) {
+    throw new ValidationError(`${where}: ${field}`, `is not a regular expression: ${(err as Error).message}`);
+  }
 }
 
 /** Checks one binding on its own (references and conflicts are the control plane's to check). */

@@ -35,6 +35,16 @@ export type SharingMode =
   | 'SHARING_MODE_TIME_SLICE'
   | 'SHARING_MODE_BROADCAST';
 
+export type OverLimit = 'OVER_LIMIT_UNSPECIFIED' | 'OVER_LIMIT_SLOW' | 'OVER_LIMIT_DROP';
+
+export type ResponseFramingKind =
+  | 'RESPONSE_FRAMING_UNSPECIFIED'
+  | 'RESPONSE_FRAMING_TERMINATOR'
+  | 'RESPONSE_FRAMING_FIXED_LENGTH'
+  | 'RESPONSE_FRAMING_LENGTH_PREFIX'
+  | 'RESPONSE_FRAMING_PATTERN'
+  | 'RESPONSE_FRAMING_IDLE_GAP';
+
 export type Access = 'ACCESS_UNSPECIFIED' | 'ACCESS_READ_WRITE' | 'ACCESS_READ_ONLY';
 
 export type Parity = 'PARITY_UNSPECIFIED' | 'PARITY_NONE' | 'PARITY_EVEN' | 'PARITY_ODD' | 'PARITY_MARK' | 'PARITY_SPACE';
@@ -98,6 +108,34 @@ export interface Policy {
   commandTimeoutMs: number;
   priority: number;
   pinSerial: boolean;
+  commandsPerSecond: number;
+  burstBytes: string;
+  burstCommands: number;
+  overLimit: OverLimit;
+  requestTerminator: string;
+  response: ResponseFraming | null;
+  perConsumerQueue: number;
+  timeSliceMs: number;
+  weight: number;
+  unsolicitedOwner: string;
+  waitWhenBusy: boolean;
+  readyPattern: string;
+  minBytesPerSecond: string;
+  deviceBytesPerSecond: string;
+}
+
+export interface ResponseFraming {
+  kind: ResponseFramingKind;
+  terminator: string;
+  length: number;
+  pattern: string;
+  idleGapMs: number;
+}
+
+export interface AdaptiveLimit {
+  bytesPerSecond: string;
+  reason: string;
+  changedAtMs: string;
 }
 
 export interface SerialConfig {
@@ -141,6 +179,7 @@ export interface Mapping {
   serial: SerialConfig | null;
   version: string;
   settings: Record<string, string>;
+  adaptiveLimit: AdaptiveLimit | null;
 }
 
 export interface BindingStatus {

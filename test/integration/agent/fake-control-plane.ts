@@ -113,5 +113,6 @@ export function mapping(fields: Partial<Mapping> & Pick<Mapping, 'id' | 'deviceP
     serial: { baudRate: 9600, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' },
     version: '1',
     ...fields,
+    adaptiveLimit: fields.adaptiveLimit ?? null,
   };
 }

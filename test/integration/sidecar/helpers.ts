@@ -28,6 +28,7 @@ export function mapping(id: string, listen: string, agentAddress: string, protoc
     serial: null,
     version: '1',
     settings: {},
+    adaptiveLimit: null,
   };
 }
 

@@ -10,18 +10,9 @@ import type { Mapping, Policy } from '../../../src/proto/types';
 import { Stats } from '../../../src/telemetry/stats';
 import { havePySerial, PySerialClient, TelnetClient } from '../../helpers/rfc2217-clients';
 import { freePort, mapping, testLogger, waitUntil, WORKLOAD } from './helpers';
+import { EMPTY_POLICY } from '../../../src/model/empty-policy';
 
-const PINNED: Policy = {
-  name: 'pinned',
-  workloads: [],
-  access: 'ACCESS_READ_WRITE',
-  sharing: 'SHARING_MODE_EXCLUSIVE',
-  bytesPerSecond: '0',
-  queueDepth: 0,
-  commandTimeoutMs: 0,
-  priority: 0,
-  pinSerial: true,
-};
+const PINNED: Policy = { ...EMPTY_POLICY, name: 'pinned', access: 'ACCESS_READ_WRITE', sharing: 'SHARING_MODE_EXCLUSIVE', pinSerial: true };
 
 /**
  * pyserial → the sidecar's RFC 2217 bridge → the agent's own socket plane, session host and

@@ -12,6 +12,7 @@ import { Session, type SessionTransport } from '../../../src/socket-plane/sessio
 import { Stats } from '../../../src/telemetry/stats';
 import { mapping } from '../../integration/agent/fake-control-plane';
 import { testLogger, waitFor } from './helpers';
+import { EMPTY_POLICY } from '../../../src/model/empty-policy';
 
 /** A device as a Duplex: what is written is kept; writes can be held to model a slow device. */
 class FakeDevice extends Duplex {
@@ -149,7 +150,7 @@ function mappingFor(id: string, workloadId: string, sharing: SharingMode = 'SHAR
     id,
     workloadId,
     devicePath: PATH,
-    policy: { name: '', workloads: [], access, sharing, bytesPerSecond: '0', queueDepth: 0, commandTimeoutMs: 0, priority: 0, pinSerial: false },
+    policy: { ...EMPTY_POLICY, access, sharing },
   });
 }
 

@@ -6,6 +6,7 @@ import pino from 'pino';
 import { ValidationError } from '../../../src/errors';
 import type { Logger } from '../../../src/log';
 import type { Binding, Host, PhysicalEndpoint, Policy } from '../../../src/proto/types';
+import { EMPTY_POLICY } from '../../../src/model/empty-policy';
 
 export const silentLog: Logger = pino({ level: 'silent' });
 
@@ -24,18 +25,7 @@ export function binding(name: string, overrides: Partial<Binding> = {}): Binding
 }
 
 export function policy(name: string, overrides: Partial<Policy> = {}): Policy {
-  return {
-    name,
-    workloads: [],
-    access: 'ACCESS_UNSPECIFIED',
-    sharing: 'SHARING_MODE_UNSPECIFIED',
-    bytesPerSecond: '0',
-    queueDepth: 0,
-    commandTimeoutMs: 0,
-    priority: 0,
-    pinSerial: false,
-    ...overrides,
-  };
+  return { ...EMPTY_POLICY, name, ...overrides };
 }
 
 export function endpoint(hostId: string, deviceId: string, overrides: Partial<PhysicalEndpoint> = {}): PhysicalEndpoint {

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import type { Mapping } from '../../../src/proto/types';
 import { diffMappings } from '../../../sidecar/mapping-diff';
+import { EMPTY_POLICY } from '../../../src/model/empty-policy';
 
 function mapping(id: string, listen = '127.0.0.1:7000', agentAddress = '10.0.0.1:15020'): Mapping {
   return {
@@ -15,19 +16,10 @@ function mapping(id: string, listen = '127.0.0.1:7000', agentAddress = '10.0.0.1
     kind: 'DEVICE_KIND_SERIAL',
     settings: {},
     agentAddress,
-    policy: {
-      name: '',
-      workloads: ['app1'],
-      access: 'ACCESS_READ_WRITE',
-      sharing: 'SHARING_MODE_EXCLUSIVE',
-      bytesPerSecond: '0',
-      queueDepth: 64,
-      commandTimeoutMs: 0,
-      priority: 0,
-    pinSerial: false,
-    },
+    policy: { ...EMPTY_POLICY, workloads: ['app1'], access: 'ACCESS_READ_WRITE', sharing: 'SHARING_MODE_EXCLUSIVE', queueDepth: 64 },
     serial: { baudRate: 115200, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' },
     version: '1',
+    adaptiveLimit: null,
   };
 }
 
