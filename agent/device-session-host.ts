@@ -7,8 +7,13 @@ import { type DeviceEvent, DeviceEventType } from '../src/socket-plane/device-ev
 import { pipeSession } from '../src/socket-plane/pipe';
 import type { Session } from '../src/socket-plane/session';
 import type { Counter, Stats } from '../src/telemetry/stats';
-import type { Mapping } from '../src/proto/types';
+import type { Mapping, SharingMode } from '../src/proto/types';
+import { BindingLimits } from './binding-limits';
+import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
+import { RateMeter } from './exchange/rate-meter';
+import { TokenBucket } from './exchange/token-bucket';
+import { type GateOptions, gatedWrite } from './rate-gate';
 
 /** The buffer of each session's adapter, per direction. */
 const PORT_HIGH_WATER_MARK = 64 * 1024;
@@ -36,10 +41,28 @@ const READ_ONLY_COMMANDS = new Set<CommandOp>([CommandOp.SerialGetLines, Command
 /** How long an OPEN for an exclusively held device waits for the holder to leave before it is refused. */
 const EXCLUSIVE_HANDOVER_MS = 1000;
 
-/** How a mapping may share its device; only exclusive vs. not is enforced yet. */
-function isExclusive(mapping: Mapping): boolean {
+function sharingOf(mapping: Mapping): SharingMode {
   const sharing = mapping.policy?.sharing ?? 'SHARING_MODE_UNSPECIFIED';
-  return sharing === 'SHARING_MODE_EXCLUSIVE' || sharing === 'SHARING_MODE_UNSPECIFIED';
+  return sharing === 'SHARING_MODE_UNSPECIFIED' ? 'SHARING_MODE_EXCLUSIVE' : sharing;
+}
+
+function isExclusive(mapping: Mapping): boolean {
+  return sharingOf(mapping) === 'SHARING_MODE_EXCLUSIVE';
+}
+
+/** Sharing modes whose consumers take turns command by command. */
+function usesExchange(sharing: SharingMode): boolean {
+  return sharing === 'SHARING_MODE_SHARED' || sharing === 'SHARING_MODE_TIME_SLICE';
+}
+
+/** One binding's load on its device, as the agent reports it to the control plane. */
+export interface BindingLoadSample {
+  mappingId: string;
+  bytesPerSecond: number;
+  commandsPerSecond: number;
+  throttled: boolean;
+  droppedBytes: number;
+  droppedCommands: number;
 }
 
 /**
@@ -48,8 +71,13 @@ function isExclusive(mapping: Mapping): boolean {
  * every session; what sessions write goes to it in order, with backpressure both ways: a session
  * that cannot keep up pauses the device, a device that cannot keep up stops the sessions' credit.
  *
- * EXCLUSIVE sharing (the default) admits one session at a time; the other modes admit several,
- * each seeing all device output (the per-command queue and scheduler come later).
+ * EXCLUSIVE sharing (the default) admits one session at a time (a later OPEN is refused, or waits
+ * when the policy says so). SHARED and TIME_SLICE put every session's commands through one
+ * DeviceExchange (a queue and a scheduler), each response going only to its sender. BROADCAST
+ * gives every session all device output and lets only the first read-write session write.
+ *
+ * Every byte to the device passes the binding's and the device's token buckets (gatedWrite), and
+ * is measured for the load reports that drive the control plane's adaptive limits.
  *
  * The device's events go to every session on it, timestamped by the driver; commands of a
  * session go to the device, read-only mappings only for those that read.
@@ -68,6 +96,15 @@ export class DeviceSessionHost {
   private readonly waitingForDrain: SessionPort[] = [];
   /** Opens waiting for every session to leave (see waitForRelease). */
   private readonly releaseWaiters = new Set<() => void>();
+  /** The sharing mode of the mapping that opened the device. */
+  private sharing: SharingMode = 'SHARING_MODE_EXCLUSIVE';
+  /** SHARED and TIME_SLICE: the queue every session's commands go through while the device is open. */
+  private exchange: DeviceExchange | undefined;
+  /** Per binding, kept while the device host lives so that rates decay visibly after a session. */
+  private readonly limits = new Map<string, BindingLimits>();
+  /** The device's own capacity (policy.deviceBytesPerSecond), shared by all its bindings. */
+  readonly deviceBucket = new TokenBucket(0, 0);
+  readonly deviceMeter = new RateMeter();
 
   constructor(private readonly options: DeviceSessionHostOptions) {
     this.path = options.path;
@@ -99,13 +136,18 @@ export class DeviceSessionHost {
    */
   async open(mapping: Mapping): Promise<SessionPort> {
     this.options.driver.validate(deviceConfig(mapping));
-    if (this.conflicts(mapping)) await this.waitForRelease(EXCLUSIVE_HANDOVER_MS);
+    if (this.conflicts(mapping)) {
+      const wait = mapping.policy?.waitWhenBusy ? Math.max(EXCLUSIVE_HANDOVER_MS, mapping.policy.commandTimeoutMs) : EXCLUSIVE_HANDOVER_MS;
+      await this.waitForRelease(wait);
+    }
     const holder = this.ports[0];
     if (holder && this.conflicts(mapping)) {
       throw new DeviceMeshError('RESOURCE_EXHAUSTED', `device ${this.path} is in use by ${holder.workloadId}`);
     }
-    const port = new SessionPort(this, mapping, this.options.stats);
+    if (this.ports.length === 0) this.adoptPolicy(mapping);
+    const port = new SessionPort(this, mapping, this.limitsFor(mapping), this.options.stats);
     this.ports.push(port);
+    this.exchange?.add(port);
     try {
       await this.ensureOpen(mapping);
     } catch (err) {
@@ -118,7 +160,85 @@ export class DeviceSessionHost {
 
   private conflicts(mapping: Mapping): boolean {
     const holder = this.ports[0];
-    return holder !== undefined && (holder.exclusive || isExclusive(mapping));
+    return holder !== undefined && (holder.exclusive || isExclusive(mapping) || sharingOf(mapping) !== this.sharing);
+  }
+
+  /** The first session's mapping sets how the device is shared and its capacity until it is free again. */
+  private adoptPolicy(mapping: Mapping): void {
+    this.sharing = sharingOf(mapping);
+    const capacity = Number(mapping.policy?.deviceBytesPerSecond ?? '0');
+    this.deviceBucket.configure(capacity, capacity);
+    if (usesExchange(this.sharing) && mapping.policy) {
+      this.exchange?.close();
+      this.exchange = new DeviceExchange({
+        device: this.path,
+        policy: mapping.policy,
+        write: (request) => this.handle?.stream.write(request),
+        stats: this.options.stats,
+        log: this.options.log,
+      });
+    }
+  }
+
+  private limitsFor(mapping: Mapping): BindingLimits {
+    let limits = this.limits.get(mapping.id);
+    if (!limits) {
+      limits = new BindingLimits(mapping, this.options.stats);
+      this.limits.set(mapping.id, limits);
+    }
+    return limits;
+  }
+
+  /** A mapping's policy or adaptive limit changed: its buckets take the new rates at once. */
+  retune(mapping: Mapping): void {
+    this.limits.get(mapping.id)?.retune(mapping);
+  }
+
+  /** Each binding's measured load, for the control plane's adaptive limits. */
+  loads(): BindingLoadSample[] {
+    return [...this.limits].map(([mappingId, l]) => ({
+      mappingId,
+      bytesPerSecond: l.meter.rate(),
+      commandsPerSecond: l.commandMeter.rate(),
+      throttled: l.throttled,
+      droppedBytes: l.droppedBytes.value,
+      droppedCommands: l.droppedCommands.value,
+    }));
+  }
+
+  /** Device time per session in time-slice sharing, by mapping. */
+  deviceTimeMs(mappingId: string): number {
+    const exchange = this.exchange;
+    if (!exchange) return 0;
+    let total = 0;
+    for (const port of this.ports) if (port.mappingId === mappingId) total += exchange.deviceTimeMs(port.key);
+    return total;
+  }
+
+  /** Broadcast: the first read-write session is the one writer. */
+  mayWrite(port: SessionPort): boolean {
+    if (this.sharing !== 'SHARING_MODE_BROADCAST') return true;
+    return this.ports.find((p) => !p.readOnly) === port;
+  }
+
+  get writerWorkload(): string | undefined {
+    return this.ports.find((p) => !p.readOnly)?.workloadId;
+  }
+
+  /** SHARED / TIME_SLICE: a session's bytes become commands in the device's queue. */
+  submit(port: SessionPort, chunk: Buffer, callback: (err?: Error | null) => void): boolean {
+    const exchange = this.exchange;
+    if (!exchange) return false;
+    exchange.write(port.key, chunk, callback);
+    return true;
+  }
+
+  /** Output for one session (a response); pauses the device while that session is full. */
+  deliverTo(port: SessionPort, chunk: Buffer): void {
+    if (!port.deliver(chunk)) {
+      this.blocked.add(port);
+      this.handle?.stream.pause();
+    }
   }
 
   /**
@@ -178,6 +298,7 @@ export class DeviceSessionHost {
   /** Resets the sessions of one mapping (its binding was withdrawn or changed). */
   resetMapping(mappingId: string, err: ErrorPayload): void {
     for (const port of [...this.ports]) if (port.mappingId === mappingId) port.fail(err);
+    this.limits.delete(mappingId);
   }
 
   /** The device is gone (unplugged, its pty closed): every session is reset. */
@@ -217,6 +338,7 @@ export class DeviceSessionHost {
     const i = this.ports.indexOf(port);
     if (i < 0) return;
     this.ports.splice(i, 1);
+    this.exchange?.remove(port.key);
     const w = this.waitingForDrain.indexOf(port);
     if (w >= 0) this.waitingForDrain.splice(w, 1);
     port.pendingWrite = undefined;
@@ -286,6 +408,9 @@ export class DeviceSessionHost {
     stream.off('close', this.onDeviceGone);
     handle.onEvent(ignore);
     this.options.onConfiguration?.({});
+    this.exchange?.fail(new DeviceError(`device ${this.path} closed`));
+    this.exchange?.close();
+    this.exchange = undefined;
     // A late error from a closing port must not be unhandled.
     stream.on('error', ignore);
     this.blocked.clear();
@@ -302,6 +427,7 @@ export class DeviceSessionHost {
   }
 
   private lose(cause: Error | undefined): void {
+    this.exchange?.fail(new DeviceError(`device ${this.path} removed`));
     const handle = this.releaseHandle();
     if (!handle && this.ports.length === 0) return;
     this.options.log.warn({ path: this.path, error: cause ? errorMessage(cause) : undefined, sessions: this.ports.length }, 'device lost');
@@ -311,6 +437,11 @@ export class DeviceSessionHost {
   }
 
   private onDeviceData(chunk: Buffer): void {
+    this.deviceMeter.record(chunk.length);
+    if (this.exchange) {
+      this.exchange.onDeviceData(chunk);
+      return;
+    }
     const ports = this.ports;
     for (let i = 0; i < ports.length; i++) {
       const port = ports[i] as SessionPort;
@@ -357,8 +488,13 @@ function ignore(): void {
  * destroying it only takes this session off the device; the device stream itself stays open for
  * the others.
  */
-export class SessionPort extends Duplex {
+export class SessionPort extends Duplex implements ExchangeConsumer {
+  private static nextKey = 1;
+  /** Unique per session on this agent: the exchange's consumer key. */
+  readonly key: string;
   readonly mappingId: string;
+  readonly priority: number;
+  readonly weight: number;
   readonly workloadId: string;
   readonly exclusive: boolean;
   readonly readOnly: boolean;
@@ -369,13 +505,25 @@ export class SessionPort extends Duplex {
   private readonly bytesFromDevice: Counter;
   private readonly bytesToDevice: Counter;
 
+  private readonly gate: GateOptions;
+
   constructor(
     private readonly host: DeviceSessionHost,
     mapping: Mapping,
+    readonly limits: BindingLimits,
     stats: Stats,
   ) {
     super({ readableHighWaterMark: PORT_HIGH_WATER_MARK, writableHighWaterMark: PORT_HIGH_WATER_MARK });
+    this.key = `${mapping.id}#${SessionPort.nextKey++}`;
     this.mappingId = mapping.id;
+    this.priority = mapping.policy?.priority ?? 0;
+    this.weight = mapping.policy?.weight || 1;
+    this.gate = {
+      buckets: [limits.bytes, host.deviceBucket],
+      drop: limits.drop,
+      dropped: (n) => limits.droppedBytes.add(n),
+      throttled: () => limits.markThrottled(),
+    };
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
@@ -415,7 +563,16 @@ export class SessionPort extends Duplex {
   /** @returns false when this port's buffer is full and the device should pause. */
   deliver(chunk: Buffer): boolean {
     this.bytesFromDevice.add(chunk.length);
+    this.limits.meter.record(chunk.length);
     return this.push(chunk);
+  }
+
+  receive(chunk: Buffer): void {
+    this.host.deliverTo(this, chunk);
+  }
+
+  refuse(err: DeviceMeshError): void {
+    this.fail({ code: err.code, message: err.message });
   }
 
   override _read(): void {
@@ -424,8 +581,20 @@ export class SessionPort extends Duplex {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.bytesToDevice.add(chunk.length);
-    this.host.write(this, chunk, callback);
+    if (this.host.submit(this, chunk, callback)) return;
+    if (!this.host.mayWrite(this)) {
+      callback(new PermissionDeniedError(`device ${this.host.path} is broadcast: only ${this.host.writerWorkload ?? 'its writer'} writes to it`));
+      return;
+    }
+    this.gate.drop = this.limits.drop;
+    gatedWrite(chunk, this.gate, this.writePiece, callback);
   }
+
+  private readonly writePiece = (piece: Buffer, callback: (err?: Error | null) => void): void => {
+    this.limits.meter.record(piece.length);
+    this.host.deviceMeter.record(piece.length);
+    this.host.write(this, piece, callback);
+  };
 
   /**
    * The client finished writing: a device conversation has no end of its own to wait for, so the

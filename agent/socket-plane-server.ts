@@ -179,6 +179,7 @@ export class SocketPlaneServer {
       host.resetMapping(m.id, withdrawn(m.id));
       return;
     }
+    host.retune(m);
     if (isDeepStrictEqual(old.serial, m.serial) && isDeepStrictEqual(old.settings, m.settings)) return;
     const checked = this.check(m).then(async (refused) => {
       if (refused) return refused;

@@ -14,6 +14,7 @@ interface Series {
 /** A counter bound once to its labels, for the data path: `add` is a field increment. */
 export interface Counter {
   add(delta: number): void;
+  readonly value: number;
 }
 
 /** Upper bounds, in seconds, from 1 ms to 10 s: what a push or a convergence takes. */
@@ -119,6 +120,9 @@ export class Stats {
     return {
       add: (delta: number): void => {
         s.value += delta;
+      },
+      get value(): number {
+        return s.value;
       },
     };
   }

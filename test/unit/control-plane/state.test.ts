@@ -108,7 +108,7 @@ describe('control-plane state', () => {
     let writes = 0;
     const other = await tempDir();
     try {
-      const counted = await ControlPlaneState.open(new StateStore(other), silentLog, { writes: { add: (n) => (writes += n) } });
+      const counted = await ControlPlaneState.open(new StateStore(other), silentLog, { writes: { add: (n) => (writes += n), get value() { return writes; } } });
       assert.equal(writes, 1, 'the restart is a write');
       await Promise.all([counted.apply({ bindings: [lone('x')], policies: [] }), counted.apply({ bindings: [lone('y')], policies: [] })]);
       await counted.apply({ bindings: [lone('x')], policies: [] });

@@ -1,0 +1,203 @@
+import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
+import type { Logger } from '../src/log';
+import type { Policy } from '../src/proto/types';
+import type { Stats } from '../src/telemetry/stats';
+import type { BindingLimits } from './binding-limits';
+import { CommandQueue } from './exchange/command-queue';
+import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
+import { responseRule } from './exchange/framing-from-policy';
+import { RequestSplitter } from './exchange/request-splitter';
+import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
+
+/** The largest command or response the exchange takes; beyond it the sender gets an error. */
+const MAX_COMMAND_BYTES = 64 * 1024;
+
+/** What the exchange needs of a session on the device. */
+export interface ExchangeConsumer {
+  readonly key: string;
+  readonly workloadId: string;
+  readonly priority: number;
+  readonly weight: number;
+  readonly limits: BindingLimits;
+  /** Hands device output to the session (a response, or unsolicited data). */
+  receive(chunk: Buffer): void;
+  /** The exchange refused one of its commands (a full queue): the session ends with the error. */
+  refuse(err: DeviceMeshError): void;
+}
+
+export interface DeviceExchangeOptions {
+  device: string;
+  /** The policy of the mapping that opened the device: sharing mode, framing, queue sizes. */
+  policy: Policy;
+  /** Writes a request to the device. */
+  write: (request: Buffer) => void;
+  stats: Stats;
+  log: Logger;
+}
+
+/**
+ * Shared and time-slice sharing of one device: each consumer's byte stream is cut into commands
+ * (at the policy's request terminator), the commands of every consumer go through one bounded
+ * queue, one at a time, and each response (framed by the policy's rule) goes back only to the
+ * consumer that sent the command. Output no command asked for goes to the policy's owner, or to
+ * every consumer. A consumer is held back (its write does not complete) while it has as many
+ * commands outstanding as the per-consumer cap; a full queue refuses with RESOURCE_EXHAUSTED.
+ */
+export class DeviceExchange {
+  private readonly queue: CommandQueue;
+  private readonly scheduler: CommandScheduler;
+  private readonly consumers = new Map<string, ConsumerState>();
+  private readonly terminator: Buffer;
+  private readonly timeoutMs: number;
+  private readonly perConsumer: number;
+  private readonly owner: string;
+
+  constructor(private readonly options: DeviceExchangeOptions) {
+    const policy = options.policy;
+    this.terminator = Buffer.from(policy.requestTerminator || '\n', 'latin1');
+    this.timeoutMs = policy.commandTimeoutMs || 5000;
+    this.perConsumer = Math.max(1, policy.perConsumerQueue || Math.floor((policy.queueDepth || 64) / 4));
+    this.owner = policy.unsolicitedOwner;
+    this.scheduler =
+      policy.sharing === 'SHARING_MODE_TIME_SLICE'
+        ? new TimeSliceScheduler({ sliceMs: policy.timeSliceMs || 100, weight: (key) => this.consumers.get(key)?.consumer.weight ?? 1 })
+        : new PriorityScheduler();
+    this.queue = new CommandQueue({
+      depth: policy.queueDepth || 64,
+      perConsumer: this.perConsumer,
+      rule: responseRule(policy.response),
+      maxResponseBytes: MAX_COMMAND_BYTES,
+      scheduler: this.scheduler,
+      write: options.write,
+      unsolicited: (chunk) => this.unsolicited(chunk),
+      ready: policy.readyPattern ? new RegExp(policy.readyPattern) : undefined,
+    });
+  }
+
+  add(consumer: ExchangeConsumer): void {
+    this.consumers.set(consumer.key, { consumer, splitter: new RequestSplitter(this.terminator, MAX_COMMAND_BYTES), outstanding: 0, wake: undefined });
+  }
+
+  remove(key: string): void {
+    if (!this.consumers.delete(key)) return;
+    this.queue.removeConsumer(key);
+  }
+
+  /** Device time each consumer has had (time-slice sharing), for tests and metrics. */
+  deviceTimeMs(key: string): number {
+    return this.scheduler instanceof TimeSliceScheduler ? this.scheduler.deviceTime(key) : 0;
+  }
+
+  get waiting(): number {
+    return this.queue.waiting;
+  }
+
+  /**
+   * A consumer's bytes: every complete command is submitted in order; the callback runs once they
+   * are all queued and the consumer is below its cap again, or with the error that refused one.
+   */
+  write(key: string, chunk: Buffer, callback: (err?: Error | null) => void): void {
+    const state = this.consumers.get(key);
+    if (!state) {
+      callback(new DeviceError(`consumer ${key} is not on device ${this.options.device}`));
+      return;
+    }
+    let commands: Buffer[];
+    try {
+      commands = state.splitter.push(chunk);
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    this.submitAll(state, commands).then(() => callback(), (err: unknown) => callback(err as Error));
+  }
+
+  onDeviceData(chunk: Buffer): void {
+    this.queue.onDeviceData(chunk);
+  }
+
+  /** The device is gone: every waiting and running command fails with `err`. */
+  fail(err: DeviceMeshError): void {
+    this.queue.fail(err);
+  }
+
+  close(): void {
+    this.queue.close();
+  }
+
+  private async submitAll(state: ConsumerState, commands: Buffer[]): Promise<void> {
+    for (const request of commands) {
+      const limits = state.consumer.limits;
+      if (!(await this.admit(state, request.length))) continue;
+      while (state.outstanding >= this.perConsumer) await new Promise<void>((resolve) => (state.wake = resolve));
+      state.outstanding++;
+      limits.commandMeter.record(1);
+      limits.meter.record(request.length);
+      this.queue
+        .submit({ consumer: state.consumer.key, priority: state.consumer.priority, request, timeoutMs: this.timeoutMs })
+        .then(
+          (response) => {
+            limits.meter.record(response.length);
+            this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'answered' });
+            if (this.consumers.get(state.consumer.key) === state) state.consumer.receive(response);
+          },
+          (err: unknown) => this.commandFailed(state, err),
+        )
+        .finally(() => {
+          state.outstanding--;
+          const wake = state.wake;
+          state.wake = undefined;
+          wake?.();
+        });
+    }
+  }
+
+  /** Commands per second and bytes per second for one command: waits for tokens, or drops and counts. */
+  private async admit(state: ConsumerState, bytes: number): Promise<boolean> {
+    const limits = state.consumer.limits;
+    if (!limits.limited) return true;
+    if (limits.drop) {
+      if (limits.commands.take(1) === 1 && limits.bytes.take(bytes) === bytes) return true;
+      limits.droppedCommands.add(1);
+      limits.droppedBytes.add(bytes);
+      limits.markThrottled();
+      return false;
+    }
+    const burst = Math.min(bytes, limits.bytes.burst || bytes);
+    for (;;) {
+      const delay = Math.max(limits.commands.delayFor(1), limits.bytes.delayFor(burst));
+      if (delay === 0) break;
+      limits.markThrottled();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+    limits.commands.take(1);
+    limits.bytes.take(burst);
+    return true;
+  }
+
+  private commandFailed(state: ConsumerState, err: unknown): void {
+    if (err instanceof ResourceExhaustedError) {
+      this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused' });
+      if (this.consumers.get(state.consumer.key) === state) state.consumer.refuse(err);
+      return;
+    }
+    const outcome = err instanceof TimeoutError ? 'timeout' : 'failed';
+    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
+    this.options.log.debug({ device: this.options.device, error: errorMessage(err) }, 'command did not complete');
+  }
+
+  private unsolicited(chunk: Buffer): void {
+    for (const { consumer } of this.consumers.values()) {
+      if (!this.owner || consumer.workloadId === this.owner) consumer.receive(chunk);
+    }
+  }
+}
+
+interface ConsumerState {
+  consumer: ExchangeConsumer;
+  splitter: RequestSplitter;
+  /** Commands queued or running. */
+  outstanding: number;
+  /** Resolves a write held back at the cap. */
+  wake: (() => void) | undefined;
+}
