@@ -10,6 +10,7 @@ import { DeviceWatcher } from './device-watcher';
 import { DriverRegistry, type DriverStatus } from './driver-registry';
 import { SIMULATED_PREFIX } from './drivers/simulated-modem';
 import { MappingTable } from './mapping-table';
+import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer } from './socket-plane-server';
 
@@ -30,6 +31,8 @@ export interface AgentOptions {
   simulate: string[];
   /** Admin host:port. */
   admin: string;
+  /** How often loads are measured and reported (default 1000). */
+  loadIntervalMs?: number;
   log: Logger;
 }
 
@@ -67,6 +70,12 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   device_events_dropped: 'Device events not sent because the consumer was not reading, per device',
   serial_changes_pinned: 'Line-setting changes asked by an app and answered with the pinned value instead, per device and setting',
   socket_plane_protocol_errors: 'Socket-plane connections closed for a protocol error',
+  rate_limit_dropped_bytes: 'Bytes dropped because a binding with over-limit "drop" was above its rate, per mapping',
+  rate_limit_dropped_commands: 'Commands dropped because a binding with over-limit "drop" was above its rate, per mapping',
+  binding_bytes_per_second: 'Moving rate of bytes a binding moves to and from its device (1 s window), per mapping',
+  binding_commands_per_second: 'Moving rate of commands a binding sends (1 s window), per mapping',
+  device_bytes_per_second: 'Moving rate of bytes a device reads and writes (1 s window), per device',
+  commands: 'Commands through a shared or time-slice device queue, per device and outcome (answered, timeout, failed, refused)',
 };
 
 /**
@@ -98,6 +107,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const advertise = options.advertise ?? socketPlaneAddress;
 
   const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }) });
+  const loadReporter = new LoadReporter({
+    address: options.controlPlane,
+    hostId,
+    intervalMs: options.loadIntervalMs ?? 1000,
+    sample: () =>
+      devices.all().map((d) => ({ deviceId: d.device.deviceId, path: d.device.path, bytesPerSecond: d.host.deviceMeter.rate(), bindings: d.host.loads() })),
+    stats,
+    log: log.child({ module: 'load' }),
+  });
   const ads = new AdsClient({
     address: options.controlPlane,
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
@@ -154,6 +172,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   } catch (err) {
     ads.stop();
     registration.close();
+    loadReporter.close();
     await server.close();
     throw err;
   }
@@ -201,6 +220,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         watcher.stop();
         ads.stop();
         registration.close();
+        loadReporter.close();
         await server.close();
         await devices.close({ code: 'UNAVAILABLE', message: 'agent shutting down' });
         await admin.close();

@@ -19,6 +19,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
+  { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
@@ -84,6 +85,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     watch: lists.watch ?? [],
     simulate: lists.simulate ?? [],
     admin: values.admin as string,
+    loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
     log,
   });
   log.info({ socketPlane: running.socketPlaneAddress, admin: running.adminAddress }, 'agent ready');
