@@ -164,7 +164,8 @@ export class AdaptationController {
         : `device ${device} has room: ${usage}; no binding wants more`;
     }
     const who = wanting.map((a) => `${a.load.binding} (${a.wantsMore})`).join(', ');
-    return `device ${device} saturated: ${usage}; ${wanting.length} binding${wanting.length === 1 ? '' : 's'} want${wanting.length === 1 ? 's' : ''} more: ${who}`;
+    const count = wanting.length === 1 ? '1 binding wants' : `${wanting.length} bindings want`;
+    return `device ${device} saturated: ${usage}; ${count} more: ${who}`;
   }
 }
 

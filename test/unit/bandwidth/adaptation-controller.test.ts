@@ -45,7 +45,10 @@ describe('bandwidth: adaptation controller', () => {
     assert.equal(started.length, 3);
     const forC = started.find((c) => c.binding === 'c') as LimitChange;
     assert.equal(forC.from, 333);
-    assert.match(forC.reason, /^device gw1\/usb-1 saturated: 10\.0 kB\/s of 10\.0 kB\/s \(sum of devicemesh_binding_bytes_per_second\); 3 bindings want more: a \(throttled\), b \(throttled\), c \(throttled\)/);
+    assert.match(
+      forC.reason,
+      /^device gw1\/usb-1 saturated: 10\.0 kB\/s of 10\.0 kB\/s \(sum of devicemesh_binding_bytes_per_second\); 3 bindings want more: a \(throttled\), b \(throttled\), c \(throttled\)/,
+    );
     assert.match(forC.reason, /binding c: 333 B\/s \(devicemesh_binding_bytes_per_second\), wants more \(throttled\), weight 1$/);
     assert.deepEqual(plant.cycle([saturating(plant, 'a'), saturating(plant, 'b'), saturating(plant, 'c')]), [], 'stable while all three saturate');
 
