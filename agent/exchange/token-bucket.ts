@@ -43,6 +43,17 @@ export class TokenBucket {
   }
 
   /**
+   * Whole tokens that could be taken now; Infinity when unlimited. To pass n units through several
+   * buckets, take min(n, each one's available()) from every one: taking in turn would charge the
+   * first buckets for units a later one refuses.
+   */
+  available(): number {
+    if (this.rate === 0) return Infinity;
+    this.refill();
+    return Math.floor(this.tokens);
+  }
+
+  /**
    * Milliseconds until n tokens can be taken; 0 if now. More than the burst can never be there at
    * once, so n is capped at the burst: the caller takes what there is and asks again.
    */

@@ -71,6 +71,17 @@ describe('bandwidth: token bucket', () => {
     assert.equal(bucket.take(50), 50);
   });
 
+  it('tells what could be taken without taking it', () => {
+    const clock = manualClock();
+    const bucket = new TokenBucket(1000, 100, clock.now);
+    assert.equal(bucket.available(), 100);
+    assert.equal(bucket.available(), 100, 'looking takes nothing');
+    bucket.take(70);
+    clock.advance(5);
+    assert.equal(bucket.available(), 35);
+    assert.equal(new TokenBucket(0, 0, clock.now).available(), Infinity);
+  });
+
   it('is unlimited at rate 0', () => {
     const bucket = new TokenBucket(0, 0, manualClock().now);
     assert.equal(bucket.take(1e9), 1e9);
