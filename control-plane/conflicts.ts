@@ -2,8 +2,7 @@ import { ValidationError } from '../src/errors';
 import { validateBinding, validatePolicy } from '../src/model/validate';
 import type { Binding, DeviceSelector, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { parseHostPort } from '../src/util/address';
-import { effectivePolicy } from './effective-policy';
-import { describeSelector } from './register';
+import { checkDeviceSharing, type DeviceUser, deviceUsers } from './device-sharing-checks';
 import { checkBindingDocument, checkPolicyDocument } from './request-checks';
 
 /** The register's lookup of the endpoint a selector designates (Register.select). */
@@ -45,7 +44,10 @@ export function checkApply(stored: Documents, select: SelectEndpoint, incoming: 
   const incomingBindings = new Set(incoming.bindings.map((b) => b.name));
   checkVirtualEndpoints(bindings, (b) => incomingBindings.has(b.name));
   // Stored bindings are affected too when an incoming policy they reference changes their sharing.
-  checkExclusiveDevices(bindings, policies, select, (b) => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef));
+  const affected = (b: Binding): boolean => incomingBindings.has(b.name) || incomingPolicies.has(b.policyRef);
+  const byDevice = deviceUsers(bindings, policies, select, affected);
+  checkExclusiveDevices(byDevice, affected);
+  for (const [device, users] of byDevice) checkDeviceSharing(device, users, affected);
 }
 
 /** A policy still referenced by a binding cannot go: those bindings would silently lose their mappings. */
@@ -102,27 +104,9 @@ function sameListenAddress(a: string, b: string): boolean {
   return x.port === y.port && (hostX === hostY || WILDCARD_HOSTS.has(hostX) || WILDCARD_HOSTS.has(hostY));
 }
 
-function checkExclusiveDevices(
-  bindings: readonly Binding[],
-  policies: readonly Policy[],
-  select: SelectEndpoint,
-  affected: (b: Binding) => boolean,
-): void {
-  const policyMap = new Map(policies.map((p) => [p.name, p]));
-  // Unregistered devices are compared by selector; the mapping generator catches the rest.
-  const deviceOf = (b: Binding): string => (b.device ? (select(b.device)?.id ?? describeSelector(b.device)) : '');
-  // Only the devices of affected bindings matter, so policies are worked out only for their users.
-  const byDevice = new Map<string, { binding: Binding; exclusive: boolean }[]>();
-  for (const b of bindings) if (affected(b) && b.device) byDevice.set(deviceOf(b), []);
-  for (const binding of bindings) {
-    const users = binding.device && byDevice.get(deviceOf(binding));
-    if (!users) continue;
-    const effective = effectivePolicy(binding, policyMap);
-    // A refused binding never maps, so it holds no device.
-    if (effective.refused) continue;
-    users.push({ binding, exclusive: effective.policy.sharing === 'SHARING_MODE_EXCLUSIVE' });
-  }
-  for (const [device, users] of byDevice) {
+function checkExclusiveDevices(byDevice: ReadonlyMap<string, readonly DeviceUser[]>, affected: (b: Binding) => boolean): void {
+  for (const [device, group] of byDevice) {
+    const users = group.map((u) => ({ binding: u.binding, exclusive: u.policy.sharing === 'SHARING_MODE_EXCLUSIVE' }));
     if (users.length < 2 || !users.some((u) => u.exclusive)) continue;
     const culprit = users.find((u) => affected(u.binding));
     if (!culprit) continue;

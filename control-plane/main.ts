@@ -7,6 +7,9 @@ import { serviceDefinition } from '../src/proto/load';
 import { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort, type HostPort } from '../src/util/address';
 import { AdsServer } from './ads-server';
+import type { AdaptationController } from './bandwidth/adaptation-controller';
+import { AdaptationLoop } from './bandwidth/adaptation-loop';
+import { LoadReports } from './bandwidth/load-reports';
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
@@ -20,6 +23,10 @@ export interface ControlPlaneOptions {
   admin: string /* host:port */;
   dataDir: string;
   log: Logger;
+  /** The bandwidth controller's control cycle (default 1 s). */
+  adaptIntervalMs?: number;
+  /** The bandwidth loop's tuning, for tests; the defaults suit an agent reporting every second. */
+  adaptation?: { controller?: AdaptationController; settleMs?: number; staleAfterMs?: number };
 }
 
 export interface RunningControlPlane {
@@ -41,6 +48,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const listen = flag('listen', options.listen);
   const adminListen = flag('admin', options.admin);
   const stats = new Stats(STATS_HELP);
+  const adaptIntervalMs = options.adaptIntervalMs ?? 1000;
+  if (!Number.isFinite(adaptIntervalMs) || adaptIntervalMs <= 0) {
+    throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);
+  }
 
   const state = await ControlPlaneState.open(new StateStore(options.dataDir), log, { writes: stats.counter('state_writes') });
   const cache = new SnapshotCache();
@@ -59,9 +70,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     gauges();
   });
 
+  const loads = new LoadReports();
+  const adaptation = new AdaptationLoop({ state, reports: loads, stats, log, intervalMs: adaptIntervalMs, ...options.adaptation });
+
   const server = new grpc.Server();
   const implementations = {
-    registry: registryService(state, log),
+    registry: registryService(state, loads, log),
     bindings: bindingsService(state, log),
     status: statusService(proxies, log),
     ads: ads.implementation(),
@@ -74,6 +88,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   let serving = true;
   const stopGrpc = async (): Promise<void> => {
     serving = false;
+    await adaptation.close();
     ads.close();
     await new Promise<void>((resolve) => {
       // Unary calls get a moment to finish; streams were ended above.
@@ -100,13 +115,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         mappings: state.mappings(),
         proxies: proxies.list(),
       }),
+      extra: (req, res) => {
+        if (new URL(req.url ?? '/', 'http://admin').pathname !== '/adaptation') return false;
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+        res.end(JSON.stringify({ intervalMs: adaptIntervalMs, changes: adaptation.events.list() }, null, 2) + '\n');
+        return true;
+      },
     },
     log,
   ).catch(async (err: unknown) => {
     await stopGrpc();
     throw new UnavailableError(`cannot serve the admin interface on ${options.admin}: ${errorMessage(err)}`, { cause: err });
   });
-  log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version() }, 'control plane serving');
+  adaptation.start();
+  log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version(), adaptIntervalMs }, 'control plane serving');
 
   return {
     grpcAddress,

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import type { Binding, BindingStatus, DeviceSelector, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
+import type { AdaptiveLimit, Binding, BindingStatus, DeviceSelector, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { canonicalBinding, canonicalVirtual, compareStrings, sameContent } from './canonical';
 import { effectivePolicy } from './effective-policy';
 import { describeSelector, Register } from './register';
+import { sharingRefusal } from './sharing-modes';
 
 export interface MappingInputs {
   bindings: readonly Binding[];
@@ -24,6 +25,8 @@ export interface MappingSources {
   version: string;
   /** The previous generation: unchanged content keeps its version, unchanged inputs their result. */
   previous: { mappings: readonly Mapping[]; derived?: ReadonlyMap<string, Derived> };
+  /** New adaptive limits by mapping id (the bandwidth controller's); the others keep the previous one. */
+  adaptive?: ReadonlyMap<string, AdaptiveLimit>;
 }
 
 /** What a binding was generated from and what it came to before conflicts between bindings. */
@@ -102,7 +105,7 @@ export function generateFrom(sources: MappingSources): GeneratedMappings {
       old.endpoint === endpoint &&
       old.address === address &&
       // A candidate refused last time, or whose mapping was since replaced, gets its version anew.
-      (!old.candidate || previous.get(old.candidate.mapping.id) === old.candidate.mapping);
+      (!old.candidate || (previous.get(old.candidate.mapping.id) === old.candidate.mapping && !sources.adaptive?.has(old.candidate.mapping.id)));
     const d = same ? old : derive({ binding, policy, endpoint, address }, sources, previous);
     derived.set(binding.name, d);
     if (d.candidate) candidates.push(d.candidate);
@@ -162,8 +165,13 @@ function derive(
     return status('BINDING_PHASE_PENDING', `device ${device} is absent`);
   }
   if (!address) return status('BINDING_PHASE_PENDING', `host ${endpoint.hostId} has no socket-plane address yet (its agent has not connected)`);
+  // Apply checks this for registered devices; a device registered later is checked here.
+  const refusal = sharingRefusal(endpoint.kind, effective.policy.sharing);
+  if (refusal) return status('BINDING_PHASE_REFUSED', `${refusal}; ${endpoint.id} is one`);
+  const id = mappingId(binding, endpoint.id);
+  const before = previous.get(id);
   const mapping: Mapping = {
-    id: mappingId(binding, endpoint.id),
+    id,
     binding: binding.name,
     workloadId: binding.workload,
     virtual: canonicalVirtual({ ...binding.virtual, workloadId: binding.workload }),
@@ -173,15 +181,22 @@ function derive(
     kind: endpoint.kind,
     agentAddress: address,
     policy: effective.policy,
-    adaptiveLimit: null,
+    adaptiveLimit: adaptiveLimit(effective.policy, sources.adaptive?.get(id) ?? before?.adaptiveLimit ?? null),
     serial: effective.serial,
     version: sources.version,
     settings: { ...binding.settings },
   };
-  const before = previous.get(mapping.id);
   // The unchanged mapping itself, so that later stages can tell it unchanged by identity.
   const kept = before && sameContent({ ...before, version: '' }, { ...mapping, version: '' }) ? before : mapping;
   return { ...inputs, candidate: { binding, shown, mapping: kept, exclusive: effective.policy.sharing === 'SHARING_MODE_EXCLUSIVE' } };
+}
+
+/**
+ * A mapping keeps its adaptive limit across regenerations (and, stored with it, restarts) as long
+ * as its device has a capacity to divide; without one the policy's own limit applies.
+ */
+function adaptiveLimit(policy: Policy, limit: AdaptiveLimit | null): AdaptiveLimit | null {
+  return policy.deviceBytesPerSecond !== '0' ? limit : null;
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {

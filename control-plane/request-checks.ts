@@ -1,6 +1,6 @@
 import { ACCESS, FLOW_CONTROL, PARITY, PROTOCOL, SHARING, STOP_BITS } from '../src/documents/enum-names';
 import { ValidationError } from '../src/errors';
-import type { Binding, DeviceKind, PhysicalEndpoint, Policy } from '../src/proto/types';
+import type { Binding, DeviceKind, PhysicalEndpoint, Policy, ReportLoadRequest } from '../src/proto/types';
 import { parseHostPort } from '../src/util/address';
 
 /**
@@ -96,6 +96,30 @@ export function checkHostReport(hostId: string, endpoints: readonly PhysicalEndp
   }
 }
 
+/** An agent's load report: its host, each binding and device listed once, rates finite and not negative. */
+export function checkLoadReport(report: ReportLoadRequest): void {
+  id('', 'hostId', report.hostId);
+  const seen = new Set<string>();
+  for (const b of report.bindings) {
+    if (!b.mappingId) throw new ValidationError('bindings[]: mappingId', 'is required');
+    text('bindings[]', 'mappingId', b.mappingId, 1024);
+    const where = `bindings[${b.mappingId}]`;
+    if (seen.has(b.mappingId)) throw new ValidationError(where, 'is listed twice');
+    seen.add(b.mappingId);
+    rate(where, 'bytesPerSecond', b.bytesPerSecond);
+    rate(where, 'commandsPerSecond', b.commandsPerSecond);
+  }
+  seen.clear();
+  for (const d of report.devices) {
+    if (!d.physicalId) throw new ValidationError('devices[]: physicalId', 'is required');
+    text('devices[]', 'physicalId', d.physicalId, 1024);
+    const where = `devices[${d.physicalId}]`;
+    if (seen.has(d.physicalId)) throw new ValidationError(where, 'is listed twice');
+    seen.add(d.physicalId);
+    rate(where, 'bytesPerSecond', d.bytesPerSecond);
+  }
+}
+
 /** The filters of ListMappings: empty means any; otherwise an id as hosts and workloads have them. */
 export function checkMappingFilter(filter: { workloadId: string; hostId: string }): void {
   if (filter.workloadId) id('', 'workloadId', filter.workloadId);
@@ -122,6 +146,10 @@ function id(where: string, name: string, value: string): void {
   // Endpoint ids are "<hostId>/<deviceId>": a '/' would make them ambiguous.
   if (NOT_AN_ID.test(value)) throw new ValidationError(field(where, name), `${JSON.stringify(value)} must not contain '/', whitespace or control characters`);
   if (value.length > 253) throw new ValidationError(field(where, name), 'is longer than 253 characters');
+}
+
+function rate(where: string, name: string, value: number): void {
+  if (!Number.isFinite(value) || value < 0) throw new ValidationError(field(where, name), `${value} is not a finite non-negative rate`);
 }
 
 function oneOf(where: string, name: string, value: unknown, allowed: readonly string[]): void {

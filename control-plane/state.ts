@@ -1,7 +1,7 @@
 import { errorMessage, NotFoundError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Counter } from '../src/telemetry/stats';
-import type { Binding, BindingStatus, EndpointEvent, Host, Mapping, PhysicalEndpoint, Policy, Timestamp } from '../src/proto/types';
+import type { AdaptiveLimit, Binding, BindingStatus, EndpointEvent, Host, Mapping, PhysicalEndpoint, Policy, Timestamp } from '../src/proto/types';
 import { canonicalBinding, canonicalPolicy, compareStrings, sameContent, timestampOf } from './canonical';
 import { checkApply, checkPolicyDelete } from './conflicts';
 import { GroupCommit, type Outcome } from './group-commit';
@@ -18,8 +18,11 @@ export interface ApplyResult {
   version: string;
 }
 
-/** What a committed batch changed; `restart` is the commit of a control plane loading its state. */
-export type ChangeKind = 'binding' | 'policy' | 'endpoint' | 'host' | 'restart';
+/**
+ * What a committed batch changed; `restart` is the commit of a control plane loading its state,
+ * `bandwidth` the bandwidth controller's new adaptive limits.
+ */
+export type ChangeKind = 'binding' | 'policy' | 'endpoint' | 'host' | 'restart' | 'bandwidth';
 
 export type CommitListener = (mappings: readonly Mapping[], version: string, kinds: ReadonlySet<ChangeKind>) => void;
 export type EndpointListener = (event: EndpointEvent) => void;
@@ -37,6 +40,8 @@ interface MeshData {
   policies: OverlayMap<string, Policy>;
   register: Register;
   generated: GeneratedMappings;
+  /** A batch's new adaptive limits by mapping id, for its generation; empty in the committed state. */
+  adaptive: Map<string, AdaptiveLimit>;
 }
 
 interface Change<T> {
@@ -79,6 +84,7 @@ export class ControlPlaneState {
       policies: new OverlayMap(new Map(stored.policies.map((p) => [p.name, p]))),
       register: new Register(stored.endpoints, stored.hosts),
       generated: { mappings: stored.mappings, statuses: [], derived: new Map() },
+      adaptive: new Map(),
     });
     // Endpoints are unknown and hosts disconnected now, and no version handed out before the
     // restart may be handed out again for different content: this is a change like any other.
@@ -209,6 +215,22 @@ export class ControlPlaneState {
     this.log.info({ version, endpoint: id, markAbsent }, markAbsent ? 'endpoint absent' : 'endpoint removed');
   }
 
+  /**
+   * The bandwidth controller's new limits: each goes into its mapping, which gets a new version
+   * and is pushed. Limits for mappings withdrawn since are dropped. Returns the version and the
+   * ids of the mappings whose limit was set.
+   */
+  async setAdaptiveLimits(limits: ReadonlyMap<string, AdaptiveLimit>): Promise<{ version: string; applied: string[] }> {
+    const { value, version } = await this.mutate((draft) => {
+      // Checked before anything is written: this job is never refused halfway.
+      const known = new Set(draft.generated.mappings.map((m) => m.id));
+      const applied = [...limits.keys()].filter((id) => known.has(id));
+      for (const id of applied) draft.adaptive.set(id, limits.get(id) as AdaptiveLimit);
+      return { value: applied, changed: applied.length > 0 ? ['bandwidth'] : [] };
+    });
+    return { version, applied: value };
+  }
+
   async hostConnected(id: string, socketPlaneAddress: string): Promise<void> {
     await this.mutate((draft, now) => ({ value: draft.register.hostConnected(id, socketPlaneAddress, now), changed: ['host'] }));
   }
@@ -256,6 +278,7 @@ export class ControlPlaneState {
       host: (id) => register.host(id),
       version: String(draft.version),
       previous: before.generated,
+      adaptive: draft.adaptive,
     });
     let report: WriteReport;
     try {
@@ -299,7 +322,7 @@ export class ControlPlaneState {
 
 /** A batch's draft: overlays on the committed state, which stays as readers see it until the draft is folded. */
 function derive(data: MeshData): MeshData {
-  return { ...data, bindings: data.bindings.derive(), policies: data.policies.derive(), register: data.register.derive() };
+  return { ...data, bindings: data.bindings.derive(), policies: data.policies.derive(), register: data.register.derive(), adaptive: new Map() };
 }
 
 /** Marks the draft's journals; calling the result undoes everything written since. */
@@ -313,6 +336,8 @@ function markOf(draft: MeshData): () => void {
 }
 
 function fold(draft: MeshData): void {
+  // The limits are in the generated mappings now.
+  draft.adaptive.clear();
   draft.bindings.fold();
   draft.policies.fold();
   draft.register.fold();

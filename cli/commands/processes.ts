@@ -9,6 +9,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'listen', kind: 'address', default: '127.0.0.1:15010', help: 'gRPC address (discovery, registry, bindings, status)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
+  { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -63,6 +64,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     listen: values.listen as string,
     admin: values.admin as string,
     dataDir: values['data-dir'] as string,
+    adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
     log,
   });
   log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');

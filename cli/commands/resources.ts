@@ -8,7 +8,9 @@ import type {
   ListEndpointsResponse,
   ListMappingsResponse,
   ListProxiesResponse,
+  Mapping,
 } from '../../src/proto/types';
+import { formatRate } from '../../control-plane/bandwidth/format-rate';
 import { ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
 import { renderTable } from '../table';
@@ -125,7 +127,7 @@ function renderBindings(res: ListBindingsResponse): string {
 
 function renderMappings(res: ListMappingsResponse): string {
   return renderTable(
-    ['ID', 'WORKLOAD', 'VIRTUAL', 'DEVICE', 'AGENT', 'SHARING', 'VERSION'],
+    ['ID', 'WORKLOAD', 'VIRTUAL', 'DEVICE', 'AGENT', 'SHARING', 'LIMIT', 'VERSION'],
     res.mappings.map((m) => [
       m.id,
       m.workloadId,
@@ -133,9 +135,18 @@ function renderMappings(res: ListMappingsResponse): string {
       `${m.hostId}:${m.devicePath}`,
       m.agentAddress,
       m.policy ? wordFor(SHARING, m.policy.sharing) : '',
+      limitOf(m),
       m.version,
     ]),
   );
+}
+
+/** The byte rate a mapping is held to: the bandwidth controller's while it has set one, else its policy's. */
+function limitOf(m: Mapping): string {
+  const adaptive = Number(m.adaptiveLimit?.bytesPerSecond ?? '0');
+  if (adaptive > 0) return `${formatRate(adaptive)} (adaptive)`;
+  const own = Number(m.policy?.bytesPerSecond ?? '0');
+  return own > 0 ? formatRate(own) : 'unlimited';
 }
 
 function renderProxies(res: ListProxiesResponse): string {

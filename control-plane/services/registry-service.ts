@@ -1,7 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import { DeviceMeshError, errorMessage, ValidationError } from '../../src/errors';
 import type { Logger } from '../../src/log';
-import type { EndpointEvent, ListEndpointsResponse, PhysicalEndpoint } from '../../src/proto/types';
+import type { EndpointEvent, ListEndpointsResponse, PhysicalEndpoint, ReportLoadRequest, ReportLoadResponse } from '../../src/proto/types';
+import type { LoadReports } from '../bandwidth/load-reports';
+import { checkLoadReport } from '../request-checks';
 import type { ControlPlaneState } from '../state';
 import { toServiceError, unary } from '../../src/grpc/grpc-errors';
 
@@ -29,8 +31,8 @@ interface WatchEndpointsRequest {
 /** Events a watcher may have unread before it is cut off and must watch again from a snapshot. */
 const WATCH_BACKLOG_LIMIT = 4096;
 
-/** `devicemesh.v1.Registry`: the register of physical endpoints, fed by the agents. */
-export function registryService(state: ControlPlaneState, log: Logger): grpc.UntypedServiceImplementation {
+/** `devicemesh.v1.Registry`: the register of physical endpoints and the agents' load reports, fed by the agents. */
+export function registryService(state: ControlPlaneState, loads: LoadReports, log: Logger): grpc.UntypedServiceImplementation {
   return {
     ListEndpoints: unary(log, 'ListEndpoints', (req: ListEndpointsRequest): ListEndpointsResponse => ({
       endpoints: state.endpoints(req.hostId || undefined),
@@ -50,6 +52,12 @@ export function registryService(state: ControlPlaneState, log: Logger): grpc.Unt
       return {};
     }),
     ReportHost: unary(log, 'ReportHost', (req: ReportHostRequest) => state.reportHost(req.hostId, req.endpoints)),
+    ReportLoad: unary(log, 'ReportLoad', (req: ReportLoadRequest): ReportLoadResponse => {
+      checkLoadReport(req);
+      loads.put(req);
+      const known = new Set(state.mappings({ hostId: req.hostId }).map((m) => m.id));
+      return { unknownMappingIds: req.bindings.map((b) => b.mappingId).filter((id) => !known.has(id)) };
+    }),
     WatchEndpoints: (call: grpc.ServerWritableStream<WatchEndpointsRequest, EndpointEvent>): void => {
       const hostId = call.request.hostId;
       const mine = (event: EndpointEvent): boolean => !hostId || event.endpoint?.hostId === hostId;

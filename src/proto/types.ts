@@ -285,3 +285,27 @@ export interface DiscoveryResponse {
   nonce: string;
   controlPlane?: { identifier: string } | null;
 }
+
+export interface BindingLoadReport {
+  mappingId: string;
+  bytesPerSecond: number;
+  commandsPerSecond: number;
+  throttled: boolean;
+  droppedBytes: string;
+  droppedCommands: string;
+}
+
+export interface DeviceLoadReport {
+  physicalId: string;
+  bytesPerSecond: number;
+}
+
+export interface ReportLoadRequest {
+  hostId: string;
+  bindings: BindingLoadReport[];
+  devices: DeviceLoadReport[];
+}
+
+export interface ReportLoadResponse {
+  unknownMappingIds: string[];
+}
