@@ -157,7 +157,13 @@ export class DeviceExchange {
     const limits = state.consumer.limits;
     if (!limits.limited) return true;
     if (limits.drop) {
-      if (limits.commands.take(1) === 1 && limits.bytes.take(bytes) === bytes) return true;
+      // A command larger than the byte burst passes once the bucket is full, as in slow mode.
+      const need = Math.min(bytes, limits.bytes.burst || bytes);
+      if (limits.commands.available() >= 1 && limits.bytes.available() >= need) {
+        limits.commands.take(1);
+        limits.bytes.take(need);
+        return true;
+      }
       limits.droppedCommands.add(1);
       limits.droppedBytes.add(bytes);
       limits.markThrottled();

@@ -71,7 +71,8 @@ export class LoadReporter {
         });
       }
     }
-    if (this.inFlight || request.bindings.length === 0) return;
+    // An empty report still tells the controller this host is idle, so it can relax.
+    if (this.inFlight || devices.length === 0) return;
     this.inFlight = true;
     this.client.reportLoad(request, { deadline: Date.now() + this.options.intervalMs * 2 }, (err) => {
       this.inFlight = false;

@@ -28,8 +28,10 @@ export function gatedWrite(chunk: Buffer, gate: GateOptions, write: WriteFn, cal
     return;
   }
   if (gate.drop) {
+    // What every bucket can give now, taken from each alike: no bucket pays for bytes another refused.
     let allowed = chunk.length;
-    for (const b of buckets) allowed = Math.min(allowed, b.take(allowed));
+    for (const b of buckets) allowed = Math.min(allowed, b.available());
+    for (const b of buckets) b.take(allowed);
     if (allowed < chunk.length) {
       gate.dropped(chunk.length - allowed);
       gate.throttled();

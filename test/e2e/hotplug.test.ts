@@ -124,7 +124,7 @@ ${extra}`;
 
   it('resets a session on a pulled device with "device removed", and brings its mapping back when it is plugged in again', async () => {
     let pair = await plug('ttyHP1');
-    apply(binding('hp-replug', pair.device, ports.v1, 'serial: { baudRate: 115200 }', 'policy: { sharing: shared }'));
+    apply(binding('hp-replug', pair.device, ports.v1, 'serial: { baudRate: 115200 }', 'policy: { sharing: broadcast }'));
     const mapping = await waitFor('the mapping', () => mappingOf('hp-replug'), 10_000);
     const app = await waitFor('the virtual device to listen', () => AppClient.connect(ports.v1).catch(() => undefined), 10_000);
     assert.deepEqual(await app.roundTrip(Buffer.from('before')), Buffer.from('before'));
@@ -179,13 +179,13 @@ ${extra}`;
   });
 
   it('NACKs a configuration the driver refuses, with the driver reason, and keeps serving', async () => {
-    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMillis: 5 }\npolicy: { sharing: shared }'));
+    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMillis: 5 }\npolicy: { sharing: broadcast }'));
     const nack = await waitFor('the agent NACK', () => {
       const a = get<ListProxiesResponse>('proxies').proxies.find((p) => p.kind === 'agent' && p.nodeId === 'gw1');
       return a?.types.find((t) => t.state === 'SYNC_STATE_NACKED');
     }, 10_000);
     assert.match(nack.nackMessage, /settings\.modemPollMillis: is not a setting of the serial driver/);
-    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMs: 20 }\npolicy: { sharing: shared }'));
+    apply(binding('hp-refused', 'sim:modem0', ports.v3, 'serial: { baudRate: 115200 }', 'settings: { modemPollMs: 20 }\npolicy: { sharing: broadcast }'));
     await waitFor('the agent back in sync', () => {
       const a = get<ListProxiesResponse>('proxies').proxies.find((p) => p.kind === 'agent' && p.nodeId === 'gw1');
       return a?.types.every((t) => t.state === 'SYNC_STATE_SYNCED');
@@ -212,7 +212,9 @@ ${extra}`;
 
   it('serves the simulated modem over the gRPC device API to a plain grpc-js client: data, a command with its answer, an event', async () => {
     const port = await freePort();
-    apply(`kind: Binding\nname: hp-grpc\nworkload: app1\ndevice: { host: gw1, path: sim:modem0 }\nvirtual: { name: modem-grpc, protocol: grpc, listen: 127.0.0.1:${port} }\npolicy: { sharing: shared }\nsettings: { modemPollMs: 20 }\n`);
+    // Broadcast has one read-write binding per device: the modem's earlier binding makes way.
+    assert.equal(cli(['delete', 'binding', 'hp-refused', '--control-plane', cp]).code, 0);
+    apply(`kind: Binding\nname: hp-grpc\nworkload: app1\ndevice: { host: gw1, path: sim:modem0 }\nvirtual: { name: modem-grpc, protocol: grpc, listen: 127.0.0.1:${port} }\npolicy: { sharing: broadcast }\nsettings: { modemPollMs: 20 }\n`);
     const definition = protoLoader.loadSync('devicemesh/v1/device.proto', { includeDirs: [DEVICEMESH_PROTO_ROOT], longs: String, enums: String, defaults: true, oneofs: true });
     const v1 = (grpc.loadPackageDefinition(definition).devicemesh as grpc.GrpcObject).v1 as grpc.GrpcObject;
     const Client = v1.DeviceSession as grpc.ServiceClientConstructor;

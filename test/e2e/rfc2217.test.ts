@@ -84,7 +84,7 @@ serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl:
       return present.includes(pty.device) && present.includes('sim:modem0');
     }, 20_000);
     const file = path.join(tmp, 'bindings.yaml');
-    fs.writeFileSync(file, [binding('rfc-pty', pty.device, ports.pty, 'shared'), binding('rfc-sim', 'sim:modem0', ports.sim, 'exclusive')].join('---'));
+    fs.writeFileSync(file, [binding('rfc-pty', pty.device, ports.pty, 'broadcast'), binding('rfc-sim', 'sim:modem0', ports.sim, 'exclusive')].join('---'));
     const applied = cli(['apply', '-f', file, '--control-plane', cp]);
     assert.equal(applied.code, 0, applied.stderr);
     for (const port of [ports.pty, ports.sim]) {

@@ -1,0 +1,83 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ListEndpointsResponse } from '../../src/proto/types';
+import { accepts, BIN, Child, freePort, waitFor } from '../data-path/children';
+
+const HOST_ID = 'bench-gw';
+const WORKLOAD_ID = 'bench-app';
+const BINDING = 'bench-sharing';
+/** The policy of acceptance 6: one queue in front of the device, responses framed by the AT terminator. */
+export const SHARED_POLICY = 'sharing: shared, requestTerminator: "\\r", response: { terminator: "OK\\r\\n" }, queueDepth: 256, perConsumerQueue: 4';
+
+/** One short CLI command to completion, asynchronously so that Ctrl-C still stops the benchmark. */
+function cli(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`devicemesh ${args[0]} failed: ${(stderr || stdout || err.message).trim()}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+/**
+ * The mesh as an operator runs it, each part its own process at log level info: control plane, an
+ * agent watching `watch`, one sidecar, and a shared RAW binding of `device` applied with
+ * `devicemesh apply`. Every app connection to 127.0.0.1:`listenPort` is one consumer of the device.
+ */
+export class SharedMesh {
+  private constructor(
+    readonly listenPort: number,
+    private readonly children: Child[],
+  ) {}
+
+  static async start(dir: string, watch: string, device: string): Promise<SharedMesh> {
+    const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
+    const cp = `127.0.0.1:${cpPort}`;
+    const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
+    const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
+    const children = [
+      start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', path.join(dir, 'data')]),
+      start('agent', [
+        'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
+      ]),
+      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`]),
+    ];
+    const mesh = new SharedMesh(listenPort, children);
+    try {
+      const exited = (): Error | undefined => children.map((c) => c.exitError()).find((e) => e !== undefined);
+      await waitFor(
+        `${device} to be PRESENT in the register`,
+        async () => {
+          const { endpoints } = JSON.parse(await cli(['get', 'endpoints', '-o', 'json', '--control-plane', cp])) as ListEndpointsResponse;
+          return endpoints.some((e) => e.path === device && e.state === 'ENDPOINT_STATE_PRESENT');
+        },
+        30_000,
+        exited,
+      );
+      const file = path.join(dir, 'binding.yaml');
+      fs.writeFileSync(
+        file,
+        [
+          'kind: Binding',
+          `name: ${BINDING}`,
+          `workload: ${WORKLOAD_ID}`,
+          `device: { host: ${HOST_ID}, path: ${device} }`,
+          `virtual: { name: ${BINDING}, protocol: raw, listen: 127.0.0.1:${listenPort} }`,
+          `policy: { ${SHARED_POLICY} }`,
+          '',
+        ].join('\n'),
+      );
+      await cli(['apply', '-f', file, '--control-plane', cp]);
+      await waitFor('the virtual device to listen', () => accepts(listenPort), 30_000, exited);
+      return mesh;
+    } catch (err) {
+      await mesh.stop();
+      throw err;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.children.map((c) => c.stop()));
+  }
+}
