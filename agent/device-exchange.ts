@@ -1,11 +1,12 @@
 import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
 import type { Logger } from '../src/log';
+import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
 import type { Policy } from '../src/proto/types';
 import type { Stats } from '../src/telemetry/stats';
 import type { BindingLimits } from './binding-limits';
 import { CommandQueue } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
-import { responseRule } from './exchange/framing-from-policy';
+import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
 import { RequestSplitter } from './exchange/request-splitter';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
 
@@ -54,23 +55,27 @@ export class DeviceExchange {
 
   constructor(private readonly options: DeviceExchangeOptions) {
     const policy = options.policy;
-    this.terminator = Buffer.from(policy.requestTerminator || '\n', 'latin1');
-    this.timeoutMs = policy.commandTimeoutMs || 5000;
-    this.perConsumer = Math.max(1, policy.perConsumerQueue || Math.floor((policy.queueDepth || 64) / 4));
+    const depth = policy.queueDepth || DEFAULT_POLICY.queueDepth;
+    this.terminator = requestTerminator(policy.requestTerminator);
+    this.timeoutMs = policy.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs;
+    this.perConsumer = policy.perConsumerQueue || perConsumerQueueFor(depth);
     this.owner = policy.unsolicitedOwner;
     this.scheduler =
       policy.sharing === 'SHARING_MODE_TIME_SLICE'
-        ? new TimeSliceScheduler({ sliceMs: policy.timeSliceMs || 100, weight: (key) => this.consumers.get(key)?.consumer.weight ?? 1 })
+        ? new TimeSliceScheduler({
+            sliceMs: policy.timeSliceMs || DEFAULT_POLICY.timeSliceMs,
+            weight: (key) => this.consumers.get(key)?.consumer.weight ?? DEFAULT_POLICY.weight,
+          })
         : new PriorityScheduler();
     this.queue = new CommandQueue({
-      depth: policy.queueDepth || 64,
+      depth,
       perConsumer: this.perConsumer,
       rule: responseRule(policy.response),
       maxResponseBytes: MAX_COMMAND_BYTES,
       scheduler: this.scheduler,
       write: options.write,
       unsolicited: (chunk) => this.unsolicited(chunk),
-      ready: policy.readyPattern ? new RegExp(policy.readyPattern) : undefined,
+      ready: readyPattern(policy.readyPattern),
     });
   }
 
@@ -81,15 +86,6 @@ export class DeviceExchange {
   remove(key: string): void {
     if (!this.consumers.delete(key)) return;
     this.queue.removeConsumer(key);
-  }
-
-  /** Device time each consumer has had (time-slice sharing), for tests and metrics. */
-  deviceTimeMs(key: string): number {
-    return this.scheduler instanceof TimeSliceScheduler ? this.scheduler.deviceTime(key) : 0;
-  }
-
-  get waiting(): number {
-    return this.queue.waiting;
   }
 
   /**

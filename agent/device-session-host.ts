@@ -206,15 +206,6 @@ export class DeviceSessionHost {
     }));
   }
 
-  /** Device time per session in time-slice sharing, by mapping. */
-  deviceTimeMs(mappingId: string): number {
-    const exchange = this.exchange;
-    if (!exchange) return 0;
-    let total = 0;
-    for (const port of this.ports) if (port.mappingId === mappingId) total += exchange.deviceTimeMs(port.key);
-    return total;
-  }
-
   /** Broadcast: the first read-write session is the one writer. */
   mayWrite(port: SessionPort): boolean {
     if (this.sharing !== 'SHARING_MODE_BROADCAST') return true;
@@ -520,7 +511,9 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.weight = mapping.policy?.weight || 1;
     this.gate = {
       buckets: [limits.bytes, host.deviceBucket],
-      drop: limits.drop,
+      get drop(): boolean {
+        return limits.drop;
+      },
       dropped: (n) => limits.droppedBytes.add(n),
       throttled: () => limits.markThrottled(),
     };
@@ -586,7 +579,6 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
       callback(new PermissionDeniedError(`device ${this.host.path} is broadcast: only ${this.host.writerWorkload ?? 'its writer'} writes to it`));
       return;
     }
-    this.gate.drop = this.limits.drop;
     gatedWrite(chunk, this.gate, this.writePiece, callback);
   }
 

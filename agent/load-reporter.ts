@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
-import { serviceClient } from '../src/proto/load';
-import type { ReportLoadRequest, ReportLoadResponse } from '../src/proto/types';
+import type { ReportLoadRequest } from '../src/proto/types';
 import type { Stats } from '../src/telemetry/stats';
 import type { BindingLoadSample } from './device-session-host';
+import { type RegistryClient, registryClient } from './registry-client';
 
 /** One device's measured load, as the reporter gathers it. */
 export interface DeviceLoadSample {
@@ -26,12 +26,6 @@ export interface LoadReporterOptions {
   credentials?: grpc.ChannelCredentials;
 }
 
-type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
-
-interface RegistryClient extends grpc.Client {
-  reportLoad: Unary<ReportLoadRequest, ReportLoadResponse>;
-}
-
 /**
  * Measures and reports: every interval it publishes each binding's and device's moving rate as
  * gauges and sends them to the control plane (Registry.ReportLoad), whose bandwidth controller
@@ -45,8 +39,7 @@ export class LoadReporter {
   private failures = 0;
 
   constructor(private readonly options: LoadReporterOptions) {
-    const Ctor = serviceClient('devicemesh.v1.Registry');
-    this.client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure()) as unknown as RegistryClient;
+    this.client = registryClient(options.address, options.credentials);
     this.timer = setInterval(() => this.tick(), options.intervalMs);
     this.timer.unref();
   }

@@ -6,9 +6,9 @@ const MAX_PIECE = 4096;
 export type WriteFn = (piece: Buffer, callback: (err?: Error | null) => void) => void;
 
 export interface GateOptions {
-  buckets: readonly TokenBucket[];
+  readonly buckets: readonly TokenBucket[];
   /** Above the limit: false waits for tokens (backpressure), true writes what the buckets allow and drops the rest. */
-  drop: boolean;
+  readonly drop: boolean;
   /** Bytes dropped by policy, counted by the caller. */
   dropped: (bytes: number) => void;
   /** The sender was held back or had bytes dropped. */
@@ -23,7 +23,7 @@ export interface GateOptions {
  */
 export function gatedWrite(chunk: Buffer, gate: GateOptions, write: WriteFn, callback: (err?: Error | null) => void): void {
   const buckets = gate.buckets;
-  if (buckets.every((b) => b.ratePerSecond === 0)) {
+  if (unlimited(buckets)) {
     write(chunk, callback);
     return;
   }
@@ -59,4 +59,10 @@ export function gatedWrite(chunk: Buffer, gate: GateOptions, write: WriteFn, cal
     });
   };
   next(0);
+}
+
+/** A plain loop: this runs for every chunk, and a predicate closure would be an allocation each time. */
+function unlimited(buckets: readonly TokenBucket[]): boolean {
+  for (let i = 0; i < buckets.length; i++) if ((buckets[i] as TokenBucket).ratePerSecond !== 0) return false;
+  return true;
 }

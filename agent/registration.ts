@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../src/log';
-import { serviceClient } from '../src/proto/load';
 import type { DeviceKind, PhysicalEndpoint } from '../src/proto/types';
 import { Backoff } from '../src/util/backoff';
+import { type RegistryClient, registryClient } from './registry-client';
 
 /** A device this agent reports to the control plane. */
 export interface ReportedDevice {
@@ -35,18 +35,6 @@ export interface RegistrationStatus {
   lastError: string | null;
 }
 
-type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
-
-interface ReportHostResponse {
-  version: string;
-  registered: number;
-  markedAbsent: number;
-}
-
-interface RegistryClient extends grpc.Client {
-  reportHost: Unary<{ hostId: string; endpoints: PhysicalEndpoint[] }, ReportHostResponse>;
-}
-
 /**
  * Keeps the control plane's register true for this host by reporting the whole inventory
  * (Registry.ReportHost): the control plane registers what is listed and marks absent what is
@@ -71,8 +59,7 @@ export class Registration {
   private closed = false;
 
   constructor(private readonly options: RegistrationOptions) {
-    const Ctor = serviceClient('devicemesh.v1.Registry');
-    this.client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure()) as unknown as RegistryClient;
+    this.client = registryClient(options.address, options.credentials);
     this.timeoutMs = options.callTimeoutMs ?? 5000;
     this.coalesceMs = options.coalesceMs ?? 20;
   }

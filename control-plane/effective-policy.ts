@@ -1,28 +1,5 @@
-import { EMPTY_POLICY } from '../src/model/empty-policy';
-import type { Binding, Policy, ResponseFraming, SerialConfig } from '../src/proto/types';
-
-/** A line: what a command's response is when the policy does not say. */
-export const DEFAULT_RESPONSE: Readonly<ResponseFraming> = Object.freeze({
-  kind: 'RESPONSE_FRAMING_TERMINATOR',
-  terminator: '\n',
-  length: 0,
-  pattern: '',
-  idleGapMs: 0,
-});
-
-export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
-  ...EMPTY_POLICY,
-  access: 'ACCESS_READ_WRITE',
-  sharing: 'SHARING_MODE_EXCLUSIVE',
-  queueDepth: 64,
-  commandTimeoutMs: 5000,
-  overLimit: 'OVER_LIMIT_SLOW',
-  requestTerminator: '\n',
-  response: DEFAULT_RESPONSE,
-  perConsumerQueue: 16,
-  timeSliceMs: 100,
-  weight: 1,
-});
+import { DEFAULT_POLICY, DEFAULT_RESPONSE, perConsumerQueueFor } from '../src/model/policy-defaults';
+import type { Binding, Policy, SerialConfig } from '../src/proto/types';
 
 export const DEFAULT_SERIAL: Readonly<SerialConfig> = Object.freeze({
   baudRate: 115200,
@@ -98,8 +75,7 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
     minBytesPerSecond: pick(DEFAULT_POLICY.minBytesPerSecond, ...ps.map((p) => p.minBytesPerSecond)),
     deviceBytesPerSecond: pick(DEFAULT_POLICY.deviceBytesPerSecond, ...ps.map((p) => p.deviceBytesPerSecond)),
   };
-  // A quarter of the queue, so that one consumer cannot fill it alone.
-  policy.perConsumerQueue = pick(Math.max(1, Math.floor(policy.queueDepth / 4)), ...ps.map((p) => p.perConsumerQueue));
+  policy.perConsumerQueue = pick(perConsumerQueueFor(policy.queueDepth), ...ps.map((p) => p.perConsumerQueue));
 
   const s = binding.serial;
   const serial: SerialConfig = {

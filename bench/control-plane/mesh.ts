@@ -2,7 +2,7 @@ import { ControlPlaneClient } from '../../cli/control-plane-client';
 import type { ApplyResponse, Binding, PhysicalEndpoint, Policy } from '../../src/proto/types';
 import { monotonicMs } from './messages';
 import { round } from './report';
-import { EMPTY_POLICY } from '../../src/model/empty-policy';
+import { EMPTY_POLICY } from '../../src/model/policy-defaults';
 
 /** The one agent-like host every endpoint is on. */
 export const HOST_ID = 'gw1';

@@ -10,7 +10,7 @@ import type { Mapping, Policy } from '../../../src/proto/types';
 import { Stats } from '../../../src/telemetry/stats';
 import { havePySerial, PySerialClient, TelnetClient } from '../../helpers/rfc2217-clients';
 import { freePort, mapping, testLogger, waitUntil, WORKLOAD } from './helpers';
-import { EMPTY_POLICY } from '../../../src/model/empty-policy';
+import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 
 const PINNED: Policy = { ...EMPTY_POLICY, name: 'pinned', access: 'ACCESS_READ_WRITE', sharing: 'SHARING_MODE_EXCLUSIVE', pinSerial: true };
 

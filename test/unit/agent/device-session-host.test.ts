@@ -12,7 +12,7 @@ import { Session, type SessionTransport } from '../../../src/socket-plane/sessio
 import { Stats } from '../../../src/telemetry/stats';
 import { mapping } from '../../integration/agent/fake-control-plane';
 import { testLogger, waitFor } from './helpers';
-import { EMPTY_POLICY } from '../../../src/model/empty-policy';
+import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 
 /** A device as a Duplex: what is written is kept; writes can be held to model a slow device. */
 class FakeDevice extends Duplex {

@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DEFAULT_POLICY, DEFAULT_SERIAL, effectivePolicy } from '../../../control-plane/effective-policy';
+import { DEFAULT_SERIAL, effectivePolicy } from '../../../control-plane/effective-policy';
+import { DEFAULT_POLICY } from '../../../src/model/policy-defaults';
 import type { Policy } from '../../../src/proto/types';
 import { binding, policy } from './fixtures';
 

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { ValidationError } from '../../../src/errors';
 import type { Logger } from '../../../src/log';
 import type { Binding, Host, PhysicalEndpoint, Policy } from '../../../src/proto/types';
-import { EMPTY_POLICY } from '../../../src/model/empty-policy';
+import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 
 export const silentLog: Logger = pino({ level: 'silent' });
 

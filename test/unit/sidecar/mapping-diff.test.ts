@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import type { Mapping } from '../../../src/proto/types';
 import { diffMappings } from '../../../sidecar/mapping-diff';
-import { EMPTY_POLICY } from '../../../src/model/empty-policy';
+import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 
 function mapping(id: string, listen = '127.0.0.1:7000', agentAddress = '10.0.0.1:15020'): Mapping {
   return {
