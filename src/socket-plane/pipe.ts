@@ -9,16 +9,6 @@ import type { Session } from './session';
  */
 export function pipeSession(session: Session, stream: Duplex): void {
   let unflushed = 0;
-  /** The session's chunks of this tick (the DATA frames of one socket read): the first is written at once, the rest corked. */
-  let inBatch = false;
-  let corked = false;
-
-  const endBatch = (): void => {
-    inBatch = false;
-    if (!corked) return;
-    corked = false;
-    stream.uncork();
-  };
 
   const onStreamData = (chunk: Buffer): void => {
     if (!session.write(chunk)) stream.pause();
@@ -28,14 +18,6 @@ export function pipeSession(session: Session, stream: Duplex): void {
   };
   const onSessionData = (chunk: Buffer): void => {
     if (stream.destroyed) return;
-    // One write (writev) for the rest of the batch instead of one per frame; a lone chunk goes out unchanged.
-    if (!inBatch) {
-      inBatch = true;
-      process.nextTick(endBatch);
-    } else if (!corked) {
-      corked = true;
-      stream.cork();
-    }
     if (stream.write(chunk)) session.consumed(chunk.length);
     else unflushed += chunk.length;
   };
