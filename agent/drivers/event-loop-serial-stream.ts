@@ -286,22 +286,21 @@ export class EventLoopSerialStream extends Duplex {
    */
   private writeSome(): void {
     const chunk = this.pending as Buffer;
+    const want = chunk.length - this.pendingOffset;
+    let n: number;
     for (;;) {
-      const want = chunk.length - this.pendingOffset;
-      let n: number;
       try {
         n = fs.writeSync(this.fd, chunk, this.pendingOffset, want);
+        break;
       } catch (err) {
         const code = codeOf(err);
         if (code === 'EINTR') continue;
         if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') this.gone(err);
         return;
       }
-      this.pendingOffset += n;
-      if (n === want) break;
-      if (n > 0) return;
     }
-    this.completeWrite();
+    this.pendingOffset += n;
+    if (n === want) this.completeWrite();
   }
 
   /* ---- binding (other ports) ---- */
