@@ -1,13 +1,11 @@
-import type { BindingInterface, PortInfo, PortStatus } from '@serialport/bindings-interface';
-import { SerialPortStream } from '@serialport/stream';
+import type { BindingInterface, BindingPortInterface, PortInfo, PortStatus } from '@serialport/bindings-interface';
 import { DeviceError, errorMessage, UnsupportedError, ValidationError } from '../../src/errors';
 import type { SerialConfig } from '../../src/proto/types';
 import { type CommandReply, CommandOp, type DeviceCommand } from '../../src/socket-plane/device-command';
 import { DeviceEventType, eventTimestamp, ModemLine } from '../../src/socket-plane/device-event';
 import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
 import { DriverSettings } from './driver-settings';
-import { openSerialStream } from './open-serial-stream';
-import { pollForEveryWaiter } from './poller-workaround';
+import { EventLoopSerialStream } from './event-loop-serial-stream';
 import { REOPEN_FIELDS, type SerialPortOptions, serialPortOptions } from './serial-options';
 import type { LineSettings } from './termios-readback';
 import { usbDeviceId } from './usb-identity';
@@ -77,8 +75,8 @@ export function discoveredSerialPort(port: PortInfo): DiscoveredDevice {
 }
 
 /**
- * The serial driver: serialport's stream over a binding, either the platform's
- * (`autoDetect()` from @serialport/bindings-cpp) or a simulated one.
+ * The serial driver: a port of a serialport binding, either the platform's (`autoDetect()` from
+ * @serialport/bindings-cpp) or a simulated one, its bytes carried by an EventLoopSerialStream.
  */
 export class SerialDriver implements DeviceDriver {
   readonly kind = 'DEVICE_KIND_SERIAL' as const;
@@ -100,8 +98,13 @@ export class SerialDriver implements DeviceDriver {
   async open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
     const options = serialPortOptions(config.serial);
     const { modemPollMs } = serialSettings(config.settings);
-    const stream = await openSerialStream(this.binding, path, options);
-    const handle = new SerialHandle(path, stream, options, modemPollMs, this.options.readBack);
+    let port: BindingPortInterface;
+    try {
+      port = await this.binding.open({ path, ...options, lock: true });
+    } catch (err) {
+      throw new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    const handle = new SerialHandle(path, this.binding, new EventLoopSerialStream(path, port), options, modemPollMs, this.options.readBack);
     try {
       await handle.setLines(config.serial);
     } catch (err) {
@@ -122,9 +125,9 @@ function lineNames(bits: number): string {
 }
 
 /**
- * An open serial device. `stream` is one SerialPortStream for the handle's whole life: a setting
- * serialport cannot change on an open port is applied by closing and reopening the binding's port
- * underneath it (see reopen()), so the sessions piped to the stream never notice.
+ * An open serial device. `stream` is one EventLoopSerialStream for the handle's whole life: a
+ * setting serialport cannot change on an open port is applied by closing and reopening the
+ * binding's port underneath it (see reopen()), so the sessions piped to the stream never notice.
  */
 class SerialHandle implements DeviceHandle {
   private dtr: boolean | undefined;
@@ -143,7 +146,8 @@ class SerialHandle implements DeviceHandle {
 
   constructor(
     readonly path: string,
-    readonly stream: SerialPortStream,
+    private readonly binding: BindingInterface,
+    readonly stream: EventLoopSerialStream,
     private applied: SerialPortOptions,
     private modemPollMs: number,
     private readonly readBack: ((path: string) => Promise<LineSettings>) | undefined,
@@ -215,11 +219,9 @@ class SerialHandle implements DeviceHandle {
     if (REOPEN_FIELDS.some((f) => next[f] !== this.applied[f])) {
       await this.reopen(next);
     } else if (next.baudRate !== this.applied.baudRate) {
-      await new Promise<void>((resolve, reject) => {
-        this.stream.update({ baudRate: next.baudRate }, (err) =>
-          err ? reject(new DeviceError(`${this.path}: cannot set baud rate ${next.baudRate}: ${err.message}`, { cause: err })) : resolve(),
-        );
-      });
+      const port = this.stream.port;
+      if (!port || !this.stream.isOpen) throw new DeviceError(`${this.path}: device is not open`);
+      await this.device(port.update({ baudRate: next.baudRate }), `set baud rate ${next.baudRate}`);
       this.applied = { ...this.applied, baudRate: next.baudRate };
     }
   }
@@ -264,7 +266,7 @@ class SerialHandle implements DeviceHandle {
         await this.device(port.flush(), 'flush');
         return none;
       case CommandOp.SerialDrain:
-        await this.device(port.drain(), 'drain');
+        await this.device(this.stream.drain(), 'drain');
         return none;
       default:
         throw new UnsupportedError(`a serial device does not take ${CommandOp[command.op] ?? command.op}`);
@@ -275,7 +277,7 @@ class SerialHandle implements DeviceHandle {
    * The modem lines; a port without them (a pty) answers as a null-modem cable to a ready peer
    * would: CTS follows our RTS, DSR our DTR, carrier on. `data` says "virtual" then.
    */
-  private async getLines(port: NonNullable<SerialPortStream['port']>): Promise<CommandReply> {
+  private async getLines(port: BindingPortInterface): Promise<CommandReply> {
     try {
       return { value: lineBits(await port.get()), data: Buffer.alloc(0) };
     } catch (err) {
@@ -352,41 +354,36 @@ class SerialHandle implements DeviceHandle {
   }
 
   /**
-   * Closes and reopens the binding's port under the same SerialPortStream. While `closing` is set
-   * the stream's isOpen is false, so its next _write and a re-primed _read wait for 'open'
-   * (serialport's own queueing for a port not yet open): writes made meanwhile stay in the
-   * stream's buffer, with write() returning false past its highWaterMark, and go out in order on
-   * the new port. The write already handed to the binding finishes and is drained to the line
-   * first; the pending read is canceled by the close and restarted on 'open'. Nothing is added
-   * to the data path. The lock is released for the moment between close and open.
-   * A failed reopen destroys the stream with a DeviceError: its owner sees 'error' and 'close',
-   * as for an unplugged device.
+   * Closes and reopens the binding's port under the same stream. The stream is detached first: the
+   * write already in progress finishes (all its bytes in the kernel) and is drained to the line;
+   * writes made meanwhile stay in the stream's buffer, with write() returning false past its
+   * highWaterMark, and go out in order on the new port, where reading carries on too. Bytes the
+   * device sends while the port is closed are lost, as on a UART. The lock is released for the
+   * moment between close and open. A failed reopen destroys the stream with a DeviceError: its
+   * owner sees 'error' and 'close', as for a failed device.
    */
   private async reopen(next: SerialPortOptions): Promise<void> {
     const stream = this.stream;
-    const old = stream.port;
-    if (!old || !stream.isOpen) throw new DeviceError(`${this.path}: device is not open`);
-    stream.closing = true;
+    if (!stream.port || !stream.isOpen) throw new DeviceError(`${this.path}: device is not open`);
+    const old = await stream.detach();
     try {
+      if (!old || stream.destroyed) throw new DeviceError('the device went away');
       await old.drain().catch(() => undefined); // a failed drain still leaves the write settled
       await old.close();
-      const port = await stream.settings.binding.open({ path: this.path, ...next, lock: true });
-      pollForEveryWaiter(port);
-      Object.assign(stream.settings, next);
-      stream.port = port;
+      const port = await this.binding.open({ path: this.path, ...next, lock: true });
+      if (!stream.attach(port)) {
+        await port.close().catch(() => undefined);
+        throw new DeviceError('the device was closed meanwhile');
+      }
       this.applied = next;
       // The line was reset by the reopen: DTR/RTS are set again by apply().
       this.dtr = this.rts = undefined;
     } catch (err) {
       const error = new DeviceError(`${this.path}: cannot reopen with the new settings: ${errorMessage(err)}`, { cause: err });
-      if (old.isOpen) await old.close().catch(() => undefined);
-      stream.closing = false;
-      stream.port = undefined;
+      if (old?.isOpen) await old.close().catch(() => undefined);
       stream.destroy(error);
       throw error;
     }
-    stream.closing = false;
-    stream.emit('open');
   }
 
   /** DTR/RTS are only touched when the configuration sets them: ptys and some adapters refuse the ioctl. */
@@ -398,17 +395,6 @@ class SerialHandle implements DeviceHandle {
   }
 
   private closeNow(): Promise<void> {
-    const stream = this.stream;
-    if (!stream.isOpen) {
-      stream.destroy();
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      stream.close((err) => {
-        stream.destroy();
-        if (err) reject(new DeviceError(`${this.path}: close failed: ${err.message}`, { cause: err }));
-        else resolve();
-      });
-    });
+    return this.stream.close();
   }
 }

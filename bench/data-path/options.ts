@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { REPO_ROOT } from './children';
-import { PATH_NAMES, type PathName } from './paths';
+import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths';
 
 export interface BenchOptions {
   paths: PathName[];
@@ -21,7 +21,7 @@ export interface BenchOptions {
 }
 
 const FLAGS: [string, string, string][] = [
-  ['--paths LIST', `paths to run (default all: ${PATH_NAMES.join(',')})`, 'DEVICEMESH_BENCH_PATHS'],
+  ['--paths LIST', `paths to run (default: ${DEFAULT_PATHS.join(',')})`, 'DEVICEMESH_BENCH_PATHS'],
   ['--iterations N', 'timed round trips per path and phase (default 2000)', 'DEVICEMESH_BENCH_ITERATIONS'],
   ['--warmup N', 'untimed round trips first, for the JIT (default 3000)', 'DEVICEMESH_BENCH_WARMUP'],
   ['--message-bytes N', 'size of a round-trip message (default 64)', 'DEVICEMESH_BENCH_MESSAGE_BYTES'],
@@ -79,7 +79,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   const defaults: Record<string, string> = quick ? QUICK : FULL;
   const pick = (name: Flag, fallback: string): string => values[name] ?? fromEnv(name) ?? defaults[name] ?? fallback;
 
-  const paths = [...new Set(pick('paths', PATH_NAMES.join(',')).split(',').map((p) => p.trim()))];
+  const paths = [...new Set(pick('paths', DEFAULT_PATHS.join(',')).split(',').map((p) => p.trim()))];
   for (const p of paths) {
     if (!(PATH_NAMES as readonly string[]).includes(p)) throw new Error(`--paths: "${p}" is not one of ${PATH_NAMES.join(', ')}`);
   }

@@ -1,8 +1,10 @@
 import { autoDetect } from '@serialport/bindings-cpp';
+import type { BindingInterface } from '@serialport/bindings-interface';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
+import { EventLoopSerialStream } from '../../agent/drivers/event-loop-serial-stream';
 import { openSerialStream } from '../../agent/drivers/open-serial-stream';
 import type { Child } from './children';
 import { LINE } from './line-settings';
@@ -12,16 +14,21 @@ import { Ser2net } from './ser2net';
 
 /**
  * The ways from the app to the echo device, compared in one run:
- * - direct: the app opens the pty itself (the physical limit);
+ * - direct: the app opens the pty itself with serialport (the physical limit, as the issue sets it);
+ * - direct-event-loop (not run by default): the app opens the pty with the agent's own serial
+ *   stream, reading and writing on the event loop: what an app on the pty can do at best in Node;
  * - ser2net: TCP to ser2net as packaged (its defaults), then the pty (the peer);
  * - ser2net-tuned: the same with ser2net set for speed (no chardelay, 64 KiB buffers, TCP_NODELAY);
  * - devicemesh: TCP to the sidecar's virtual device → socket plane → agent → the pty.
  */
-export const PATH_NAMES = ['direct', 'ser2net', 'ser2net-tuned', 'devicemesh'] as const;
+export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'devicemesh'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
+/** The paths of a run that does not name them. */
+export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'devicemesh'];
 
 export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   direct: 'app opens the pty (serialport) → socat pty pair → echo',
+  'direct-event-loop': 'app opens the pty (the agent\'s EventLoopSerialStream) → socat pty pair → echo',
   ser2net: 'app → TCP → ser2net (defaults: chardelay on, 64-byte buffers) → pty → echo',
   'ser2net-tuned': 'app → TCP → ser2net (chardelay off, 64 KiB buffers, TCP_NODELAY) → pty → echo',
   devicemesh: 'app → TCP → sidecar → socket plane (TCP) → agent → pty → echo',
@@ -65,6 +72,13 @@ async function serialConnect(device: string): Promise<AppConnection> {
   };
 }
 
+async function eventLoopSerialConnect(device: string): Promise<AppConnection> {
+  const binding: BindingInterface = autoDetect();
+  const stream = new EventLoopSerialStream(device, await binding.open({ path: device, ...LINE, lock: true }));
+  stream.on('error', () => undefined);
+  return { stream, close: () => stream.close().catch(() => undefined) };
+}
+
 /** Sets up `name` in a directory of its own under `root`. */
 export async function setUpPath(name: PathName, root: string): Promise<PathSetup> {
   const dir = path.join(root, name);
@@ -77,6 +91,13 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
         return {
           name,
           connect: () => serialConnect(pty.device),
+          processes: () => pty.processes(),
+          close: () => pty.close(),
+        };
+      case 'direct-event-loop':
+        return {
+          name,
+          connect: () => eventLoopSerialConnect(pty.device),
           processes: () => pty.processes(),
           close: () => pty.close(),
         };

@@ -1,5 +1,8 @@
 import type { BenchOptions } from './options';
-import { PATH_DESCRIPTIONS, type PathName } from './paths';
+import { PATH_DESCRIPTIONS, PATH_NAMES, type PathName } from './paths';
+
+/** Path names line up in the text report. */
+const NAME_WIDTH = Math.max(...PATH_NAMES.map((n) => n.length)) + 1;
 
 /** Microseconds. */
 export interface Percentiles {
@@ -182,7 +185,7 @@ export function formatReport(r: DataPathReport): string {
     `load average at the end ${m.loadAverage.map((l) => l.toFixed(2)).join(' ')}`,
     '',
   ];
-  for (const p of r.paths) out.push(`${p.path.padEnd(14)} ${PATH_DESCRIPTIONS[p.path]}`);
+  for (const p of r.paths) out.push(`${p.path.padEnd(NAME_WIDTH)} ${PATH_DESCRIPTIONS[p.path]}`);
   out.push('');
   const measured = r.paths.filter(isMeasured);
   const vs = new Map(r.versusDirect.map((v) => [v.path, v]));
@@ -201,7 +204,7 @@ export function formatReport(r: DataPathReport): string {
     measured.map((p) => {
       const n = samples(p);
       const cpu = Object.entries(p.cpu[phase].bySeconds).map(([name, s]) => `${name} ${((s * 1e6) / n).toFixed(0)}`).join(', ');
-      return `  ${p.path.padEnd(14)} wall ${((p.cpu[phase].wallSeconds * 1e6) / n).toFixed(0)}: ${cpu}`;
+      return `  ${p.path.padEnd(NAME_WIDTH)} wall ${((p.cpu[phase].wallSeconds * 1e6) / n).toFixed(0)}: ${cpu}`;
     });
   out.push(
     'round trip on fresh ports (µs)',
@@ -230,7 +233,7 @@ export function formatReport(r: DataPathReport): string {
   );
   for (const p of measured) {
     const cpu = Object.entries(p.cpu.bulk.bySeconds).map(([name, s]) => `${name} ${s.toFixed(2)}`).join(', ');
-    out.push(`  ${p.path.padEnd(14)} wall ${p.cpu.bulk.wallSeconds.toFixed(2)}: ${cpu}`);
+    out.push(`  ${p.path.padEnd(NAME_WIDTH)} wall ${p.cpu.bulk.wallSeconds.toFixed(2)}: ${cpu}`);
   }
   for (const p of r.paths) {
     if (isFailed(p)) out.push(`FAILED ${p.path}: ${p.error}`);
