@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { EventLoopSerialStream } from '../../agent/drivers/event-loop-serial-stream';
 import { openSerialStream } from '../../agent/drivers/open-serial-stream';
-import type { Child } from './children';
+import { accepts, Child, freePort, waitFor } from './children';
 import { LINE } from './line-settings';
 import { DeviceMesh } from './mesh';
 import { PtyEcho } from './pty-echo';
@@ -19,18 +19,21 @@ import { Ser2net } from './ser2net';
  *   stream, reading and writing on the event loop: what an app on the pty can do at best in Node;
  * - ser2net: TCP to ser2net as packaged (its defaults), then the pty (the peer);
  * - ser2net-tuned: the same with ser2net set for speed (no chardelay, 64 KiB buffers, TCP_NODELAY);
+ * - node-relay: TCP to one Node process that pipes it to the pty with the
+ *   agent's serial stream and nothing else: the floor of any proxy written in Node;
  * - devicemesh: TCP to the sidecar's virtual device → socket plane → agent → the pty.
  */
-export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'devicemesh'] as const;
+export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 /** The paths of a run that does not name them. */
-export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'devicemesh'];
+export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'];
 
 export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   direct: 'app opens the pty (serialport) → socat pty pair → echo',
   'direct-event-loop': 'app opens the pty (the agent\'s EventLoopSerialStream) → socat pty pair → echo',
   ser2net: 'app → TCP → ser2net (defaults: chardelay on, 64-byte buffers) → pty → echo',
   'ser2net-tuned': 'app → TCP → ser2net (chardelay off, 64 KiB buffers, TCP_NODELAY) → pty → echo',
+  'node-relay': 'app → TCP → one Node process piping to the pty (no framing, no policy) → echo',
   devicemesh: 'app → TCP → sidecar → socket plane (TCP) → agent → pty → echo',
 };
 
@@ -110,6 +113,20 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
           processes: () => [ser2net.child, ...pty.processes()],
           close: async () => {
             await ser2net.stop();
+            await pty.close();
+          },
+        };
+      }
+      case 'node-relay': {
+        const port = await freePort();
+        const relay = Child.fork('node-relay', path.join(__dirname, 'node-relay.js'), [pty.device, String(port)], path.join(dir, 'node-relay.log'));
+        await waitFor('the Node relay to accept connections', () => accepts(port), 10_000, () => relay.exitError());
+        return {
+          name,
+          connect: () => tcpConnect(port),
+          processes: () => [relay, ...pty.processes()],
+          close: async () => {
+            await relay.stop();
             await pty.close();
           },
         };

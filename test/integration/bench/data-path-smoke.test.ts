@@ -55,7 +55,7 @@ describe('bench/data-path --quick', function () {
     assert.equal(typeof report.machine.node, 'string');
     assert.deepEqual(
       report.paths.map((p: { path: string }) => p.path),
-      ['direct', 'ser2net', 'ser2net-tuned', 'devicemesh'],
+      ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'],
     );
     const haveSer2net = installed('ser2net', '-v');
     assert.equal(report.tools.ser2net === null, !haveSer2net);
@@ -101,7 +101,7 @@ describe('bench/data-path --quick', function () {
   it('refuses a bad flag with exit status 2 and says which', async () => {
     const bad = await runBench(['--paths', 'direct,carrier-pigeon']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, devicemesh/);
+    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh/);
     const rounds = await runBench(['--iterations', '3', '--rounds', '4']);
     assert.equal(rounds.code, 2);
     assert.match(rounds.stderr, /--rounds 4 is more than --iterations 3/);
