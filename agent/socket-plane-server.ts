@@ -4,6 +4,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { DeviceMeshError, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
+import type { TlsIdentity } from '../src/security/tls-identity';
 import { type ConnectionOptions, FramedConnection, type OpenDecision } from '../src/socket-plane/connection';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
 import type { Stats } from '../src/telemetry/stats';
@@ -21,6 +22,8 @@ export interface SocketPlaneServerOptions {
   stats: Stats;
   log: Logger;
   connection?: ConnectionOptions;
+  /** Serve mTLS with these credentials, the peer's workload identity checked on every OPEN; without, plaintext (`--insecure`). */
+  tls?: TlsIdentity;
 }
 
 const CLOSE_GRACE_MS = 1000;

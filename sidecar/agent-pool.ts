@@ -2,6 +2,7 @@ import * as net from 'node:net';
 import { UnavailableError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { FramedConnection } from '../src/socket-plane/connection';
+import type { TlsIdentity } from '../src/security/tls-identity';
 import { parseHostPort } from '../src/util/address';
 import { Backoff } from '../src/util/backoff';
 
@@ -25,7 +26,11 @@ export class AgentPool {
   private readonly connections = new Map<string, FramedConnection>();
   private readonly unreachable = new Map<string, Unreachable>();
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    /** mTLS to the agents with these credentials; without, plaintext (`--insecure`). */
+    readonly options: { tls?: TlsIdentity } = {},
+  ) {}
 
   /** The live connection to `address` (host:port), dialling it if there is none. */
   connection(address: string): FramedConnection {

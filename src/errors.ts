@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'ALREADY_EXISTS'
   | 'PERMISSION_DENIED'
+  | 'UNAUTHENTICATED'
   | 'UNAVAILABLE'
   | 'PROTOCOL_ERROR'
   | 'DEVICE_ERROR'
@@ -54,6 +55,13 @@ export class ProtocolError extends DeviceMeshError {
 export class PermissionDeniedError extends DeviceMeshError {
   constructor(message: string) {
     super('PERMISSION_DENIED', message);
+  }
+}
+
+/** The peer could not prove who it is: no certificate, another CA's, an expired one, a bad token. */
+export class UnauthenticatedError extends DeviceMeshError {
+  constructor(message: string) {
+    super('UNAUTHENTICATED', message);
   }
 }
 
