@@ -1,12 +1,18 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { DeviceMeshError, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
+import { ConnectionLimiter } from '../src/security/connection-limiter';
+import { RefusalLog } from '../src/security/refusal-log';
+import { handshakeRefusal, PeerRefusedError, socketPlaneServerContext, verifiedPeerIdentity } from '../src/security/socket-plane-tls';
+import { formatSpiffeId, type SpiffeId } from '../src/security/spiffe-id';
 import type { TlsIdentity } from '../src/security/tls-identity';
 import { type ConnectionOptions, FramedConnection, type OpenDecision } from '../src/socket-plane/connection';
-import type { ErrorPayload } from '../src/socket-plane/control-messages';
+import { encodeError, type ErrorPayload } from '../src/socket-plane/control-messages';
+import { encodeFrame, FrameType } from '../src/socket-plane/frame';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
@@ -24,9 +30,21 @@ export interface SocketPlaneServerOptions {
   connection?: ConnectionOptions;
   /** Serve mTLS with these credentials, the peer's workload identity checked on every OPEN; without, plaintext (`--insecure`). */
   tls?: TlsIdentity;
+  /** Most connections one peer address may hold (default 64); more are closed on accept. */
+  maxConnectionsPerPeer?: number;
+  /** Most connections in all (default 4096). */
+  maxConnections?: number;
+  /**
+   * A TLS handshake must be complete this long after the TCP accept (default 5 s), however the
+   * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 const CLOSE_GRACE_MS = 1000;
+export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** Label of `sessions_refused` per refusal code. */
 const REFUSAL_REASON: Partial<Record<string, string>> = {
@@ -46,16 +64,48 @@ function withdrawn(mappingId: string): ErrorPayload {
  * workload asking. A session is accepted only for a mapping of this agent, owned by that
  * workload, whose device is present and free; the device is opened only then. A connection that
  * breaks the protocol gets a GOAWAY with the reason and is closed, without touching the others.
+ *
+ * With `tls`, every connection is mTLS (TLS 1.3): a peer whose certificate does not verify
+ * against the CA bundle, has expired, or names no devicemesh identity is closed after its
+ * handshake with a GOAWAY UNAUTHENTICATED, before any socket-plane byte is read; and every OPEN
+ * must come from the workload certificate of the workload the OPEN and the mapping name.
  */
 export class SocketPlaneServer {
   private readonly server: net.Server;
   private readonly connections = new Set<FramedConnection>();
+  private readonly limiter: ConnectionLimiter;
+  private readonly connectionsRefused: RefusalLog;
+  private readonly sessionsRefused: RefusalLog;
+  /** Pending TLS handshakes by remote host:port, each with its deadline timer. */
+  private readonly handshakes = new Map<string, NodeJS.Timeout>();
+  private readonly unsubscribeRotation: () => void = () => undefined;
   private active = 0;
   /** Configuration checks and changes under way for the last mapping update, each with its refusal. */
   private checks: Array<Promise<string | undefined>> = [];
 
   constructor(private readonly options: SocketPlaneServerOptions) {
-    this.server = net.createServer((socket) => this.onSocket(socket));
+    this.limiter = new ConnectionLimiter({
+      perPeer: options.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
+      total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+    });
+    this.connectionsRefused = new RefusalLog('socket_plane_connections_refused', options.stats, options.log);
+    this.sessionsRefused = new RefusalLog('sessions_refused', options.stats, options.log);
+    const identity = options.tls;
+    if (identity) {
+      const server = tls.createServer(socketPlaneServerContext(identity.current()));
+      server.on('secureConnection', (socket: tls.TLSSocket) => this.onSecureSocket(socket));
+      server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => this.onHandshakeError(err, socket));
+      // New handshakes take the new certificate and CA; established connections keep theirs.
+      this.unsubscribeRotation = identity.onRotate((material) => {
+        server.setSecureContext(socketPlaneServerContext(material));
+        options.log.info({ identity: formatSpiffeId(material.identity), notAfter: material.notAfter.toISOString() }, 'socket plane: certificate rotated');
+      });
+      this.server = server;
+    } else {
+      this.server = net.createServer((socket) => this.onSocket(socket, undefined));
+    }
+    // Registered after TLS's own listener: limits apply to the raw TCP connection, before any handshake work.
+    this.server.on('connection', (socket: net.Socket) => this.onAccept(socket));
     options.mappings.on('removed', (m: Mapping) => this.onMappingRemoved(m));
     options.mappings.on('changed', (m: Mapping, old: Mapping) => this.onMappingChanged(m, old));
     options.mappings.on('added', (m: Mapping) => this.checks.push(this.check(m)));
@@ -78,6 +128,8 @@ export class SocketPlaneServer {
 
   /** Stops accepting and closes every connection with a GOAWAY (their sessions end with it). */
   close(): Promise<void> {
+    this.unsubscribeRotation();
+    for (const timer of this.handshakes.values()) clearTimeout(timer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const conns = [...this.connections];
     for (const conn of conns) conn.goAway({ code: 'UNAVAILABLE', message: 'agent shutting down' });
@@ -88,27 +140,96 @@ export class SocketPlaneServer {
     return closed;
   }
 
-  private onSocket(socket: net.Socket): void {
+  /** Every TCP connection, TLS or not: the connection limits, and the handshake deadline. */
+  private onAccept(socket: net.Socket): void {
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    const refused = this.limiter.admit(socket);
+    if (refused) {
+      this.connectionsRefused.refuse(refused, peer, {}, 'socket plane: connection refused by a connection limit');
+      socket.destroy();
+      return;
+    }
+    if (!this.options.tls) return;
+    const timeoutMs = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.handshakes.delete(peer);
+      this.connectionsRefused.refuse('handshake_timeout', peer, { timeoutMs }, 'socket plane: TLS handshake not complete in time; connection closed');
+      socket.destroy();
+    }, timeoutMs);
+    this.handshakes.set(peer, timer);
+    socket.once('close', () => this.handshakeDone(peer));
+  }
+
+  private handshakeDone(peer: string): void {
+    clearTimeout(this.handshakes.get(peer));
+    this.handshakes.delete(peer);
+  }
+
+  private onHandshakeError(err: Error & { code?: string }, socket: tls.TLSSocket): void {
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.handshakeDone(peer);
+    // A reset is the peer leaving, or our own limit or deadline closing it (already counted).
+    if (err.code === 'ECONNRESET') return;
+    this.connectionsRefused.refuse(handshakeRefusal(err), peer, { code: err.code, error: err.message }, 'socket plane: TLS handshake failed');
+  }
+
+  private onSecureSocket(socket: tls.TLSSocket): void {
+    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.handshakeDone(peer);
+    let identity: SpiffeId;
+    try {
+      identity = verifiedPeerIdentity(socket);
+    } catch (err) {
+      const reason = err instanceof PeerRefusedError ? err.reason : 'untrusted_certificate';
+      this.connectionsRefused.refuse(reason, peer, { error: errorMessage(err) }, 'socket plane: peer not authenticated; connection closed');
+      // The sidecar learns why instead of seeing a bare close.
+      socket.end(encodeFrame(FrameType.GoAway, 0, encodeError({ code: 'UNAUTHENTICATED', message: errorMessage(err) })));
+      socket.destroySoon();
+      return;
+    }
+    this.onSocket(socket, identity);
+  }
+
+  private onSocket(socket: net.Socket, identity: SpiffeId | undefined): void {
     const conn = new FramedConnection(socket, 'server', this.options.connection);
     const peer = conn.remoteAddress();
     this.connections.add(conn);
-    conn.on('open', (decision: OpenDecision) => this.onOpen(conn, decision, peer));
+    conn.on('open', (decision: OpenDecision) => this.onOpen(conn, decision, peer, identity));
     conn.on('protocolError', (err: DeviceMeshError) => {
       this.options.stats.add('socket_plane_protocol_errors', 1);
-      this.options.log.warn({ peer, error: err.message }, 'socket-plane protocol error; connection closed with GOAWAY');
+      this.connectionsRefused.refuse(err.code.toLowerCase(), peer, { error: err.message }, 'socket-plane protocol error or limit; connection closed');
     });
+    conn.on('idle', () => this.options.stats.add('socket_plane_idle_closed', 1));
     conn.on('close', () => this.connections.delete(conn));
   }
 
-  private onOpen(conn: FramedConnection, decision: OpenDecision, peer: string): void {
+  /** With TLS: the certificate must be a workload of our trust domain, the one the OPEN names. */
+  private identityRefusal(identity: SpiffeId, workloadId: string): { reason: string; err: ErrorPayload } | undefined {
+    const trustDomain = this.options.tls?.current().identity.trustDomain;
+    if (identity.kind !== 'workload' || identity.trustDomain !== trustDomain) {
+      const message = `${formatSpiffeId(identity)} is not a workload of trust domain ${trustDomain ?? '?'}`;
+      return { reason: 'not_a_workload', err: { code: 'PERMISSION_DENIED', message } };
+    }
+    if (identity.id !== workloadId) {
+      const message = `certificate names workload ${identity.id}; the OPEN asks for workload ${workloadId}`;
+      return { reason: 'identity_mismatch', err: { code: 'PERMISSION_DENIED', message } };
+    }
+    return undefined;
+  }
+
+  private onOpen(conn: FramedConnection, decision: OpenDecision, peer: string, identity: SpiffeId | undefined): void {
     const { mappingId, workloadId } = decision.request;
     const { mappings, devices, log, stats } = this.options;
-    const refuse = (err: ErrorPayload): void => {
-      stats.add('sessions_refused', 1, { reason: REFUSAL_REASON[err.code] ?? err.code.toLowerCase() });
-      log.info({ peer, mapping: mappingId, workload: workloadId, code: err.code, error: err.message }, 'session refused');
+    const who = identity ? formatSpiffeId(identity) : 'plaintext peer';
+    const refuse = (err: ErrorPayload, reason = REFUSAL_REASON[err.code] ?? err.code.toLowerCase()): void => {
+      this.sessionsRefused.refuse(reason, peer, { identity: who, mapping: mappingId, workload: workloadId, code: err.code, error: err.message }, 'session refused');
       decision.refuse(err);
     };
 
+    if (identity) {
+      const denied = this.identityRefusal(identity, workloadId);
+      if (denied) return refuse(denied.err, denied.reason);
+    }
     const mapping = mappings.get(mappingId);
     if (!mapping) return refuse({ code: 'NOT_FOUND', message: `unknown mapping ${mappingId}` });
     if (mapping.workloadId !== workloadId) {
@@ -136,7 +257,7 @@ export class SocketPlaneServer {
         port.attach(session);
         stats.add('sessions_opened', 1);
         stats.set('sessions_active', ++this.active);
-        log.info({ peer, mapping: mappingId, workload: workloadId, device: mapping.devicePath, session: session.id }, 'session opened');
+        log.info({ peer, identity: who, mapping: mappingId, workload: workloadId, device: mapping.devicePath, session: session.id }, 'session opened');
         session.once('close', (err?: DeviceMeshError) => {
           stats.set('sessions_active', --this.active);
           log.info({ peer, mapping: mappingId, session: session.id, code: err?.code, error: err?.message }, 'session closed');

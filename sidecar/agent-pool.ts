@@ -1,7 +1,10 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { UnavailableError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { FramedConnection } from '../src/socket-plane/connection';
+import { socketPlaneClientOptions } from '../src/security/socket-plane-tls';
+import { formatSpiffeId, type SpiffeId } from '../src/security/spiffe-id';
 import type { TlsIdentity } from '../src/security/tls-identity';
 import { parseHostPort } from '../src/util/address';
 import { Backoff } from '../src/util/backoff';
@@ -21,6 +24,10 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * dials again; sessions on a dead connection are aborted by the connection itself. A dial that
  * fails puts the agent in backoff (exponential with jitter, as gRPC reconnects): until it ends,
  * app connections are refused at once instead of each dialling a dead address.
+ *
+ * With `tls`, each dial is mTLS (TLS 1.3) with the credentials current at that moment, so after
+ * a rotation new connections present the new certificate while established ones carry on; the
+ * agent must present the certificate of the host the mapping names (spiffe://<td>/host/<id>).
  */
 export class AgentPool {
   private readonly connections = new Map<string, FramedConnection>();
@@ -32,21 +39,29 @@ export class AgentPool {
     readonly options: { tls?: TlsIdentity } = {},
   ) {}
 
-  /** The live connection to `address` (host:port), dialling it if there is none. */
-  connection(address: string): FramedConnection {
+  /** The live connection to `address` (host:port) of host `hostId`'s agent, dialling it if there is none. */
+  connection(address: string, hostId: string): FramedConnection {
     const existing = this.connections.get(address);
     if (existing && !existing.isClosed) return existing;
     const down = this.unreachable.get(address);
     const wait = down ? down.until - Date.now() : 0;
     if (wait > 0) throw new UnavailableError(`agent ${address} is unreachable; dialling again in ${Math.ceil(wait)} ms`);
     const { host, port } = parseHostPort(address);
-    const socket = net.connect({ host, port });
+    const material = this.options.tls?.current();
+    let socket: net.Socket;
+    if (material) {
+      const agent: SpiffeId = { trustDomain: material.identity.trustDomain, kind: 'host', id: hostId };
+      socket = tls.connect({ host, port, ...socketPlaneClientOptions(material, agent) });
+      this.log.debug({ agent: address, expect: formatSpiffeId(agent) }, 'dialling agent over mTLS');
+    } else {
+      socket = net.connect({ host, port, noDelay: true });
+    }
     const timer = setTimeout(
       () => socket.destroy(new UnavailableError(`agent ${address} did not accept a connection within ${CONNECT_TIMEOUT_MS} ms`)),
       CONNECT_TIMEOUT_MS,
     );
     let connected = false;
-    socket.once('connect', () => {
+    socket.once(material ? 'secureConnect' : 'connect', () => {
       connected = true;
       clearTimeout(timer);
       this.unreachable.delete(address);

@@ -140,7 +140,7 @@ export class GrpcDeviceListener implements VirtualListener {
     }
     let opening: Promise<Session>;
     try {
-      opening = pool.connection(mapping.agentAddress).openSession({ mappingId: mapping.id, workloadId });
+      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId });
     } catch (err) {
       opening = Promise.reject(err);
     }

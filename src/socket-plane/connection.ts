@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
-import { DeviceMeshError, errorMessage, ProtocolError, UnavailableError } from '../errors';
+import { DeviceMeshError, errorMessage, ProtocolError, ResourceExhaustedError, UnavailableError } from '../errors';
 import { decodeError, decodeOpen, encodeError, encodeOpen, type ErrorPayload, type OpenRequest } from './control-messages';
 import { type CommandRequest, type CommandResult, decodeCommand, decodeCommandResult, encodeCommand, encodeCommandResult } from './device-command';
 import { decodeDeviceEvent, type DeviceEvent, encodeDeviceEvent } from './device-event';
@@ -22,16 +22,33 @@ export interface ConnectionOptions {
   prefaceTimeoutMs?: number;
   /** Bytes queued on the socket above which events are dropped instead of sent. */
   eventBacklogLimit?: number;
+  /**
+   * Server: a connection without a session for this long is closed (a peer that connects, sends
+   * the preface and then nothing, or only refused OPENs, does not hold a socket forever).
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Bytes queued on the socket for a peer that does not read, above which the connection is
+   * closed. DATA is bounded by the session windows; this bounds the control frames (RESETs,
+   * command results) a peer can make us queue by sending requests and never reading answers.
+   */
+  maxBufferedBytes?: number;
 }
 
 /** A peer that leaves this much unread gets no more events until it catches up. */
 const DEFAULT_EVENT_BACKLOG = 1 << 20;
+export const DEFAULT_MAX_SESSIONS = 1024;
+export const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
+export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;
+export const DEFAULT_MAX_BUFFERED_BYTES = 32 << 20;
 
 /**
  * One TCP connection of the socket plane, carrying many sessions. The client (sidecar) opens
  * sessions; the server (agent) decides on each OPEN through the `open` event.
  *
- * Events: `open` (OpenDecision, server only), `close` (DeviceMeshError | undefined).
+ * Events: `open` (OpenDecision, server only), `protocolError` (DeviceMeshError: the peer broke the
+ * protocol or a limit, the connection is closing), `idle` (server: closed for want of sessions),
+ * `close` (DeviceMeshError | undefined).
  */
 export class FramedConnection extends EventEmitter implements SessionTransport {
   private readonly sessions = new Map<number, Session>();
@@ -39,6 +56,9 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
   private readonly decoder: FrameDecoder;
   private readonly maxSessions: number;
   private readonly eventBacklogLimit: number;
+  private readonly maxBufferedBytes: number;
+  private readonly idleTimeoutMs: number;
+  private idleTimer: NodeJS.Timeout | undefined;
   private nextId = 1;
   private prefaceSeen: boolean;
   private prefaceBuf: Buffer = Buffer.alloc(0);
@@ -51,8 +71,10 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
     options: ConnectionOptions = {},
   ) {
     super();
-    this.maxSessions = options.maxSessions ?? 1024;
+    this.maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
     this.eventBacklogLimit = options.eventBacklogLimit ?? DEFAULT_EVENT_BACKLOG;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.decoder = new FrameDecoder((type, session, payload) => this.onFrame(type, session, payload));
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
@@ -61,7 +83,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
     else {
       this.prefaceTimer = setTimeout(
         () => this.fail(new ProtocolError('no socket-plane preface within the handshake timeout')),
-        options.prefaceTimeoutMs ?? 10_000,
+        options.prefaceTimeoutMs ?? DEFAULT_PREFACE_TIMEOUT_MS,
       );
     }
     socket.on('data', (chunk: Buffer) => this.onBytes(chunk));
@@ -118,15 +140,15 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
   }
 
   sendWindow(session: number, increment: number): void {
-    if (!this.closed) this.socket.write(encodeWindow(session, increment));
+    this.writeControl(encodeWindow(session, increment));
   }
 
   sendClose(session: number): void {
-    if (!this.closed) this.socket.write(encodeFrame(FrameType.Close, session));
+    this.writeControl(encodeFrame(FrameType.Close, session));
   }
 
   sendReset(session: number, err: ErrorPayload): void {
-    if (!this.closed) this.socket.write(encodeFrame(FrameType.Reset, session, encodeError(err)));
+    this.writeControl(encodeFrame(FrameType.Reset, session, encodeError(err)));
   }
 
   sendEvent(session: number, event: DeviceEvent): boolean {
@@ -140,11 +162,33 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
   }
 
   sendCommandResult(session: number, result: CommandResult): void {
-    if (!this.closed) this.socket.write(encodeFrame(FrameType.CommandResult, session, encodeCommandResult(result)));
+    this.writeControl(encodeFrame(FrameType.CommandResult, session, encodeCommandResult(result)));
   }
 
   released(session: number): void {
     this.sessions.delete(session);
+    if (this.sessions.size === 0) this.armIdle();
+  }
+
+  /** A control frame; a peer that lets them pile up unread loses the connection instead of our memory. */
+  private writeControl(frame: Buffer): void {
+    if (this.closed) return;
+    this.socket.write(frame);
+    if (this.socket.writableLength <= this.maxBufferedBytes) return;
+    const err = new ResourceExhaustedError(`peer is not reading: ${this.socket.writableLength} bytes queued (limit ${this.maxBufferedBytes})`);
+    this.emit('protocolError', err);
+    this.socket.destroy();
+    this.shutdown(err);
+  }
+
+  /** Server: starts the no-session countdown (the preface timer covers the time before). */
+  private armIdle(): void {
+    if (this.role !== 'server' || this.closed || !this.prefaceSeen) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.emit('idle');
+      this.goAway({ code: 'UNAVAILABLE', message: `no session for ${this.idleTimeoutMs} ms; connection closed` });
+    }, this.idleTimeoutMs);
   }
 
   /* ---- inbound ---- */
@@ -175,6 +219,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
     this.prefaceSeen = true;
     clearTimeout(this.prefaceTimer);
     this.prefaceBuf = Buffer.alloc(0);
+    this.armIdle();
     return have.subarray(PREFACE.length);
   }
 
@@ -268,7 +313,8 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
         decided = true;
         const session = new Session(id, this);
         this.sessions.set(id, session);
-        this.socket.write(encodeFrame(FrameType.OpenOk, id));
+        clearTimeout(this.idleTimer);
+        this.writeControl(encodeFrame(FrameType.OpenOk, id));
         return session;
       },
       refuse: (err) => {
@@ -290,6 +336,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.prefaceTimer);
+    clearTimeout(this.idleTimer);
     for (const [, waiting] of this.opening) waiting.reject(err);
     this.opening.clear();
     for (const session of [...this.sessions.values()]) session.abort(err);
