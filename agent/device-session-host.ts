@@ -275,6 +275,7 @@ export class DeviceSessionHost {
     const configure = command.op === CommandOp.SerialConfigure;
     const reads = READ_ONLY_COMMANDS.has(command.op) || (configure && command.value === 0);
     if (port.readOnly && !reads) {
+      this.options.stats.add('commands_refused', 1, { mapping: port.mappingId, reason: 'read_only' });
       return Promise.reject(new PermissionDeniedError(`mapping ${port.mappingId} is read-only: ${CommandOp[command.op] ?? command.op} is not allowed`));
     }
     if (configure && port.pinSerial && command.value !== 0) {
@@ -495,6 +496,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   private session: Session | undefined;
   private readonly bytesFromDevice: Counter;
   private readonly bytesToDevice: Counter;
+  private readonly writesRefused: Counter;
 
   private readonly gate: GateOptions;
 
@@ -523,6 +525,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.pinSerial = mapping.policy?.pinSerial === true;
     this.bytesFromDevice = stats.counter('bytes_from_device', { mapping: mapping.id });
     this.bytesToDevice = stats.counter('bytes_to_device', { mapping: mapping.id });
+    this.writesRefused = stats.counter('writes_refused', { mapping: mapping.id, reason: 'read_only' });
   }
 
   /** Joins the accepted session to the device. */
@@ -573,6 +576,12 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    // Whatever the sharing mode: a read-only binding's bytes never reach the device; the session ends with the reason.
+    if (this.readOnly) {
+      this.writesRefused.add(1);
+      callback(new PermissionDeniedError(`mapping ${this.mappingId} is read-only: the app may not write to device ${this.host.path}`));
+      return;
+    }
     this.bytesToDevice.add(chunk.length);
     if (this.host.submit(this, chunk, callback)) return;
     if (!this.host.mayWrite(this)) {

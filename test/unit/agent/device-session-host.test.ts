@@ -350,6 +350,20 @@ describe('agent/device-session-host', () => {
       assert.equal(first?.ok === false && first.code, 'PERMISSION_DENIED');
       assert.equal(second?.ok, true);
       assert.deepEqual(driver.commands.map((c) => c.op), [CommandOp.SerialGetLines]);
+      assert.equal(stats.get('commands_refused', { mapping: 'm1', reason: 'read_only' }), 1);
+    });
+
+    it('refuses a read-only mapping\'s data in every sharing mode: the session is reset with the reason, the device gets nothing, it is counted', async () => {
+      for (const sharing of ['SHARING_MODE_EXCLUSIVE', 'SHARING_MODE_SHARED', 'SHARING_MODE_BROADCAST'] as const) {
+        const { session, transport } = await open(mappingFor(`ro-${sharing}`, 'app1', sharing, 'ACCESS_READ_ONLY'));
+        session.receiveData(Buffer.from('AT+WRITE\r'));
+        await waitFor(() => transport.resets.length === 1, `the reset (${sharing})`);
+        assert.equal(transport.resets[0]?.code, 'PERMISSION_DENIED');
+        assert.match(transport.resets[0]?.message ?? '', new RegExp(`mapping ro-${sharing} is read-only: the app may not write to device`));
+        assert.equal(driver.device?.writtenBytes().length ?? 0, 0, `no byte reached the device (${sharing})`);
+        assert.equal(stats.get('writes_refused', { mapping: `ro-${sharing}`, reason: 'read_only' }), 1);
+        await waitFor(() => !host.isOpen, 'the device to close');
+      }
     });
 
     it('answers a pinned mapping\'s line-setting change with the setting in use, and lets a read-only mapping only ask', async () => {
