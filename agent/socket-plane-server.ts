@@ -112,6 +112,11 @@ export class SocketPlaneServer {
     options.stats.set('sessions_active', 0);
   }
 
+  /** TCP connections counted by the connection limits (TLS handshakes under way included). */
+  get connectionCount(): number {
+    return this.limiter.connections;
+  }
+
   /** Starts listening; resolves with the bound host:port. */
   listen(): Promise<string> {
     const { host, port } = parseHostPort(this.options.listen);
@@ -187,6 +192,8 @@ export class SocketPlaneServer {
       socket.destroySoon();
       return;
     }
+    const serial = socket.getPeerX509Certificate()?.serialNumber;
+    this.options.log.debug({ peer, identity: formatSpiffeId(identity), serial }, 'socket plane: peer authenticated');
     this.onSocket(socket, identity);
   }
 

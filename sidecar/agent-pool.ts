@@ -25,19 +25,39 @@ const CONNECT_TIMEOUT_MS = 5_000;
  * fails puts the agent in backoff (exponential with jitter, as gRPC reconnects): until it ends,
  * app connections are refused at once instead of each dialling a dead address.
  *
- * With `tls`, each dial is mTLS (TLS 1.3) with the credentials current at that moment, so after
- * a rotation new connections present the new certificate while established ones carry on; the
+ * With `tls`, each dial is mTLS (TLS 1.3) with the credentials current at that moment, and the
  * agent must present the certificate of the host the mapping names (spiffe://<td>/host/<id>).
+ * A rotation retires the live connections: their sessions carry on to their end, new sessions
+ * go over a new dial with the new certificate, and a retired connection closes once drained.
  */
 export class AgentPool {
   private readonly connections = new Map<string, FramedConnection>();
   private readonly unreachable = new Map<string, Unreachable>();
+  /** Connections made with credentials since rotated, kept for their sessions only. */
+  private readonly retired = new Set<FramedConnection>();
+  private readonly unsubscribeRotation: () => void;
 
   constructor(
     private readonly log: Logger,
     /** mTLS to the agents with these credentials; without, plaintext (`--insecure`). */
     readonly options: { tls?: TlsIdentity } = {},
-  ) {}
+  ) {
+    this.unsubscribeRotation = options.tls?.onRotate(() => this.retireAll()) ?? ((): void => undefined);
+  }
+
+  private retireAll(): void {
+    for (const connection of this.connections.values()) {
+      if (connection.sessionCount === 0) {
+        connection.goAway({ code: 'UNAVAILABLE', message: 'certificate rotated; this connection is replaced' });
+        continue;
+      }
+      this.retired.add(connection);
+      connection.once('drained', () => connection.goAway({ code: 'UNAVAILABLE', message: 'certificate rotated; last session ended' }));
+      connection.once('close', () => this.retired.delete(connection));
+    }
+    this.log.info({ retired: this.retired.size }, 'certificate rotated: new sessions dial the agents anew');
+    this.connections.clear();
+  }
 
   /** The live connection to `address` (host:port) of host `hostId`'s agent, dialling it if there is none. */
   connection(address: string, hostId: string): FramedConnection {
@@ -100,9 +120,11 @@ export class AgentPool {
 
   /** Closes every connection (their sessions end with it). */
   close(): void {
-    for (const connection of this.connections.values()) {
+    this.unsubscribeRotation();
+    for (const connection of [...this.connections.values(), ...this.retired]) {
       connection.goAway({ code: 'UNAVAILABLE', message: 'sidecar shutting down' });
     }
     this.connections.clear();
+    this.retired.clear();
   }
 }

@@ -47,7 +47,8 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 32 << 20;
  * sessions; the server (agent) decides on each OPEN through the `open` event.
  *
  * Events: `open` (OpenDecision, server only), `protocolError` (DeviceMeshError: the peer broke the
- * protocol or a limit, the connection is closing), `idle` (server: closed for want of sessions),
+ * protocol or a limit, the connection is closing), `drained` (its last session ended), `idle`
+ * (server: closed for want of sessions),
  * `close` (DeviceMeshError | undefined).
  */
 export class FramedConnection extends EventEmitter implements SessionTransport {
@@ -167,7 +168,12 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
 
   released(session: number): void {
     this.sessions.delete(session);
-    if (this.sessions.size === 0) this.armIdle();
+    if (this.sessions.size === 0) this.drained();
+  }
+
+  private drained(): void {
+    this.emit('drained');
+    this.armIdle();
   }
 
   /** A control frame; a peer that lets them pile up unread loses the connection instead of our memory. */
@@ -279,6 +285,7 @@ export class FramedConnection extends EventEmitter implements SessionTransport {
           this.opening.delete(id);
           this.sessions.delete(id);
           waiting.reject(new DeviceMeshError(err.code, err.message));
+          if (this.sessions.size === 0) this.drained();
           return;
         }
         session?.receiveReset(err);

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { DEFAULT_TRUST_DOMAIN, formatSpiffeId, type SpiffeId } from '../../src/security/spiffe-id';
-import type { TlsMaterial } from '../../src/security/tls-identity';
+import type { TlsIdentity, TlsMaterial } from '../../src/security/tls-identity';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
@@ -92,4 +92,30 @@ export class TestCa {
   issueExpired(id: string, options: LeafOptions = {}): Promise<TlsMaterial> {
     return this.issue(id, { ...options, notBefore: new Date(Date.now() - 48 * HOUR), notAfter: new Date(Date.now() - HOUR) });
   }
+}
+
+/** Credentials a test rotates by hand, as the identity helper's renewal does. */
+export class RotatingTlsIdentity implements TlsIdentity {
+  private readonly listeners = new Set<(m: TlsMaterial) => void>();
+
+  constructor(private material: TlsMaterial) {}
+
+  current(): TlsMaterial {
+    return this.material;
+  }
+
+  onRotate(listener: (material: TlsMaterial) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  rotate(material: TlsMaterial): void {
+    this.material = material;
+    for (const l of this.listeners) l(material);
+  }
+}
+
+/** The serial number of a PEM certificate (the leaf, first in the chain), upper-case hex as node:crypto gives it. */
+export function serialOf(certPem: string): string {
+  return new X509Certificate(certPem).serialNumber.toUpperCase();
 }
