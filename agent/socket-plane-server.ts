@@ -34,6 +34,8 @@ export interface SocketPlaneServerOptions {
   maxConnectionsPerPeer?: number;
   /** Most connections in all (default 4096). */
   maxConnections?: number;
+  /** New connections per second from one peer address, burst as many (default 20; 0 = no limit). */
+  connectionRatePerPeer?: number;
   /**
    * A TLS handshake must be complete this long after the TCP accept (default 5 s), however the
    * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte.
@@ -45,6 +47,7 @@ const CLOSE_GRACE_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+export const DEFAULT_CONNECTION_RATE_PER_PEER = 20;
 
 /** Label of `sessions_refused` per refusal code. */
 const REFUSAL_REASON: Partial<Record<string, string>> = {
@@ -72,6 +75,7 @@ function withdrawn(mappingId: string): ErrorPayload {
  */
 export class SocketPlaneServer {
   private readonly server: net.Server;
+  private readonly tlsServer: tls.Server | undefined;
   private readonly connections = new Set<FramedConnection>();
   private readonly limiter: ConnectionLimiter;
   private readonly connectionsRefused: RefusalLog;
@@ -87,25 +91,25 @@ export class SocketPlaneServer {
     this.limiter = new ConnectionLimiter({
       perPeer: options.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
       total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      ratePerPeer: options.connectionRatePerPeer ?? DEFAULT_CONNECTION_RATE_PER_PEER,
     });
     this.connectionsRefused = new RefusalLog('socket_plane_connections_refused', options.stats, options.log);
     this.sessionsRefused = new RefusalLog('sessions_refused', options.stats, options.log);
+    // One plain listener: limits apply to the raw TCP connection, and only admitted ones are handed
+    // to TLS (emit 'connection', Node's way to feed a tls.Server), so a flood costs no TLS work.
+    this.server = net.createServer((socket) => this.onAccept(socket));
     const identity = options.tls;
     if (identity) {
-      const server = tls.createServer(socketPlaneServerContext(identity.current()));
-      server.on('secureConnection', (socket: tls.TLSSocket) => this.onSecureSocket(socket));
-      server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => this.onHandshakeError(err, socket));
+      const tlsServer = tls.createServer(socketPlaneServerContext(identity.current()));
+      tlsServer.on('secureConnection', (socket: tls.TLSSocket) => this.onSecureSocket(socket));
+      tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => this.onHandshakeError(err, socket));
       // New handshakes take the new certificate and CA; established connections keep theirs.
       this.unsubscribeRotation = identity.onRotate((material) => {
-        server.setSecureContext(socketPlaneServerContext(material));
+        tlsServer.setSecureContext(socketPlaneServerContext(material));
         options.log.info({ identity: formatSpiffeId(material.identity), notAfter: material.notAfter.toISOString() }, 'socket plane: certificate rotated');
       });
-      this.server = server;
-    } else {
-      this.server = net.createServer((socket) => this.onSocket(socket, undefined));
+      this.tlsServer = tlsServer;
     }
-    // Registered after TLS's own listener: limits apply to the raw TCP connection, before any handshake work.
-    this.server.on('connection', (socket: net.Socket) => this.onAccept(socket));
     options.mappings.on('removed', (m: Mapping) => this.onMappingRemoved(m));
     options.mappings.on('changed', (m: Mapping, old: Mapping) => this.onMappingChanged(m, old));
     options.mappings.on('added', (m: Mapping) => this.checks.push(this.check(m)));
@@ -154,7 +158,10 @@ export class SocketPlaneServer {
       socket.destroy();
       return;
     }
-    if (!this.options.tls) return;
+    if (!this.tlsServer) {
+      this.onSocket(socket, undefined);
+      return;
+    }
     const timeoutMs = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     const timer = setTimeout(() => {
       this.handshakes.delete(peer);
@@ -163,6 +170,7 @@ export class SocketPlaneServer {
     }, timeoutMs);
     this.handshakes.set(peer, timer);
     socket.once('close', () => this.handshakeDone(peer));
+    this.tlsServer.emit('connection', socket);
   }
 
   private handshakeDone(peer: string): void {

@@ -2,6 +2,8 @@ import * as net from 'node:net';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
+import { ConnectionLimiter } from '../src/security/connection-limiter';
+import { RefusalLog } from '../src/security/refusal-log';
 import type { Session } from '../src/socket-plane/session';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
@@ -10,12 +12,29 @@ import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { drainPeriod, type VirtualListener } from './virtual-listener';
 
+/** Limits of each app listener, against a client that would starve the others. */
+export interface AppListenerLimits {
+  /** Most connections one app address may hold on one virtual device (default 32). */
+  maxConnectionsPerPeer?: number;
+  /** Most connections on one virtual device (default 256). */
+  maxConnections?: number;
+  /** New connections per second from one app address, burst as many (default 50; 0 = no limit). */
+  connectionRatePerPeer?: number;
+  /** RFC 2217: a Telnet subnegotiation must end (IAC SE) within this (default 5 s). */
+  subnegotiationTimeoutMs?: number;
+}
+
+export const DEFAULT_APP_CONNECTIONS_PER_PEER = 32;
+export const DEFAULT_APP_CONNECTIONS = 256;
+export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 50;
+
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
   workloadId: string;
   pool: AgentPool;
   stats: Stats;
   log: Logger;
+  limits?: AppListenerLimits;
 }
 
 interface AppConnection {
@@ -64,6 +83,8 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
 export class VirtualDeviceListener implements VirtualListener {
   private readonly connections = new Set<AppConnection>();
   private readonly mappingLabels: Labels;
+  private readonly limiter: ConnectionLimiter;
+  private readonly refusals: RefusalLog;
   private closing = false;
 
   private constructor(
@@ -73,6 +94,12 @@ export class VirtualDeviceListener implements VirtualListener {
     private readonly ctx: ListenerContext,
   ) {
     this.mappingLabels = { mapping: current.id };
+    this.limiter = new ConnectionLimiter({
+      perPeer: ctx.limits?.maxConnectionsPerPeer ?? DEFAULT_APP_CONNECTIONS_PER_PEER,
+      total: ctx.limits?.maxConnections ?? DEFAULT_APP_CONNECTIONS,
+      ratePerPeer: ctx.limits?.connectionRatePerPeer ?? DEFAULT_APP_CONNECTION_RATE_PER_PEER,
+    });
+    this.refusals = new RefusalLog('app_connections_refused', ctx.stats, ctx.log);
     server.on('connection', (socket) => this.onConnection(socket));
   }
 
@@ -137,6 +164,13 @@ export class VirtualDeviceListener implements VirtualListener {
   private onConnection(socket: net.Socket): void {
     const { stats, log, pool, workloadId } = this.ctx;
     const mapping = this.current;
+    const refused = this.limiter.admit(socket);
+    if (refused) {
+      // Before any session is asked for: a flood costs the agent nothing.
+      this.refusals.refuse(refused, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, { mapping: mapping.id }, 'app connection refused by a connection limit');
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay(true);
     stats.add('app_connections', 1, this.mappingLabels);
     const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
@@ -167,7 +201,7 @@ export class VirtualDeviceListener implements VirtualListener {
           if (err) log.info({ mapping: mapping.id, code: err.code, error: err.message }, 'session ended with an error');
         });
         const bridge = BRIDGES[mapping.virtual?.protocol ?? 'VIRTUAL_PROTOCOL_RAW'] ?? rawBridge;
-        bridge(socket, session, { mapping, stats, log });
+        bridge(socket, session, { mapping, stats, log, subnegotiationTimeoutMs: this.ctx.limits?.subnegotiationTimeoutMs });
       },
       (err: unknown) => {
         const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';

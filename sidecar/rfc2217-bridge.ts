@@ -21,7 +21,7 @@ import { type DeviceEvent, DeviceEventType, ModemLine } from '../src/socket-plan
 import type { Logger } from '../src/log';
 import type { Session } from '../src/socket-plane/session';
 import type { Labels } from '../src/telemetry/stats';
-import type { BridgeContext, SessionBridge } from './session-bridge';
+import { type BridgeContext, DEFAULT_SUBNEGOTIATION_TIMEOUT_MS, type SessionBridge } from './session-bridge';
 
 /** Offered both ways on connect; anything else is refused. */
 const OPTIONS = new Set([OPT_BINARY, OPT_SGA, OPT_COM_PORT]);
@@ -76,6 +76,8 @@ class Rfc2217Server {
   private modem: number | undefined;
   /** The client speaks COM-PORT-OPTION: modem-state notifications go to it. */
   private comPort = false;
+  /** Set while a subnegotiation spans chunks: the client must finish it in time. */
+  private subnegotiationTimer: NodeJS.Timeout | undefined;
 
   private readonly log: Logger;
   private readonly labels: Labels;
@@ -108,8 +110,24 @@ class Rfc2217Server {
     const parsed = this.parser.push(chunk);
     this.items = this.next >= this.items.length ? parsed : this.items.slice(this.next).concat(parsed);
     this.next = 0;
+    this.watchSubnegotiation();
     this.pump();
   };
+
+  /** Bytes of an open subnegotiation are bounded by the parser; its time is bounded here. */
+  private watchSubnegotiation(): void {
+    if (!this.parser.inSubnegotiation) {
+      clearTimeout(this.subnegotiationTimer);
+      this.subnegotiationTimer = undefined;
+      return;
+    }
+    if (this.subnegotiationTimer) return;
+    const ms = this.ctx.subnegotiationTimeoutMs ?? DEFAULT_SUBNEGOTIATION_TIMEOUT_MS;
+    this.subnegotiationTimer = setTimeout(() => {
+      this.ctx.stats.add('rfc2217_subnegotiation_timeouts', 1, this.labels);
+      this.fail(new ProtocolError(`Telnet subnegotiation not finished (IAC SE) within ${ms} ms`));
+    }, ms);
+  }
 
   /** Acts on the app's items in order until one has to wait (a device request, or send credit). */
   private pump(): void {
@@ -327,6 +345,7 @@ class Rfc2217Server {
     this.next = 0;
     this.ctx.stats.add('rfc2217_protocol_errors', 1, this.labels);
     this.log.warn({ error: error.message }, 'RFC 2217: client broke the Telnet framing; closing its connection');
+    clearTimeout(this.subnegotiationTimer);
     this.app.destroy();
   }
 
@@ -387,6 +406,7 @@ class Rfc2217Server {
     this.session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
 
   private readonly onSessionClose = (err: Error | undefined): void => {
+    clearTimeout(this.subnegotiationTimer);
     this.app.off('data', this.onAppData);
     this.app.off('drain', this.onAppDrain);
     this.app.off('end', this.onAppEnd);

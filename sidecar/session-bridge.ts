@@ -10,7 +10,12 @@ export interface BridgeContext {
   mapping: Mapping;
   stats: Stats;
   log: Logger;
+  /** RFC 2217: a Telnet subnegotiation left open longer than this closes the connection. */
+  subnegotiationTimeoutMs?: number;
 }
+
+/** A client that starts IAC SB and never sends IAC SE holds its connection this long at most. */
+export const DEFAULT_SUBNEGOTIATION_TIMEOUT_MS = 5_000;
 
 /**
  * Joins one app connection to its device session, speaking the mapping's virtual protocol on the

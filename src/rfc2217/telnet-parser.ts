@@ -40,6 +40,11 @@ export class TelnetParser {
   private readonly sub = Buffer.allocUnsafe(MAX_SUBNEGOTIATION);
   private subLength = 0;
 
+  /** Inside IAC SB … not yet closed by IAC SE: the bridge bounds how long a client may stay here. */
+  get inSubnegotiation(): boolean {
+    return this.state === State.Sub || this.state === State.SubIac || this.state === State.Skip || this.state === State.SkipIac;
+  }
+
   /**
    * Takes the chunk over: its data is unescaped in place (IAC IAC moved down to one 0xFF), so a
    * run of data stays one view of the chunk however many 0xFF it holds, and nothing is allocated.
