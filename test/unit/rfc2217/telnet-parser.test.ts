@@ -145,4 +145,18 @@ describe('rfc2217: Telnet parser', () => {
       { kind: 'command', code: SE },
     ]);
   });
+
+  it('says when it is inside a subnegotiation, oversized or not, until its IAC SE', () => {
+    const parser = new TelnetParser();
+    assert.equal(parser.inSubnegotiation, false);
+    parser.push(Buffer.from([IAC, SB, 44, 1, 0]));
+    assert.equal(parser.inSubnegotiation, true);
+    parser.push(Buffer.alloc(MAX_SUBNEGOTIATION * 2, 7));
+    assert.equal(parser.inSubnegotiation, true, 'still inside while skipping an oversized one');
+    parser.push(Buffer.from([IAC]));
+    assert.equal(parser.inSubnegotiation, true);
+    parser.push(Buffer.from([SE, 0x41]));
+    assert.equal(parser.inSubnegotiation, false);
+  });
 });
+
