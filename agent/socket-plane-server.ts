@@ -34,7 +34,7 @@ export interface SocketPlaneServerOptions {
   maxConnectionsPerPeer?: number;
   /** Most connections in all (default 4096). */
   maxConnections?: number;
-  /** New connections per second from one peer address, burst as many (default 20; 0 = no limit). */
+  /** New connections per second from one peer address, burst as many (default 50; 0 = no limit). */
   connectionRatePerPeer?: number;
   /**
    * A TLS handshake must be complete this long after the TCP accept (default 5 s), however the
@@ -47,7 +47,7 @@ const CLOSE_GRACE_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
-export const DEFAULT_CONNECTION_RATE_PER_PEER = 20;
+export const DEFAULT_CONNECTION_RATE_PER_PEER = 50;
 
 /** Label of `sessions_refused` per refusal code. */
 const REFUSAL_REASON: Partial<Record<string, string>> = {

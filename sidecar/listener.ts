@@ -14,19 +14,19 @@ import { drainPeriod, type VirtualListener } from './virtual-listener';
 
 /** Limits of each app listener, against a client that would starve the others. */
 export interface AppListenerLimits {
-  /** Most connections one app address may hold on one virtual device (default 32). */
+  /** Most connections one app address may hold on one virtual device (default 128). */
   maxConnectionsPerPeer?: number;
   /** Most connections on one virtual device (default 256). */
   maxConnections?: number;
-  /** New connections per second from one app address, burst as many (default 50; 0 = no limit). */
+  /** New connections per second from one app address, burst as many (default 200; 0 = no limit). */
   connectionRatePerPeer?: number;
   /** RFC 2217: a Telnet subnegotiation must end (IAC SE) within this (default 5 s). */
   subnegotiationTimeoutMs?: number;
 }
 
-export const DEFAULT_APP_CONNECTIONS_PER_PEER = 32;
+export const DEFAULT_APP_CONNECTIONS_PER_PEER = 128;
 export const DEFAULT_APP_CONNECTIONS = 256;
-export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 50;
+export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 200;
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
