@@ -133,7 +133,7 @@ export class SocketPlaneServer {
           return;
         }
         const session = decision.accept();
-        port.attach(session);
+        port.attach(session, decision.request.traceparent);
         stats.add('sessions_opened', 1);
         stats.set('sessions_active', ++this.active);
         log.info({ peer, mapping: mappingId, workload: workloadId, device: mapping.devicePath, session: session.id }, 'session opened');

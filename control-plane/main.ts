@@ -4,6 +4,7 @@ import { errorMessage, UnavailableError, ValidationError } from '../src/errors';
 import { addReflectionService } from '../src/grpc/reflection-service';
 import type { Logger } from '../src/log';
 import { serviceDefinition } from '../src/proto/load';
+import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort, type HostPort } from '../src/util/address';
 import { AdsServer } from './ads-server';
@@ -47,7 +48,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const { log } = options;
   const listen = flag('listen', options.listen);
   const adminListen = flag('admin', options.admin);
-  const stats = new Stats(STATS_HELP);
+  const stats = new Stats(STATS_HELP, processStatsOptions());
   const adaptIntervalMs = options.adaptIntervalMs ?? 1000;
   if (!Number.isFinite(adaptIntervalMs) || adaptIntervalMs <= 0) {
     throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);

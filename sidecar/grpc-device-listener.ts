@@ -6,6 +6,7 @@ import type { Mapping } from '../src/proto/types';
 import type { DeviceCommand } from '../src/socket-plane/device-command';
 import type { DeviceEvent } from '../src/socket-plane/device-event';
 import type { Session } from '../src/socket-plane/session';
+import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import {
@@ -58,7 +59,7 @@ export class GrpcDeviceListener implements VirtualListener {
     private readonly server: grpc.Server,
     private readonly ctx: ListenerContext,
   ) {
-    this.mappingLabels = { mapping: current.id };
+    this.mappingLabels = bindingLabels(current);
     this.eventsDropped = ctx.stats.counter('events_dropped', this.mappingLabels);
     server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
   }
