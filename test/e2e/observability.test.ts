@@ -203,18 +203,22 @@ policy: { sharing: shared, requestTerminator: "\\r", response: { terminator: "OK
   });
 
   it('describes a binding: its mapping, effective policy, live rates and recent errors', async () => {
+    // The agent reports the rates of bindings with an open session: the app stays connected.
     const app = await AppClient.connect(virtualPort);
+    let out: string;
     try {
       for (let i = 0; i < 3; i++) await command(app, `describe-${i}`);
+      out = await waitFor('describe to show live rates', () => {
+        const r = runCli(['describe', 'binding', 'obs-at', '--control-plane', cp, '--admin', admins['control-plane']]);
+        assert.equal(r.code, 0, r.stderr);
+        return /^Live rates:$/m.test(r.stdout) ? r.stdout : undefined;
+      }, 10_000);
     } finally {
       app.close();
     }
-    const r = runCli(['describe', 'binding', 'obs-at', '--control-plane', cp, '--admin', admins['control-plane']]);
-    assert.equal(r.code, 0, r.stderr);
-    const out = r.stdout;
     assert.match(out, /^Name:\s+obs-at$/m);
     assert.match(out, /^Workload:\s+app1$/m);
-    assert.match(out, /^Phase:\s+BOUND$/m);
+    assert.match(out, /^Phase:\s+MAPPED$/m);
     assert.match(out, new RegExp(`^Device:\\s+gw1:${pty.device.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
     assert.match(out, new RegExp(`^Virtual:\\s+raw://127\\.0\\.0\\.1:${virtualPort}$`, 'm'));
     assert.match(out, /^Mapping:\s+\S+ \(version \d+\)$/m);
