@@ -144,8 +144,15 @@ export class DeviceExchange {
       limits.commandsSent.add(1);
       limits.meter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
-      this.queue
-        .submit({ consumer: state.consumer.key, priority: state.consumer.priority, request, timeoutMs: this.timeoutMs, dispatched: traced.dispatched })
+      const answered = this.queue.submit({
+        consumer: state.consumer.key,
+        priority: state.consumer.priority,
+        request,
+        timeoutMs: this.timeoutMs,
+        dispatched: traced.dispatched,
+      });
+      this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
+      answered
         .then(
           (response) => {
             limits.meter.record(response.length);
@@ -221,7 +228,6 @@ export class DeviceExchange {
     const inCommand = recording ? trace.setSpan(consumer.traceContext, span) : consumer.traceContext;
     const startWall = Date.now();
     let device: Span | undefined;
-    this.options.stats.set('command_queue_depth', this.queue.depth + 1, this.deviceLabels);
     return {
       dispatched: (waitedMs) => {
         this.queueWait.observe(waitedMs / 1000);
