@@ -175,7 +175,7 @@ export class VirtualDeviceListener implements VirtualListener {
         }
         conn.session = session;
         session.once('close', (err: DeviceMeshError | undefined) => {
-          if (err) log.info({ mapping: mapping.id, binding: mapping.binding, device: mapping.physicalId, code: err.code, error: err.message }, 'session ended with an error');
+          if (err) log.info({ ...bindingLabels(mapping), code: err.code, error: err.message }, 'session ended with an error');
         });
         const bridge = BRIDGES[mapping.virtual?.protocol ?? 'VIRTUAL_PROTOCOL_RAW'] ?? rawBridge;
         bridge(socket, session, { mapping, stats, log });
@@ -184,8 +184,7 @@ export class VirtualDeviceListener implements VirtualListener {
         const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
         span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
         stats.add('app_connections_refused', 1, { reason: code });
-        const ids = { mapping: mapping.id, binding: mapping.binding, device: mapping.physicalId };
-        log.warn({ ...ids, agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
+        log.warn({ ...bindingLabels(mapping), agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
         socket.destroy();
       },
     );

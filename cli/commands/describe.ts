@@ -147,7 +147,8 @@ function renderDescription(d: BindingDescription): string {
   if (d.proxies.length === 0) lines.push('  none connected');
   for (const p of d.proxies) {
     const t = p.types[0];
-    lines.push(`  ${p.name.padEnd(24)}${(t?.state ?? 'NOT SENT').padEnd(10)}${t ? `sent ${t.sent || '-'}, acked ${t.acked || '-'}` : ''}${t?.nack ? `, NACK: ${t.nack}` : ''}`);
+    const versions = t ? `sent ${t.sent || '-'}, acked ${t.acked || '-'}` : '';
+    lines.push(`  ${p.name.padEnd(24)}${(t?.state ?? 'NOT SENT').padEnd(10)}${versions}${t?.nack ? `, NACK: ${t.nack}` : ''}`);
   }
   if (d.rates) {
     lines.push('Live rates:');

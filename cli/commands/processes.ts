@@ -8,8 +8,17 @@ import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 /** OpenTelemetry export, the same on every process. */
 const TELEMETRY_FLAGS: readonly FlagSpec[] = [
-  { name: 'otlp-endpoint', kind: 'string', help: 'OTLP/HTTP collector base URL for traces and metrics, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)' },
-  { name: 'trace-sample-ratio', kind: 'string', default: '1', help: 'share of new traces sampled, 0..1 (a sidecar\'s decision is followed by the agent)' },
+  {
+    name: 'otlp-endpoint',
+    kind: 'string',
+    help: 'OTLP/HTTP collector base URL for traces and metrics, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)',
+  },
+  {
+    name: 'trace-sample-ratio',
+    kind: 'string',
+    default: '1',
+    help: 'share of new traces sampled, 0..1 (a sidecar\'s decision is followed by the agent)',
+  },
 ];
 
 /** Starts the process's OTLP export from its telemetry flags. */

@@ -59,7 +59,8 @@ function renderBindings(bindings: readonly BindingOverview[]): void {
   body.replaceChildren();
   for (const b of bindings) {
     const m = b.mapping;
-    const limit = !m ? '' : m.adaptiveLimit > 0 ? `${rate(m.adaptiveLimit)} (adaptive)` : m.policy.bytesPerSecond > 0 ? rate(m.policy.bytesPerSecond) : 'unlimited';
+    const own = m && m.policy.bytesPerSecond > 0 ? rate(m.policy.bytesPerSecond) : 'unlimited';
+    const limit = !m ? '' : m.adaptiveLimit > 0 ? `${rate(m.adaptiveLimit)} (adaptive)` : own;
     const row = element('tr', '', { 'data-binding': b.name });
     const phase = element('td');
     phase.append(badge(b.phase, { title: b.message }));

@@ -45,7 +45,9 @@ export function startProcessTelemetry(config: TelemetryConfig): void {
   } catch {
     throw new ValidationError('--otlp-endpoint', `"${config.otlpEndpoint}" is not a URL (e.g. http://127.0.0.1:4318)`);
   }
-  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ValidationError('--otlp-endpoint', `"${config.otlpEndpoint}" must be http or https`);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new ValidationError('--otlp-endpoint', `"${config.otlpEndpoint}" must be http or https`);
+  }
   const resource = resourceFromAttributes({ 'service.name': config.service });
   const tracerProvider = new BasicTracerProvider({
     resource,

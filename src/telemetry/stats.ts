@@ -216,7 +216,8 @@ export class Stats {
       for (const series of map.values()) for (const s of series.values()) lines.push(`${head(s.name, s.labels)}: ${s.value}`);
     }
     for (const { name, labels, histogram: h } of this.histograms.values()) {
-      lines.push(`${head(name, labels)}: P50(${formatNumber(h.quantile(0.5))}) P99(${formatNumber(h.quantile(0.99))}) count=${h.count} sum=${formatNumber(h.sum)}`);
+      const quantiles = `P50(${formatNumber(h.quantile(0.5))}) P99(${formatNumber(h.quantile(0.99))})`;
+      lines.push(`${head(name, labels)}: ${quantiles} count=${h.count} sum=${formatNumber(h.sum)}`);
     }
     return lines.sort().join('\n') + '\n';
   }
