@@ -10,6 +10,8 @@ COPY sidecar sidecar
 COPY cli cli
 COPY bin bin
 COPY test test
+COPY scripts scripts
+COPY dashboard dashboard
 RUN npm ci && npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

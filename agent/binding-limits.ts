@@ -1,4 +1,5 @@
 import type { Mapping, Policy } from '../src/proto/types';
+import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Stats } from '../src/telemetry/stats';
 import { RateMeter } from './exchange/rate-meter';
 import { TokenBucket } from './exchange/token-bucket';
@@ -32,6 +33,10 @@ export class BindingLimits {
   readonly commandMeter: RateMeter;
   readonly droppedBytes: Counter;
   readonly droppedCommands: Counter;
+  /** Commands the binding sent to the device (shared and time-slice sharing cut them from its bytes). */
+  readonly commandsSent: Counter;
+  /** Times the binding was slowed down or had data dropped by its rate limits. */
+  private readonly throttledCount: Counter;
   drop = false;
   private throttledAt = Number.NEGATIVE_INFINITY;
 
@@ -46,6 +51,8 @@ export class BindingLimits {
     this.commandMeter = new RateMeter(1000, now);
     this.droppedBytes = stats.counter('rate_limit_dropped_bytes', { mapping: mapping.id });
     this.droppedCommands = stats.counter('rate_limit_dropped_commands', { mapping: mapping.id });
+    this.commandsSent = stats.counter('binding_commands', bindingLabels(mapping));
+    this.throttledCount = stats.counter('rate_limit_throttled', bindingLabels(mapping));
     this.retune(mapping);
   }
 
@@ -65,6 +72,7 @@ export class BindingLimits {
 
   markThrottled(): void {
     this.throttledAt = this.now();
+    this.throttledCount.add(1);
   }
 
   /** Held back or dropping within the last second: the binding wants more than it gets. */

@@ -1,8 +1,11 @@
+import { performance } from 'node:perf_hooks';
+import { type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
 import type { Policy } from '../src/proto/types';
-import type { Stats } from '../src/telemetry/stats';
+import type { Histogram, Stats } from '../src/telemetry/stats';
+import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
 import { CommandQueue } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
@@ -20,6 +23,10 @@ export interface ExchangeConsumer {
   readonly priority: number;
   readonly weight: number;
   readonly limits: BindingLimits;
+  /** The trace its session continues (the sidecar's span), the parent of its command spans. */
+  readonly traceContext: Context;
+  /** Labels of its spans: binding, mapping, workload. */
+  readonly spanAttributes: Readonly<Record<string, string>>;
   /** Hands device output to the session (a response, or unsolicited data). */
   receive(chunk: Buffer): void;
   /** The exchange refused one of its commands (a full queue): the session ends with the error. */
@@ -52,9 +59,15 @@ export class DeviceExchange {
   private readonly timeoutMs: number;
   private readonly perConsumer: number;
   private readonly owner: string;
+  private readonly latency: Histogram;
+  private readonly queueWait: Histogram;
+  private readonly deviceLabels: Readonly<Record<string, string>>;
 
   constructor(private readonly options: DeviceExchangeOptions) {
     const policy = options.policy;
+    this.deviceLabels = { device: options.device };
+    this.latency = options.stats.histogram('command_seconds', this.deviceLabels);
+    this.queueWait = options.stats.histogram('command_queue_wait_seconds', this.deviceLabels);
     const depth = policy.queueDepth || DEFAULT_POLICY.queueDepth;
     this.terminator = requestTerminator(policy.requestTerminator);
     this.timeoutMs = policy.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs;
@@ -128,18 +141,32 @@ export class DeviceExchange {
       while (state.outstanding >= this.perConsumer) await new Promise<void>((resolve) => (state.wake = resolve));
       state.outstanding++;
       limits.commandMeter.record(1);
+      limits.commandsSent.add(1);
       limits.meter.record(request.length);
-      this.queue
-        .submit({ consumer: state.consumer.key, priority: state.consumer.priority, request, timeoutMs: this.timeoutMs })
+      const traced = this.startCommandSpan(state.consumer, request.length);
+      const answered = this.queue.submit({
+        consumer: state.consumer.key,
+        priority: state.consumer.priority,
+        request,
+        timeoutMs: this.timeoutMs,
+        dispatched: traced.dispatched,
+      });
+      this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
+      answered
         .then(
           (response) => {
             limits.meter.record(response.length);
             this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'answered' });
+            traced.end(undefined, response.length);
             if (this.consumers.get(state.consumer.key) === state) state.consumer.receive(response);
           },
-          (err: unknown) => this.commandFailed(state, err),
+          (err: unknown) => {
+            traced.end(err, 0);
+            this.commandFailed(state, err);
+          },
         )
         .finally(() => {
+          this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
           state.outstanding--;
           const wake = state.wake;
           state.wake = undefined;
@@ -188,11 +215,47 @@ export class DeviceExchange {
     this.options.log.debug({ device: this.options.device, error: errorMessage(err) }, 'command did not complete');
   }
 
+  /**
+   * One command's latency, queue wait and spans: `device command` (child of the consumer's
+   * session trace) with `queue wait` and `device` children, so a trace shows where the time went.
+   */
+  private startCommandSpan(consumer: ExchangeConsumer, bytes: number): TracedCommand {
+    const submittedAt = performance.now();
+    const tracer = meshTracer();
+    const attributes = { ...consumer.spanAttributes, 'devicemesh.device': this.options.device, 'devicemesh.request_bytes': bytes };
+    const span = tracer.startSpan('device command', { attributes }, consumer.traceContext);
+    const recording = span.isRecording();
+    const inCommand = recording ? trace.setSpan(consumer.traceContext, span) : consumer.traceContext;
+    const startWall = Date.now();
+    let device: Span | undefined;
+    return {
+      dispatched: (waitedMs) => {
+        this.queueWait.observe(waitedMs / 1000);
+        if (!recording) return;
+        tracer.startSpan('queue wait', { startTime: startWall }, inCommand).end(startWall + waitedMs);
+        device = tracer.startSpan('device', { startTime: startWall + waitedMs }, inCommand);
+      },
+      end: (err, responseBytes) => {
+        this.latency.observe((performance.now() - submittedAt) / 1000);
+        if (!recording) return;
+        device?.end();
+        if (err === undefined) span.setAttribute('devicemesh.response_bytes', responseBytes);
+        else span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
+        span.end();
+      },
+    };
+  }
+
   private unsolicited(chunk: Buffer): void {
     for (const { consumer } of this.consumers.values()) {
       if (!this.owner || consumer.workloadId === this.owner) consumer.receive(chunk);
     }
   }
+}
+
+interface TracedCommand {
+  dispatched(waitedMs: number): void;
+  end(err: unknown, responseBytes: number): void;
 }
 
 interface ConsumerState {

@@ -1,4 +1,5 @@
 import { Duplex } from 'node:stream';
+import { type Context, ROOT_CONTEXT, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceError, DeviceMeshError, errorMessage, PermissionDeniedError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
@@ -6,7 +7,9 @@ import { CommandOp, type CommandReply, type CommandRequest } from '../src/socket
 import { type DeviceEvent, DeviceEventType } from '../src/socket-plane/device-event';
 import { pipeSession } from '../src/socket-plane/pipe';
 import type { Session } from '../src/socket-plane/session';
+import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Stats } from '../src/telemetry/stats';
+import { contextFromTraceparent, meshTracer } from '../src/telemetry/trace-context';
 import type { Mapping, SharingMode } from '../src/proto/types';
 import { BindingLimits } from './binding-limits';
 import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
@@ -491,6 +494,9 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   readonly exclusive: boolean;
   readonly readOnly: boolean;
   readonly pinSerial: boolean;
+  readonly spanAttributes: Readonly<Record<string, string>>;
+  /** The sidecar's trace of this session (from its OPEN), once attached. */
+  traceContext: Context = ROOT_CONTEXT;
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
@@ -523,20 +529,32 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
     this.pinSerial = mapping.policy?.pinSerial === true;
-    this.bytesFromDevice = stats.counter('bytes_from_device', { mapping: mapping.id });
-    this.bytesToDevice = stats.counter('bytes_to_device', { mapping: mapping.id });
-    this.writesRefused = stats.counter('writes_refused', { mapping: mapping.id, reason: 'read_only' });
+    this.spanAttributes = { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': mapping.workloadId };
+    this.bytesFromDevice = stats.counter('bytes_from_device', bindingLabels(mapping));
+    this.bytesToDevice = stats.counter('bytes_to_device', bindingLabels(mapping));
+    this.writesRefused = stats.counter('writes_refused', { ...bindingLabels(mapping), reason: 'read_only' });
   }
 
-  /** Joins the accepted session to the device. */
-  attach(session: Session): void {
+  /**
+   * Joins the accepted session to the device. `traceparent` (from the OPEN) makes this session's
+   * command spans children of the sidecar's span.
+   */
+  attach(session: Session, traceparent?: string): void {
     this.session = session;
+    this.traceContext = contextFromTraceparent(traceparent);
     pipeSession(session, this);
     session.on('command', (command: CommandRequest) => {
+      const op = CommandOp[command.op] ?? String(command.op);
+      const span = meshTracer().startSpan('device control command', { attributes: { ...this.spanAttributes, 'devicemesh.op': op } }, this.traceContext);
       this.host.execute(this, command).then(
-        (reply) => session.respond({ requestId: command.requestId, ok: true, value: reply.value, data: reply.data }),
+        (reply) => {
+          span.end();
+          session.respond({ requestId: command.requestId, ok: true, value: reply.value, data: reply.data });
+        },
         (err: unknown) => {
           const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+          span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
+          span.end();
           session.respond({ requestId: command.requestId, ok: false, code, message: errorMessage(err) });
         },
       );

@@ -1,6 +1,7 @@
 import { errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { startAdminServer, type RunningAdmin } from '../src/admin/admin-server';
+import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
@@ -60,8 +61,8 @@ function simulatedNames(kinds: readonly string[]): Map<string, string> {
 }
 
 const STATS_HELP: Readonly<Record<string, string>> = {
-  bytes_to_device: 'Bytes written to devices, per mapping',
-  bytes_from_device: 'Bytes read from devices, per mapping',
+  bytes_to_device: 'Bytes written to devices, per mapping, binding and device',
+  bytes_from_device: 'Bytes read from devices, per mapping, binding and device',
   sessions_opened: 'Socket-plane sessions accepted',
   sessions_refused: 'Socket-plane sessions refused, per reason',
   sessions_active: 'Socket-plane sessions open now',
@@ -76,6 +77,12 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   binding_commands_per_second: 'Moving rate of commands a binding sends (1 s window), per mapping',
   device_bytes_per_second: 'Moving rate of bytes a device reads and writes (1 s window), per device',
   commands: 'Commands through a shared or time-slice device queue, per device and outcome (answered, timeout, failed, refused)',
+  binding_commands: 'Commands a binding sent through a shared or time-slice device queue, per mapping, binding and device',
+  command_seconds: 'From a command queued to its answer (or failure), per device',
+  command_queue_wait_seconds: 'From a command queued to its dispatch to the device, per device',
+  command_queue_depth: 'Commands waiting or in flight on a device queue, per device',
+  rate_limit_throttled: 'Times a binding was held back or had data dropped by its rate limits, per mapping, binding and device',
+  device_presence_changes: 'Devices that appeared (added) or vanished (removed), per device',
 };
 
 /**
@@ -92,7 +99,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const simulated = simulatedNames(options.simulate);
 
   const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });
-  const stats = new Stats(STATS_HELP);
+  const stats = new Stats(STATS_HELP, processStatsOptions());
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((device, onConfiguration) => ({
     path: device.path,
@@ -180,6 +187,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const reported = (r: DeviceRecord): ReportedDevice => ({ ...r.device, configuration: r.configuration });
   const countDevices = (): void => stats.set('devices_present', devices.present().length);
   devices.on('added', (r: DeviceRecord) => {
+    stats.add('device_presence_changes', 1, { device: r.device.path, change: 'added' });
     registration.set(reported(r));
     countDevices();
   });
@@ -187,6 +195,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     if (r.present) registration.set(reported(r));
   });
   devices.on('removed', (r: DeviceRecord) => {
+    stats.add('device_presence_changes', 1, { device: r.device.path, change: 'removed' });
     // Another path may hold the same device already (it moved ports within one scan).
     if (!devices.present().some((other) => other.device.deviceId === r.device.deviceId)) registration.remove(r.device.deviceId);
     countDevices();

@@ -269,13 +269,14 @@ export class SocketPlaneServer {
           return;
         }
         const session = decision.accept();
-        port.attach(session);
+        port.attach(session, decision.request.traceparent);
         stats.add('sessions_opened', 1);
         stats.set('sessions_active', ++this.active);
-        log.info({ peer, identity: who, mapping: mappingId, workload: workloadId, device: mapping.devicePath, session: session.id }, 'session opened');
+        const ids = { mapping: mappingId, binding: mapping.binding, workload: workloadId, device: mapping.devicePath };
+        log.info({ peer, identity: who, ...ids, session: session.id }, 'session opened');
         session.once('close', (err?: DeviceMeshError) => {
           stats.set('sessions_active', --this.active);
-          log.info({ peer, mapping: mappingId, session: session.id, code: err?.code, error: err?.message }, 'session closed');
+          log.info({ peer, ...ids, session: session.id, code: err?.code, error: err?.message }, 'session closed');
         });
       },
       (err: unknown) => {

@@ -1,5 +1,6 @@
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import { demo, DEMO_FLAGS } from './commands/demo';
+import { DESCRIBE_FLAGS, describeResource } from './commands/describe';
 import { agent, AGENT_FLAGS, CONTROL_PLANE_FLAGS, controlPlane, sidecar, SIDECAR_FLAGS } from './commands/processes';
 import { apply, APPLY_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
 import { usage } from './flags';
@@ -14,6 +15,8 @@ usage: devicemesh COMMAND [flags]
   apply -f FILE   create or update Binding / Policy documents
   delete binding|policy NAME
   get endpoints|bindings|mappings|proxies [-o json]
+  describe binding NAME [-o json]
+                  a binding's mapping, effective policy, proxies, live rates, recent errors
   demo            the whole mesh in one command, with a simulated modem
 
 Every flag can also be set by its DEVICEMESH_* environment variable.
@@ -27,6 +30,7 @@ const COMMANDS: Record<string, { run(args: readonly string[]): Promise<void>; he
   apply: { run: (a) => apply(a, process.stdout), help: usage('apply', '-f FILE', APPLY_FLAGS) },
   delete: { run: (a) => remove(a, process.stdout), help: 'usage: devicemesh delete binding|policy NAME [--control-plane ADDR]' },
   get: { run: (a) => get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', GET_FLAGS) },
+  describe: { run: (a) => describeResource(a, process.stdout), help: usage('describe', 'binding NAME', DESCRIBE_FLAGS) },
   demo: { run: (a) => demo(a, process.stdout), help: usage('demo', '[flags]', DEMO_FLAGS) },
 };
 

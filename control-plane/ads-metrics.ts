@@ -11,6 +11,7 @@ const HELP: Readonly<Record<string, string>> = {
   xds_push_triggers: 'Discovery responses sent, by what caused them (a response that carries several changes counts under each)',
   xds_acks: 'Discovery responses acknowledged, by type URL and protocol',
   xds_nacks: 'Discovery responses rejected, by node',
+  proxy_acks: 'Discovery responses acknowledged, by node',
   xds_queue_seconds: 'From a committed change to the start of the push that carries it to a proxy',
   xds_push_latency_seconds: 'From a committed change to the response that carries it written to the proxy’s stream',
   xds_convergence_seconds: 'From a committed change to the proxy’s ACK of the response that carries it',
@@ -44,8 +45,9 @@ export class AdsMetrics {
     if (changedAt !== undefined) this.latency.observe(secondsSince(changedAt));
   }
 
-  acked(typeUrl: string, protocol: AdsProtocol, changedAt: number | undefined): void {
+  acked(typeUrl: string, protocol: AdsProtocol, changedAt: number | undefined, nodeId: string): void {
     this.stats.add('xds_acks', 1, { type: typeUrl, protocol });
+    this.stats.add('proxy_acks', 1, { node: nodeId });
     if (changedAt !== undefined) this.convergence.observe(secondsSince(changedAt));
   }
 

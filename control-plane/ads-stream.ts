@@ -203,7 +203,7 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
     } else {
       state.nackedVersion = '';
       this.services.proxies.acked(this.id, state.typeUrl, sent.version);
-      this.services.metrics.acked(state.typeUrl, this.protocol, sent.changedAt);
+      this.services.metrics.acked(state.typeUrl, this.protocol, sent.changedAt, node.id);
       log.debug({ node: node.id, kind: node.kind, typeUrl: state.typeUrl, version: sent.version, protocol: this.protocol }, 'proxy acknowledged configuration');
       this.accepted(state);
     }

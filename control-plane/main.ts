@@ -1,15 +1,19 @@
+import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminServer } from '../src/admin/admin-server';
 import { errorMessage, UnavailableError, ValidationError } from '../src/errors';
 import { addReflectionService } from '../src/grpc/reflection-service';
 import type { Logger } from '../src/log';
 import { serviceDefinition } from '../src/proto/load';
+import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort, type HostPort } from '../src/util/address';
 import { AdsServer } from './ads-server';
 import type { AdaptationController } from './bandwidth/adaptation-controller';
 import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
+import { buildOverview } from './dashboard/build-overview';
+import { DashboardRoutes } from './dashboard/dashboard-routes';
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
@@ -47,7 +51,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const { log } = options;
   const listen = flag('listen', options.listen);
   const adminListen = flag('admin', options.admin);
-  const stats = new Stats(STATS_HELP);
+  const stats = new Stats(STATS_HELP, processStatsOptions());
   const adaptIntervalMs = options.adaptIntervalMs ?? 1000;
   if (!Number.isFinite(adaptIntervalMs) || adaptIntervalMs <= 0) {
     throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);
@@ -101,6 +105,29 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await state.idle();
   };
 
+  const dashboard = new DashboardRoutes({
+    overview: () =>
+      buildOverview({
+        version: state.version(),
+        hosts: state.hosts(),
+        endpoints: state.endpoints(),
+        bindings: state.bindingStatuses(),
+        mappings: state.mappings(),
+        proxies: proxies.list(),
+        adaptation: adaptation.events.list(),
+        load: (hostId, mappingId) => {
+          const host = loads.fresh(hostId, LOAD_REPORT_FRESH_MS);
+          const report = host?.bindings.get(mappingId);
+          return host && report ? { report, receivedAt: host.receivedAt } : undefined;
+        },
+        now: Date.now(),
+      }),
+    adaptation: () => ({ intervalMs: adaptIntervalMs, changes: adaptation.events.list() }),
+    staticDir: path.resolve(__dirname, '..', 'dashboard'),
+    pushIntervalMs: 1000,
+  });
+  state.onCommit(() => dashboard.changed());
+
   const admin = await startAdminServer(
     formatHostPort(adminListen),
     {
@@ -115,12 +142,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         mappings: state.mappings(),
         proxies: proxies.list(),
       }),
-      extra: (req, res) => {
-        if (new URL(req.url ?? '/', 'http://admin').pathname !== '/adaptation') return false;
-        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-        res.end(JSON.stringify({ intervalMs: adaptIntervalMs, changes: adaptation.events.list() }, null, 2) + '\n');
-        return true;
-      },
+      extra: (req, res) => dashboard.handle(req, res),
     },
     log,
   ).catch(async (err: unknown) => {
@@ -135,6 +157,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     adminAddress: admin.address,
     close: async (): Promise<void> => {
       await stopGrpc();
+      dashboard.close();
       await admin.close();
       log.info({ version: state.version() }, 'control plane stopped');
     },
@@ -158,11 +181,15 @@ function bind(server: grpc.Server, address: HostPort): Promise<number> {
   });
 }
 
+/** A binding's rates older than this are not shown: its agent stopped reporting it (ms). */
+const LOAD_REPORT_FRESH_MS = 5000;
+
 const STATS_HELP: Readonly<Record<string, string>> = {
   xds_pushes: 'Discovery responses sent, by type URL',
   xds_acks: 'Discovery responses acknowledged, by type URL',
   xds_nacks: 'Discovery responses rejected, by node',
   connected_proxies: 'Open discovery streams',
+  proxy_acks: 'Discovery responses acknowledged, by node',
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',

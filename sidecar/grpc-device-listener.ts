@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { toServiceError } from '../src/grpc/grpc-errors';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
 import { serviceDefinition } from '../src/proto/load';
@@ -6,7 +7,9 @@ import type { Mapping } from '../src/proto/types';
 import type { DeviceCommand } from '../src/socket-plane/device-command';
 import type { DeviceEvent } from '../src/socket-plane/device-event';
 import type { Session } from '../src/socket-plane/session';
+import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
+import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import {
   commandErrorResponse,
@@ -39,6 +42,8 @@ interface AppCall {
   reportedOut: number;
   inputEnded: boolean;
   done: boolean;
+  /** The call's span; the agent's spans of its session continue it. */
+  span: Span;
 }
 
 /**
@@ -58,7 +63,7 @@ export class GrpcDeviceListener implements VirtualListener {
     private readonly server: grpc.Server,
     private readonly ctx: ListenerContext,
   ) {
-    this.mappingLabels = { mapping: current.id };
+    this.mappingLabels = bindingLabels(current);
     this.eventsDropped = ctx.stats.counter('events_dropped', this.mappingLabels);
     server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
   }
@@ -131,7 +136,11 @@ export class GrpcDeviceListener implements VirtualListener {
     const { stats, log, pool, workloadId } = this.ctx;
     const mapping = this.current;
     stats.add('app_connections', 1, this.mappingLabels);
-    const app: AppCall = { call, session: undefined, bytesIn: 0, bytesOut: 0, reportedIn: 0, reportedOut: 0, inputEnded: false, done: false };
+    const span = meshTracer().startSpan('app call', {
+      kind: SpanKind.SERVER,
+      attributes: { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': workloadId },
+    });
+    const app: AppCall = { call, session: undefined, bytesIn: 0, bytesOut: 0, reportedIn: 0, reportedOut: 0, inputEnded: false, done: false, span };
     this.calls.add(app);
     call.once('cancelled', () => this.finish(app, new UnavailableError('the app cancelled the call')));
     if (this.closing) {
@@ -140,7 +149,8 @@ export class GrpcDeviceListener implements VirtualListener {
     }
     let opening: Promise<Session>;
     try {
-      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId });
+      const traceparent = traceparentOf(span);
+      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId, ...(traceparent ? { traceparent } : {}) });
     } catch (err) {
       opening = Promise.reject(err);
     }
@@ -253,6 +263,9 @@ export class GrpcDeviceListener implements VirtualListener {
     app.done = true;
     this.calls.delete(app);
     this.report(app);
+    app.span.setAttributes({ 'devicemesh.bytes_in': app.bytesIn, 'devicemesh.bytes_out': app.bytesOut });
+    if (err) app.span.setStatus({ code: SpanStatusCode.ERROR, message: err.message });
+    app.span.end();
     if (app.session && !app.session.closed) {
       app.session.reset({ code: err?.code ?? 'UNAVAILABLE', message: err?.message ?? 'the app call ended' });
     }

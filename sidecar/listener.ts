@@ -1,11 +1,14 @@
 import * as net from 'node:net';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
 import { ConnectionLimiter } from '../src/security/connection-limiter';
 import { RefusalLog } from '../src/security/refusal-log';
 import type { Session } from '../src/socket-plane/session';
+import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
+import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { bridgeRfc2217 } from './rfc2217-bridge';
@@ -93,7 +96,7 @@ export class VirtualDeviceListener implements VirtualListener {
     readonly address: string,
     private readonly ctx: ListenerContext,
   ) {
-    this.mappingLabels = { mapping: current.id };
+    this.mappingLabels = bindingLabels(current);
     this.limiter = new ConnectionLimiter({
       perPeer: ctx.limits?.maxConnectionsPerPeer ?? DEFAULT_APP_CONNECTIONS_PER_PEER,
       total: ctx.limits?.maxConnections ?? DEFAULT_APP_CONNECTIONS,
@@ -175,17 +178,25 @@ export class VirtualDeviceListener implements VirtualListener {
     stats.add('app_connections', 1, this.mappingLabels);
     const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
     this.connections.add(conn);
+    // One span per app connection: the agent's command spans continue its trace (traceparent in the OPEN).
+    const span = meshTracer().startSpan('app connection', {
+      kind: SpanKind.SERVER,
+      attributes: { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': workloadId },
+    });
     // Kept for the socket's whole life: an error after the session is gone must not go unhandled.
     socket.on('error', (err) => log.debug({ mapping: mapping.id, error: err.message }, 'app connection error'));
     socket.once('end', () => log.debug({ mapping: mapping.id }, 'app finished sending'));
     socket.once('close', () => {
       this.connections.delete(conn);
       this.report(conn);
+      span.setAttributes({ 'devicemesh.bytes_in': socket.bytesRead, 'devicemesh.bytes_out': socket.bytesWritten });
+      span.end();
       log.debug({ mapping: mapping.id, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten }, 'app connection closed');
     });
     let opening: Promise<Session>;
     try {
-      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId });
+      const traceparent = traceparentOf(span);
+      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId, ...(traceparent ? { traceparent } : {}) });
     } catch (err) {
       opening = Promise.reject(err);
     }
@@ -198,15 +209,16 @@ export class VirtualDeviceListener implements VirtualListener {
         }
         conn.session = session;
         session.once('close', (err: DeviceMeshError | undefined) => {
-          if (err) log.info({ mapping: mapping.id, code: err.code, error: err.message }, 'session ended with an error');
+          if (err) log.info({ ...bindingLabels(mapping), code: err.code, error: err.message }, 'session ended with an error');
         });
         const bridge = BRIDGES[mapping.virtual?.protocol ?? 'VIRTUAL_PROTOCOL_RAW'] ?? rawBridge;
         bridge(socket, session, { mapping, stats, log, subnegotiationTimeoutMs: this.ctx.limits?.subnegotiationTimeoutMs });
       },
       (err: unknown) => {
         const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
         stats.add('app_connections_refused', 1, { reason: code });
-        log.warn({ mapping: mapping.id, agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
+        log.warn({ ...bindingLabels(mapping), agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
         socket.destroy();
       },
     );

@@ -1,6 +1,7 @@
 import { startAdminServer } from '../src/admin/admin-server';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
+import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
@@ -47,7 +48,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const { workloadId, log } = options;
   parseHostPort(options.controlPlane);
-  const stats = new Stats(STATS_HELP);
+  const stats = new Stats(STATS_HELP, processStatsOptions());
   stats.set('listeners', 0);
   const pool = new AgentPool(log);
   const devices = new VirtualDevices({ workloadId, pool, stats, log });

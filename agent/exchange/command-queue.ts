@@ -114,6 +114,11 @@ export class CommandQueue {
     this.timers = options.timers ?? REAL_TIMERS;
   }
 
+  /** Commands waiting and in flight. */
+  get depth(): number {
+    return this.waitingCommands.length + (this.flight === undefined ? 0 : 1);
+  }
+
   get waiting(): number {
     return this.waitingCommands.length;
   }
@@ -299,6 +304,7 @@ export class CommandQueue {
     entry.dispatchedAt = now;
     this.counters.dispatched++;
     this.counters.waitMsTotal += now - entry.submittedAt;
+    entry.command.dispatched?.(now - entry.submittedAt);
     if (entry.command.timeoutMs <= MAX_TIMER_MS) entry.timer = this.timers.setTimeout(this.onTimeout, entry.command.timeoutMs);
   }
 

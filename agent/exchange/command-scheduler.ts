@@ -7,6 +7,8 @@ export interface Command {
   readonly request: Buffer;
   /** From dispatch to complete response. */
   readonly timeoutMs: number;
+  /** Told when the command leaves the queue for the device, with how long it waited (ms): metrics and spans. */
+  readonly dispatched?: (waitedMs: number) => void;
 }
 
 /** Decides which waiting command a device serves next; called only while none is in flight. */

@@ -3,13 +3,40 @@ import { startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
 import { ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
+
+/** OpenTelemetry export, the same on every process. */
+const TELEMETRY_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'otlp-endpoint',
+    kind: 'string',
+    help: 'OTLP/HTTP collector base URL for traces and metrics, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT; unset: no export)',
+  },
+  {
+    name: 'trace-sample-ratio',
+    kind: 'string',
+    default: '1',
+    help: 'share of new traces sampled, 0..1 (a sidecar\'s decision is followed by the agent)',
+  },
+];
+
+/** Starts the process's OTLP export from its telemetry flags. */
+function startTelemetry(service: string, values: Readonly<Record<string, string>>): void {
+  const endpoint = values['otlp-endpoint'] ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const ratio = Number(values['trace-sample-ratio']);
+  if (values['trace-sample-ratio']?.trim() === '' || Number.isNaN(ratio)) {
+    throw new ValidationError('--trace-sample-ratio', `"${values['trace-sample-ratio']}" is not a number`);
+  }
+  startProcessTelemetry({ service, sampleRatio: ratio, ...(endpoint ? { otlpEndpoint: endpoint } : {}) });
+}
 
 export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'listen', kind: 'address', default: '127.0.0.1:15010', help: 'gRPC address (discovery, registry, bindings, status)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
+  ...TELEMETRY_FLAGS,
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -21,6 +48,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
+  ...TELEMETRY_FLAGS,
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
@@ -33,6 +61,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     default: '10s',
     help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
   },
+  ...TELEMETRY_FLAGS,
 ];
 
 interface Closeable {
@@ -49,7 +78,10 @@ export function runUntilSignalled(running: Closeable): Promise<void> {
     const stop = (): void => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      void running.close().finally(resolve);
+      void running
+        .close()
+        .then(stopProcessTelemetry)
+        .finally(resolve);
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
@@ -60,6 +92,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
   const log = createLogger('control-plane');
+  startTelemetry('devicemesh-control-plane', values);
   const running = await startControlPlane({
     listen: values.listen as string,
     admin: values.admin as string,
@@ -79,6 +112,7 @@ export async function agent(args: readonly string[]): Promise<void> {
   }
   const hostId = values['host-id'] as string;
   const log = createLogger('agent', { hostId });
+  startTelemetry('devicemesh-agent', values);
   const running = await startAgent({
     hostId,
     controlPlane: values['control-plane'] as string,
@@ -99,6 +133,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
   noPositionals('sidecar', positionals);
   const workloadId = values['workload-id'] as string;
   const log = createLogger('sidecar', { workloadId });
+  startTelemetry('devicemesh-sidecar', values);
   const running = await startSidecar({
     workloadId,
     controlPlane: values['control-plane'] as string,

@@ -39,7 +39,10 @@ export function startAdminServer(address: string, source: AdminSource, log: Logg
         send(res, 200, 'text/plain', source.stats.renderText());
         return;
       case '/stats/prometheus':
-        send(res, 200, 'text/plain; version=0.0.4', source.stats.renderPrometheus());
+        source.stats.renderPrometheus().then(
+          (text) => send(res, 200, 'text/plain; version=0.0.4', text),
+          (err: unknown) => send(res, 500, 'text/plain', `collecting metrics failed: ${err instanceof Error ? err.message : String(err)}\n`),
+        );
         return;
       case '/config_dump':
         send(res, 200, 'application/json', JSON.stringify(source.configDump(), null, 2) + '\n');

@@ -4,6 +4,8 @@ import { type ErrorCode, ProtocolError } from '../errors';
 export interface OpenRequest {
   mappingId: string;
   workloadId: string;
+  /** W3C trace context of the sidecar's span for this session: the agent's spans continue its trace. */
+  traceparent?: string;
 }
 
 /** RESET and GOAWAY: why a session or connection ends. */
@@ -13,6 +15,8 @@ export interface ErrorPayload {
 }
 
 const MAX_ID = 256;
+/** W3C traceparent: version-traceid-parentid-flags, lowercase hex. */
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 function parseObject(payload: Buffer, what: string): Record<string, unknown> {
   let value: unknown;
@@ -36,15 +40,24 @@ function stringField(obj: Record<string, unknown>, what: string, field: string, 
 }
 
 export function encodeOpen(req: OpenRequest): Buffer {
-  return Buffer.from(JSON.stringify({ mappingId: req.mappingId, workloadId: req.workloadId }));
+  const traced = req.traceparent === undefined ? {} : { traceparent: req.traceparent };
+  return Buffer.from(JSON.stringify({ mappingId: req.mappingId, workloadId: req.workloadId, ...traced }));
 }
 
+/** An OPEN without `traceparent` (an older sidecar) is accepted; a malformed one is a protocol error. */
 export function decodeOpen(payload: Buffer): OpenRequest {
   const obj = parseObject(payload, 'OPEN');
-  return {
+  const request: OpenRequest = {
     mappingId: stringField(obj, 'OPEN', 'mappingId', MAX_ID),
     workloadId: stringField(obj, 'OPEN', 'workloadId', MAX_ID),
   };
+  if (obj.traceparent !== undefined) {
+    if (typeof obj.traceparent !== 'string' || !TRACEPARENT.test(obj.traceparent)) {
+      throw new ProtocolError('OPEN.traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)');
+    }
+    request.traceparent = obj.traceparent;
+  }
+  return request;
 }
 
 export function encodeError(err: ErrorPayload): Buffer {

@@ -1,7 +1,13 @@
+import type { Histogram as OtelHistogram, Meter } from '@opentelemetry/api';
+import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+
 /**
  * Counters, gauges and histograms of one process, keyed by name and labels, rendered for the
- * admin's `/stats` (Envoy's flat text) and `/stats/prometheus`. Cheap enough for the data path:
- * an increment is one Map lookup on a key the caller builds once.
+ * admin's `/stats` (Envoy's flat text) and `/stats/prometheus`, and exported by OTLP when
+ * configured. Cheap enough for the data path: an increment is one Map lookup on a key the caller
+ * builds once, or a field increment on a bound `Counter`.
  */
 export type Labels = Readonly<Record<string, string>>;
 
@@ -88,15 +94,65 @@ interface HistogramSeries {
   histogram: Histogram;
 }
 
+/** A histogram whose observations also go to its OpenTelemetry instrument, for export. */
+class ExportedHistogram extends Histogram {
+  constructor(
+    bounds: readonly number[],
+    private readonly instrument: OtelHistogram,
+    private readonly attributes: Labels,
+  ) {
+    super(bounds);
+  }
+
+  override observe(value: number): void {
+    super.observe(value);
+    this.instrument.record(value, this.attributes);
+  }
+}
+
+/** Collects on demand, for /stats/prometheus: the reader a Prometheus scrape pulls through. */
+class PullReader extends MetricReader {
+  protected onShutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  protected onForceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export interface StatsOptions {
+  /** The process's `service.name` (devicemesh-agent, …), on every export. */
+  service?: string;
+  /** More readers, e.g. the periodic OTLP exporter's, fed by the same instruments. */
+  readers?: readonly MetricReader[];
+}
+
+/**
+ * The metrics of one process over the OpenTelemetry metrics SDK. Counters and gauges are
+ * observable instruments: the data path adds to a plain field (a `Counter` bound once to its
+ * labels), and the SDK reads every series when it collects, so no attribute hashing happens per
+ * chunk. Histograms are synchronous instruments, observed once per command or push.
+ */
 export class Stats {
-  private readonly counters = new Map<string, Series>();
-  private readonly gauges = new Map<string, Series>();
+  private readonly counters = new Map<string, Map<string, Series>>();
+  private readonly gauges = new Map<string, Map<string, Series>>();
   private readonly histograms = new Map<string, HistogramSeries>();
+  private readonly histogramInstruments = new Map<string, OtelHistogram>();
   private readonly help: Map<string, string>;
+  private readonly provider: MeterProvider;
+  private readonly reader = new PullReader();
+  private readonly meter: Meter;
+  private readonly serializer = new PrometheusSerializer('devicemesh', false, undefined, false, true);
 
   /** @param help each metric's help text, shown by /stats/prometheus. */
-  constructor(help: Readonly<Record<string, string>> = {}) {
+  constructor(help: Readonly<Record<string, string>> = {}, options: StatsOptions = {}) {
     this.help = new Map(Object.entries(help));
+    this.provider = new MeterProvider({
+      resource: resourceFromAttributes({ 'service.name': options.service ?? 'devicemesh' }),
+      readers: [this.reader, ...(options.readers ?? [])],
+    });
+    this.meter = this.provider.getMeter('devicemesh');
   }
 
   /** Sets a metric's help text, for modules that own metrics the process did not declare. */
@@ -109,14 +165,20 @@ export class Stats {
     const key = seriesKey(name, labels);
     let s = this.histograms.get(key);
     if (!s) {
-      s = { name, labels: { ...labels }, histogram: new Histogram(bounds) };
+      let instrument = this.histogramInstruments.get(name);
+      if (!instrument) {
+        instrument = this.meter.createHistogram(name, { description: this.help.get(name) ?? '', advice: { explicitBucketBoundaries: [...bounds] } });
+        this.histogramInstruments.set(name, instrument);
+      }
+      const attributes = { ...labels };
+      s = { name, labels: attributes, histogram: new ExportedHistogram(bounds, instrument, attributes) };
       this.histograms.set(key, s);
     }
     return s.histogram;
   }
 
   counter(name: string, labels: Labels = {}): Counter {
-    const s = this.series(this.counters, name, labels);
+    const s = this.series(this.counters, 'counter', name, labels);
     return {
       add: (delta: number): void => {
         s.value += delta;
@@ -128,17 +190,16 @@ export class Stats {
   }
 
   add(name: string, delta: number, labels: Labels = {}): void {
-    const s = this.series(this.counters, name, labels);
-    s.value += delta;
+    this.series(this.counters, 'counter', name, labels).value += delta;
   }
 
   set(name: string, value: number, labels: Labels = {}): void {
-    this.series(this.gauges, name, labels).value = value;
+    this.series(this.gauges, 'gauge', name, labels).value = value;
   }
 
   get(name: string, labels: Labels = {}): number {
     const key = seriesKey(name, labels);
-    return this.counters.get(key)?.value ?? this.gauges.get(key)?.value ?? 0;
+    return this.counters.get(name)?.get(key)?.value ?? this.gauges.get(name)?.get(key)?.value ?? 0;
   }
 
   /**
@@ -151,60 +212,56 @@ export class Stats {
       const text = Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',');
       return `${name}${text ? `{${text}}` : ''}`;
     };
-    for (const s of [...this.counters.values(), ...this.gauges.values()]) lines.push(`${head(s.name, s.labels)}: ${s.value}`);
+    for (const map of [this.counters, this.gauges]) {
+      for (const series of map.values()) for (const s of series.values()) lines.push(`${head(s.name, s.labels)}: ${s.value}`);
+    }
     for (const { name, labels, histogram: h } of this.histograms.values()) {
-      lines.push(`${head(name, labels)}: P50(${formatNumber(h.quantile(0.5))}) P99(${formatNumber(h.quantile(0.99))}) count=${h.count} sum=${formatNumber(h.sum)}`);
+      const quantiles = `P50(${formatNumber(h.quantile(0.5))}) P99(${formatNumber(h.quantile(0.99))})`;
+      lines.push(`${head(name, labels)}: ${quantiles} count=${h.count} sum=${formatNumber(h.sum)}`);
     }
     return lines.sort().join('\n') + '\n';
   }
 
-  renderPrometheus(): string {
-    const out: string[] = [];
-    const emit = <S extends { name: string; labels: Labels }>(
-      map: Map<string, S>,
-      type: string,
-      suffix: string,
-      lines: (metric: string, s: S) => string[],
-    ): void => {
-      const byName = new Map<string, S[]>();
-      for (const s of map.values()) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
-      for (const [name, series] of [...byName.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-        const metric = `devicemesh_${name}${suffix}`;
-        const help = this.help.get(name);
-        if (help) out.push(`# HELP ${metric} ${help}`);
-        out.push(`# TYPE ${metric} ${type}`);
-        for (const s of series) out.push(...lines(metric, s));
-      }
+  /** The Prometheus text exposition of what the SDK collects now, names prefixed `devicemesh_`. */
+  async renderPrometheus(): Promise<string> {
+    const { resourceMetrics } = await this.reader.collect();
+    const described: ResourceMetrics = {
+      resource: resourceMetrics.resource,
+      scopeMetrics: resourceMetrics.scopeMetrics.map((scope) => ({
+        scope: scope.scope,
+        metrics: [...scope.metrics]
+          .sort((a, b) => a.descriptor.name.localeCompare(b.descriptor.name))
+          .map((m) => ({ ...m, descriptor: { ...m.descriptor, description: this.help.get(m.descriptor.name) ?? m.descriptor.description } })),
+      })),
     };
-    emit(this.counters, 'counter', '_total', (metric, s) => [`${metric}${promLabels(s.labels)} ${s.value}`]);
-    emit(this.gauges, 'gauge', '', (metric, s) => [`${metric}${promLabels(s.labels)} ${s.value}`]);
-    emit(this.histograms, 'histogram', '', (metric, { labels, histogram: h }) => {
-      const cumulative = h.cumulative();
-      const buckets = cumulative.map((n, i) => {
-        const le = i < h.bounds.length ? String(h.bounds[i]) : '+Inf';
-        return `${metric}_bucket${promLabels({ ...labels, le })} ${n}`;
-      });
-      return [...buckets, `${metric}_sum${promLabels(labels)} ${h.sum}`, `${metric}_count${promLabels(labels)} ${h.count}`];
-    });
-    return out.join('\n') + '\n';
+    return this.serializer.serialize(described);
   }
 
-  private series(map: Map<string, Series>, name: string, labels: Labels): Series {
+  /** Exports what is pending to every push reader (OTLP) and stops them. */
+  close(): Promise<void> {
+    return this.provider.shutdown();
+  }
+
+  private series(map: Map<string, Map<string, Series>>, kind: 'counter' | 'gauge', name: string, labels: Labels): Series {
+    let byKey = map.get(name);
+    if (!byKey) {
+      byKey = new Map();
+      map.set(name, byKey);
+      const all = byKey;
+      const options = { description: this.help.get(name) ?? '' };
+      const instrument = kind === 'counter' ? this.meter.createObservableCounter(name, options) : this.meter.createObservableGauge(name, options);
+      instrument.addCallback((result) => {
+        for (const s of all.values()) result.observe(s.value, s.labels);
+      });
+    }
     const key = seriesKey(name, labels);
-    let s = map.get(key);
+    let s = byKey.get(key);
     if (!s) {
       s = { name, labels: { ...labels }, value: 0 };
-      map.set(key, s);
+      byKey.set(key, s);
     }
     return s;
   }
-}
-
-function promLabels(labels: Labels): string {
-  const text = Object.entries(labels)
-    .map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
-    .join(',');
-  return text ? `{${text}}` : '';
 }
 
 /** Short and exact enough for a person reading /stats; `nan` as Envoy prints an empty histogram. */

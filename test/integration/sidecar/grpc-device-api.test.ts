@@ -214,7 +214,7 @@ async function settled(read: () => number): Promise<number> {
 
 describe('sidecar: gRPC device API (a grpc-js app, GrpcDeviceListener and an in-test agent)', () => {
   const DeviceSession = deviceSessionClient();
-  const labels = { mapping: 'm1' };
+  const labels = { mapping: 'm1', binding: 'm1', device: 'gw1/m1' };
   let agent: InTestAgent;
   let pool: AgentPool;
   let stats: Stats;

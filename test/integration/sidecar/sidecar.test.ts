@@ -6,7 +6,7 @@ import { FakeAdsServer } from './fake-ads-server';
 import { FakeAgent } from './fake-agent';
 import { AppClient, connectRefused, freePort, httpGet, mapping, testLogger, waitUntil, withTimeout, WORKLOAD } from './helpers';
 
-/** A value from the admin's /stats text, e.g. stat(text, 'app_connections{mapping=m1}'). */
+/** A value from the admin's /stats text, e.g. stat(text, 'app_connections{mapping=m1,binding=m1,device=gw1/m1}'). */
 function stat(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series}: `));
   return line ? Number(line.slice(series.length + 2)) : 0;
@@ -69,9 +69,9 @@ describe('sidecar (against an in-test control plane and agent)', () => {
     assert.deepEqual(agent.opens, [{ mappingId: 'm1', workloadId: WORKLOAD }]);
 
     const text = await stats(sidecar);
-    assert.equal(stat(text, 'app_connections{mapping=m1}'), 1);
-    assert.equal(stat(text, 'bytes_app_to_device{mapping=m1}'), 256 + big.length);
-    assert.equal(stat(text, 'bytes_device_to_app{mapping=m1}'), 256 + big.length);
+    assert.equal(stat(text, 'app_connections{mapping=m1,binding=m1,device=gw1/m1}'), 1);
+    assert.equal(stat(text, 'bytes_app_to_device{mapping=m1,binding=m1,device=gw1/m1}'), 256 + big.length);
+    assert.equal(stat(text, 'bytes_device_to_app{mapping=m1,binding=m1,device=gw1/m1}'), 256 + big.length);
     assert.equal(stat(text, 'listeners'), 1);
 
     const dump = await configDump(sidecar);

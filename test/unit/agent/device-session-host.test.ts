@@ -177,7 +177,8 @@ describe('agent/device-session-host', () => {
   });
 
   it('opens the device with the mapping configuration on the first session and relays both ways', async () => {
-    const { session, transport } = await open(mappingFor('m1', 'app1'));
+    const mapping = mappingFor('m1', 'app1');
+    const { session, transport } = await open(mapping);
     assert.equal(driver.opens.length, 1);
     assert.equal(driver.opens[0]?.config?.baudRate, 9600);
     assert.ok(host.isOpen);
@@ -186,8 +187,9 @@ describe('agent/device-session-host', () => {
     await waitFor(() => driver.device?.writtenBytes().toString() === 'AT\r', 'the bytes at the device');
     driver.device?.produce(Buffer.from('\r\nOK\r\n'));
     await waitFor(() => transport.received().toString() === '\r\nOK\r\n', 'the answer in the session');
-    assert.equal(stats.get('bytes_to_device', { mapping: 'm1' }), 3);
-    assert.equal(stats.get('bytes_from_device', { mapping: 'm1' }), 6);
+    const labels = { mapping: 'm1', binding: mapping.binding, device: mapping.physicalId };
+    assert.equal(stats.get('bytes_to_device', labels), 3);
+    assert.equal(stats.get('bytes_from_device', labels), 6);
   });
 
   it('refuses a second session on an exclusive device without opening it again', async () => {

@@ -105,7 +105,7 @@ describe('bandwidth: adaptation loop', () => {
     await loop.cycle();
     assert.equal(stats.get('binding_bytes_per_second', { binding: 'a' }), 0);
     assert.equal(stats.get('adaptive_limit_bytes_per_second', { binding: 'a' }), 0);
-    assert.match(stats.renderPrometheus(), /# HELP devicemesh_adaptive_limit_bytes_per_second /);
+    assert.match(await stats.renderPrometheus(), /# HELP devicemesh_adaptive_limit_bytes_per_second /);
   });
 
   it('records only the changes the state applied: a mapping withdrawn meanwhile has none', async () => {

@@ -38,6 +38,23 @@ describe('socket plane: control messages', () => {
     );
   });
 
+  it('carries an optional W3C traceparent in OPEN, and rejects a malformed one', () => {
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    assert.deepEqual(decodeOpen(encodeOpen({ mappingId: 'm', workloadId: 'w', traceparent })), { mappingId: 'm', workloadId: 'w', traceparent });
+    assert.equal(encodeOpen({ mappingId: 'm', workloadId: 'w' }).toString(), '{"mappingId":"m","workloadId":"w"}', 'no field when untraced');
+    for (const bad of [7, '', 'x', '00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01', `${traceparent}-00`]) {
+      assert.throws(() => decodeOpen(Buffer.from(JSON.stringify({ mappingId: 'm', workloadId: 'w', traceparent: bad }))), ProtocolError, String(bad));
+    }
+    const hex = (n: number): fc.Arbitrary<string> => fc.stringMatching(new RegExp(`^[0-9a-f]{${n}}$`));
+    fc.assert(
+      fc.property(hex(2), hex(32), hex(16), hex(2), (v, t, p, f) => {
+        const tp = `${v}-${t}-${p}-${f}`;
+        assert.equal(decodeOpen(encodeOpen({ mappingId: 'm', workloadId: 'w', traceparent: tp })).traceparent, tp);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('reports an oddly shaped error payload instead of throwing', () => {
     assert.deepEqual(decodeError(Buffer.from('not json')), { code: 'PROTOCOL_ERROR', message: 'unreadable error payload (8 bytes)' });
     assert.deepEqual(decodeError(Buffer.from('{"code":7}')), { code: 'PROTOCOL_ERROR', message: 'no reason given' });

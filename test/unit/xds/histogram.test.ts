@@ -21,7 +21,7 @@ describe('telemetry: histograms', () => {
     assert.throws(() => new Histogram([1, 1]), RangeError);
   });
 
-  it('renders Prometheus _bucket{le=…}, _sum and _count with HELP and TYPE, and p50/p99 on /stats', () => {
+  it('renders Prometheus _bucket{le=…}, _sum and _count with HELP and TYPE, and p50/p99 on /stats', async () => {
     const stats = new Stats({ xds_push_latency_seconds: 'From a change to its push' });
     const h = stats.histogram('xds_push_latency_seconds', {}, [0.01, 0.1]);
     assert.equal(stats.histogram('xds_push_latency_seconds'), h, 'one series per name and labels');
@@ -30,17 +30,17 @@ describe('telemetry: histograms', () => {
     h.observe(0.5);
     stats.histogram('rtt_seconds', { peer: 'a"b' }, [1]).observe(0.5);
     stats.describe('rtt_seconds', 'Round trips');
-    const prom = stats.renderPrometheus();
+    const prom = await stats.renderPrometheus();
     assert.ok(
       prom.includes(
         [
           '# HELP devicemesh_xds_push_latency_seconds From a change to its push',
           '# TYPE devicemesh_xds_push_latency_seconds histogram',
+          'devicemesh_xds_push_latency_seconds_count 3',
+          'devicemesh_xds_push_latency_seconds_sum 0.555',
           'devicemesh_xds_push_latency_seconds_bucket{le="0.01"} 1',
           'devicemesh_xds_push_latency_seconds_bucket{le="0.1"} 2',
           'devicemesh_xds_push_latency_seconds_bucket{le="+Inf"} 3',
-          'devicemesh_xds_push_latency_seconds_sum 0.555',
-          'devicemesh_xds_push_latency_seconds_count 3',
         ].join('\n'),
       ),
       prom,
@@ -56,7 +56,7 @@ describe('telemetry: histograms', () => {
     assert.match(stats.renderText(), /^empty: P50\(nan\) P99\(nan\) count=0 sum=0$/m);
   });
 
-  it('leaves counters and gauges as they were', () => {
+  it('leaves counters and gauges as they were', async () => {
     const stats = new Stats({ pushes: 'Pushes' });
     stats.add('pushes', 2, { type: 't' });
     stats.counter('pushes', { type: 't' }).add(1);
@@ -64,9 +64,21 @@ describe('telemetry: histograms', () => {
     assert.equal(stats.get('pushes', { type: 't' }), 3);
     assert.equal(stats.get('proxies'), 4);
     assert.equal(stats.renderText(), 'proxies: 4\npushes{type=t}: 3\n');
+    const prom = await stats.renderPrometheus();
     assert.equal(
-      stats.renderPrometheus(),
-      '# HELP devicemesh_pushes_total Pushes\n# TYPE devicemesh_pushes_total counter\ndevicemesh_pushes_total{type="t"} 3\n# TYPE devicemesh_proxies gauge\ndevicemesh_proxies 4\n',
+      prom,
+      [
+        '# HELP target_info Target metadata',
+        '# TYPE target_info gauge',
+        'target_info{service_name="devicemesh"} 1',
+        '# HELP devicemesh_proxies description missing',
+        '# TYPE devicemesh_proxies gauge',
+        'devicemesh_proxies 4',
+        '# HELP devicemesh_pushes_total Pushes',
+        '# TYPE devicemesh_pushes_total counter',
+        'devicemesh_pushes_total{type="t"} 3',
+        '',
+      ].join('\n'),
     );
   });
 });
