@@ -532,7 +532,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.spanAttributes = { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': mapping.workloadId };
     this.bytesFromDevice = stats.counter('bytes_from_device', bindingLabels(mapping));
     this.bytesToDevice = stats.counter('bytes_to_device', bindingLabels(mapping));
-    this.writesRefused = stats.counter('writes_refused', { ...bindingLabels(mapping), reason: 'read_only' });
+    this.writesRefused = stats.counter('writes_refused', { mapping: mapping.id, reason: 'read_only' });
   }
 
   /**
