@@ -3,6 +3,7 @@ import { startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
 import { ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+import { CONFIG_FLAG } from '../config-file';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
@@ -10,6 +11,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
+  CONFIG_FLAG,
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -21,6 +23,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
+  CONFIG_FLAG,
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
@@ -33,6 +36,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     default: '10s',
     help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
   },
+  CONFIG_FLAG,
 ];
 
 interface Closeable {
