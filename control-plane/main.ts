@@ -10,6 +10,7 @@ import { AdsServer } from './ads-server';
 import type { AdaptationController } from './bandwidth/adaptation-controller';
 import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
+import { type RunningWebhookServer, startWebhookServer, type WebhookServerOptions } from './injection/webhook-server';
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
@@ -27,11 +28,15 @@ export interface ControlPlaneOptions {
   adaptIntervalMs?: number;
   /** The bandwidth loop's tuning, for tests; the defaults suit an agent reporting every second. */
   adaptation?: { controller?: AdaptationController; settleMs?: number; staleAfterMs?: number };
+  /** The sidecar injection webhook (HTTPS), for Kubernetes; off when absent. */
+  webhook?: Omit<WebhookServerOptions, 'log'>;
 }
 
 export interface RunningControlPlane {
   grpcAddress: string;
   adminAddress: string;
+  /** host:port of the injection webhook, when it serves. */
+  webhookAddress?: string;
   close(): Promise<void>;
 }
 
@@ -127,14 +132,24 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await stopGrpc();
     throw new UnavailableError(`cannot serve the admin interface on ${options.admin}: ${errorMessage(err)}`, { cause: err });
   });
+  let webhook: RunningWebhookServer | undefined;
+  if (options.webhook) {
+    webhook = await startWebhookServer({ ...options.webhook, log }).catch(async (err: unknown) => {
+      await stopGrpc();
+      await admin.close();
+      throw err;
+    });
+  }
   adaptation.start();
   log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version(), adaptIntervalMs }, 'control plane serving');
 
   return {
     grpcAddress,
     adminAddress: admin.address,
+    ...(webhook ? { webhookAddress: webhook.address } : {}),
     close: async (): Promise<void> => {
       await stopGrpc();
+      await webhook?.close();
       await admin.close();
       log.info({ version: state.version() }, 'control plane stopped');
     },

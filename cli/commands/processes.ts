@@ -1,7 +1,8 @@
 import { startAgent } from '../../agent/main';
-import { startControlPlane } from '../../control-plane/main';
+import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
-import { ValidationError } from '../../src/errors';
+import * as fs from 'node:fs';
+import { errorMessage, ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { CONFIG_FLAG } from '../config-file';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
@@ -11,6 +12,17 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
+  { name: 'webhook-listen', kind: 'address', help: 'HTTPS address of the Kubernetes sidecar injection webhook (POST /inject); off when unset' },
+  { name: 'webhook-cert', kind: 'string', help: 'the webhook\'s TLS certificate (PEM file)' },
+  { name: 'webhook-key', kind: 'string', help: 'the webhook\'s TLS private key (PEM file)' },
+  { name: 'inject-image', kind: 'string', default: 'devicemesh:0.1.0', help: 'image of injected sidecars' },
+  {
+    name: 'inject-control-plane',
+    kind: 'string',
+    default: 'devicemesh-control-plane.devicemesh-system.svc:15010',
+    help: 'control-plane address injected sidecars dial',
+  },
+  { name: 'inject-ca-configmap', kind: 'string', default: 'devicemesh-ca', help: 'ConfigMap with the mesh CA (ca.crt) mounted into injected sidecars' },
   CONFIG_FLAG,
 ];
 
@@ -69,10 +81,39 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     admin: values.admin as string,
     dataDir: values['data-dir'] as string,
     adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
+    ...webhookOptions(values),
     log,
   });
   log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
   await runUntilSignalled(running);
+}
+
+function webhookOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'webhook'> {
+  const listen = values['webhook-listen'];
+  if (listen === undefined) return {};
+  const certFile = values['webhook-cert'];
+  const keyFile = values['webhook-key'];
+  if (!certFile || !keyFile) throw new ValidationError('', 'flag --webhook-listen needs --webhook-cert and --webhook-key (the API server calls webhooks over TLS only)');
+  return {
+    webhook: {
+      listen,
+      cert: readPem('webhook-cert', certFile),
+      key: readPem('webhook-key', keyFile),
+      injection: {
+        image: values['inject-image'] as string,
+        controlPlane: values['inject-control-plane'] as string,
+        caConfigMap: values['inject-ca-configmap'] as string,
+      },
+    },
+  };
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ValidationError('', `flag --${flag}: cannot read ${file}: ${errorMessage(err)}`);
+  }
 }
 
 export async function agent(args: readonly string[]): Promise<void> {
