@@ -3,7 +3,8 @@ import { errorMessage, ValidationError } from '../src/errors';
 import { parseHostPort } from '../src/util/address';
 import { CONFIG_FLAG, type ConfigValues, parseConfigFile } from './config-file';
 
-export type FlagKind = 'string' | 'list' | 'address' | 'duration';
+/** `addresses`: one host:port or several separated by commas (replicas of one service). */
+export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration';
 
 export interface FlagSpec {
   name: string;
@@ -95,9 +96,10 @@ export function parseFlags(
       throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
     }
     if (spec.kind === 'duration' && values[spec.name] !== undefined) durationMs(spec.name, values[spec.name] as string);
-    if (spec.kind === 'address' && values[spec.name] !== undefined) {
+    if ((spec.kind === 'address' || spec.kind === 'addresses') && values[spec.name] !== undefined) {
+      const value = values[spec.name] as string;
       try {
-        parseHostPort(values[spec.name] as string);
+        for (const address of spec.kind === 'addresses' ? value.split(',') : [value]) parseHostPort(address.trim());
       } catch (err) {
         throw new ValidationError('', `flag --${spec.name}: ${(err as Error).message}`);
       }

@@ -17,12 +17,16 @@ import { registryService } from './services/registry-service';
 import { statusService } from './services/status-service';
 import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
+import { EtcdStateStore, type EtcdStateStoreOptions } from './etcd-state-store';
+import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
   admin: string /* host:port */;
   dataDir: string;
+  /** Keep the state in etcd instead of dataDir, shared with other replicas of this control plane. */
+  etcd?: EtcdStateStoreOptions;
   log: Logger;
   /** The bandwidth controller's control cycle (default 1 s). */
   adaptIntervalMs?: number;
@@ -58,7 +62,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);
   }
 
-  const state = await ControlPlaneState.open(new StateStore(options.dataDir), log, { writes: stats.counter('state_writes') });
+  const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
+  const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(async (err: unknown) => {
+    await backend.close?.();
+    throw err;
+  });
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
   const ads = new AdsServer({ cache, proxies, hosts: state, stats, log });
@@ -104,6 +112,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       });
     });
     await state.idle();
+    await backend.close?.();
   };
 
   const admin = await startAdminServer(
@@ -141,7 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
   }
   adaptation.start();
-  log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version(), adaptIntervalMs }, 'control plane serving');
+  log.info({ grpc: grpcAddress, admin: admin.address, store: backend.description, version: state.version(), adaptIntervalMs }, 'control plane serving');
 
   return {
     grpcAddress,

@@ -12,6 +12,12 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
+  {
+    name: 'etcd-endpoints',
+    kind: 'list',
+    help: 'keep the state in etcd (client URLs, e.g. http://10.0.0.5:2379) instead of --data-dir, shared by every replica on it (repeatable)',
+  },
+  { name: 'etcd-prefix', kind: 'string', default: '/devicemesh/', help: 'etcd key prefix of this mesh\'s state' },
   { name: 'webhook-listen', kind: 'address', help: 'HTTPS address of the Kubernetes sidecar injection webhook (POST /inject); off when unset' },
   { name: 'webhook-cert', kind: 'string', help: 'the webhook\'s TLS certificate (PEM file)' },
   { name: 'webhook-key', kind: 'string', help: 'the webhook\'s TLS private key (PEM file)' },
@@ -40,7 +46,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   { name: 'workload-id', kind: 'string', required: true, help: 'the workload this sidecar serves' },
-  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  {
+    name: 'control-plane',
+    kind: 'addresses',
+    default: '127.0.0.1:15010',
+    help: 'control plane gRPC address, or its replicas\' separated by commas (a lost stream moves on to the next)',
+  },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15001', help: 'admin HTTP address' },
   {
     name: 'drain-timeout',
@@ -73,7 +84,7 @@ export function runUntilSignalled(running: Closeable): Promise<void> {
 }
 
 export async function controlPlane(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
+  const { values, lists, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
   const log = createLogger('control-plane');
   const running = await startControlPlane({
@@ -82,6 +93,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     dataDir: values['data-dir'] as string,
     adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
     ...webhookOptions(values),
+    ...((lists['etcd-endpoints'] ?? []).length > 0 ? { etcd: { endpoints: lists['etcd-endpoints'] as string[], prefix: values['etcd-prefix'] as string } } : {}),
     log,
   });
   log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
