@@ -34,7 +34,12 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'host-id', kind: 'string', required: true, help: 'this gateway host\'s id' },
-  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  {
+    name: 'control-plane',
+    kind: 'addresses',
+    default: '127.0.0.1:15010',
+    help: 'control plane gRPC address, or its replicas\' separated by commas (a lost replica is left for the next)',
+  },
   { name: 'listen', kind: 'address', default: '127.0.0.1:15020', help: 'socket-plane address' },
   { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
   { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },

@@ -72,10 +72,10 @@ describe('e2e: two control-plane replicas on one etcd', function () {
     }
     running.push(
       startProcess('replicas-agent', [
-        'agent', '--host-id', 'gw1', '--control-plane', a(), '--listen', `127.0.0.1:${ports.agent}`, '--admin', `127.0.0.1:${ports.agentAdmin}`, '--simulate', 'modem',
+        'agent', '--host-id', 'gw1', '--control-plane', `${b()},${a()}`, '--listen', `127.0.0.1:${ports.agent}`, '--admin', `127.0.0.1:${ports.agentAdmin}`, '--simulate', 'modem',
       ]),
     );
-    // The sidecar knows both replicas and starts on B.
+    // The agent and the sidecar know both replicas and start on B.
     sidecar = startProcess('replicas-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', `${b()},${a()}`, '--admin', `127.0.0.1:${ports.sidecarAdmin}`]);
     running.push(sidecar);
   });
@@ -97,7 +97,7 @@ describe('e2e: two control-plane replicas on one etcd', function () {
     assert.equal(va, vb, 'the replicas are at one version');
   });
 
-  it('when replica B dies, the sidecar fails over to A, nothing is applied again, and it keeps serving', async () => {
+  it('when replica B dies, the sidecar and the agent fail over to A, nothing is applied again, and the mesh keeps serving', async () => {
     const before = applied();
     const versionBefore = Number((await dump<{ version: string }>(ports.aAdmin)).version);
     const held = await AppClient.connect(ports.modem);
@@ -108,7 +108,10 @@ describe('e2e: two control-plane replicas on one etcd', function () {
         return d.controlPlaneInUse === a() && d.controlPlaneConnected ? d : undefined;
       }, 30_000);
       // Replica A sees the sidecar at the version it holds: in sync without a resend.
-      await waitFor('replica A to list the sidecar as synced', () => /sidecar\/app1\s+\S+\s+\d+\s+\d+\s+SYNCED/.test(cli(['get', 'proxies', '--control-plane', a()]).stdout), 15_000);
+      await waitFor('replica A to list the sidecar and the agent as synced', () => {
+        const proxies = cli(['get', 'proxies', '--control-plane', a()]).stdout;
+        return /sidecar\/app1\s+\S+\s+\d+\s+\d+\s+SYNCED/.test(proxies) && /agent\/gw1\s+\S+\s+\d+\s+\d+\s+SYNCED/.test(proxies);
+      }, 30_000);
       assert.equal(applied(), before, 'the sidecar applied a configuration again after failing over');
       assert.ok(Object.keys(state.versions).length > 0);
       // The app's connection lived through it, and new ones work.
@@ -118,7 +121,7 @@ describe('e2e: two control-plane replicas on one etcd', function () {
     } finally {
       held.close();
     }
-    // Configuration keeps flowing through A, at later versions.
+    // Configuration keeps flowing through A to both, at later versions.
     apply('modem2', ports.modem2, a());
     await at(ports.modem2);
     assert.ok(applied() > before);
