@@ -14,19 +14,19 @@ type K8s = any;
 
 const DIR = path.join(REPO_ROOT, 'deploy', 'kubernetes');
 
-function objects(file: string): K8s[] {
-  return parseAllDocuments(fs.readFileSync(path.join(DIR, file), 'utf8')).map((d) => {
+function objects(file: string, dir = DIR): K8s[] {
+  return parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8')).map((d) => {
     assert.equal(d.errors.length, 0, `${file}: ${d.errors[0]?.message}`);
     return d.toJS();
   });
 }
 
-function find(kind: string, name: string): K8s {
-  for (const file of fs.readdirSync(DIR)) {
-    const hit = objects(file).find((o) => o.kind === kind && o.metadata?.name === name);
+function find(kind: string, name: string, dir = DIR): K8s {
+  for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.yaml'))) {
+    const hit = objects(file, dir).find((o) => o.kind === kind && o.metadata?.name === name);
     if (hit) return hit;
   }
-  return assert.fail(`no ${kind} ${name} under deploy/kubernetes`);
+  return assert.fail(`no ${kind} ${name} under ${path.relative(REPO_ROOT, dir)}`);
 }
 
 /** Container args as the kubelet expands them: $(VAR) from the given values. */
@@ -64,6 +64,19 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
       const p = parsed.values[key] as string;
       assert.ok(container.volumeMounts.some((m: K8s) => p.startsWith(m.mountPath)), `${key} ${p} is not on a mounted volume`);
     }
+  });
+
+  it('the replicated control plane runs several replicas on etcd, from a config file its flags accept', () => {
+    const dir = path.join(DIR, 'replicated');
+    const deployment = find('Deployment', 'devicemesh-control-plane', dir);
+    assert.ok(deployment.spec.replicas >= 2);
+    const container = deployment.spec.template.spec.containers[0];
+    const text = find('ConfigMap', 'devicemesh-control-plane', dir).data['control-plane.yaml'];
+    const parsed = parseFlags('control-plane', container.args.slice(1), CONTROL_PLANE_FLAGS, {}, () => text);
+    assert.ok((parsed.lists['etcd-endpoints'] ?? []).length > 0);
+    // The same Service selects the replicas: its selector matches their labels.
+    assert.deepEqual(find('Service', 'devicemesh-control-plane').spec.selector, deployment.spec.selector.matchLabels);
+    assert.ok(!deployment.spec.template.spec.volumes.some((v: K8s) => v.persistentVolumeClaim), 'replicas keep no state of their own');
   });
 
   it('the webhook configuration reaches the control plane\'s webhook port and path', () => {
