@@ -92,8 +92,9 @@ export class ControlPlaneState {
         (err) => state.followFailed(err),
       );
     }
-    // Endpoints are unknown and hosts disconnected now, and no version handed out before the
-    // restart may be handed out again for different content: this is a change like any other.
+    // No version handed out before the restart may be handed out again for different content
+    // (and from a data directory, endpoints are unknown and hosts disconnected now): this is a
+    // change like any other.
     await state.mutate(() => ({ value: undefined, changed: ['restart'] }));
     log.info({ version: state.version(), store: store.description, bindings: stored.bindings.length, replayed }, 'state loaded');
     return state;

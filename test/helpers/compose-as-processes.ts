@@ -86,10 +86,10 @@ export async function composeAsProcesses(dir: string, image: string): Promise<Co
   for (const name of plans.keys()) visit(name);
   return {
     services: ordered,
-    port: (containerPort) => ports.get(containerPort) ?? assert(`no service address uses port ${containerPort}`),
+    port: (containerPort) => ports.get(containerPort) ?? fail(`no service address uses port ${containerPort}`),
   };
 }
 
-function assert(message: string): never {
+function fail(message: string): never {
   throw new Error(message);
 }
