@@ -10,6 +10,7 @@ import { AdsServer } from './ads-server';
 import type { AdaptationController } from './bandwidth/adaptation-controller';
 import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
+import { EtcdStateStore, type EtcdStateStoreOptions } from './etcd-state-store';
 import { type RunningWebhookServer, startWebhookServer, type WebhookServerOptions } from './injection/webhook-server';
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
@@ -17,7 +18,6 @@ import { registryService } from './services/registry-service';
 import { statusService } from './services/status-service';
 import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
-import { EtcdStateStore, type EtcdStateStoreOptions } from './etcd-state-store';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 
