@@ -17,7 +17,7 @@ import { SocketPlaneServer } from './socket-plane-server';
 
 export interface AgentOptions {
   hostId: string;
-  /** host:port of the control plane's gRPC. */
+  /** host:port of the control plane's gRPC, or its replicas' separated by commas. */
   controlPlane: string;
   /** Socket plane host:port, e.g. 127.0.0.1:15020 (port 0 allowed). */
   listen: string;
@@ -94,7 +94,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { hostId, log } = options;
   if (!hostId) throw new ValidationError('--host-id', 'is required');
   if (hostId.includes('/')) throw new ValidationError('--host-id', `"${hostId}" must not contain '/'`);
-  parseHostPort(options.controlPlane);
+  for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
   if (options.advertise !== undefined) parseHostPort(options.advertise);
   const simulated = simulatedNames(options.simulate);
 

@@ -1,7 +1,10 @@
-import { ValidationError } from '../src/errors';
+import * as fs from 'node:fs';
+import { errorMessage, ValidationError } from '../src/errors';
 import { parseHostPort } from '../src/util/address';
+import { CONFIG_FLAG, type ConfigValues, parseConfigFile } from './config-file';
 
-export type FlagKind = 'string' | 'list' | 'address' | 'duration';
+/** `addresses`: one host:port or several separated by commas (replicas of one service). */
+export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration';
 
 export interface FlagSpec {
   name: string;
@@ -24,15 +27,20 @@ export function envName(flag: string): string {
   return `DEVICEMESH_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
+/** Reads a config file's text; tests pass their own. */
+export type ReadConfig = (path: string) => string;
+
 /**
  * Parses `--name value`, `--name=value` and `-x value`; every flag falls back to its
- * DEVICEMESH_* environment variable (lists: comma-separated), then to its default.
+ * DEVICEMESH_* environment variable (lists: comma-separated), then to the file named by
+ * `--config` where the command has that flag, then to its default.
  */
 export function parseFlags(
   command: string,
   args: readonly string[],
   specs: readonly FlagSpec[],
   env: NodeJS.ProcessEnv = process.env,
+  readConfig: ReadConfig = readConfigText,
 ): ParsedFlags {
   const byName = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short as string, s]));
@@ -72,28 +80,54 @@ export function parseFlags(
     if (spec.kind === 'list') (lists[spec.name] ??= []).push(value);
     else values[spec.name] = value;
   }
+  const file = configValues(command, specs, values, env, readConfig);
   for (const spec of specs) {
     const fromEnv = env[envName(spec.name)];
     if (spec.kind === 'list') {
       if (!lists[spec.name] && fromEnv) lists[spec.name] = fromEnv.split(',').filter((x) => x !== '');
+      if (!lists[spec.name] && file.lists[spec.name]) lists[spec.name] = file.lists[spec.name] as string[];
       lists[spec.name] ??= [];
       continue;
     }
     if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') values[spec.name] = fromEnv;
+    if (values[spec.name] === undefined && file.values[spec.name] !== undefined) values[spec.name] = file.values[spec.name] as string;
     if (values[spec.name] === undefined && spec.default !== undefined) values[spec.name] = spec.default;
     if (values[spec.name] === undefined && spec.required) {
       throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
     }
     if (spec.kind === 'duration' && values[spec.name] !== undefined) durationMs(spec.name, values[spec.name] as string);
-    if (spec.kind === 'address' && values[spec.name] !== undefined) {
+    if ((spec.kind === 'address' || spec.kind === 'addresses') && values[spec.name] !== undefined) {
+      const value = values[spec.name] as string;
       try {
-        parseHostPort(values[spec.name] as string);
+        for (const address of spec.kind === 'addresses' ? value.split(',') : [value]) parseHostPort(address.trim());
       } catch (err) {
         throw new ValidationError('', `flag --${spec.name}: ${(err as Error).message}`);
       }
     }
   }
   return { values, lists, positionals };
+}
+
+/** The settings of the file named by --config (or its environment variable), if the command takes one. */
+function configValues(
+  command: string,
+  specs: readonly FlagSpec[],
+  values: Readonly<Record<string, string>>,
+  env: NodeJS.ProcessEnv,
+  readConfig: ReadConfig,
+): ConfigValues {
+  if (!specs.some((s) => s.name === CONFIG_FLAG.name)) return { values: {}, lists: {} };
+  const path = values[CONFIG_FLAG.name] ?? env[envName(CONFIG_FLAG.name)];
+  if (path === undefined || path === '') return { values: {}, lists: {} };
+  return parseConfigFile(readConfig(path), path, command, specs);
+}
+
+function readConfigText(path: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError('', `cannot read config file ${path}: ${errorMessage(err)}`);
+  }
 }
 
 /** A `duration` flag's value in milliseconds: "10s", "500ms", "2m". */

@@ -19,7 +19,8 @@ usage: devicemesh COMMAND [flags]
                   a binding's mapping, effective policy, proxies, live rates, recent errors
   demo            the whole mesh in one command, with a simulated modem
 
-Every flag can also be set by its DEVICEMESH_* environment variable.
+Every flag can also be set by its DEVICEMESH_* environment variable, and control-plane, agent
+and sidecar read a YAML file of their flags with --config FILE (flags and environment win).
 "devicemesh COMMAND --help" shows a command's flags.
 `;
 

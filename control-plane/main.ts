@@ -14,28 +14,37 @@ import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
 import { buildOverview } from './dashboard/build-overview';
 import { DashboardRoutes } from './dashboard/dashboard-routes';
+import { EtcdStateStore, type EtcdStateStoreOptions } from './etcd-state-store';
+import { type RunningWebhookServer, startWebhookServer, type WebhookServerOptions } from './injection/webhook-server';
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
 import { statusService } from './services/status-service';
 import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
+import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
   admin: string /* host:port */;
   dataDir: string;
+  /** Keep the state in etcd instead of dataDir, shared with other replicas of this control plane. */
+  etcd?: EtcdStateStoreOptions;
   log: Logger;
   /** The bandwidth controller's control cycle (default 1 s). */
   adaptIntervalMs?: number;
   /** The bandwidth loop's tuning, for tests; the defaults suit an agent reporting every second. */
   adaptation?: { controller?: AdaptationController; settleMs?: number; staleAfterMs?: number };
+  /** The sidecar injection webhook (HTTPS), for Kubernetes; off when absent. */
+  webhook?: Omit<WebhookServerOptions, 'log'>;
 }
 
 export interface RunningControlPlane {
   grpcAddress: string;
   adminAddress: string;
+  /** host:port of the injection webhook, when it serves. */
+  webhookAddress?: string;
   close(): Promise<void>;
 }
 
@@ -57,7 +66,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);
   }
 
-  const state = await ControlPlaneState.open(new StateStore(options.dataDir), log, { writes: stats.counter('state_writes') });
+  const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
+  const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(async (err: unknown) => {
+    await backend.close?.();
+    throw err;
+  });
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
   const ads = new AdsServer({ cache, proxies, hosts: state, stats, log });
@@ -103,6 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       });
     });
     await state.idle();
+    await backend.close?.();
   };
 
   const dashboard = new DashboardRoutes({
@@ -149,15 +163,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     await stopGrpc();
     throw new UnavailableError(`cannot serve the admin interface on ${options.admin}: ${errorMessage(err)}`, { cause: err });
   });
+  let webhook: RunningWebhookServer | undefined;
+  if (options.webhook) {
+    webhook = await startWebhookServer({ ...options.webhook, log }).catch(async (err: unknown) => {
+      await stopGrpc();
+      await admin.close();
+      throw err;
+    });
+  }
   adaptation.start();
-  log.info({ grpc: grpcAddress, admin: admin.address, dataDir: options.dataDir, version: state.version(), adaptIntervalMs }, 'control plane serving');
+  log.info({ grpc: grpcAddress, admin: admin.address, store: backend.description, version: state.version(), adaptIntervalMs }, 'control plane serving');
 
   return {
     grpcAddress,
     adminAddress: admin.address,
+    ...(webhook ? { webhookAddress: webhook.address } : {}),
     close: async (): Promise<void> => {
       await stopGrpc();
       dashboard.close();
+      await webhook?.close();
       await admin.close();
       log.info({ version: state.version() }, 'control plane stopped');
     },

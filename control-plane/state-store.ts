@@ -4,6 +4,7 @@ import { DeviceMeshError, errorMessage } from '../src/errors';
 import { validateBinding, validatePolicy } from '../src/model/validate';
 import type { Binding, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { canonicalBinding, canonicalEndpoint, canonicalHost, canonicalMapping, canonicalPolicy } from './canonical';
+import type { StateBackend } from './state-backend';
 import { applyDelta, type StateDelta } from './state-delta';
 import { appendRecord, decodeRecords } from './write-ahead-log';
 
@@ -69,9 +70,10 @@ interface Collections {
  * the difference from the last write, and the log is folded into a new snapshot once it grows
  * larger than the snapshot.
  */
-export class StateStore {
+export class StateStore implements StateBackend {
   readonly file: string;
   readonly logFile: string;
+  readonly description: string;
   private readonly compactBytes: number;
   /** Whether this process has written a snapshot the log continues; until then the next write is one. */
   private written = false;
@@ -84,6 +86,7 @@ export class StateStore {
   ) {
     this.file = path.join(dataDir, STATE_FILE);
     this.logFile = path.join(dataDir, LOG_FILE);
+    this.description = dataDir;
     this.compactBytes = options.compactBytes ?? DEFAULT_COMPACT_BYTES;
   }
 
@@ -222,18 +225,19 @@ function within<T>(file: string, parse: () => T, where = ''): T {
   }
 }
 
-function toFile(state: StoredState): Record<string, unknown> {
+/** The snapshot's JSON form, shared with the etcd store. */
+export function toFile(state: StoredState): Record<string, unknown> {
   const { version, ...collections } = state;
   return { format: FORMAT, version: String(version), ...collections };
 }
 
-function encodeDelta(delta: StateDelta): string {
+export function encodeDelta(delta: StateDelta): string {
   return JSON.stringify({ ...delta, version: String(delta.version) });
 }
 
 type RawCollections = Record<keyof Collections, Record<string, unknown>[]>;
 
-function parseSnapshot(text: string): StoredState {
+export function parseSnapshot(text: string): StoredState {
   const raw = parseObject(text);
   if (raw.format !== FORMAT) throw new DeviceMeshError('INVALID_DOCUMENT', `format is ${JSON.stringify(raw.format)}, expected "${FORMAT}"`);
   const list = (field: keyof Collections): Record<string, unknown>[] => objects(raw[field] ?? [], field);
@@ -241,7 +245,7 @@ function parseSnapshot(text: string): StoredState {
   return { version, ...parseCollections({ bindings: list('bindings'), policies: list('policies'), endpoints: list('endpoints'), hosts: list('hosts'), mappings: list('mappings') }) };
 }
 
-function parseDelta(text: string): StateDelta {
+export function parseDelta(text: string): StateDelta {
   const raw = parseObject(text);
   const list = (field: keyof Collections): { put: Record<string, unknown>[]; remove: string[] } => {
     const value = raw[field];

@@ -10,7 +10,9 @@ import { OverlayMap, overlayDelta } from './overlay-map';
 import { Register } from './register';
 import { checkApplyRequest, checkDeleteRequest, checkEndpointReport, checkHostReport } from './request-checks';
 import { diffMappings, type StateDelta } from './state-delta';
-import type { StateStore, StoredState, WriteReport } from './state-store';
+import { type StateBackend, StaleStateError } from './state-backend';
+import { applyDelta, diffStates } from './state-delta';
+import type { StoredState, WriteReport } from './state-store';
 
 export interface ApplyResult {
   /** One line per document, e.g. "binding/app1-modem created". */
@@ -65,31 +67,36 @@ export class ControlPlaneState {
   private readonly commits = new GroupCommit<Job, string>((jobs) => this.commitBatch(jobs));
   private readonly commitListeners: CommitListener[] = [];
   private readonly endpointListeners = new Set<EndpointListener>();
+  /** Commits and other replicas' changes take turns on `data`. */
+  private turn: Promise<unknown> = Promise.resolve();
 
   private constructor(
-    private readonly store: StateStore,
+    private readonly store: StateBackend,
     private readonly log: Logger,
     private readonly clock: () => Date,
     private readonly writes: Counter | undefined,
     private data: MeshData,
   ) {}
 
-  /** Loads the data directory and records the restart as a new version. */
-  static async open(store: StateStore, log: Logger, options: StateOptions = {}): Promise<ControlPlaneState> {
+  /**
+   * Loads the state and records the restart as a new version. On a store shared by replicas it
+   * then follows the others' commits, applying each as if it were its own.
+   */
+  static async open(store: StateBackend, log: Logger, options: StateOptions = {}): Promise<ControlPlaneState> {
     const { state: stored, replayed, tornBytes } = await store.load();
-    if (tornBytes > 0) log.warn({ file: store.logFile, bytes: tornBytes }, 'discarded the torn last record of the state log (a crash interrupted its write)');
-    const state = new ControlPlaneState(store, log, options.clock ?? ((): Date => new Date()), options.writes, {
-      version: stored.version,
-      bindings: new OverlayMap(new Map(stored.bindings.map((b) => [b.name, b]))),
-      policies: new OverlayMap(new Map(stored.policies.map((p) => [p.name, p]))),
-      register: new Register(stored.endpoints, stored.hosts),
-      generated: { mappings: stored.mappings, statuses: [], derived: new Map() },
-      adaptive: new Map(),
-    });
-    // Endpoints are unknown and hosts disconnected now, and no version handed out before the
-    // restart may be handed out again for different content: this is a change like any other.
+    if (tornBytes > 0) log.warn({ store: store.description, bytes: tornBytes }, 'discarded the torn last record of the state log (a crash interrupted its write)');
+    const state = new ControlPlaneState(store, log, options.clock ?? ((): Date => new Date()), options.writes, meshDataOf(stored));
+    if (store.follow) {
+      await store.follow(
+        (delta) => void state.inTurn(() => state.applyExternal(delta)).catch((err: unknown) => state.followFailed(err)),
+        (err) => state.followFailed(err),
+      );
+    }
+    // No version handed out before the restart may be handed out again for different content
+    // (and from a data directory, endpoints are unknown and hosts disconnected now): this is a
+    // change like any other.
     await state.mutate(() => ({ value: undefined, changed: ['restart'] }));
-    log.info({ version: state.version(), dataDir: store.dataDir, bindings: stored.bindings.length, replayed }, 'state loaded');
+    log.info({ version: state.version(), store: store.description, bindings: stored.bindings.length, replayed }, 'state loaded');
     return state;
   }
 
@@ -250,7 +257,22 @@ export class ControlPlaneState {
     return { value, version };
   }
 
-  private async commitBatch(jobs: readonly Job[]): Promise<Outcome<string>[]> {
+  private commitBatch(jobs: readonly Job[]): Promise<Outcome<string>[]> {
+    return this.inTurn(async () => {
+      // Another replica may take the version first: catch up with it and run the jobs again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.commitOnce(jobs);
+        } catch (error) {
+          if (!(error instanceof StaleStateError)) throw error;
+          if (attempt >= MAX_COMMIT_ATTEMPTS) return jobs.map(() => ({ ok: false, error }));
+          await this.catchUp();
+        }
+      }
+    });
+  }
+
+  private async commitOnce(jobs: readonly Job[]): Promise<Outcome<string>[]> {
     const before = this.data;
     const now = timestampOf(this.clock());
     const draft = derive(before);
@@ -284,6 +306,7 @@ export class ControlPlaneState {
     try {
       report = await this.store.save({ delta: deltaOf(before, draft), full: () => toStored(draft) });
     } catch (error) {
+      if (error instanceof StaleStateError) throw error;
       return answer({ ok: false, error });
     }
     // Read from the committed maps before the draft is folded into them.
@@ -294,6 +317,73 @@ export class ControlPlaneState {
     this.logWrite(report, jobs.length);
     this.publish(events, kinds);
     return answer({ ok: true, value: String(draft.version) });
+  }
+
+  /** Runs `fn` once everything before it on `data` is done. */
+  private inTurn<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.turn.then(fn);
+    this.turn = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Another replica's commit: the next version is applied; a gap means reading what was missed. */
+  private async applyExternal(delta: StateDelta): Promise<void> {
+    if (delta.version <= this.data.version) return;
+    if (delta.version === this.data.version + 1) this.adopt(applyDelta(toStored(this.data), delta), [delta]);
+    else await this.catchUp();
+  }
+
+  private async catchUp(): Promise<void> {
+    if (!this.store.catchUp) return;
+    const missed = await this.store.catchUp(this.data.version);
+    const current = toStored(this.data);
+    if ('state' in missed) {
+      this.adopt(missed.state, [diffStates(current, missed.state)]);
+      return;
+    }
+    let state = current;
+    for (const delta of missed.deltas) state = applyDelta(state, delta);
+    if (state.version > current.version) this.adopt(state, missed.deltas);
+  }
+
+  /** Takes a state another replica committed as the current one, and tells the listeners what changed. */
+  private adopt(stored: StoredState, deltas: readonly StateDelta[]): void {
+    const before = this.data.register;
+    const data = meshDataOf(stored);
+    const { register } = data;
+    // The statuses are not stored: generated here from the same inputs, the mappings are as stored.
+    const regenerated = generateFrom({
+      bindings: data.bindings.values(),
+      policies: data.policies,
+      select: (selector) => register.select(selector),
+      host: (id) => register.host(id),
+      version: String(stored.version),
+      previous: { mappings: stored.mappings },
+    });
+    data.generated = { mappings: stored.mappings, statuses: regenerated.statuses, derived: new Map() };
+    const kinds = new Set<ChangeKind>();
+    const events: EndpointEvent[] = [];
+    for (const d of deltas) {
+      const touched = (list: { put: unknown[]; remove: string[] }): boolean => list.put.length + list.remove.length > 0;
+      if (touched(d.bindings)) kinds.add('binding');
+      if (touched(d.policies)) kinds.add('policy');
+      if (touched(d.endpoints)) kinds.add('endpoint');
+      if (touched(d.hosts)) kinds.add('host');
+      for (const endpoint of d.endpoints.put) events.push({ type: 'TYPE_UPSERTED', endpoint });
+      for (const id of d.endpoints.remove) {
+        const endpoint = before.endpoint(id);
+        if (endpoint) events.push({ type: 'TYPE_REMOVED', endpoint });
+      }
+    }
+    // Only the mappings moved (the bandwidth controller), or nothing but the version (a restart).
+    if (kinds.size === 0) kinds.add(deltas.some((d) => d.mappings.put.length + d.mappings.remove.length > 0) ? 'bandwidth' : 'restart');
+    this.data = data;
+    this.log.debug({ version: stored.version, kinds: [...kinds] }, 'applied another replica\'s commit');
+    this.publish(events, kinds);
+  }
+
+  private followFailed(err: unknown): void {
+    this.log.error({ error: errorMessage(err), store: this.store.description }, 'cannot follow the other replicas\' commits; catching up at the next write');
   }
 
   private logWrite(report: WriteReport, jobs: number): void {
@@ -318,6 +408,21 @@ export class ControlPlaneState {
     for (const event of events) for (const l of [...this.endpointListeners]) notify(() => l(event));
     for (const l of this.commitListeners) notify(() => l(mappings, version, kinds));
   }
+}
+
+/** Another replica's newer version may arrive between reading and writing: each try catches up first. */
+const MAX_COMMIT_ATTEMPTS = 20;
+
+/** The in-memory form of a stored state; its generated statuses come with the next generation. */
+function meshDataOf(stored: StoredState): MeshData {
+  return {
+    version: stored.version,
+    bindings: new OverlayMap(new Map(stored.bindings.map((b) => [b.name, b]))),
+    policies: new OverlayMap(new Map(stored.policies.map((p) => [p.name, p]))),
+    register: new Register(stored.endpoints, stored.hosts),
+    generated: { mappings: stored.mappings, statuses: [], derived: new Map() },
+    adaptive: new Map(),
+  };
 }
 
 /** A batch's draft: overlays on the committed state, which stays as readers see it until the draft is folded. */

@@ -7,6 +7,8 @@
 #   gpiod                      the libgpiod tools the GPIO driver runs (tests use fakes of them,
 #                              and check the real ones on a machine without GPIO chips)
 #   chromium                   the headless browser the dashboard test drives (playwright-core)
+#   docker-compose             validates docker-compose.yml (`docker-compose config`) without an engine
+#   etcd-server                the etcd the control plane's replicated state backend tests start
 # As root it installs them with apt-get; otherwise it says what is missing and the tests that
 # need them skip with a printed reason.
 set -euo pipefail
@@ -21,6 +23,8 @@ command -v socat >/dev/null 2>&1 || missing+=(socat)
 ldconfig -p 2>/dev/null | grep -q 'libusb-1\.0\.so\.0' || missing+=(libusb-1.0-0)
 command -v gpiodetect >/dev/null 2>&1 || missing+=(gpiod)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"

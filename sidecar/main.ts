@@ -11,7 +11,7 @@ import { VirtualDevices } from './virtual-devices';
 
 export interface SidecarOptions {
   workloadId: string;
-  /** host:port of the control plane's discovery service. */
+  /** host:port of the control plane's discovery service, or its replicas' separated by commas. */
   controlPlane: string;
   /** host:port of the admin interface. */
   admin: string;
@@ -47,7 +47,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
  */
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const { workloadId, log } = options;
-  parseHostPort(options.controlPlane);
+  for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
   const stats = new Stats(STATS_HELP, processStatsOptions());
   stats.set('listeners', 0);
   const pool = new AgentPool(log);
@@ -75,7 +75,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   });
   ads.on('connected', () => {
     connected = true;
-    log.info({ controlPlane: options.controlPlane }, 'discovery stream connected');
+    log.info({ controlPlane: ads.address() }, 'discovery stream connected');
   });
   ads.on('disconnected', () => {
     connected = false;
@@ -97,6 +97,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
       configDump: () => ({
         workloadId,
         controlPlane: options.controlPlane,
+        controlPlaneInUse: ads.address(),
         controlPlaneConnected: connected,
         versions: ads.versions(),
         mappings: devices.state(),

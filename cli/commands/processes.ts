@@ -1,9 +1,11 @@
 import { startAgent } from '../../agent/main';
-import { startControlPlane } from '../../control-plane/main';
+import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
-import { ValidationError } from '../../src/errors';
+import * as fs from 'node:fs';
+import { errorMessage, ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
+import { CONFIG_FLAG } from '../config-file';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 /** OpenTelemetry export, the same on every process. */
@@ -37,11 +39,34 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
   ...TELEMETRY_FLAGS,
+  {
+    name: 'etcd-endpoints',
+    kind: 'list',
+    help: 'keep the state in etcd (client URLs, e.g. http://10.0.0.5:2379) instead of --data-dir, shared by every replica on it (repeatable)',
+  },
+  { name: 'etcd-prefix', kind: 'string', default: '/devicemesh/', help: 'etcd key prefix of this mesh\'s state' },
+  { name: 'webhook-listen', kind: 'address', help: 'HTTPS address of the Kubernetes sidecar injection webhook (POST /inject); off when unset' },
+  { name: 'webhook-cert', kind: 'string', help: 'the webhook\'s TLS certificate (PEM file)' },
+  { name: 'webhook-key', kind: 'string', help: 'the webhook\'s TLS private key (PEM file)' },
+  { name: 'inject-image', kind: 'string', default: 'devicemesh:0.1.0', help: 'image of injected sidecars' },
+  {
+    name: 'inject-control-plane',
+    kind: 'string',
+    default: 'devicemesh-control-plane.devicemesh-system.svc:15010',
+    help: 'control-plane address injected sidecars dial',
+  },
+  { name: 'inject-ca-configmap', kind: 'string', default: 'devicemesh-ca', help: 'ConfigMap with the mesh CA (ca.crt) mounted into injected sidecars' },
+  CONFIG_FLAG,
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'host-id', kind: 'string', required: true, help: 'this gateway host\'s id' },
-  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  {
+    name: 'control-plane',
+    kind: 'addresses',
+    default: '127.0.0.1:15010',
+    help: 'control plane gRPC address, or its replicas\' separated by commas (a lost replica is left for the next)',
+  },
   { name: 'listen', kind: 'address', default: '127.0.0.1:15020', help: 'socket-plane address' },
   { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
   { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },
@@ -49,11 +74,17 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...TELEMETRY_FLAGS,
+  CONFIG_FLAG,
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   { name: 'workload-id', kind: 'string', required: true, help: 'the workload this sidecar serves' },
-  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  {
+    name: 'control-plane',
+    kind: 'addresses',
+    default: '127.0.0.1:15010',
+    help: 'control plane gRPC address, or its replicas\' separated by commas (a lost stream moves on to the next)',
+  },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15001', help: 'admin HTTP address' },
   {
     name: 'drain-timeout',
@@ -62,6 +93,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
   },
   ...TELEMETRY_FLAGS,
+  CONFIG_FLAG,
 ];
 
 interface Closeable {
@@ -89,7 +121,7 @@ export function runUntilSignalled(running: Closeable): Promise<void> {
 }
 
 export async function controlPlane(args: readonly string[]): Promise<void> {
-  const { values, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
+  const { values, lists, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
   const log = createLogger('control-plane');
   startTelemetry('devicemesh-control-plane', values);
@@ -98,10 +130,40 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     admin: values.admin as string,
     dataDir: values['data-dir'] as string,
     adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
+    ...webhookOptions(values),
+    ...((lists['etcd-endpoints'] ?? []).length > 0 ? { etcd: { endpoints: lists['etcd-endpoints'] as string[], prefix: values['etcd-prefix'] as string } } : {}),
     log,
   });
   log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
   await runUntilSignalled(running);
+}
+
+function webhookOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'webhook'> {
+  const listen = values['webhook-listen'];
+  if (listen === undefined) return {};
+  const certFile = values['webhook-cert'];
+  const keyFile = values['webhook-key'];
+  if (!certFile || !keyFile) throw new ValidationError('', 'flag --webhook-listen needs --webhook-cert and --webhook-key (the API server calls webhooks over TLS only)');
+  return {
+    webhook: {
+      listen,
+      cert: readPem('webhook-cert', certFile),
+      key: readPem('webhook-key', keyFile),
+      injection: {
+        image: values['inject-image'] as string,
+        controlPlane: values['inject-control-plane'] as string,
+        caConfigMap: values['inject-ca-configmap'] as string,
+      },
+    },
+  };
+}
+
+function readPem(flag: string, file: string): Buffer {
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new ValidationError('', `flag --${flag}: cannot read ${file}: ${errorMessage(err)}`);
+  }
 }
 
 export async function agent(args: readonly string[]): Promise<void> {

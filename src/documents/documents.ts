@@ -2,6 +2,7 @@ import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../errors';
 import { validateBinding, validatePolicy } from '../model/validate';
 import type { ApplyRequest, Binding, Policy, ResponseFraming, ResponseFramingKind, SerialConfig } from '../proto/types';
+import { documentFromCustomResource, isCustomResource } from './custom-resource';
 import { DocumentReader } from './document-reader';
 import { ACCESS, FLOW_CONTROL, OVER_LIMIT, PARITY, PROTOCOL, SHARING, STOP_BITS } from './enum-names';
 
@@ -23,15 +24,17 @@ const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowContro
 
 /**
  * Parses a file of Binding and Policy documents (YAML with `---` separators, or JSON: one
- * document or a list) into an ApplyRequest. Every document is checked; the first problem is
+ * document or a list) into an ApplyRequest. Binding and DevicePolicy custom resources
+ * (`kubectl get bindings -o yaml`) read as the documents they stand for. Every document is checked; the first problem is
  * thrown as a ValidationError naming the document, the field and the reason.
  */
 export function parseDocuments(text: string, source = 'input'): ApplyRequest {
   const request: ApplyRequest = { bindings: [], policies: [] };
   const raw = splitDocuments(text, source);
   if (raw.length === 0) throw new ValidationError(source, 'contains no documents');
-  raw.forEach((doc, i) => {
+  raw.forEach((value, i) => {
     const label = `${source}: document ${i + 1}`;
+    const doc = isCustomResource(value) ? documentFromCustomResource(value, label) : value;
     const head = DocumentReader.of(label, doc);
     const kind = head.string('kind', true);
     const name = head.string('name', true);
@@ -62,9 +65,16 @@ function splitDocuments(text: string, source: string): unknown[] {
     }
     if (value === null || value === undefined) continue;
     if (Array.isArray(value)) values.push(...value);
+    else if (isKubernetesList(value)) values.push(...value.items);
     else values.push(value);
   }
   return values;
+}
+
+/** `kubectl get … -o yaml` prints its objects as a List. */
+function isKubernetesList(value: unknown): value is { items: unknown[] } {
+  const v = value as { kind?: unknown; items?: unknown };
+  return typeof value === 'object' && v.kind === 'List' && Array.isArray(v.items);
 }
 
 /** Driver settings: small by design, they travel in every mapping update. */

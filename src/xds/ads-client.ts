@@ -26,6 +26,7 @@ export interface ProxyIdentity {
 export type ResourceHandler = (resources: unknown[], version: string) => Promise<void> | void;
 
 export interface AdsClientOptions {
+  /** host:port of the control plane, or of its replicas separated by commas: a lost stream moves on to the next. */
   address: string;
   identity: ProxyIdentity;
   handlers: Record<string, ResourceHandler>;
@@ -65,7 +66,9 @@ interface Outcome {
  * `rejected` (typeUrl, version, message).
  */
 export class AdsClient extends EventEmitter {
-  private readonly client: grpc.Client;
+  /** One channel per control-plane replica; `current` is the one the stream uses. */
+  private readonly clients: { address: string; client: grpc.Client }[];
+  private current = 0;
   private readonly backoff = new Backoff(250, 5000);
   private readonly ackedVersion = new Map<string, string>();
   /** Incremental: the last good resources per type. */
@@ -81,13 +84,22 @@ export class AdsClient extends EventEmitter {
     super();
     this.protocol = options.protocol ?? 'delta';
     const Ctor = serviceClient('envoy.service.discovery.v3.AggregatedDiscoveryService');
-    this.client = new Ctor(options.address, options.credentials ?? grpc.credentials.createInsecure(), {
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.initial_reconnect_backoff_ms': 250,
-      'grpc.max_reconnect_backoff_ms': 5_000,
-    });
+    const addresses = options.address.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    this.clients = addresses.map((address) => ({
+      address,
+      client: new Ctor(address, options.credentials ?? grpc.credentials.createInsecure(), {
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        'grpc.keepalive_permit_without_calls': 1,
+        'grpc.initial_reconnect_backoff_ms': 250,
+        'grpc.max_reconnect_backoff_ms': 5_000,
+      }),
+    }));
+  }
+
+  /** The control-plane address the stream uses (or will use next). */
+  address(): string {
+    return this.clients[this.current]?.address ?? '';
   }
 
   start(): void {
@@ -100,7 +112,7 @@ export class AdsClient extends EventEmitter {
     clearTimeout(this.retryTimer);
     this.stream?.call.cancel();
     this.stream = undefined;
-    this.client.close();
+    for (const { client } of this.clients) client.close();
   }
 
   /** The version last ACKed per type URL. */
@@ -127,7 +139,7 @@ export class AdsClient extends EventEmitter {
 
   private open(): void {
     if (this.stopped) return;
-    const methods = this.client as unknown as { streamAggregatedResources(): SotwCall; deltaAggregatedResources(): DeltaCall };
+    const methods = this.clients[this.current]?.client as unknown as { streamAggregatedResources(): SotwCall; deltaAggregatedResources(): DeltaCall };
     const stream: Stream =
       this.protocol === 'delta'
         ? { protocol: 'delta', call: methods.deltaAggregatedResources(), answered: false }
@@ -202,7 +214,10 @@ export class AdsClient extends EventEmitter {
     }
     const reason = status.code === grpc.status.OK ? 'stream ended by the control plane' : status.details || grpc.status[status.code] || String(status.code);
     const delay = this.backoff.next();
-    this.options.log.warn({ reason, retryInMs: Math.round(delay) }, 'discovery stream lost; keeping last good configuration');
+    const lost = this.address();
+    // Replicas serve the same state: the next one resumes where this one left off (the versions held are declared on connecting).
+    this.current = (this.current + 1) % this.clients.length;
+    this.options.log.warn({ reason, controlPlane: lost, next: this.address(), retryInMs: Math.round(delay) }, 'discovery stream lost; keeping last good configuration');
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => this.open(), delay);
   }

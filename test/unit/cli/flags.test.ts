@@ -32,6 +32,12 @@ describe('cli flags', () => {
     assert.deepEqual(['500ms', '10s', '1.5s', '2m'].map((t) => durationMs('x', t)), [500, 10_000, 1500, 120_000]);
   });
 
+  it('reads a list of replicas\' addresses, each checked', () => {
+    const specs: FlagSpec[] = [{ name: 'control-plane', kind: 'addresses', default: '127.0.0.1:15010', help: '' }];
+    assert.equal(parseFlags('sidecar', ['--control-plane', '10.0.0.1:15010,cp-b.example:15010'], specs, {}).values['control-plane'], '10.0.0.1:15010,cp-b.example:15010');
+    assert.throws(() => parseFlags('sidecar', ['--control-plane', '10.0.0.1:15010,nowhere'], specs, {}), /flag --control-plane: "nowhere" is not host:port/);
+  });
+
   it('a flag beats its environment variable', () => {
     const p = parseFlags('agent', ['--host-id', 'a'], SPECS, { DEVICEMESH_HOST_ID: 'b' });
     assert.equal(p.values['host-id'], 'a');
