@@ -50,7 +50,8 @@ describe('Dockerfile', () => {
     assert.ok(!runtime.lines.some((l) => /npm (ci|install)/.test(l)), 'the runtime installs no packages from npm');
     assert.ok(runtime.lines.some((l) => /^COPY --from=build \/app\/node_modules node_modules$/.test(l)));
     assert.ok(runtime.lines.some((l) => /^USER node$/.test(l)), 'runs unprivileged');
-    assert.deepEqual(runtimeDirs.sort(), ['agent', 'cli', 'control-plane', 'sidecar', 'src']);
+    // dashboard: the control plane admin's built web page (static files, no code run by Node).
+    assert.deepEqual(runtimeDirs.sort(), ['agent', 'cli', 'control-plane', 'dashboard', 'sidecar', 'src']);
   });
 
   it('the compiled processes in the runtime need nothing but Node builtins, production dependencies and each other', () => {
