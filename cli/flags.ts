@@ -1,7 +1,7 @@
 import { ValidationError } from '../src/errors';
 import { parseHostPort } from '../src/util/address';
 
-export type FlagKind = 'string' | 'list' | 'address' | 'duration';
+export type FlagKind = 'string' | 'list' | 'address' | 'duration' | 'boolean';
 
 export interface FlagSpec {
   name: string;
@@ -62,6 +62,10 @@ export function parseFlags(
       spec = byShort.get(name);
     }
     if (!spec) throw new ValidationError('', `unknown flag ${arg} for "devicemesh ${command}"`);
+    if (spec.kind === 'boolean') {
+      values[spec.name] = booleanValue(spec.name, value ?? 'true');
+      continue;
+    }
     if (value === undefined) {
       value = args[i + 1];
       if (value === undefined || (value.startsWith('-') && value !== '-')) {
@@ -79,7 +83,9 @@ export function parseFlags(
       lists[spec.name] ??= [];
       continue;
     }
-    if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') values[spec.name] = fromEnv;
+    if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') {
+      values[spec.name] = spec.kind === 'boolean' ? booleanValue(envName(spec.name), fromEnv) : fromEnv;
+    }
     if (values[spec.name] === undefined && spec.default !== undefined) values[spec.name] = spec.default;
     if (values[spec.name] === undefined && spec.required) {
       throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
@@ -94,6 +100,12 @@ export function parseFlags(
     }
   }
   return { values, lists, positionals };
+}
+
+function booleanValue(name: string, text: string): string {
+  if (/^(1|true|yes)$/i.test(text)) return 'true';
+  if (/^(0|false|no)$/i.test(text)) return 'false';
+  throw new ValidationError('', `${name}: "${text}" is neither true nor false`);
 }
 
 /** A `duration` flag's value in milliseconds: "10s", "500ms", "2m". */

@@ -132,6 +132,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   let port: number;
   try {
     port = await bind(server, listen, secure ? secure.serving.credentials() : grpc.ServerCredentials.createInsecure());
+    secure?.serving.refresh();
   } catch (err) {
     secure?.serving.close();
     throw err;

@@ -3,6 +3,7 @@ import { startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
 import { ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
+import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
@@ -10,6 +11,19 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'admin HTTP address' },
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
+  { name: 'trust-domain', kind: 'string', default: 'devicemesh.local', help: 'the SPIFFE trust domain of the mesh\'s identities' },
+  { name: 'ca-cert', kind: 'string', help: 'an external CA certificate (PEM; an intermediate followed by its chain to the root) instead of <data-dir>/ca' },
+  { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
+  { name: 'cert-ttl', kind: 'duration', default: '60m', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
+  { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
+];
+
+/** How agents and sidecars join the mesh. */
+const MEMBER_FLAGS: readonly FlagSpec[] = [
+  { name: 'token', kind: 'string', help: 'join token (devicemesh token create …)' },
+  { name: 'token-file', kind: 'string', help: 'file holding the join token, read on each join attempt' },
+  { name: 'identity-dir', kind: 'string', help: 'where the key and certificate are kept; a still-valid certificate needs no token on restart' },
+  { name: 'insecure', kind: 'boolean', help: 'plaintext, no authentication (prints a warning)' },
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -21,6 +35,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
+  ...MEMBER_FLAGS,
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
@@ -33,7 +48,17 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     default: '10s',
     help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
   },
+  ...MEMBER_FLAGS,
 ];
+
+function memberSecurity(values: Readonly<Record<string, string>>): MemberSecurityOptions {
+  return {
+    insecure: values.insecure === 'true',
+    ...(values.token ? { token: values.token } : {}),
+    ...(values['token-file'] ? { tokenFile: values['token-file'] } : {}),
+    ...(values['identity-dir'] ? { identityDir: values['identity-dir'] } : {}),
+  };
+}
 
 interface Closeable {
   close(): Promise<void>;
@@ -60,14 +85,24 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
   const log = createLogger('control-plane');
+  const insecure = values.insecure === 'true';
+  if (insecure) warnInsecure('control-plane');
+  if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new ValidationError('', 'give both --ca-cert and --ca-key, or neither');
   const running = await startControlPlane({
     listen: values.listen as string,
     admin: values.admin as string,
     dataDir: values['data-dir'] as string,
     adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
+    insecure,
+    trustDomain: values['trust-domain'] as string,
+    certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
+    ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
     log,
   });
-  log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
+  log.info(
+    { grpc: running.grpcAddress, admin: running.adminAddress, caFile: running.security?.caFile, operatorTokenFile: running.security?.operatorTokenFile },
+    'control plane ready',
+  );
   await runUntilSignalled(running);
 }
 
@@ -88,6 +123,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     simulate: lists.simulate ?? [],
     admin: values.admin as string,
     loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
+    security: memberSecurity(values),
     log,
   });
   log.info({ socketPlane: running.socketPlaneAddress, admin: running.adminAddress }, 'agent ready');
@@ -104,6 +140,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
     controlPlane: values['control-plane'] as string,
     admin: values.admin as string,
     drainTimeoutMs: durationMs('drain-timeout', values['drain-timeout'] as string),
+    security: memberSecurity(values),
     log,
   });
   log.info({ admin: running.adminAddress }, 'sidecar ready');

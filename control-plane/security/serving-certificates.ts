@@ -43,6 +43,14 @@ export class ServingCertificates implements grpc.experimental.CertificateProvide
     return grpc.experimental.createCertificateProviderServerCredentials(this, this, false);
   }
 
+  /**
+   * Pushes the current certificate again. grpc-js's server reads the credentials' options when
+   * it binds, before it watches them: the push after binding is what makes the listener valid.
+   */
+  refresh(): void {
+    if (this.identity) for (const l of this.identityListeners) l(this.identity);
+  }
+
   close(): void {
     this.closed = true;
     clearTimeout(this.timer);
