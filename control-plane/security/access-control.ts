@@ -103,7 +103,8 @@ export class AccessControl {
       }
       return id;
     } catch (err) {
-      throw new AccessRefusal('bad_certificate', err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err)));
+      const cause = err instanceof AccessRefusal ? err.cause : err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err));
+      throw new AccessRefusal('bad_certificate', cause);
     }
   }
 

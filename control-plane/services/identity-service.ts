@@ -5,7 +5,7 @@ import { toServiceError } from '../../src/grpc/grpc-errors';
 import type { Logger } from '../../src/log';
 import type { Timestamp } from '../../src/proto/types';
 import { formatSpiffeId, type SpiffeId } from '../../src/security/spiffe-id';
-import type { AccessControl } from '../security/access-control';
+import { AccessRefusal, type AccessControl } from '../security/access-control';
 import { BootstrapTokens, DEFAULT_TOKEN_TTL_MS, parseToken, type TokenRecord, type TokenSubject } from '../security/bootstrap-tokens';
 import type { CertificateAuthority, IssuedCertificate } from '../security/certificate-authority';
 import type { TokenStore } from '../security/token-store';
@@ -99,7 +99,11 @@ export function identityService(options: IdentityServiceOptions, registry: Token
     expiresAt: timestamp(r.expiresAt),
   });
   /** Runs a call; errors become its status, identity refusals are also logged and counted. */
-  const run = <Req, Res>(method: string, fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+  const run = <Req, Res>(
+    method: string,
+    reason: string,
+    fn: (call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res> | Res,
+  ): grpc.handleUnaryCall<Req, Res> =>
     (call, callback) => {
       Promise.resolve()
         .then(() => fn(call))
@@ -107,7 +111,7 @@ export function identityService(options: IdentityServiceOptions, registry: Token
           (res) => callback(null, res),
           (err: unknown) => {
             const refusal = err instanceof DeviceMeshError && (err.code === 'UNAUTHENTICATED' || err.code === 'PERMISSION_DENIED');
-            if (refusal) access.refused(`Identity/${method}`, { peer: call.getPeer(), identity: undefined, operator: false }, err);
+            if (refusal) access.refused(`Identity/${method}`, { peer: call.getPeer(), identity: undefined, operator: false }, new AccessRefusal(reason, err));
             else log.info({ method, error: (err as Error).message }, 'request refused');
             callback(toServiceError(err) as grpc.ServiceError);
           },
@@ -115,20 +119,20 @@ export function identityService(options: IdentityServiceOptions, registry: Token
     };
 
   return {
-    Join: run('Join', async (call: grpc.ServerUnaryCall<JoinRequest, CertificateResponse>) => {
+    Join: run('Join', 'bad_token', async (call: grpc.ServerUnaryCall<JoinRequest, CertificateResponse>) => {
       const subject = registry.verify(call.request.token);
       const identity: SpiffeId = { trustDomain: ca.trustDomain, kind: subject.kind, id: subject.id };
       const cert = await ca.issue(call.request.csrPem, identity, options.certTtlMs);
       log.info({ identity: formatSpiffeId(identity), peer: call.getPeer(), notAfter: cert.notAfter.toISOString() }, 'joined the mesh');
       return issued(cert);
     }),
-    Renew: run('Renew', async (call: grpc.ServerUnaryCall<RenewRequest, CertificateResponse>) => {
+    Renew: run('Renew', 'bad_certificate', async (call: grpc.ServerUnaryCall<RenewRequest, CertificateResponse>) => {
       const identity = access.peerIdentity(call);
       const cert = await ca.issue(call.request.csrPem, identity, options.certTtlMs);
       log.debug({ identity: formatSpiffeId(identity), notAfter: cert.notAfter.toISOString() }, 'certificate renewed');
       return issued(cert);
     }),
-    CreateToken: run('CreateToken', (call: grpc.ServerUnaryCall<CreateTokenRequest, { token: string; info: TokenInfo }>) => {
+    CreateToken: run('CreateToken', 'operator', (call: grpc.ServerUnaryCall<CreateTokenRequest, { token: string; info: TokenInfo }>) => {
       const { kind, id } = call.request;
       if (kind !== 'host' && kind !== 'workload') throw new ValidationError('kind', `"${kind}" is neither host nor workload`);
       const ttlSeconds = Number(call.request.ttlSeconds || '0');
@@ -137,8 +141,8 @@ export function identityService(options: IdentityServiceOptions, registry: Token
       log.info({ token: made.record.id, kind, id, expiresAt: new Date(made.record.expiresAt).toISOString() }, 'bootstrap token created');
       return { token: made.token, info: info(made.record) };
     }),
-    ListTokens: run('ListTokens', () => ({ tokens: registry.list().map(info) })),
-    DeleteToken: run('DeleteToken', (call: grpc.ServerUnaryCall<{ id: string }, object>) => {
+    ListTokens: run('ListTokens', 'operator', () => ({ tokens: registry.list().map(info) })),
+    DeleteToken: run('DeleteToken', 'operator', (call: grpc.ServerUnaryCall<{ id: string }, object>) => {
       registry.delete(call.request.id);
       log.info({ token: call.request.id }, 'bootstrap token deleted');
       return {};
