@@ -95,7 +95,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const simulated = simulatedNames(options.simulate);
   const security = options.security ?? {};
   if (security.insecure) warnInsecure('agent');
-  const credentials = await memberCredentials(security, options.controlPlane, { kind: 'host', id: hostId }, log);
+  const credentials = memberCredentials(security, options.controlPlane, { kind: 'host', id: hostId }, log);
+  try {
+    await credentials.ready;
+  } catch (err) {
+    credentials.close();
+    throw err;
+  }
   const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
   const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });

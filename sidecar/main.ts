@@ -52,7 +52,8 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   parseHostPort(options.controlPlane);
   const security = options.security ?? {};
   if (security.insecure) warnInsecure('sidecar');
-  const credentials = await memberCredentials(security, options.controlPlane, { kind: 'workload', id: workloadId }, log);
+  // Joining goes on while the admin interface already answers (not ready).
+  const credentials = memberCredentials(security, options.controlPlane, { kind: 'workload', id: workloadId }, log);
   const stats = new Stats(STATS_HELP);
   stats.set('listeners', 0);
   const pool = new AgentPool(log, credentials.manager ? { tls: credentials.manager } : {});
@@ -111,6 +112,14 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     },
     log,
   );
+  try {
+    await credentials.ready;
+  } catch (err) {
+    pool.close();
+    await admin.close();
+    credentials.close();
+    throw err;
+  }
   ads.start();
 
   let closing: Promise<void> | undefined;

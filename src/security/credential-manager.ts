@@ -61,7 +61,7 @@ export class CredentialManager implements TlsIdentity {
   private readonly listeners = new Set<(m: TlsMaterial) => void>();
   private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
   private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
-  private readonly backoff = new Backoff(500, 15_000);
+  private readonly backoff = new Backoff(250, 5000);
   private timer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
   private closed = false;
@@ -103,9 +103,11 @@ export class CredentialManager implements TlsIdentity {
     return () => this.listeners.delete(listener);
   }
 
-  /** mTLS channel credentials that follow rotations and accept only the control plane's SPIFFE ID. */
+  /**
+   * mTLS channel credentials that follow rotations and accept only the control plane's SPIFFE ID
+   * (of our trust domain). Usable before the first certificate: connections wait for it.
+   */
   channelCredentials(): grpc.ChannelCredentials {
-    const td = this.current().identity.trustDomain;
     const provider: grpc.experimental.CertificateProvider = {
       addCaCertificateListener: (l) => {
         this.caListeners.add(l);
@@ -119,7 +121,7 @@ export class CredentialManager implements TlsIdentity {
       removeIdentityCertificateListener: (l) => this.identityListeners.delete(l),
     };
     this.credentials ??= grpc.experimental.createCertificateProviderChannelCredentials(provider, provider, {
-      checkServerIdentity: spiffeServerCheck({ trustDomain: td, kind: 'control-plane', id: '' }),
+      checkServerIdentity: (host, cert) => spiffeServerCheck({ trustDomain: this.current().identity.trustDomain, kind: 'control-plane', id: '' })(host, cert),
     });
     return this.credentials;
   }

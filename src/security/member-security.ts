@@ -16,10 +16,13 @@ export interface MemberSecurityOptions {
   identityDir?: string;
 }
 
-/** A member's credentials once it has joined; undefined parts mean --insecure. */
+/** A member's credentials; undefined parts mean --insecure. */
 export interface MemberCredentials {
   manager: CredentialManager | undefined;
+  /** Channels made with these wait for the first certificate. */
   channel: grpc.ChannelCredentials | undefined;
+  /** Resolves once the process has a certificate; rejects when it cannot join (a refused --token). */
+  ready: Promise<void>;
   close(): void;
 }
 
@@ -28,14 +31,14 @@ export function warnInsecure(component: string): void {
   process.stderr.write(`WARNING: devicemesh ${component} is running with --insecure: plaintext, no authentication, anyone who can reach it is trusted\n`);
 }
 
-/** Joins the mesh (or loads a stored certificate) unless insecure; resolves once credentials exist. */
-export async function memberCredentials(
+/** Starts joining the mesh (or loading a stored certificate) unless insecure. */
+export function memberCredentials(
   options: MemberSecurityOptions,
   controlPlane: string,
   identity: MemberIdentity,
   log: Logger,
-): Promise<MemberCredentials> {
-  if (options.insecure) return { manager: undefined, channel: undefined, close: () => undefined };
+): MemberCredentials {
+  if (options.insecure) return { manager: undefined, channel: undefined, ready: Promise.resolve(), close: () => undefined };
   if (options.token && options.tokenFile) throw new ValidationError('--token', 'give either --token or --token-file, not both');
   const { tokenFile } = options;
   const readToken = (): string | undefined => {
@@ -59,6 +62,8 @@ export async function memberCredentials(
     ...(options.identityDir ? { identityDir: options.identityDir } : {}),
     log: log.child({ module: 'identity' }),
   });
-  await manager.start();
-  return { manager, channel: manager.channelCredentials(), close: () => manager.close() };
+  const ready = manager.start();
+  // Whoever awaits `ready` sees the error; this keeps it from being an unhandled rejection meanwhile.
+  ready.catch(() => undefined);
+  return { manager, channel: manager.channelCredentials(), ready, close: () => manager.close() };
 }

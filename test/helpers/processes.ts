@@ -73,6 +73,14 @@ export function meshEnv(dataDir: string): NodeJS.ProcessEnv {
   };
 }
 
+/** What an in-test ControlPlaneClient needs for the secure control plane with data directory `dataDir`. */
+export function operatorSecurity(dataDir: string): { caPem: string; operatorToken: string } {
+  return {
+    caPem: fs.readFileSync(path.join(dataDir, 'ca', 'bundle.crt'), 'utf8'),
+    operatorToken: fs.readFileSync(path.join(dataDir, 'operator.token'), 'utf8').trim(),
+  };
+}
+
 /** The data directory of the secure control plane serving `address`, if one was started here. */
 export function controlPlaneDataDir(address: string): string | undefined {
   return controlPlanes.get(portOf(address));
@@ -157,9 +165,11 @@ export class MeshProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): MeshProcess {
+  /** Starts `devicemesh args…`, run through `wrapper` when given (e.g. `ip netns exec NS`). */
+  static start(name: string, args: string[], env: NodeJS.ProcessEnv = {}, wrapper: readonly string[] = []): MeshProcess {
     const secure = secureArgs(args);
-    const child = spawn(process.execPath, [BIN, ...secure.args], {
+    const command = [...wrapper, process.execPath, BIN, ...secure.args];
+    const child = spawn(command[0] as string, command.slice(1), {
       env: { ...process.env, DEVICEMESH_LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -89,6 +89,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
       adaptIntervalMs: INTERVAL_MS,
       // Shorter than a cycle: the simulated agent's reports measure new limits as soon as they are pushed.
       adaptation: { settleMs: 150 },
+      insecure: true,
     });
     const creds = grpc.credentials.createInsecure();
     registry = new (serviceClient('devicemesh.v1.Registry'))(cp.grpcAddress, creds);
@@ -220,7 +221,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
     bindings.close();
     await cp.close();
 
-    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog, adaptIntervalMs: INTERVAL_MS });
+    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog, adaptIntervalMs: INTERVAL_MS, insecure: true });
     const creds = grpc.credentials.createInsecure();
     registry = new (serviceClient('devicemesh.v1.Registry'))(cp.grpcAddress, creds);
     bindings = new (serviceClient('devicemesh.v1.Bindings'))(cp.grpcAddress, creds);
