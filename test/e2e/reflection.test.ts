@@ -37,7 +37,7 @@ describe('e2e: the control plane through strict server reflection', function () 
       // The strict (Python grpcio) reflection client calls every method, writes and ADS included, in plaintext.
       '--insecure',
     ]);
-    await waitFor('the control plane', () => cli(['get', 'endpoints', '--control-plane', addr]).code === 0, 20_000);
+    await waitFor('the control plane', () => cli(['get', 'endpoints', '--control-plane', addr, '--insecure']).code === 0, 20_000);
   });
 
   after(async () => {

@@ -194,7 +194,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
     assert.match(stats, /devicemesh_device_capacity_bytes_per_second\{device="gw1\/usb-1"\} 10000/);
     let table = '';
     const out = { write: (chunk: string): boolean => ((table += chunk), true) } as unknown as NodeJS.WritableStream;
-    await get(['mappings', '--control-plane', cp.grpcAddress], out);
+    await get(['mappings', '--control-plane', cp.grpcAddress, '--insecure'], out);
     const header = table.split('\n')[0] as string;
     assert.match(header, /SHARING\s+LIMIT\s+VERSION/);
     assert.match(table, /^a-\S+\s.*shared\s+4\.8 kB\/s \(adaptive\)\s+\d+$/m);
