@@ -110,10 +110,10 @@ function booleanValue(name: string, text: string): string {
 
 /** A `duration` flag's value in milliseconds: "10s", "500ms", "2m". */
 export function durationMs(flag: string, text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s or 2m`);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s, 2m or 24h`);
   const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000);
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
 }
 
 export function usage(command: string, synopsis: string, specs: readonly FlagSpec[]): string {

@@ -249,6 +249,6 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
-  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason',
+  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method)',
   state_writes: 'Durable writes of the control-plane state (a snapshot or a log record); a group commit writes a batch of changes at once',
 };

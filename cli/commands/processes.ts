@@ -14,7 +14,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'trust-domain', kind: 'string', default: 'devicemesh.local', help: 'the SPIFFE trust domain of the mesh\'s identities' },
   { name: 'ca-cert', kind: 'string', help: 'an external CA certificate (PEM; an intermediate followed by its chain to the root) instead of <data-dir>/ca' },
   { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
-  { name: 'cert-ttl', kind: 'duration', default: '60m', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
+  { name: 'cert-ttl', kind: 'duration', default: '1h', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
 ];
 

@@ -7,7 +7,7 @@ import { CLIENT_FLAGS, clientFor } from './resources';
 export const TOKEN_FLAGS: readonly FlagSpec[] = [
   { name: 'host', kind: 'string', help: 'create: a token for this host id (an agent)' },
   { name: 'workload', kind: 'string', help: 'create: a token for this workload id (a sidecar)' },
-  { name: 'ttl', kind: 'duration', help: 'create: how long the token can be used (default 24h = 1440m)' },
+  { name: 'ttl', kind: 'duration', help: 'create: how long the token can be used (default 24h)' },
   { name: 'output', short: 'o', kind: 'string', default: 'table', help: 'list: table or json' },
   ...CLIENT_FLAGS,
 ];

@@ -78,13 +78,16 @@ export class AccessControl {
       operator: OperatorCredential;
       stats: Stats;
       log: Logger;
-      now?: () => number;
     },
-  ) {
-    options.stats.describe('auth_refused', 'Control-plane calls refused by authentication or authorization, per reason');
-  }
+  ) {}
 
-  /** The SPIFFE ID of the call's client certificate; AccessRefusal when there is none valid. */
+  /**
+   * The SPIFFE ID of the call's client certificate; AccessRefusal when there is none valid.
+   * Validity in time is the TLS handshake's: Node reports a certificate that was expired (or of
+   * another CA) when the connection was made as no certificate at all. A connection outlives the
+   * certificate it was made with, as in Envoy: grpc-js does not re-handshake, so judging expiry
+   * per call would refuse every call of a member on its live connection once it has rotated.
+   */
   peerIdentity(call: AnyCall): SpiffeId {
     const peerCert = call.getAuthContext()?.sslPeerCertificate;
     if (!peerCert?.raw) {
@@ -93,10 +96,9 @@ export class AccessControl {
         new UnauthenticatedError('no valid client certificate (none presented, not issued by this mesh\'s CA, or expired)'),
       );
     }
-    const now = (this.options.now ?? Date.now)();
     try {
       const cert = new X509Certificate(peerCert.raw);
-      checkIssuedBy(cert, this.options.ca.certificate, now);
+      checkIssuedBy(cert, this.options.ca.certificate);
       const id = spiffeIdOfCertificate(cert);
       if (id.trustDomain !== this.options.ca.trustDomain) {
         throw new UnauthenticatedError(`certificate is for trust domain ${id.trustDomain}, not ${this.options.ca.trustDomain}`);

@@ -243,7 +243,8 @@ export class CredentialManager implements TlsIdentity {
       const leaf = splitCertificates(cert, files.cert)[0] as X509Certificate;
       const identity = spiffeIdOfCertificate(leaf);
       const notAfter = new Date(leaf.validTo);
-      if (identity.kind !== this.options.identity.kind || identity.id !== this.options.identity.id || notAfter.getTime() < Date.now() + 2000) {
+      // Usable while still valid for a moment: it is renewed at once (2/3 of what is left).
+      if (identity.kind !== this.options.identity.kind || identity.id !== this.options.identity.id || notAfter.getTime() < Date.now() + 1000) {
         this.options.log.info({ identity: formatSpiffeId(identity), notAfter: notAfter.toISOString() }, 'stored certificate is not usable; joining');
         return undefined;
       }

@@ -139,6 +139,10 @@ describe('e2e: a secure mesh (tokens, mTLS, rotation, revocation)', function () 
   });
 
   it('an agent restarted with its identity dir needs no token', async () => {
+    // Restarted just after a renewal, so that the stored certificate (6 s) is still valid when it is back.
+    const renewals = (): number => (agent as MeshProcess).output().split('certificate renewed').length - 1;
+    const seen = renewals();
+    await waitFor('a renewal', () => renewals() > seen, 10_000);
     await (agent as MeshProcess).stop();
     agent = startAgent([]);
     await waitFor('the agent back on the discovery stream', () => {
