@@ -195,7 +195,8 @@ export class CredentialManager implements TlsIdentity {
     if (!pin) throw new ValidationError('--token', 'is not a devicemesh join token (DMT1-<64 hex>-<id>-<secret>)');
     const trusted = await pinnedTrust(this.options.controlPlane, pin);
     const key = await generateKey();
-    const csrPem = await createCsr(key, { trustDomain: 'unknown', kind: this.options.identity.kind, id: this.options.identity.id });
+    // The trust domain is not known before joining, and the CA ignores a CSR's names anyway.
+    const csrPem = await createCsr(key);
     const creds = grpc.credentials.createSsl(Buffer.from(toPem(trusted)), null, null, {
       checkServerIdentity: (host, cert) => spiffeServerCheck({ kind: 'control-plane' })(host, cert) ?? pinCheck(cert as tls.DetailedPeerCertificate, pin),
     });
@@ -306,7 +307,7 @@ function pinCheck(cert: tls.DetailedPeerCertificate, pin: string): Error | undef
 function pinnedTrust(address: string, pin: string): Promise<X509Certificate[]> {
   const { host, port } = parseHostPort(address);
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'], servername: undefined });
+    const socket = tls.connect({ host, port, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
     socket.setTimeout(CALL_TIMEOUT_MS, () => socket.destroy(new UnavailableError(`no TLS handshake with ${address} in ${CALL_TIMEOUT_MS} ms`)));
     socket.once('error', (err) => reject(err instanceof DeviceMeshError ? err : new UnavailableError(`control plane at ${address} unreachable over TLS: ${err.message}`)));
     socket.once('secureConnect', () => {
