@@ -14,6 +14,7 @@ import { MappingTable } from './mapping-table';
 import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer } from './socket-plane-server';
+import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
 
 export interface AgentOptions {
   hostId: string;
@@ -34,6 +35,8 @@ export interface AgentOptions {
   admin: string;
   /** How often loads are measured and reported (default 1000). */
   loadIntervalMs?: number;
+  /** Joining the mesh: token, identity dir, or --insecure. */
+  security?: MemberSecurityOptions;
   log: Logger;
 }
 
@@ -97,6 +100,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
   if (options.advertise !== undefined) parseHostPort(options.advertise);
   const simulated = simulatedNames(options.simulate);
+  const security = options.security ?? {};
+  if (security.insecure) warnInsecure('agent');
+  const credentials = memberCredentials(security, options.controlPlane, { kind: 'host', id: hostId }, log);
+  try {
+    await credentials.ready;
+  } catch (err) {
+    credentials.close();
+    throw err;
+  }
+  const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
   const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });
   const stats = new Stats(STATS_HELP, processStatsOptions());
@@ -109,14 +122,29 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     onConfiguration,
   }));
   const watcher = new DeviceWatcher({ watches: options.watch, log: log.child({ module: 'watcher' }), list: (kind) => drivers.list(kind) });
-  const server = new SocketPlaneServer({ listen: options.listen, hostId, mappings, devices, stats, log: log.child({ module: 'socket-plane' }) });
-  const socketPlaneAddress = await server.listen();
+  const server = new SocketPlaneServer({
+    listen: options.listen,
+    hostId,
+    mappings,
+    devices,
+    stats,
+    log: log.child({ module: 'socket-plane' }),
+    ...(credentials.manager ? { tls: credentials.manager } : {}),
+  });
+  let socketPlaneAddress: string;
+  try {
+    socketPlaneAddress = await server.listen();
+  } catch (err) {
+    credentials.close();
+    throw err;
+  }
   const advertise = options.advertise ?? socketPlaneAddress;
 
-  const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }) });
+  const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }), ...channel });
   const loadReporter = new LoadReporter({
     address: options.controlPlane,
     hostId,
+    ...channel,
     intervalMs: options.loadIntervalMs ?? 1000,
     sample: () =>
       devices.all().map((d) => ({ deviceId: d.device.deviceId, path: d.device.path, bytesPerSecond: d.host.deviceMeter.rate(), bindings: d.host.loads() })),
@@ -125,6 +153,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const ads = new AdsClient({
     address: options.controlPlane,
+    ...channel,
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
     handlers: {
       // A mapping the table refuses, or whose configuration its device refuses, NACKs the update.
@@ -181,6 +210,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     registration.close();
     loadReporter.close();
     await server.close();
+    credentials.close();
     throw err;
   }
 
@@ -233,6 +263,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         await server.close();
         await devices.close({ code: 'UNAVAILABLE', message: 'agent shutting down' });
         await admin.close();
+        credentials.close();
         log.info({ hostId }, 'agent stopped');
       })();
       return closing;

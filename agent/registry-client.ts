@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../src/proto/load';
+import { SPIFFE_CHANNEL_OPTIONS } from '../src/security/control-plane-identity';
 import type { PhysicalEndpoint, ReportLoadRequest, ReportLoadResponse } from '../src/proto/types';
 
 type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
@@ -25,13 +26,13 @@ const REPLICA_DOWN = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADL
  * With replicas, a call that finds its replica gone moves the next call on to the next one; the
  * callers already retry with backoff.
  */
-export function registryClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure()): RegistryClient {
+export function registryClient(address: string, credentials?: grpc.ChannelCredentials): RegistryClient {
   const Ctor = serviceClient('devicemesh.v1.Registry');
   const clients = address
     .split(',')
     .map((a) => a.trim())
     .filter((a) => a !== '')
-    .map((a) => new Ctor(a, credentials) as unknown as RegistryClient);
+    .map((a) => new Ctor(a, credentials ?? grpc.credentials.createInsecure(), credentials ? SPIFFE_CHANNEL_OPTIONS : {}) as unknown as RegistryClient);
   let current = 0;
   const rotating = <Req, Res>(method: 'reportHost' | 'reportLoad'): Unary<Req, Res> => {
     return (req, options, cb) => {

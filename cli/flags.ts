@@ -4,7 +4,7 @@ import { parseHostPort } from '../src/util/address';
 import { CONFIG_FLAG, type ConfigValues, parseConfigFile } from './config-file';
 
 /** `addresses`: one host:port or several separated by commas (replicas of one service). */
-export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration';
+export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration' | 'boolean';
 
 export interface FlagSpec {
   name: string;
@@ -70,6 +70,10 @@ export function parseFlags(
       spec = byShort.get(name);
     }
     if (!spec) throw new ValidationError('', `unknown flag ${arg} for "devicemesh ${command}"`);
+    if (spec.kind === 'boolean') {
+      values[spec.name] = booleanValue(spec.name, value ?? 'true');
+      continue;
+    }
     if (value === undefined) {
       value = args[i + 1];
       if (value === undefined || (value.startsWith('-') && value !== '-')) {
@@ -89,7 +93,9 @@ export function parseFlags(
       lists[spec.name] ??= [];
       continue;
     }
-    if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') values[spec.name] = fromEnv;
+    if (values[spec.name] === undefined && fromEnv !== undefined && fromEnv !== '') {
+      values[spec.name] = spec.kind === 'boolean' ? booleanValue(envName(spec.name), fromEnv) : fromEnv;
+    }
     if (values[spec.name] === undefined && file.values[spec.name] !== undefined) values[spec.name] = file.values[spec.name] as string;
     if (values[spec.name] === undefined && spec.default !== undefined) values[spec.name] = spec.default;
     if (values[spec.name] === undefined && spec.required) {
@@ -130,12 +136,18 @@ function readConfigText(path: string): string {
   }
 }
 
+function booleanValue(name: string, text: string): string {
+  if (/^(1|true|yes)$/i.test(text)) return 'true';
+  if (/^(0|false|no)$/i.test(text)) return 'false';
+  throw new ValidationError('', `${name}: "${text}" is neither true nor false`);
+}
+
 /** A `duration` flag's value in milliseconds: "10s", "500ms", "2m". */
 export function durationMs(flag: string, text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(text);
-  if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s or 2m`);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text);
+  if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s, 2m or 24h`);
   const n = Number(m[1]);
-  return Math.round(m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000);
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
 }
 
 export function usage(command: string, synopsis: string, specs: readonly FlagSpec[]): string {

@@ -2,7 +2,8 @@ import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import { demo, DEMO_FLAGS } from './commands/demo';
 import { DESCRIBE_FLAGS, describeResource } from './commands/describe';
 import { agent, AGENT_FLAGS, CONTROL_PLANE_FLAGS, controlPlane, sidecar, SIDECAR_FLAGS } from './commands/processes';
-import { apply, APPLY_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
+import { apply, APPLY_FLAGS, DELETE_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
+import { token, TOKEN_FLAGS } from './commands/tokens';
 import { usage } from './flags';
 
 const HELP = `devicemesh: a service mesh for physical devices
@@ -17,10 +18,13 @@ usage: devicemesh COMMAND [flags]
   get endpoints|bindings|mappings|proxies [-o json]
   describe binding NAME [-o json]
                   a binding's mapping, effective policy, proxies, live rates, recent errors
+  token create --host ID | --workload ID [--ttl D] | token list | token delete ID
   demo            the whole mesh in one command, with a simulated modem
 
 Every flag can also be set by its DEVICEMESH_* environment variable, and control-plane, agent
 and sidecar read a YAML file of their flags with --config FILE (flags and environment win).
+The control plane serves TLS: client commands take --ca-file and, to write, --operator-token-file
+(both in the control plane's data directory), or --insecure against an --insecure control plane.
 "devicemesh COMMAND --help" shows a command's flags.
 `;
 
@@ -29,9 +33,10 @@ const COMMANDS: Record<string, { run(args: readonly string[]): Promise<void>; he
   agent: { run: agent, help: usage('agent', '--host-id ID [flags]', AGENT_FLAGS) },
   sidecar: { run: sidecar, help: usage('sidecar', '--workload-id ID [flags]', SIDECAR_FLAGS) },
   apply: { run: (a) => apply(a, process.stdout), help: usage('apply', '-f FILE', APPLY_FLAGS) },
-  delete: { run: (a) => remove(a, process.stdout), help: 'usage: devicemesh delete binding|policy NAME [--control-plane ADDR]' },
+  delete: { run: (a) => remove(a, process.stdout), help: usage('delete', 'binding|policy NAME', DELETE_FLAGS) },
   get: { run: (a) => get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', GET_FLAGS) },
   describe: { run: (a) => describeResource(a, process.stdout), help: usage('describe', 'binding NAME', DESCRIBE_FLAGS) },
+  token: { run: (a) => token(a, process.stdout), help: usage('token', 'create|list|delete', TOKEN_FLAGS) },
   demo: { run: (a) => demo(a, process.stdout), help: usage('demo', '[flags]', DEMO_FLAGS) },
 };
 

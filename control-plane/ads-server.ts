@@ -24,6 +24,8 @@ export interface AdsServerOptions {
   hosts: HostPresence;
   stats: Stats;
   log: Logger;
+  /** Checks a discovery stream's node against the caller's certificate (undefined: --insecure). */
+  checkNode?: StreamServices['checkNode'];
   /** A change is pushed this much later, with whatever else arrives meanwhile (default 10 ms). */
   debounceMs?: number;
   /** While a proxy's changes keep coming, its pushes are spaced twice as far apart each time, up to this (default 1 s). */
@@ -74,6 +76,7 @@ export class AdsServer {
       pace: { minMs: this.debounceMs, maxMs: Math.max(options.maxIntervalMs ?? 1000, this.debounceMs) },
       identified: (stream) => this.identified(stream),
       closed: (stream) => this.closed(stream),
+      ...(options.checkNode ? { checkNode: options.checkNode } : {}),
     };
   }
 

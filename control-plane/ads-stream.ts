@@ -41,6 +41,8 @@ export interface StreamServices {
   pace: { minMs: number; maxMs: number };
   /** The stream said who it is; resolves once the server has recorded it (an agent's host first). */
   identified(stream: AdsStream): Promise<void>;
+  /** Refuses (throws) a node the caller's credentials do not name; absent when running --insecure. */
+  checkNode?(call: grpc.ServerDuplexStream<unknown, unknown>, kind: 'agent' | 'sidecar', id: string): void;
   closed(stream: AdsStream): void;
 }
 
@@ -228,6 +230,7 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
     if (kind !== 'agent' && kind !== 'sidecar') {
       throw new ProtocolError(`node ${id}: node.metadata.kind must be "agent" or "sidecar", got ${JSON.stringify(kind ?? '')}`);
     }
+    this.services.checkNode?.(this.call as grpc.ServerDuplexStream<unknown, unknown>, kind, id);
     let socketPlane = '';
     if (kind === 'agent') {
       socketPlane = fields.socketPlane?.stringValue ?? '';
@@ -316,9 +319,18 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
 
   private fail(err: unknown): void {
     const invalid = err instanceof ProtocolError;
-    const unavailable = err instanceof DeviceMeshError && err.code === 'UNAVAILABLE';
+    const code = err instanceof DeviceMeshError ? err.code : 'INTERNAL';
+    const status = invalid
+      ? grpc.status.INVALID_ARGUMENT
+      : code === 'UNAVAILABLE'
+        ? grpc.status.UNAVAILABLE
+        : code === 'PERMISSION_DENIED'
+          ? grpc.status.PERMISSION_DENIED
+          : code === 'UNAUTHENTICATED'
+            ? grpc.status.UNAUTHENTICATED
+            : grpc.status.INTERNAL;
     this.services.log.warn({ node: this.node?.id, peer: this.peer, protocol: this.protocol, error: errorMessage(err) }, 'discovery stream closed with an error');
-    this.end(invalid ? grpc.status.INVALID_ARGUMENT : unavailable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL, errorMessage(err));
+    this.end(status, errorMessage(err));
   }
 
   private cleanup(): void {

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { startAdminServer } from '../src/admin/admin-server';
@@ -19,7 +20,14 @@ import { type RunningWebhookServer, startWebhookServer, type WebhookServerOption
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
+import { AccessControl } from './security/access-control';
+import { type CaFiles, openCertificateAuthority } from './security/certificate-authority';
+import { OperatorCredential } from './security/operator-credential';
+import { ServingCertificates } from './security/serving-certificates';
+import { TokenStore } from './security/token-store';
+import { identityService, TokenRegistry } from './services/identity-service';
 import { statusService } from './services/status-service';
+import { checkTrustDomain, DEFAULT_TRUST_DOMAIN } from '../src/security/spiffe-id';
 import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
@@ -38,6 +46,24 @@ export interface ControlPlaneOptions {
   adaptation?: { controller?: AdaptationController; settleMs?: number; staleAfterMs?: number };
   /** The sidecar injection webhook (HTTPS), for Kubernetes; off when absent. */
   webhook?: Omit<WebhookServerOptions, 'log'>;
+  /** Plaintext gRPC without authentication (the --insecure flag). */
+  insecure?: boolean;
+  /** Default devicemesh.local. */
+  trustDomain?: string;
+  /** An external CA (maybe an intermediate) instead of the one in `<dataDir>/ca`. */
+  externalCa?: CaFiles;
+  /** Lifetime of the certificates issued (default 1 h). */
+  certTtlMs?: number;
+}
+
+/** What clients of a secure control plane need, and a way to mint tokens in-process (the demo, tests). */
+export interface ControlPlaneSecurity {
+  /** The trust bundle's file and text. */
+  caFile: string;
+  caPem: string;
+  operatorTokenFile: string;
+  trustDomain: string;
+  createToken(kind: 'host' | 'workload', id: string, ttlMs?: number): string;
 }
 
 export interface RunningControlPlane {
@@ -45,10 +71,13 @@ export interface RunningControlPlane {
   adminAddress: string;
   /** host:port of the injection webhook, when it serves. */
   webhookAddress?: string;
+  /** Undefined when running insecure. */
+  security: ControlPlaneSecurity | undefined;
   close(): Promise<void>;
 }
 
 const SERVICES = {
+  'devicemesh.v1.Identity': 'identity',
   'devicemesh.v1.Registry': 'registry',
   'devicemesh.v1.Bindings': 'bindings',
   'devicemesh.v1.Status': 'status',
@@ -66,6 +95,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     throw new ValidationError('--adapt-interval', `${adaptIntervalMs} ms is not a positive duration`);
   }
 
+  const certTtlMs = options.certTtlMs ?? 3600_000;
+  if (!Number.isFinite(certTtlMs) || certTtlMs < 2000) throw new ValidationError('--cert-ttl', `${certTtlMs} ms is too short (at least 2s)`);
+  const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN, '--trust-domain');
+  const secure = options.insecure ? undefined : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log);
+
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
   const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(async (err: unknown) => {
     await backend.close?.();
@@ -73,7 +107,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
-  const ads = new AdsServer({ cache, proxies, hosts: state, stats, log });
+  const ads = new AdsServer({
+    cache,
+    proxies,
+    hosts: state,
+    stats,
+    log,
+    ...(secure ? { checkNode: (call, kind, id) => secure.access.checkNode(call, kind, id) } : {}),
+  });
   const gauges = (): void => {
     stats.set('endpoints', state.endpointCount());
     stats.set('bindings', state.bindingStatuses().length);
@@ -91,15 +132,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const adaptation = new AdaptationLoop({ state, reports: loads, stats, log, intervalMs: adaptIntervalMs, ...options.adaptation });
 
   const server = new grpc.Server();
-  const implementations = {
+  const implementations: Record<(typeof SERVICES)[keyof typeof SERVICES], grpc.UntypedServiceImplementation> = {
+    identity: secure ? identityService({ ca: secure.ca, tokens: secure.store, access: secure.access, certTtlMs, log }, secure.tokens) : {},
     registry: registryService(state, loads, log),
     bindings: bindingsService(state, log),
     status: statusService(proxies, log),
     ads: ads.implementation(),
   };
-  for (const [name, key] of Object.entries(SERVICES)) server.addService(serviceDefinition(name), implementations[key]);
-  addReflectionService(server, Object.keys(SERVICES));
-  const port = await bind(server, listen);
+  const served = Object.entries(SERVICES).filter(([name]) => secure || name !== 'devicemesh.v1.Identity');
+  for (const [name, key] of served) {
+    const definition = serviceDefinition(name);
+    server.addService(definition, secure ? secure.access.guard(definition, implementations[key]) : implementations[key]);
+  }
+  addReflectionService(server, served.map(([name]) => name));
+  let port: number;
+  try {
+    port = await bind(server, listen, secure ? secure.serving.credentials() : grpc.ServerCredentials.createInsecure());
+    secure?.serving.refresh();
+  } catch (err) {
+    secure?.serving.close();
+    throw err;
+  }
   const grpcAddress = formatHostPort({ host: listen.host, port });
 
   let serving = true;
@@ -115,6 +168,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         resolve();
       });
     });
+    secure?.serving.close();
     await state.idle();
     await backend.close?.();
   };
@@ -172,12 +226,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
   }
   adaptation.start();
-  log.info({ grpc: grpcAddress, admin: admin.address, store: backend.description, version: state.version(), adaptIntervalMs }, 'control plane serving');
+  log.info(
+    { grpc: grpcAddress, admin: admin.address, store: backend.description, version: state.version(), adaptIntervalMs, tls: secure !== undefined, trustDomain },
+    'control plane serving',
+  );
 
   return {
     grpcAddress,
     adminAddress: admin.address,
     ...(webhook ? { webhookAddress: webhook.address } : {}),
+    security: secure && {
+      caFile: secure.caFile,
+      caPem: secure.ca.bundlePem(),
+      operatorTokenFile: secure.operatorTokenFile,
+      trustDomain,
+      createToken: (kind, id, ttlMs) => secure.tokens.create({ kind, id }, ttlMs).token,
+    },
     close: async (): Promise<void> => {
       await stopGrpc();
       dashboard.close();
@@ -196,9 +260,27 @@ function flag(name: string, value: string): HostPort {
   }
 }
 
-function bind(server: grpc.Server, address: HostPort): Promise<number> {
+/** The CA, the serving certificate, the tokens and the operator credential of a secure control plane. */
+async function openSecurity(dataDir: string, trustDomain: string, externalCa: CaFiles | undefined, certTtlMs: number, stats: Stats, log: Logger) {
+  const { ca, certFile, created } = await openCertificateAuthority({ dataDir, trustDomain, ...(externalCa ? { external: externalCa } : {}) });
+  if (created) log.info({ caFile: certFile }, 'created the mesh CA');
+  const operator = OperatorCredential.open(dataDir);
+  if (operator.created) log.info({ file: operator.credential.tokenFile }, 'wrote the operator credential');
+  const store = new TokenStore(dataDir);
+  const tokens = new TokenRegistry(store, ca);
+  const access = new AccessControl({ ca, operator: operator.credential, stats, log });
+  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
+  await serving.start();
+  // The bundle clients trust, next to the data even when the CA is external.
+  const caFile = path.join(dataDir, 'ca', 'bundle.crt');
+  fs.mkdirSync(path.dirname(caFile), { recursive: true });
+  fs.writeFileSync(caFile, ca.bundlePem());
+  return { ca, caFile, operatorTokenFile: operator.credential.tokenFile, store, tokens, access, serving };
+}
+
+function bind(server: grpc.Server, address: HostPort, credentials: grpc.ServerCredentials): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(formatHostPort(address), grpc.ServerCredentials.createInsecure(), (err, port) => {
+    server.bindAsync(formatHostPort(address), credentials, (err, port) => {
       if (err) reject(new UnavailableError(`cannot serve gRPC on ${formatHostPort(address)}: ${err.message}`, { cause: err }));
       else resolve(port);
     });
@@ -217,5 +299,6 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
+  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method)',
   state_writes: 'Durable writes of the control-plane state (a snapshot or a log record); a group commit writes a batch of changes at once',
 };

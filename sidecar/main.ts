@@ -8,6 +8,7 @@ import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { AgentPool } from './agent-pool';
 import { VirtualDevices } from './virtual-devices';
+import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
 
 export interface SidecarOptions {
   workloadId: string;
@@ -17,6 +18,8 @@ export interface SidecarOptions {
   admin: string;
   /** How long close() lets app connections finish before it ends them (default 10 s). */
   drainTimeoutMs?: number;
+  /** Joining the mesh: token, identity dir, or --insecure. */
+  security?: MemberSecurityOptions;
   log: Logger;
 }
 
@@ -48,9 +51,13 @@ const STATS_HELP: Readonly<Record<string, string>> = {
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const { workloadId, log } = options;
   for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
+  const security = options.security ?? {};
+  if (security.insecure) warnInsecure('sidecar');
+  // Joining goes on while the admin interface already answers (not ready).
+  const credentials = memberCredentials(security, options.controlPlane, { kind: 'workload', id: workloadId }, log);
   const stats = new Stats(STATS_HELP, processStatsOptions());
   stats.set('listeners', 0);
-  const pool = new AgentPool(log);
+  const pool = new AgentPool(log, credentials.manager ? { tls: credentials.manager } : {});
   const devices = new VirtualDevices({ workloadId, pool, stats, log });
 
   let applied = false;
@@ -60,6 +67,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
 
   const ads = new AdsClient({
     address: options.controlPlane,
+    ...(credentials.channel ? { credentials: credentials.channel } : {}),
     identity: { id: workloadId, kind: 'sidecar' },
     log,
     handlers: {
@@ -106,6 +114,14 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     },
     log,
   );
+  try {
+    await credentials.ready;
+  } catch (err) {
+    pool.close();
+    await admin.close();
+    credentials.close();
+    throw err;
+  }
   ads.start();
 
   let closing: Promise<void> | undefined;
@@ -121,6 +137,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
         await devices.drain(drainMs);
         pool.close();
         await admin.close();
+        credentials.close();
       })();
       return closing;
     },

@@ -50,7 +50,9 @@ export class ControlPlaneProcess {
     const grpcAddress = `127.0.0.1:${await freePort()}`;
     const adminAddress = `127.0.0.1:${await freePort()}`;
     const log = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [BIN, 'control-plane', '--listen', grpcAddress, '--admin', adminAddress, '--data-dir', dataDir], {
+    // Plaintext: the simulated proxies (thousands of node ids in a few workers) have no certificates; this bench measures xDS fan-out.
+    const args = ['control-plane', '--listen', grpcAddress, '--admin', adminAddress, '--data-dir', dataDir, '--insecure'];
+    const child = spawn(process.execPath, [BIN, ...args], {
       stdio: ['ignore', log, log],
     });
     fs.closeSync(log);

@@ -1,26 +1,13 @@
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ListEndpointsResponse } from '../../src/proto/types';
+import { joinToken, meshCli } from '../common/mesh-cli';
 import { accepts, BIN, Child, freePort, waitFor } from './children';
 import { BAUD_RATE } from './line-settings';
 
 const HOST_ID = 'bench-gw';
 const WORKLOAD_ID = 'bench-app';
 const BINDING = 'bench-data-path';
-
-/**
- * One short CLI command to completion; rejects with its stderr when it fails. Asynchronous: a
- * signal that arrives during spawnSync is lost, and the benchmark must be able to stop on Ctrl-C.
- */
-function cli(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`devicemesh ${args[0]} failed: ${(stderr || stdout || err.message).trim()}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 /** The RAW binding of the benchmark's device to its workload, at the line every path uses. */
 export function bindingYaml(device: string, listenPort: number): string {
@@ -56,15 +43,25 @@ export class DeviceMesh {
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
-    const controlPlane = start('control-plane', [
-      'control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', path.join(dir, 'data'),
-    ]);
-    // The agent and sidecar may start before the control plane answers: they retry.
+    const dataDir = path.join(dir, 'data');
+    const cli = meshCli(dataDir);
+    const controlPlane = start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', dataDir]);
+    // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
+    let tokens: [string, string];
+    try {
+      const hopeless = (): Error | undefined => controlPlane.exitError();
+      tokens = [await joinToken(cli, cp, 'host', HOST_ID, hopeless), await joinToken(cli, cp, 'workload', WORKLOAD_ID, hopeless)];
+    } catch (err) {
+      await controlPlane.stop();
+      throw err;
+    }
     const agent = start('agent', [
       'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`,
-      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
+      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, '--token', tokens[0],
     ]);
-    const sidecar = start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`]);
+    const sidecar = start('sidecar', [
+      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', tokens[1],
+    ]);
     const mesh = new DeviceMesh(listenPort, controlPlane, agent, sidecar);
     try {
       const exited = (): Error | undefined => controlPlane.exitError() ?? agent.exitError() ?? sidecar.exitError();

@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ListEndpointsResponse } from '../../src/proto/types';
+import { joinToken, meshCli } from '../common/mesh-cli';
 import { accepts, BIN, Child, freePort, waitFor } from '../data-path/children';
 
 const HOST_ID = 'bench-gw';
@@ -9,16 +9,6 @@ const WORKLOAD_ID = 'bench-app';
 const BINDING = 'bench-sharing';
 /** The policy of acceptance 6: one queue in front of the device, responses framed by the AT terminator. */
 export const SHARED_POLICY = 'sharing: shared, requestTerminator: "\\r", response: { terminator: "OK\\r\\n" }, queueDepth: 256, perConsumerQueue: 4';
-
-/** One short CLI command to completion, asynchronously so that Ctrl-C still stops the benchmark. */
-function cli(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`devicemesh ${args[0]} failed: ${(stderr || stdout || err.message).trim()}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 /**
  * The mesh as an operator runs it, each part its own process at log level info: control plane, an
@@ -36,12 +26,25 @@ export class SharedMesh {
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
+    const dataDir = path.join(dir, 'data');
+    const cli = meshCli(dataDir);
+    const controlPlane = start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', dataDir]);
+    // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
+    let tokens: [string, string];
+    try {
+      const hopeless = (): Error | undefined => controlPlane.exitError();
+      tokens = [await joinToken(cli, cp, 'host', HOST_ID, hopeless), await joinToken(cli, cp, 'workload', WORKLOAD_ID, hopeless)];
+    } catch (err) {
+      await controlPlane.stop();
+      throw err;
+    }
     const children = [
-      start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', path.join(dir, 'data')]),
+      controlPlane,
       start('agent', [
         'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
+        '--token', tokens[0],
       ]),
-      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`]),
+      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', tokens[1]]),
     ];
     const mesh = new SharedMesh(listenPort, children);
     try {

@@ -12,6 +12,7 @@ import { parseHostPort } from '../../src/util/address';
 import { ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
 import { runUntilSignalled } from './processes';
+import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
 
 export const DEMO_FLAGS: readonly FlagSpec[] = [
   { name: 'virtual-listen', kind: 'address', default: '127.0.0.1:7000', help: 'where the app connects to the simulated modem' },
@@ -21,6 +22,7 @@ export const DEMO_FLAGS: readonly FlagSpec[] = [
   { name: 'agent-admin', kind: 'address', default: '127.0.0.1:15002', help: 'agent admin address' },
   { name: 'sidecar-admin', kind: 'address', default: '127.0.0.1:15001', help: 'sidecar admin address' },
   { name: 'data-dir', kind: 'string', help: 'control plane data directory (default: a fresh temporary one)' },
+  { name: 'insecure', kind: 'boolean', help: 'run the mesh in plaintext without authentication (prints a warning)' },
 ];
 
 const HOST = 'demo-gw';
@@ -35,13 +37,20 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
   const { values } = parseFlags('demo', args, DEMO_FLAGS);
   const dataDir = values['data-dir'] ?? fs.mkdtempSync(path.join(os.tmpdir(), 'devicemesh-demo-'));
   const virtualListen = values['virtual-listen'] as string;
+  const insecure = values.insecure === 'true';
+  if (insecure) warnInsecure('demo');
 
   const controlPlane = await startControlPlane({
     listen: values['control-plane-listen'] as string,
     admin: values['control-plane-admin'] as string,
     dataDir,
+    insecure,
     log: createLogger('control-plane'),
   });
+  // The demo is its own operator: it mints the agent's and the sidecar's join tokens.
+  const security = controlPlane.security;
+  const join = (kind: 'host' | 'workload', id: string): MemberSecurityOptions =>
+    security ? { token: security.createToken(kind, id) } : { insecure: true };
   const agent = await startAgent({
     hostId: HOST,
     controlPlane: controlPlane.grpcAddress,
@@ -49,12 +58,14 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
     watch: [],
     simulate: ['modem'],
     admin: values['agent-admin'] as string,
+    security: join('host', HOST),
     log: createLogger('agent', { hostId: HOST }),
   });
   const sidecar = await startSidecar({
     workloadId: WORKLOAD,
     controlPlane: controlPlane.grpcAddress,
     admin: values['sidecar-admin'] as string,
+    security: join('workload', WORKLOAD),
     log: createLogger('sidecar', { workloadId: WORKLOAD }),
   });
   const all = {
@@ -86,7 +97,14 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
       },
     ],
   };
-  const client = new ControlPlaneClient(controlPlane.grpcAddress);
+  const client = new ControlPlaneClient(
+    controlPlane.grpcAddress,
+    5000,
+    security ? { caPem: security.caPem, operatorToken: fs.readFileSync(security.operatorTokenFile, 'utf8').trim() } : { insecure: true },
+  );
+  const clientFlags = security
+    ? `--control-plane ${controlPlane.grpcAddress} --ca-file ${security.caFile} --operator-token-file ${security.operatorTokenFile}`
+    : `--control-plane ${controlPlane.grpcAddress} --insecure`;
   try {
     await waitFor(async () => {
       await client.call('Bindings', 'Apply', binding);
@@ -109,7 +127,8 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
       `  binding         demo-modem: ${WORKLOAD}/modem0 (raw) -> ${HOST}:sim:modem0`,
       '',
       `Connect to the modem:   nc ${parseHostPort(virtualListen).host} ${parseHostPort(virtualListen).port}     (type AT, ATI, AT+GMR)`,
-      `Look around:            devicemesh get endpoints | bindings | mappings | proxies --control-plane ${controlPlane.grpcAddress}`,
+      `Look around:            devicemesh get endpoints | bindings | mappings | proxies ${clientFlags}`,
+      security ? `  (mTLS: CA ${security.caFile}, operator credential ${security.operatorTokenFile})` : '  (INSECURE: plaintext, no authentication)',
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

@@ -6,6 +6,7 @@ import { errorMessage, ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
 import { CONFIG_FLAG } from '../config-file';
+import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
 import { durationMs, type FlagSpec, parseFlags } from '../flags';
 
 /** OpenTelemetry export, the same on every process. */
@@ -56,7 +57,20 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
     help: 'control-plane address injected sidecars dial',
   },
   { name: 'inject-ca-configmap', kind: 'string', default: 'devicemesh-ca', help: 'ConfigMap with the mesh CA (ca.crt) mounted into injected sidecars' },
+  { name: 'trust-domain', kind: 'string', default: 'devicemesh.local', help: 'the SPIFFE trust domain of the mesh\'s identities' },
+  { name: 'ca-cert', kind: 'string', help: 'an external CA certificate (PEM; an intermediate followed by its chain to the root) instead of <data-dir>/ca' },
+  { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
+  { name: 'cert-ttl', kind: 'duration', default: '1h', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
+  { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
   CONFIG_FLAG,
+];
+
+/** How agents and sidecars join the mesh. */
+const MEMBER_FLAGS: readonly FlagSpec[] = [
+  { name: 'token', kind: 'string', help: 'join token (devicemesh token create …)' },
+  { name: 'token-file', kind: 'string', help: 'file holding the join token, read on each join attempt' },
+  { name: 'identity-dir', kind: 'string', help: 'where the key and certificate are kept; a still-valid certificate needs no token on restart' },
+  { name: 'insecure', kind: 'boolean', help: 'plaintext, no authentication (prints a warning)' },
 ];
 
 export const AGENT_FLAGS: readonly FlagSpec[] = [
@@ -75,6 +89,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...TELEMETRY_FLAGS,
   CONFIG_FLAG,
+  ...MEMBER_FLAGS,
 ];
 
 export const SIDECAR_FLAGS: readonly FlagSpec[] = [
@@ -94,7 +109,17 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   },
   ...TELEMETRY_FLAGS,
   CONFIG_FLAG,
+  ...MEMBER_FLAGS,
 ];
+
+function memberSecurity(values: Readonly<Record<string, string>>): MemberSecurityOptions {
+  return {
+    insecure: values.insecure === 'true',
+    ...(values.token ? { token: values.token } : {}),
+    ...(values['token-file'] ? { tokenFile: values['token-file'] } : {}),
+    ...(values['identity-dir'] ? { identityDir: values['identity-dir'] } : {}),
+  };
+}
 
 interface Closeable {
   close(): Promise<void>;
@@ -125,6 +150,9 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
   noPositionals('control-plane', positionals);
   const log = createLogger('control-plane');
   startTelemetry('devicemesh-control-plane', values);
+  const insecure = values.insecure === 'true';
+  if (insecure) warnInsecure('control-plane');
+  if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new ValidationError('', 'give both --ca-cert and --ca-key, or neither');
   const running = await startControlPlane({
     listen: values.listen as string,
     admin: values.admin as string,
@@ -132,9 +160,16 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     adaptIntervalMs: durationMs('adapt-interval', values['adapt-interval'] as string),
     ...webhookOptions(values),
     ...((lists['etcd-endpoints'] ?? []).length > 0 ? { etcd: { endpoints: lists['etcd-endpoints'] as string[], prefix: values['etcd-prefix'] as string } } : {}),
+    insecure,
+    trustDomain: values['trust-domain'] as string,
+    certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
+    ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
     log,
   });
-  log.info({ grpc: running.grpcAddress, admin: running.adminAddress }, 'control plane ready');
+  log.info(
+    { grpc: running.grpcAddress, admin: running.adminAddress, caFile: running.security?.caFile, operatorTokenFile: running.security?.operatorTokenFile },
+    'control plane ready',
+  );
   await runUntilSignalled(running);
 }
 
@@ -184,6 +219,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     simulate: lists.simulate ?? [],
     admin: values.admin as string,
     loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
+    security: memberSecurity(values),
     log,
   });
   log.info({ socketPlane: running.socketPlaneAddress, admin: running.adminAddress }, 'agent ready');
@@ -201,6 +237,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
     controlPlane: values['control-plane'] as string,
     admin: values.admin as string,
     drainTimeoutMs: durationMs('drain-timeout', values['drain-timeout'] as string),
+    security: memberSecurity(values),
     log,
   });
   log.info({ admin: running.adminAddress }, 'sidecar ready');

@@ -11,7 +11,7 @@ import type {
   Mapping,
 } from '../../src/proto/types';
 import { formatRate } from '../../control-plane/bandwidth/format-rate';
-import { ControlPlaneClient } from '../control-plane-client';
+import { clientSecurity, ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
 import { renderTable } from '../table';
 
@@ -22,14 +22,28 @@ const CONTROL_PLANE: FlagSpec = {
   help: 'control plane gRPC address',
 };
 
+/** Every command that talks to the control plane: where it is and how to trust and be trusted by it. */
+export const CLIENT_FLAGS: readonly FlagSpec[] = [
+  CONTROL_PLANE,
+  { name: 'ca-file', kind: 'string', help: 'the mesh\'s CA bundle (<data-dir>/ca/bundle.crt)' },
+  { name: 'operator-token-file', kind: 'string', help: 'file with the operator credential (<data-dir>/operator.token)' },
+  { name: 'operator-token', kind: 'string', help: 'the operator credential itself' },
+  { name: 'insecure', kind: 'boolean', help: 'plaintext, for a control plane run with --insecure' },
+];
+
+/** A client for the flags' control plane, with their security. */
+export function clientFor(values: Readonly<Record<string, string>>, timeoutMs?: number): ControlPlaneClient {
+  return new ControlPlaneClient(values['control-plane'] as string, timeoutMs, clientSecurity(values));
+}
+
 export const APPLY_FLAGS: readonly FlagSpec[] = [
   { name: 'filename', short: 'f', kind: 'string', required: true, help: 'YAML or JSON file of Binding / Policy documents ("-" for stdin)' },
-  CONTROL_PLANE,
+  ...CLIENT_FLAGS,
 ];
-export const DELETE_FLAGS: readonly FlagSpec[] = [CONTROL_PLANE];
+export const DELETE_FLAGS: readonly FlagSpec[] = CLIENT_FLAGS;
 export const GET_FLAGS: readonly FlagSpec[] = [
   { name: 'output', short: 'o', kind: 'string', default: 'table', help: 'table or json' },
-  CONTROL_PLANE,
+  ...CLIENT_FLAGS,
 ];
 
 export async function apply(args: readonly string[], out: NodeJS.WritableStream): Promise<void> {
@@ -43,7 +57,7 @@ export async function apply(args: readonly string[], out: NodeJS.WritableStream)
     throw new ValidationError('', `cannot read ${file}: ${errorMessage(err)}`);
   }
   const request = parseDocuments(text, file === '-' ? 'stdin' : file);
-  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  const client = clientFor(flags.values);
   try {
     const res = await client.call<ApplyResponse>('Bindings', 'Apply', request);
     for (const line of res.results) out.write(`${line}\n`);
@@ -59,7 +73,7 @@ export async function remove(args: readonly string[], out: NodeJS.WritableStream
     throw new ValidationError('', 'usage: devicemesh delete binding|policy NAME');
   }
   if (!name || extra !== undefined) throw new ValidationError('', `usage: devicemesh delete ${kind} NAME`);
-  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  const client = clientFor(flags.values);
   try {
     await client.call('Bindings', 'Delete', { kind, name });
     out.write(`${kind}/${name} deleted\n`);
@@ -84,7 +98,7 @@ export async function get(args: readonly string[], out: NodeJS.WritableStream): 
   }
   const format = flags.values.output;
   if (format !== 'table' && format !== 'json') throw new ValidationError('', `flag --output: "${format}" is not one of table, json`);
-  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  const client = clientFor(flags.values);
   try {
     const res = await client.call<never>(getter.service, getter.method, {});
     out.write(format === 'json' ? JSON.stringify(res, null, 2) + '\n' : getter.render(res));

@@ -16,6 +16,7 @@ export const SERVED_PROTO_FILES: readonly string[] = [
   'devicemesh/v1/bindings.proto',
   'devicemesh/v1/status.proto',
   'devicemesh/v1/device.proto',
+  'devicemesh/v1/identity.proto',
   'envoy/service/discovery/v3/ads.proto',
 ];
 

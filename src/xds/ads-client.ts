@@ -4,6 +4,7 @@ import { errorMessage } from '../errors';
 import type { Logger } from '../log';
 import { serviceClient } from '../proto/load';
 import type { DiscoveryRequest, DiscoveryResponse, XdsNode, XdsStatus } from '../proto/types';
+import { SPIFFE_CHANNEL_OPTIONS } from '../security/control-plane-identity';
 import { Backoff } from '../util/backoff';
 import { unpackAny } from './any';
 import { type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, WILDCARD } from './delta-messages';
@@ -93,6 +94,7 @@ export class AdsClient extends EventEmitter {
         'grpc.keepalive_permit_without_calls': 1,
         'grpc.initial_reconnect_backoff_ms': 250,
         'grpc.max_reconnect_backoff_ms': 5_000,
+        ...(options.credentials ? SPIFFE_CHANNEL_OPTIONS : {}),
       }),
     }));
   }

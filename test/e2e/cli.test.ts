@@ -24,7 +24,13 @@ describe('e2e: the devicemesh CLI on bad input', function () {
   it('refuses get of an unknown resource', () => oneLine(['get', 'widgets'], 2, /usage: devicemesh get endpoints\|bindings\|mappings\|proxies/));
   it('says when the control plane is unreachable', async () => {
     const port = await freePort();
-    oneLine(['get', 'endpoints', '--control-plane', `127.0.0.1:${port}`], 1, new RegExp(`control plane at 127\\.0\\.0\\.1:${port} is unreachable`));
+    oneLine(['get', 'endpoints', '--control-plane', `127.0.0.1:${port}`, '--insecure'], 1, new RegExp(`control plane at 127\\.0\\.0\\.1:${port} is unreachable`));
+  });
+  it('says which credential is missing, in one line', async () => {
+    const port = await freePort();
+    oneLine(['get', 'endpoints', '--control-plane', `127.0.0.1:${port}`], 2, /give --ca-file/);
+    oneLine(['get', 'endpoints', '--control-plane', `127.0.0.1:${port}`, '--ca-file', '/nonexistent/ca.crt'], 2, /--ca-file: cannot read \/nonexistent\/ca.crt/);
+    oneLine(['token', 'create', '--control-plane', `127.0.0.1:${port}`, '--insecure'], 2, /exactly one of --host ID or --workload ID/);
   });
   it('prints help', () => {
     const r = cli(['--help']);

@@ -64,12 +64,16 @@ describe('e2e: npm start (the demo)', function () {
 
   it('is visible through the CLI: endpoint, binding and mapping', () => {
     const cp = `127.0.0.1:${ports.cp}`;
-    const endpoints = cli(['get', 'endpoints', '--control-plane', cp]);
+    // The demo runs secure and prints where its CA bundle is: reads from loopback need nothing more.
+    const caFile = /--ca-file (\S+)/.exec(demo.output())?.[1];
+    assert.ok(caFile, 'the demo prints its --ca-file');
+    const env = { DEVICEMESH_CA_FILE: caFile };
+    const endpoints = cli(['get', 'endpoints', '--control-plane', cp], env);
     assert.equal(endpoints.code, 0, endpoints.stderr);
     assert.match(endpoints.stdout, /demo-gw\/sim:modem0\s+SERIAL\s+sim:modem0\s+PRESENT/);
-    const bindings = cli(['get', 'bindings', '--control-plane', cp]);
+    const bindings = cli(['get', 'bindings', '--control-plane', cp], env);
     assert.match(bindings.stdout, /demo-modem\s+demo-app\s+demo-gw:sim:modem0\s+raw:\/\/127\.0\.0\.1:\d+\s+MAPPED/);
-    const proxies = cli(['get', 'proxies', '--control-plane', cp]);
+    const proxies = cli(['get', 'proxies', '--control-plane', cp], env);
     assert.match(proxies.stdout, /sidecar\/demo-app\s+devicemesh\.v1\.Mapping\s+\d+\s+\d+\s+SYNCED/);
     assert.match(proxies.stdout, /agent\/demo-gw\s+devicemesh\.v1\.Mapping\s+\d+\s+\d+\s+SYNCED/);
   });

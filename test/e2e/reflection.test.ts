@@ -34,8 +34,10 @@ describe('e2e: the control plane through strict server reflection', function () 
       '--listen', addr,
       '--admin', `127.0.0.1:${await freePort()}`,
       '--data-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'dm-refl-')),
+      // The strict (Python grpcio) reflection client calls every method, writes and ADS included, in plaintext.
+      '--insecure',
     ]);
-    await waitFor('the control plane', () => cli(['get', 'endpoints', '--control-plane', addr]).code === 0, 20_000);
+    await waitFor('the control plane', () => cli(['get', 'endpoints', '--control-plane', addr, '--insecure']).code === 0, 20_000);
   });
 
   after(async () => {

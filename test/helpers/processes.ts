@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -49,10 +50,105 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
+/** Secure control planes started through MeshProcess, by gRPC port: their data directories. */
+const controlPlanes = new Map<number, string>();
+const TOKEN_DIR = path.join(os.tmpdir(), `devicemesh-test-tokens-${process.pid}`);
+let tokenFiles = 0;
+
+function flagValue(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`);
+  if (i >= 0) return args[i + 1];
+  return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(':') + 1));
+}
+
+/** The CLI environment that reaches a secure control plane with its data directory: its CA bundle and the operator credential. */
+export function meshEnv(dataDir: string): NodeJS.ProcessEnv {
+  return {
+    DEVICEMESH_CA_FILE: path.join(dataDir, 'ca', 'bundle.crt'),
+    DEVICEMESH_OPERATOR_TOKEN_FILE: path.join(dataDir, 'operator.token'),
+  };
+}
+
+/** What an in-test ControlPlaneClient needs for the secure control plane with data directory `dataDir`. */
+export function operatorSecurity(dataDir: string): { caPem: string; operatorToken: string } {
+  return {
+    caPem: fs.readFileSync(path.join(dataDir, 'ca', 'bundle.crt'), 'utf8'),
+    operatorToken: fs.readFileSync(path.join(dataDir, 'operator.token'), 'utf8').trim(),
+  };
+}
+
+/** The data directory of the secure control plane serving `address`, if one was started here. */
+export function controlPlaneDataDir(address: string): string | undefined {
+  return controlPlanes.get(portOf(address));
+}
+
+/**
+ * Makes a join token for `kind`/`id` with the CLI (`devicemesh token create`), retrying until the
+ * control plane at `address` answers.
+ */
+export async function createToken(address: string, kind: 'host' | 'workload', id: string, timeoutMs = 30_000): Promise<string> {
+  const dataDir = controlPlaneDataDir(address);
+  if (!dataDir) throw new Error(`no secure control plane was started at ${address} through MeshProcess`);
+  return waitFor(
+    `a join token for ${kind} ${id}`,
+    async () => {
+      if (!fs.existsSync(path.join(dataDir, 'operator.token'))) return undefined;
+      const r = await cliAsync(['token', 'create', `--${kind}`, id, '--control-plane', address], meshEnv(dataDir));
+      if (r.code !== 0) throw new Error(r.stderr.trim());
+      return r.stdout.trim();
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * Secure by default: a control plane is remembered with its data directory; an agent or a sidecar
+ * without --token, --token-file, --identity-dir or --insecure gets a --token-file that is filled
+ * with a token made through the CLI once the control plane answers (the process waits for it).
+ */
+function secureArgs(args: readonly string[]): { args: string[]; provision?: (cancelled: () => boolean) => Promise<void> } {
+  const [command] = args;
+  const explicit = ['--insecure', '--token', '--token-file', '--identity-dir'].some((f) => args.some((a) => a === f || a.startsWith(`${f}=`)));
+  if (command === 'control-plane') {
+    if (!explicit) {
+      const listen = flagValue(args, 'listen') ?? '127.0.0.1:15010';
+      controlPlanes.set(portOf(listen), path.resolve(flagValue(args, 'data-dir') ?? './devicemesh-data'));
+    }
+    return { args: [...args] };
+  }
+  if ((command !== 'agent' && command !== 'sidecar') || explicit) return { args: [...args] };
+  const kind = command === 'agent' ? 'host' : 'workload';
+  const id = flagValue(args, command === 'agent' ? 'host-id' : 'workload-id') ?? '';
+  const address = flagValue(args, 'control-plane') ?? '127.0.0.1:15010';
+  fs.mkdirSync(TOKEN_DIR, { recursive: true });
+  const tokenFile = path.join(TOKEN_DIR, `${kind}-${id}-${++tokenFiles}.token`);
+  const provision = async (cancelled: () => boolean): Promise<void> => {
+    const token = await waitFor('the control plane to make a token', async () => {
+      if (cancelled()) return 'cancelled';
+      try {
+        return await createToken(address, kind, id, 2000);
+      } catch {
+        return undefined;
+      }
+    }, 60_000);
+    if (cancelled()) return;
+    fs.writeFileSync(`${tokenFile}.tmp`, token);
+    fs.renameSync(`${tokenFile}.tmp`, tokenFile);
+  };
+  return { args: [...args, '--token-file', tokenFile], provision };
+}
+
 /** A devicemesh process started through the CLI, its output kept in test-output/. */
 export class MeshProcess {
   private out = '';
   readonly exited: Promise<number | null>;
+  /** Making its join token, for an agent or sidecar started secure. */
+  provisioning: Promise<void> = Promise.resolve();
+  private stopped = false;
 
   constructor(
     readonly name: string,
@@ -69,12 +165,21 @@ export class MeshProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): MeshProcess {
-    const child = spawn(process.execPath, [BIN, ...args], {
+  /** Starts `devicemesh args…`, run through `wrapper` when given (e.g. `ip netns exec NS`). */
+  static start(name: string, args: string[], env: NodeJS.ProcessEnv = {}, wrapper: readonly string[] = []): MeshProcess {
+    const secure = secureArgs(args);
+    const command = [...wrapper, process.execPath, BIN, ...secure.args];
+    const child = spawn(command[0] as string, command.slice(1), {
       env: { ...process.env, DEVICEMESH_LOG_LEVEL: 'debug', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    return new MeshProcess(name, child);
+    const p = new MeshProcess(name, child);
+    if (secure.provision) {
+      p.provisioning = secure.provision(() => p.stopped || child.exitCode !== null || child.signalCode !== null).catch((err: unknown) => {
+        p.out += `\n[test helper] provisioning a token failed: ${(err as Error).message}\n`;
+      });
+    }
+    return p;
   }
 
   output(): string {
@@ -82,10 +187,12 @@ export class MeshProcess {
   }
 
   async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    this.stopped = true;
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     const code = await this.exited;
     clearTimeout(timer);
+    await this.provisioning;
     return code;
   }
 }
@@ -96,10 +203,34 @@ export interface CliResult {
   stderr: string;
 }
 
+/** The CA and operator credential of the secure control plane a CLI command names (by --control-plane or its default), unless told otherwise. */
+function cliEnv(args: readonly string[], env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (args.includes('--insecure') || env.DEVICEMESH_CA_FILE !== undefined || args.includes('--ca-file')) return env;
+  const address = flagValue(args, 'control-plane') ?? env.DEVICEMESH_CONTROL_PLANE ?? '127.0.0.1:15010';
+  const dataDir = controlPlaneDataDir(address);
+  return dataDir ? { ...meshEnv(dataDir), ...env } : env;
+}
+
+/** Runs one CLI command without blocking the event loop. */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...cliEnv(args, env) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
 /** Runs one short CLI command to completion. */
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...cliEnv(args, env) },
     input,
     encoding: 'utf8',
     timeout: 20_000,

@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { BIN, MeshProcess } from './processes';
+import { MeshProcess } from './processes';
 
 /** One simulated host: a network namespace with one address on a shared bridge, or a loopback address. */
 export interface TestHost {
@@ -60,14 +60,7 @@ export class TestNetwork {
     return {
       name,
       address,
-      start: (label, args) =>
-        new MeshProcess(
-          label,
-          spawn('ip', ['netns', 'exec', ns, process.execPath, BIN, ...args], {
-            env: { ...process.env, DEVICEMESH_LOG_LEVEL: 'debug' },
-            stdio: ['ignore', 'pipe', 'pipe'],
-          }),
-        ),
+      start: (label, args) => MeshProcess.start(label, args, {}, ['ip', 'netns', 'exec', ns]),
     };
   }
 

@@ -118,6 +118,8 @@ describe('agent over a socat pty pair', function () {
       watch: [path.join(dir, 'tty*')],
       simulate: [],
       admin: '127.0.0.1:0',
+      // The fake control plane serves plaintext and has no Identity service.
+      security: { insecure: true },
       log: testLogger(),
     });
     client = await connect(agent.socketPlaneAddress);

@@ -51,6 +51,8 @@ describe('agent with a simulated modem and a control plane that comes and goes',
       watch: [],
       simulate: ['modem'],
       admin: '127.0.0.1:0',
+      // The fake control plane serves plaintext and has no Identity service.
+      security: { insecure: true },
       log: testLogger(),
     });
   });

@@ -89,6 +89,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
       adaptIntervalMs: INTERVAL_MS,
       // Shorter than a cycle: the simulated agent's reports measure new limits as soon as they are pushed.
       adaptation: { settleMs: 150 },
+      insecure: true,
     });
     const creds = grpc.credentials.createInsecure();
     registry = new (serviceClient('devicemesh.v1.Registry'))(cp.grpcAddress, creds);
@@ -193,7 +194,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
     assert.match(stats, /devicemesh_device_capacity_bytes_per_second\{device="gw1\/usb-1"\} 10000/);
     let table = '';
     const out = { write: (chunk: string): boolean => ((table += chunk), true) } as unknown as NodeJS.WritableStream;
-    await get(['mappings', '--control-plane', cp.grpcAddress], out);
+    await get(['mappings', '--control-plane', cp.grpcAddress, '--insecure'], out);
     const header = table.split('\n')[0] as string;
     assert.match(header, /SHARING\s+LIMIT\s+VERSION/);
     assert.match(table, /^a-\S+\s.*shared\s+4\.8 kB\/s \(adaptive\)\s+\d+$/m);
@@ -220,7 +221,7 @@ describe('bandwidth adaptation over gRPC and xDS', function () {
     bindings.close();
     await cp.close();
 
-    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog, adaptIntervalMs: INTERVAL_MS });
+    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog, adaptIntervalMs: INTERVAL_MS, insecure: true });
     const creds = grpc.credentials.createInsecure();
     registry = new (serviceClient('devicemesh.v1.Registry'))(cp.grpcAddress, creds);
     bindings = new (serviceClient('devicemesh.v1.Bindings'))(cp.grpcAddress, creds);

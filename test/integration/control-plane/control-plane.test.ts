@@ -64,7 +64,7 @@ describe('control plane over gRPC', function () {
   const proxies: TestProxy[] = [];
 
   const start = async (): Promise<void> => {
-    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog });
+    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log: silentLog, insecure: true });
     const creds = grpc.credentials.createInsecure();
     registry = new (serviceClient('devicemesh.v1.Registry'))(cp.grpcAddress, creds);
     bindings = new (serviceClient('devicemesh.v1.Bindings'))(cp.grpcAddress, creds);

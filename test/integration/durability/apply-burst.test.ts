@@ -36,7 +36,7 @@ describe('durability: a burst of concurrent applies', function () {
   };
 
   const start = async (): Promise<ControlPlaneClient> => {
-    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log });
+    cp = await startControlPlane({ listen: '127.0.0.1:0', admin: '127.0.0.1:0', dataDir: dir, log, insecure: true });
     client = new ControlPlaneClient(cp.grpcAddress, 60_000);
     return client;
   };

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { ControlPlaneClient } from '../../../cli/control-plane-client';
 import type { ApplyResponse, Binding, ListBindingsResponse, ListEndpointsResponse, ListMappingsResponse } from '../../../src/proto/types';
-import { freePort, httpGet, MeshProcess, waitFor } from '../../helpers/processes';
+import { freePort, httpGet, MeshProcess, operatorSecurity, waitFor } from '../../helpers/processes';
 import { removeDir, tempDir } from '../../unit/control-plane/fixtures';
 
 const HOST = 'gw-dur';
@@ -60,7 +60,7 @@ describe('durability: kill -9 of the control plane during a burst of applies', f
       20_000,
     );
     address = `127.0.0.1:${listen}`;
-    client = new ControlPlaneClient(address, 15_000);
+    client = new ControlPlaneClient(address, 15_000, operatorSecurity(dir));
     return client;
   };
 

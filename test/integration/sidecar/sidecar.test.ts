@@ -29,7 +29,8 @@ describe('sidecar (against an in-test control plane and agent)', () => {
   beforeEach(async () => {
     ads = await FakeAdsServer.start();
     agent = await FakeAgent.start();
-    sidecar = await startSidecar({ workloadId: WORKLOAD, controlPlane: ads.address, admin: '127.0.0.1:0', log: testLogger() });
+    // The fake ADS server serves plaintext and has no Identity service.
+    sidecar = await startSidecar({ workloadId: WORKLOAD, controlPlane: ads.address, admin: '127.0.0.1:0', log: testLogger(), security: { insecure: true } });
   });
 
   afterEach(async () => {

@@ -149,7 +149,7 @@ export class Mesh {
   }
 
   async startControlPlane(listen: string): Promise<void> {
-    this.cp = await startControlPlane({ listen, admin: '127.0.0.1:0', dataDir: this.dir, log: silentLog });
+    this.cp = await startControlPlane({ listen, admin: '127.0.0.1:0', dataDir: this.dir, log: silentLog, insecure: true });
     const creds = grpc.credentials.createInsecure();
     this.registry = new (serviceClient('devicemesh.v1.Registry'))(this.cp.grpcAddress, creds);
     this.bindings = new (serviceClient('devicemesh.v1.Bindings'))(this.cp.grpcAddress, creds);

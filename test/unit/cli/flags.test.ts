@@ -29,7 +29,7 @@ describe('cli flags', () => {
   });
 
   it('reads durations in ms, s and m', () => {
-    assert.deepEqual(['500ms', '10s', '1.5s', '2m'].map((t) => durationMs('x', t)), [500, 10_000, 1500, 120_000]);
+    assert.deepEqual(['500ms', '10s', '1.5s', '2m', '24h'].map((t) => durationMs('x', t)), [500, 10_000, 1500, 120_000, 86_400_000]);
   });
 
   it('reads a list of replicas\' addresses, each checked', () => {
@@ -50,7 +50,7 @@ describe('cli flags', () => {
     ['missing required flag', [], /flag --host-id is required \(or set DEVICEMESH_HOST_ID\)/],
     ['bad address', ['--host-id', 'a', '--listen', 'nowhere'], /flag --listen: "nowhere" is not host:port/],
     ['port out of range', ['--host-id', 'a', '--listen', '127.0.0.1:70000'], /port 70000 is out of range/],
-    ['duration without a unit', ['--host-id', 'a', '--drain-timeout', '10'], /flag --drain-timeout: "10" is not a duration like 500ms, 10s or 2m/],
+    ['duration without a unit', ['--host-id', 'a', '--drain-timeout', '10'], /flag --drain-timeout: "10" is not a duration like 500ms, 10s, 2m or 24h/],
     ['negative duration', ['--host-id', 'a', '--drain-timeout', '-1s'], /flag --drain-timeout needs a value/],
   ];
   for (const [what, args, pattern] of bad) {
