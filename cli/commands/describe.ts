@@ -11,12 +11,12 @@ import type {
 import { errorMessage, NotFoundError, ValidationError } from '../../src/errors';
 import type { Binding, ListBindingsResponse, ListMappingsResponse, ListProxiesResponse, Mapping } from '../../src/proto/types';
 import { fetchOverview } from '../admin-client';
-import { ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
+import { CLIENT_FLAGS, clientFor } from './resources';
 
 export const DESCRIBE_FLAGS: readonly FlagSpec[] = [
   { name: 'output', short: 'o', kind: 'string', default: 'text', help: 'text or json' },
-  { name: 'control-plane', kind: 'address', default: '127.0.0.1:15010', help: 'control plane gRPC address' },
+  ...CLIENT_FLAGS,
   { name: 'admin', kind: 'address', default: '127.0.0.1:15000', help: 'control plane admin address (live rates and adaptive limit changes)' },
 ];
 
@@ -44,7 +44,7 @@ export async function describeResource(args: readonly string[], out: NodeJS.Writ
   if (kind !== 'binding' || !name || extra !== undefined) throw new ValidationError('', 'usage: devicemesh describe binding NAME [-o json]');
   const format = flags.values.output;
   if (format !== 'text' && format !== 'json') throw new ValidationError('', `flag --output: "${format}" is not one of text, json`);
-  const client = new ControlPlaneClient(flags.values['control-plane'] as string);
+  const client = clientFor(flags.values);
   let description: BindingDescription;
   try {
     const [bindings, mappings, proxies] = await Promise.all([

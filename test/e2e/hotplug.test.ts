@@ -1,7 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -10,6 +9,7 @@ import { DeviceMeshError } from '../../src/errors';
 import { DEVICEMESH_PROTO_ROOT } from '../../src/proto/paths';
 import type { ListEndpointsResponse, ListMappingsResponse, ListProxiesResponse, Mapping, PhysicalEndpoint } from '../../src/proto/types';
 import { FramedConnection } from '../../src/socket-plane/connection';
+import { dialAgent, joinAs } from '../helpers/mesh-member';
 import { type DeviceEvent, DeviceEventType, ModemLine } from '../../src/socket-plane/device-event';
 import type { Session } from '../../src/socket-plane/session';
 import { AppClient } from '../helpers/app-client';
@@ -76,9 +76,9 @@ ${extra}`;
 
   /** A socket-plane consumer of a mapping, as a sidecar is. */
   async function consume(mapping: Mapping): Promise<{ conn: FramedConnection; session: Session }> {
-    const socket = net.connect(ports.agent, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-    const conn = new FramedConnection(socket, 'client');
+    const member = await joinAs(cp, 'workload', 'app1');
+    const conn = new FramedConnection(await dialAgent(ports.agent, 'gw1', member.material), 'client');
+    member.close();
     return { conn, session: await conn.openSession({ mappingId: mapping.id, workloadId: 'app1' }) };
   }
 

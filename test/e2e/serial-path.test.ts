@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FramedConnection } from '../../src/socket-plane/connection';
+import { dialAgent, joinAs } from '../helpers/mesh-member';
 import type { ListBindingsResponse, ListEndpointsResponse, ListMappingsResponse, ListProxiesResponse } from '../../src/proto/types';
 import { AppClient } from '../helpers/app-client';
 import { EchoResponder } from '../helpers/echo-responder';
@@ -209,9 +210,10 @@ ${extra}`;
   it('refuses an unknown workload with a made-up mapping id; the device is not opened', async () => {
     const statsBefore = (await httpGet(`http://127.0.0.1:${ports.agentAdmin}/stats`)).body;
     const echoBefore = echo1.received;
-    const socket = net.connect({ host: '127.0.0.1', port: ports.agent });
-    await new Promise((r) => socket.once('connect', r));
-    const conn = new FramedConnection(socket, 'client');
+    // A real mesh member (it holds a workload certificate of this CA) that no binding names.
+    const intruder = await joinAs(cp, 'workload', 'intruder');
+    const conn = new FramedConnection(await dialAgent(ports.agent, 'gw1', intruder.material), 'client');
+    intruder.close();
     await assert.rejects(conn.openSession({ mappingId: 'made-up-0000', workloadId: 'intruder' }), (err: Error & { code?: string }) => {
       assert.equal(err.code, 'NOT_FOUND');
       assert.match(err.message, /unknown mapping made-up-0000/);
@@ -232,12 +234,13 @@ ${extra}`;
   });
 
   it('answers garbage on the socket plane with a clear error and keeps serving', async () => {
+    // Garbage from an authenticated peer (after the TLS handshake): the socket-plane parser's answers.
+    const member = await joinAs(cp, 'workload', 'app1');
     const goAwayReason = async (bytes: Buffer): Promise<string> => {
-      const socket = net.connect({ host: '127.0.0.1', port: ports.agent });
+      const socket = await dialAgent(ports.agent, 'gw1', member.material);
       let got = Buffer.alloc(0);
       socket.on('data', (c: Buffer) => (got = Buffer.concat([got, c])));
       socket.on('error', () => undefined);
-      await new Promise((r) => socket.once('connect', r));
       socket.write(bytes);
       await new Promise((r) => socket.once('close', r));
       return got.toString('latin1');
@@ -247,6 +250,16 @@ ${extra}`;
     assert.match(await goAwayReason(garbageFrame), /unknown frame type 0x99/);
     const tooBig = Buffer.concat([Buffer.from('DMSP/1\r\n'), Buffer.from([0x7f, 0xff, 0xff, 0xff, 3, 0, 0, 0, 1])]);
     assert.match(await goAwayReason(tooBig), /exceeds the limit/);
+    member.close();
+    // Plaintext on the mTLS port: closed without a socket-plane answer.
+    const plain = net.connect({ host: '127.0.0.1', port: ports.agent });
+    plain.on('error', () => undefined);
+    let plainGot = '';
+    plain.on('data', (c: Buffer) => (plainGot += c.toString('latin1')));
+    await new Promise((r) => plain.once('connect', r));
+    plain.write('DMSP/1\r\n');
+    await new Promise((r) => plain.once('close', r));
+    assert.doesNotMatch(plainGot, /DMSP/);
     const app = await AppClient.connect(ports.virt1);
     assert.deepEqual(await app.roundTrip(Buffer.from('unharmed\n')), Buffer.from('unharmed\n'));
     app.close();
