@@ -1,20 +1,23 @@
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
-import { BIN, waitFor } from '../data-path/children';
+import { BIN, type Child, waitFor } from '../data-path/children';
 
 /** One short CLI command, asynchronously (so Ctrl-C still stops a benchmark). */
 export type MeshCli = (args: string[]) => Promise<string>;
 
 /** The CLI against the secure control plane whose data directory is `dataDir`: its CA bundle and operator credential. */
 export function meshCli(dataDir: string): MeshCli {
-  const env = {
+  return cliWith({
     ...process.env,
     DEVICEMESH_CA_FILE: path.join(dataDir, 'ca', 'bundle.crt'),
     DEVICEMESH_OPERATOR_TOKEN_FILE: path.join(dataDir, 'operator.token'),
-  };
+  });
+}
+
+function cliWith(env: NodeJS.ProcessEnv, extra: readonly string[] = []): MeshCli {
   return (args) =>
     new Promise((resolve, reject) => {
-      execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 20_000, env }, (err, stdout, stderr) => {
+      execFile(process.execPath, [BIN, ...args, ...extra], { encoding: 'utf8', timeout: 20_000, env }, (err, stdout, stderr) => {
         if (err) reject(new Error(`devicemesh ${args[0]} failed: ${(stderr || stdout || err.message).trim()}`));
         else resolve(stdout);
       });
@@ -24,4 +27,45 @@ export function meshCli(dataDir: string): MeshCli {
 /** A join token made with `devicemesh token create`, once the control plane answers. */
 export function joinToken(cli: MeshCli, cp: string, kind: 'host' | 'workload', id: string, hopeless: () => Error | undefined): Promise<string> {
   return waitFor(`a join token for ${kind} ${id}`, async () => (await cli(['token', 'create', `--${kind}`, id, '--control-plane', cp])).trim(), 30_000, hopeless);
+}
+
+/** A control plane started as a child, its CLI, and the join tokens of the one agent and one sidecar a benchmark runs. */
+export interface SecureControlPlane {
+  controlPlane: Child;
+  cli: MeshCli;
+  hostToken: string;
+  workloadToken: string;
+}
+
+/**
+ * Starts `devicemesh control-plane` through `start` with its data in `dataDir`, as an operator runs
+ * it, and mints the tokens with the CLI; stops it again if the tokens cannot be had.
+ */
+export async function startSecureControlPlane(
+  start: (name: string, args: string[]) => Child,
+  listen: { grpc: string; admin: string },
+  dataDir: string,
+  member: { hostId: string; workloadId: string },
+): Promise<SecureControlPlane> {
+  const cli = meshCli(dataDir);
+  const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir]);
+  try {
+    const hopeless = (): Error | undefined => controlPlane.exitError();
+    const hostToken = await joinToken(cli, listen.grpc, 'host', member.hostId, hopeless);
+    const workloadToken = await joinToken(cli, listen.grpc, 'workload', member.workloadId, hopeless);
+    return { controlPlane, cli, hostToken, workloadToken };
+  } catch (err) {
+    await controlPlane.stop();
+    throw err;
+  }
+}
+
+/** The same control plane with --insecure: plaintext, no tokens (they are empty), for comparison only. */
+export function startPlaintextControlPlane(
+  start: (name: string, args: string[]) => Child,
+  listen: { grpc: string; admin: string },
+  dataDir: string,
+): SecureControlPlane {
+  const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir, '--insecure']);
+  return { controlPlane, cli: cliWith(process.env, ['--insecure']), hostToken: '', workloadToken: '' };
 }

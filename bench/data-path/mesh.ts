@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ListEndpointsResponse } from '../../src/proto/types';
-import { joinToken, meshCli } from '../common/mesh-cli';
+import { startPlaintextControlPlane, startSecureControlPlane } from '../common/mesh-cli';
 import { accepts, BIN, Child, freePort, waitFor } from './children';
 import { BAUD_RATE } from './line-settings';
 
@@ -38,29 +38,25 @@ export class DeviceMesh {
     readonly sidecar: Child,
   ) {}
 
-  static async start(dir: string, watch: string, device: string): Promise<DeviceMesh> {
+  /** `plaintext`: every process with --insecure, to show what mTLS costs on the path. */
+  static async start(dir: string, watch: string, device: string, security: 'mtls' | 'plaintext' = 'mtls'): Promise<DeviceMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
     const dataDir = path.join(dir, 'data');
-    const cli = meshCli(dataDir);
-    const controlPlane = start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', dataDir]);
+    const listen = { grpc: cp, admin: `127.0.0.1:${cpAdmin}` };
+    const members = { hostId: HOST_ID, workloadId: WORKLOAD_ID };
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    let tokens: [string, string];
-    try {
-      const hopeless = (): Error | undefined => controlPlane.exitError();
-      tokens = [await joinToken(cli, cp, 'host', HOST_ID, hopeless), await joinToken(cli, cp, 'workload', WORKLOAD_ID, hopeless)];
-    } catch (err) {
-      await controlPlane.stop();
-      throw err;
-    }
+    const { controlPlane, cli, hostToken, workloadToken } =
+      security === 'mtls' ? await startSecureControlPlane(start, listen, dataDir, members) : startPlaintextControlPlane(start, listen, dataDir);
+    const credentials = (token: string): string[] => (security === 'mtls' ? ['--token', token] : ['--insecure']);
     const agent = start('agent', [
       'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`,
-      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, '--token', tokens[0],
+      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, ...credentials(hostToken),
     ]);
     const sidecar = start('sidecar', [
-      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', tokens[1],
+      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, ...credentials(workloadToken),
     ]);
     const mesh = new DeviceMesh(listenPort, controlPlane, agent, sidecar);
     try {

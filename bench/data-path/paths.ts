@@ -21,9 +21,10 @@ import { Ser2net } from './ser2net';
  * - ser2net-tuned: the same with ser2net set for speed (no chardelay, 64 KiB buffers, TCP_NODELAY);
  * - node-relay: TCP to one Node process that pipes it to the pty with the
  *   agent's serial stream and nothing else: the floor of any proxy written in Node;
- * - devicemesh: TCP to the sidecar's virtual device → socket plane → agent → the pty.
+ * - devicemesh: TCP to the sidecar's virtual device → socket plane (mTLS, the default) → agent → the pty;
+ * - devicemesh-plaintext (not run by default): the same with every process --insecure, to show what mTLS costs.
  */
-export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'] as const;
+export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-plaintext'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 /** The paths of a run that does not name them. */
 export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'];
@@ -34,7 +35,8 @@ export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   ser2net: 'app → TCP → ser2net (defaults: chardelay on, 64-byte buffers) → pty → echo',
   'ser2net-tuned': 'app → TCP → ser2net (chardelay off, 64 KiB buffers, TCP_NODELAY) → pty → echo',
   'node-relay': 'app → TCP → one Node process piping to the pty (no framing, no policy) → echo',
-  devicemesh: 'app → TCP → sidecar → socket plane (TCP) → agent → pty → echo',
+  devicemesh: 'app → TCP → sidecar → socket plane (mTLS) → agent → pty → echo',
+  'devicemesh-plaintext': 'app → TCP → sidecar → socket plane (plaintext, --insecure) → agent → pty → echo',
 };
 
 /** The app's end of a path; an 'error' on `stream` is not thrown (the measurement sees the stream close). */
@@ -131,8 +133,9 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
           },
         };
       }
-      case 'devicemesh': {
-        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device);
+      case 'devicemesh':
+      case 'devicemesh-plaintext': {
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, name === 'devicemesh' ? 'mtls' : 'plaintext');
         return {
           name,
           connect: () => tcpConnect(mesh.listenPort),

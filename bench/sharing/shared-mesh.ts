@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ListEndpointsResponse } from '../../src/proto/types';
-import { joinToken, meshCli } from '../common/mesh-cli';
+import { startSecureControlPlane } from '../common/mesh-cli';
 import { accepts, BIN, Child, freePort, waitFor } from '../data-path/children';
 
 const HOST_ID = 'bench-gw';
@@ -27,24 +27,20 @@ export class SharedMesh {
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
     const dataDir = path.join(dir, 'data');
-    const cli = meshCli(dataDir);
-    const controlPlane = start('control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${cpAdmin}`, '--data-dir', dataDir]);
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    let tokens: [string, string];
-    try {
-      const hopeless = (): Error | undefined => controlPlane.exitError();
-      tokens = [await joinToken(cli, cp, 'host', HOST_ID, hopeless), await joinToken(cli, cp, 'workload', WORKLOAD_ID, hopeless)];
-    } catch (err) {
-      await controlPlane.stop();
-      throw err;
-    }
+    const { controlPlane, cli, hostToken, workloadToken } = await startSecureControlPlane(
+      start,
+      { grpc: cp, admin: `127.0.0.1:${cpAdmin}` },
+      dataDir,
+      { hostId: HOST_ID, workloadId: WORKLOAD_ID },
+    );
     const children = [
       controlPlane,
       start('agent', [
         'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
-        '--token', tokens[0],
+        '--token', hostToken,
       ]),
-      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', tokens[1]]),
+      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', workloadToken]),
     ];
     const mesh = new SharedMesh(listenPort, children);
     try {
