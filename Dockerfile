@@ -38,6 +38,9 @@ COPY --from=build /app/dist/agent dist/agent
 COPY --from=build /app/dist/sidecar dist/sidecar
 COPY --from=build /app/dist/cli dist/cli
 COPY --from=build /app/dist/dashboard dist/dashboard
+# The data directory and the join-token directory belong to node: a named volume mounted there
+# starts as a copy of the image's directory, owner included, so the processes can write to it.
+RUN install -d -o node -g node /var/lib/devicemesh /var/lib/devicemesh-join
 # The node image's unprivileged user; the agent gets device access through its group (dialout).
 USER node
 EXPOSE 15000 15001 15002 15010 15020 15443

@@ -1,14 +1,28 @@
 import { strict as assert } from 'node:assert';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppClient } from '../helpers/app-client';
-import { type ComposePlan, composeAsProcesses } from '../helpers/compose-as-processes';
-import { cli, httpGet, MeshProcess, waitFor } from '../helpers/processes';
+import { type ComposePlan, composeAsProcesses, type ServicePlan } from '../helpers/compose-as-processes';
+import { cli, httpGet, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
 
 /** Starts one mesh process; the one place to adapt when the processes' flags change. */
 function startProcess(name: string, args: string[]): MeshProcess {
   return MeshProcess.start(name, args);
+}
+
+/** One run of a one-shot service: the devicemesh CLI, or its own entrypoint in the image's working directory (the repository here). */
+function runJob(service: ServicePlan): boolean {
+  if (!service.entrypoint) return cli(service.args).code === 0;
+  const [command, ...args] = [...service.entrypoint, ...service.args] as [string, ...string[]];
+  const r = spawnSync(command, args, {
+    cwd: REPO_ROOT,
+    env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}` },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return r.status === 0;
 }
 
 /**
@@ -24,11 +38,11 @@ describe('e2e: the docker-compose topology as processes', function () {
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devicemesh-compose-'));
     plan = await composeAsProcesses(dir, 'devicemesh:0.1.0');
-    assert.deepEqual(plan.services.map((s) => s.name), ['control-plane', 'bindings', 'agent-simulated', 'app-sidecar']);
+    assert.deepEqual(plan.services.map((s) => s.name), ['control-plane', 'bindings', 'tokens', 'agent-simulated', 'app-sidecar']);
     for (const service of plan.services) {
       if (service.job) {
         // restart: on-failure — the job runs again until the control plane takes it.
-        await waitFor(`the ${service.name} job to succeed`, () => cli(service.args).code === 0, 30_000);
+        await waitFor(`the ${service.name} job to succeed`, () => runJob(service), 30_000);
         continue;
       }
       running.push(startProcess(`compose-${service.name}`, service.args));

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
+import { cli, createToken, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 
 /** Starts one mesh process; the one place to adapt when the processes' flags change. */
 function startProcess(name: string, args: string[]): MeshProcess {
@@ -33,15 +33,23 @@ describe('e2e: processes started from config files', function () {
   it('runs a control plane, an agent and a sidecar from config files alone', async () => {
     const [cp, cpAdmin, agentPort, agentAdmin, sidecarAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
     const cpFile = write('cp.yaml', `listen: 127.0.0.1:${cp}\nadmin: 127.0.0.1:${cpAdmin}\ndata-dir: ${path.join(dir, 'data')}\nadapt-interval: 2s\n`);
+    // Credentials come from the files too: each member's join token file, filled once the control plane can make tokens.
+    const [agentToken, sidecarToken] = [path.join(dir, 'agent.token'), path.join(dir, 'sidecar.token')];
     const agentFile = write(
       'agent.yaml',
-      `host-id: cfg-gw\ncontrol-plane: 127.0.0.1:${cp}\nlisten: 127.0.0.1:${agentPort}\nadmin: 127.0.0.1:${agentAdmin}\nsimulate: [modem]\n`,
+      `host-id: cfg-gw\ncontrol-plane: 127.0.0.1:${cp}\nlisten: 127.0.0.1:${agentPort}\nadmin: 127.0.0.1:${agentAdmin}\nsimulate: [modem]\n` +
+        `token-file: ${agentToken}\n`,
     );
-    const sidecarFile = write('sidecar.yaml', `workload-id: cfg-app\ncontrol-plane: 127.0.0.1:${cp}\nadmin: 127.0.0.1:${sidecarAdmin}\n`);
+    const sidecarFile = write(
+      'sidecar.yaml',
+      `workload-id: cfg-app\ncontrol-plane: 127.0.0.1:${cp}\nadmin: 127.0.0.1:${sidecarAdmin}\ntoken-file: ${sidecarToken}\n`,
+    );
     running.push(startProcess('config-cp', ['control-plane', '--config', cpFile]));
     running.push(startProcess('config-agent', ['agent', '--config', agentFile]));
     running.push(startProcess('config-sidecar', ['sidecar', '--config', sidecarFile]));
     await waitFor('the control plane to be ready', async () => (await httpGet(`http://127.0.0.1:${cpAdmin}/ready`)).status === 200, 20_000);
+    fs.writeFileSync(agentToken, await createToken(`127.0.0.1:${cp}`, 'host', 'cfg-gw'));
+    fs.writeFileSync(sidecarToken, await createToken(`127.0.0.1:${cp}`, 'workload', 'cfg-app'));
     const endpoints = await waitFor('the agent from its file to register', () => {
       const r = cli(['get', 'endpoints', '--control-plane', `127.0.0.1:${cp}`]);
       return r.code === 0 && /cfg-gw\/sim:modem0/.test(r.stdout) ? r.stdout : undefined;

@@ -2,9 +2,11 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { CertificateAuthority } from '../../control-plane/security/certificate-authority';
+import { DEFAULT_TRUST_DOMAIN } from '../../src/security/spiffe-id';
 import { AppClient } from '../helpers/app-client';
 import { EtcdServer, haveEtcd } from '../helpers/etcd-server';
-import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
+import { cli, createToken, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 
 /** Starts one mesh process; the one place to adapt when the processes' flags change. */
 function startProcess(name: string, args: string[]): MeshProcess {
@@ -60,9 +62,16 @@ describe('e2e: two control-plane replicas on one etcd', function () {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'devicemesh-replicas-'));
     const names = ['a', 'aAdmin', 'b', 'bAdmin', 'agent', 'agentAdmin', 'sidecarAdmin', 'modem', 'modem2'] as const;
     ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()]))) as typeof ports;
+    // Replicas of one mesh share one CA (on Kubernetes, --ca-cert/--ca-key from a Secret): a member's
+    // certificate from one replica is then valid at the other, and the member can fail over.
+    const ca = await CertificateAuthority.create(DEFAULT_TRUST_DOMAIN);
+    const [caCert, caKey] = [path.join(dir, 'ca.crt'), path.join(dir, 'ca.key')];
+    fs.writeFileSync(caCert, ca.certPem);
+    fs.writeFileSync(caKey, ca.keyPem, { mode: 0o600 });
     const replica = (name: string, grpc: number, admin: number): MeshProcess =>
       startProcess(name, [
         'control-plane', '--listen', `127.0.0.1:${grpc}`, '--admin', `127.0.0.1:${admin}`, '--data-dir', path.join(dir, name), '--etcd-endpoints', etcd.endpoint,
+        '--ca-cert', caCert, '--ca-key', caKey,
       ]);
     running.push(replica('replica-a', ports.a, ports.aAdmin));
     replicaB = replica('replica-b', ports.b, ports.bAdmin);
@@ -70,13 +79,21 @@ describe('e2e: two control-plane replicas on one etcd', function () {
     for (const admin of [ports.aAdmin, ports.bAdmin]) {
       await waitFor('a replica to be ready', async () => (await httpGet(`http://127.0.0.1:${admin}/ready`)).status === 200, 30_000);
     }
+    // Join tokens live in the data directory of the replica that made them: the members join B, the
+    // first replica they try, with tokens made through B.
+    const [agentToken, sidecarToken] = [path.join(dir, 'gw1.token'), path.join(dir, 'app1.token')];
+    fs.writeFileSync(agentToken, await createToken(b(), 'host', 'gw1'));
+    fs.writeFileSync(sidecarToken, await createToken(b(), 'workload', 'app1'));
     running.push(
       startProcess('replicas-agent', [
         'agent', '--host-id', 'gw1', '--control-plane', `${b()},${a()}`, '--listen', `127.0.0.1:${ports.agent}`, '--admin', `127.0.0.1:${ports.agentAdmin}`, '--simulate', 'modem',
+        '--token-file', agentToken,
       ]),
     );
     // The agent and the sidecar know both replicas and start on B.
-    sidecar = startProcess('replicas-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', `${b()},${a()}`, '--admin', `127.0.0.1:${ports.sidecarAdmin}`]);
+    sidecar = startProcess('replicas-sidecar', [
+      'sidecar', '--workload-id', 'app1', '--control-plane', `${b()},${a()}`, '--admin', `127.0.0.1:${ports.sidecarAdmin}`, '--token-file', sidecarToken,
+    ]);
     running.push(sidecar);
   });
 

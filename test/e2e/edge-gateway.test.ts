@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppClient } from '../helpers/app-client';
 import { NmeaSensor, nmeaSentences } from '../helpers/nmea-sensor';
-import { cli, freePort, httpGet, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
+import { cli, createToken, freePort, httpGet, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
 
 /** Starts one mesh process; the one place to adapt when the processes' flags change. */
@@ -37,6 +37,8 @@ describe('e2e: edge gateway profile — an NMEA sensor, two workloads', function
       ['127.0.0.1:4001', `127.0.0.1:${ports.tracker}`],
       ['127.0.0.1:4002', `127.0.0.1:${ports.logger}`],
       ['/dev/ttyUSB', path.join(dir, 'ttyUSB')],
+      ['/etc/devicemesh/', `${path.join(dir, 'etc')}/`],
+      ['/var/lib/devicemesh/', `${path.join(dir, 'state')}/`],
     ];
     let text = fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'edge', name), 'utf8');
     for (const [from, to] of replacements) text = text.split(from).join(to);
@@ -62,6 +64,11 @@ describe('e2e: edge gateway profile — an NMEA sensor, two workloads', function
       ]),
     );
     await waitFor('the control plane', async () => (await httpGet(`http://127.0.0.1:${ports.cpAdmin}/ready`)).status === 200, 20_000);
+    // The members' token files, as an operator provisions them (docs/deploy.md): minted by the CLI with the operator credential.
+    fs.mkdirSync(path.join(dir, 'etc'));
+    for (const [kind, id] of [['host', 'gw-edge'], ['workload', 'tracker'], ['workload', 'logger']] as const) {
+      fs.writeFileSync(path.join(dir, 'etc', `${id}.token`), await createToken(`127.0.0.1:${ports.cp}`, kind, id));
+    }
     running.push(startProcess('edge-agent', ['agent', '--config', localized('agent.yaml')]));
     running.push(startProcess('edge-sidecar-tracker', ['sidecar', '--config', localized('sidecar-tracker.yaml')]));
     running.push(startProcess('edge-sidecar-logger', ['sidecar', '--config', localized('sidecar-logger.yaml')]));

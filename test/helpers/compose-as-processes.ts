@@ -3,10 +3,12 @@ import * as path from 'node:path';
 import { parse } from 'yaml';
 import { freePort, REPO_ROOT } from './processes';
 
-/** One compose service as a process on this machine: the devicemesh binary's args. */
+/** One compose service as a process on this machine: the devicemesh binary's args, or its entrypoint's. */
 export interface ServicePlan {
   name: string;
   args: string[];
+  /** The service's own entrypoint (e.g. `sh -ec`), run with `args` in the image's working directory (here the repository); else the devicemesh binary. */
+  entrypoint?: string[];
   /** A one-shot job (restart: on-failure), run until it succeeds rather than kept running. */
   job: boolean;
 }
@@ -20,6 +22,7 @@ export interface ComposePlan {
 
 interface ComposeService {
   image?: string;
+  entrypoint?: string[];
   command?: string[];
   volumes?: string[];
   profiles?: string[];
@@ -31,8 +34,9 @@ interface ComposeService {
  * Turns docker-compose.yml's devicemesh services (those of the default profile) into processes:
  * each service's host:port (service names, 0.0.0.0, 127.0.0.1) becomes 127.0.0.1 on a free port,
  * one per container port; bind-mounted config files are copied into `dir` with those addresses;
- * named volumes become directories in `dir`. Every process then shares one network namespace,
- * as the workload's sidecar shares the workload's in the compose file.
+ * named volumes become directories in `dir`, one per volume, shared by the services that mount it.
+ * Every process then shares one network namespace, as the workload's sidecar shares the workload's
+ * in the compose file. `$$` in a command is compose's escape for `$`.
  */
 export async function composeAsProcesses(dir: string, image: string): Promise<ComposePlan> {
   const compose = parse(fs.readFileSync(path.join(REPO_ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
@@ -52,7 +56,8 @@ export async function composeAsProcesses(dir: string, image: string): Promise<Co
   for (const p of ports.keys()) ports.set(p, await freePort());
   const localize = (text: string, paths: Map<string, string>): string => {
     let out = text.replace(hostPort, (_, p: string) => `127.0.0.1:${ports.get(Number(p))}`);
-    for (const [from, to] of paths) out = out.split(from).join(to);
+    // Longest mount point first: /var/lib/devicemesh must not rewrite the start of /var/lib/devicemesh-join.
+    for (const [from, to] of [...paths].sort(([a], [b]) => b.length - a.length)) out = out.split(from).join(to);
     return out;
   };
 
@@ -61,7 +66,7 @@ export async function composeAsProcesses(dir: string, image: string): Promise<Co
     const paths = new Map<string, string>();
     for (const v of s.volumes ?? []) {
       const [source, target] = v.split(':') as [string, string];
-      const local = path.join(dir, name, source.startsWith('./') ? path.basename(source) : source);
+      const local = source.startsWith('./') ? path.join(dir, name, path.basename(source)) : path.join(dir, 'volumes', source);
       if (!source.startsWith('./')) fs.mkdirSync(local, { recursive: true });
       paths.set(target, local);
     }
@@ -71,7 +76,12 @@ export async function composeAsProcesses(dir: string, image: string): Promise<Co
       fs.mkdirSync(path.dirname(paths.get(target) as string), { recursive: true });
       fs.writeFileSync(paths.get(target) as string, localize(fs.readFileSync(path.join(REPO_ROOT, source), 'utf8'), paths));
     }
-    plans.set(name, { name, args: (s.command ?? []).map((a) => localize(a, paths)), job: s.restart === 'on-failure' });
+    plans.set(name, {
+      name,
+      args: (s.command ?? []).map((a) => localize(a.split('$$').join('$'), paths)),
+      job: s.restart === 'on-failure',
+      ...(s.entrypoint ? { entrypoint: s.entrypoint } : {}),
+    });
   }
 
   // Dependencies first, as compose starts them.

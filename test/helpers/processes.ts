@@ -4,6 +4,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parse } from 'yaml';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
@@ -61,6 +62,17 @@ function flagValue(args: readonly string[], name: string): string | undefined {
   return args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
 }
 
+/** A process's setting as it will see it: its flag, else the key of its `--config` file (flags win, as in the product). */
+function settingOf(args: readonly string[], name: string): string | undefined {
+  const flag = flagValue(args, name);
+  if (flag !== undefined) return flag;
+  const config = flagValue(args, 'config');
+  if (config === undefined) return undefined;
+  const file = parse(fs.readFileSync(config, 'utf8')) as Record<string, unknown> | null;
+  const value = file?.[name];
+  return value === undefined || value === null ? undefined : String(value);
+}
+
 function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(':') + 1));
 }
@@ -107,23 +119,26 @@ export async function createToken(address: string, kind: 'host' | 'workload', id
 
 /**
  * Secure by default: a control plane is remembered with its data directory; an agent or a sidecar
- * without --token, --token-file, --identity-dir or --insecure gets a --token-file that is filled
- * with a token made through the CLI once the control plane answers (the process waits for it).
+ * without --token, --token-file, --identity-dir or --insecure (as a flag or in its --config file) gets a
+ * --token-file that is filled with a token made through the CLI once the control plane answers
+ * (the process waits for it). Settings are read from the flags and the --config file alike.
  */
 function secureArgs(args: readonly string[]): { args: string[]; provision?: (cancelled: () => boolean) => Promise<void> } {
   const [command] = args;
-  const explicit = ['--insecure', '--token', '--token-file', '--identity-dir'].some((f) => args.some((a) => a === f || a.startsWith(`${f}=`)));
+  const explicit = ['insecure', 'token', 'token-file', 'identity-dir'].some(
+    (f) => args.some((a) => a === `--${f}` || a.startsWith(`--${f}=`)) || settingOf(args, f) !== undefined,
+  );
   if (command === 'control-plane') {
     if (!explicit) {
-      const listen = flagValue(args, 'listen') ?? '127.0.0.1:15010';
-      controlPlanes.set(portOf(listen), path.resolve(flagValue(args, 'data-dir') ?? './devicemesh-data'));
+      const listen = settingOf(args, 'listen') ?? '127.0.0.1:15010';
+      controlPlanes.set(portOf(listen), path.resolve(settingOf(args, 'data-dir') ?? './devicemesh-data'));
     }
     return { args: [...args] };
   }
   if ((command !== 'agent' && command !== 'sidecar') || explicit) return { args: [...args] };
   const kind = command === 'agent' ? 'host' : 'workload';
-  const id = flagValue(args, command === 'agent' ? 'host-id' : 'workload-id') ?? '';
-  const address = flagValue(args, 'control-plane') ?? '127.0.0.1:15010';
+  const id = settingOf(args, command === 'agent' ? 'host-id' : 'workload-id') ?? '';
+  const address = settingOf(args, 'control-plane') ?? '127.0.0.1:15010';
   fs.mkdirSync(TOKEN_DIR, { recursive: true });
   const tokenFile = path.join(TOKEN_DIR, `${kind}-${id}-${++tokenFiles}.token`);
   const provision = async (cancelled: () => boolean): Promise<void> => {

@@ -32,13 +32,18 @@ describe('docker-compose.yml', function () {
     const r = compose(['-f', 'docker-compose.yml', 'config'], REPO_ROOT);
     assert.equal(r.code, 0, r.output);
     const services = (parse(r.output) as { services: Record<string, Record<string, unknown>> }).services;
-    assert.deepEqual(Object.keys(services).sort(), ['agent', 'agent-simulated', 'app', 'app-sidecar', 'bindings', 'control-plane']);
+    assert.deepEqual(Object.keys(services).sort(), ['agent', 'agent-simulated', 'app', 'app-sidecar', 'bindings', 'control-plane', 'tokens']);
     assert.deepEqual(services.agent?.devices, ['/dev/ttyUSB0:/dev/ttyUSB0']);
     // Only the hardware agent waits for a profile: without a device, the simulated agent serves the mesh.
     const profiled = Object.entries(services).filter(([, s]) => s.profiles !== undefined).map(([name]) => name);
     assert.deepEqual(profiled, ['agent']);
     assert.equal(services['app-sidecar']?.network_mode, 'service:app');
-    for (const name of ['control-plane', 'agent', 'agent-simulated', 'app-sidecar', 'bindings']) {
+    // Secure by default: every member joins with a token file from the volume the tokens job fills, after it has.
+    for (const name of ['agent', 'agent-simulated', 'app-sidecar']) {
+      assert.ok((services[name]?.volumes as string[]).includes('join-tokens:/var/lib/devicemesh-join:ro'), name);
+      assert.deepEqual((services[name]?.depends_on as Record<string, unknown>).tokens, { condition: 'service_completed_successfully' }, name);
+    }
+    for (const name of ['control-plane', 'agent', 'agent-simulated', 'app-sidecar', 'bindings', 'tokens']) {
       assert.equal(services[name]?.image, 'devicemesh:0.1.0', name);
     }
   });
