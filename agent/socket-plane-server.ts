@@ -34,8 +34,10 @@ export interface SocketPlaneServerOptions {
   maxConnectionsPerPeer?: number;
   /** Most connections in all (default 4096). */
   maxConnections?: number;
-  /** New connections per second from one peer address, burst as many (default 50; 0 = no limit). */
+  /** New connections per second from one peer address, sustained (default 10; 0 = no limit). */
   connectionRatePerPeer?: number;
+  /** New connections from one peer address at once before the rate applies (default 64: sidecars of one host redialling after an agent restart). */
+  connectionBurstPerPeer?: number;
   /**
    * A TLS handshake must be complete this long after the TCP accept (default 5 s), however the
    * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte.
@@ -47,7 +49,8 @@ const CLOSE_GRACE_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
-export const DEFAULT_CONNECTION_RATE_PER_PEER = 50;
+export const DEFAULT_CONNECTION_RATE_PER_PEER = 10;
+export const DEFAULT_CONNECTION_BURST_PER_PEER = 64;
 
 /** Label of `sessions_refused` per refusal code. */
 const REFUSAL_REASON: Partial<Record<string, string>> = {
@@ -92,6 +95,7 @@ export class SocketPlaneServer {
       perPeer: options.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
       total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
       ratePerPeer: options.connectionRatePerPeer ?? DEFAULT_CONNECTION_RATE_PER_PEER,
+      burstPerPeer: options.connectionBurstPerPeer ?? DEFAULT_CONNECTION_BURST_PER_PEER,
     });
     this.connectionsRefused = new RefusalLog('socket_plane_connections_refused', options.stats, options.log);
     this.sessionsRefused = new RefusalLog('sessions_refused', options.stats, options.log);

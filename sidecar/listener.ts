@@ -21,15 +21,18 @@ export interface AppListenerLimits {
   maxConnectionsPerPeer?: number;
   /** Most connections on one virtual device (default 256). */
   maxConnections?: number;
-  /** New connections per second from one app address, burst as many (default 200; 0 = no limit). */
+  /** New connections per second from one app address, sustained (default 20; 0 = no limit). */
   connectionRatePerPeer?: number;
+  /** New connections from one app address at once before the rate applies (default 128: a workload's apps starting together). */
+  connectionBurstPerPeer?: number;
   /** RFC 2217: a Telnet subnegotiation must end (IAC SE) within this (default 5 s). */
   subnegotiationTimeoutMs?: number;
 }
 
 export const DEFAULT_APP_CONNECTIONS_PER_PEER = 128;
 export const DEFAULT_APP_CONNECTIONS = 256;
-export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 200;
+export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 20;
+export const DEFAULT_APP_CONNECTION_BURST_PER_PEER = 128;
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -101,6 +104,7 @@ export class VirtualDeviceListener implements VirtualListener {
       perPeer: ctx.limits?.maxConnectionsPerPeer ?? DEFAULT_APP_CONNECTIONS_PER_PEER,
       total: ctx.limits?.maxConnections ?? DEFAULT_APP_CONNECTIONS,
       ratePerPeer: ctx.limits?.connectionRatePerPeer ?? DEFAULT_APP_CONNECTION_RATE_PER_PEER,
+      burstPerPeer: ctx.limits?.connectionBurstPerPeer ?? DEFAULT_APP_CONNECTION_BURST_PER_PEER,
     });
     this.refusals = new RefusalLog('app_connections_refused', ctx.stats, ctx.log);
     server.on('connection', (socket) => this.onConnection(socket));

@@ -8,8 +8,10 @@ export interface ConnectionLimits {
   perPeer: number;
   /** Most connections at once in all. */
   total: number;
-  /** New connections per second one peer address may make, with a burst of as many (0: no limit). */
+  /** New connections per second one peer address may make, sustained (0: no limit). */
   ratePerPeer: number;
+  /** New connections one peer address may make at once before the rate applies (default: `ratePerPeer`). */
+  burstPerPeer?: number;
 }
 
 interface PeerState {
@@ -49,14 +51,15 @@ export class ConnectionLimiter {
   take(address: string): LimitRefusal | undefined {
     const t = this.now();
     const { perPeer, total, ratePerPeer } = this.limits;
+    const burst = this.burst;
     let peer = this.peers.get(address);
     if (!peer) {
       if (this.peers.size >= MAX_REMEMBERED) this.forgetIdle(t);
-      peer = { open: 0, tokens: ratePerPeer, at: t };
+      peer = { open: 0, tokens: burst, at: t };
       this.peers.set(address, peer);
     }
     if (ratePerPeer > 0) {
-      peer.tokens = Math.min(ratePerPeer, peer.tokens + ((t - peer.at) / 1000) * ratePerPeer);
+      peer.tokens = Math.min(burst, peer.tokens + ((t - peer.at) / 1000) * ratePerPeer);
       peer.at = t;
       if (peer.tokens < 1) return 'connection_rate_from_peer';
     }
@@ -79,10 +82,14 @@ export class ConnectionLimiter {
     return this.total;
   }
 
+  private get burst(): number {
+    return this.limits.burstPerPeer ?? this.limits.ratePerPeer;
+  }
+
   private forgetIdle(t: number): void {
     const { ratePerPeer } = this.limits;
     for (const [address, peer] of this.peers) {
-      const full = ratePerPeer === 0 || peer.tokens + ((t - peer.at) / 1000) * ratePerPeer >= ratePerPeer;
+      const full = ratePerPeer === 0 || peer.tokens + ((t - peer.at) / 1000) * ratePerPeer >= this.burst;
       if (peer.open === 0 && full) this.peers.delete(address);
     }
   }

@@ -35,6 +35,19 @@ describe('security/connection-limiter', () => {
     assert.equal(limiter.take('10.0.0.1'), 'connection_rate_from_peer');
     assert.equal(limiter.connections, 6, 'refused connections are not counted');
   });
+
+  it('lets a burst larger than the sustained rate through at once, then holds the peer to the rate', () => {
+    const limiter = new ConnectionLimiter({ perPeer: 100, total: 100, ratePerPeer: 2, burstPerPeer: 10 }, clock);
+    for (let i = 0; i < 10; i++) assert.equal(limiter.take('10.0.0.1'), undefined, `burst connection ${i}`);
+    assert.equal(limiter.take('10.0.0.1'), 'connection_rate_from_peer');
+    now += 500;
+    assert.equal(limiter.take('10.0.0.1'), undefined, 'one token back after half a second at 2/s');
+    assert.equal(limiter.take('10.0.0.1'), 'connection_rate_from_peer');
+    now += 60_000;
+    for (let i = 0; i < 10; i++) assert.equal(limiter.take('10.0.0.3'), undefined);
+    for (let i = 0; i < 10; i++) assert.equal(limiter.take('10.0.0.1'), undefined, 'refilled to the burst, not beyond');
+    assert.equal(limiter.take('10.0.0.1'), 'connection_rate_from_peer');
+  });
 });
 
 describe('security/refusal-log', () => {
