@@ -9,6 +9,7 @@
 #   chromium                   the headless browser the dashboard test drives (playwright-core)
 #   docker-compose             validates docker-compose.yml (`docker-compose config`) without an engine
 #   etcd-server                the etcd the control plane's replicated state backend tests start
+#   openssl                    makes the injection webhook test's HTTPS certificate
 # As root it installs them with apt-get; otherwise it says what is missing and the tests that
 # need them skip with a printed reason.
 set -euo pipefail
@@ -25,6 +26,7 @@ command -v gpiodetect >/dev/null 2>&1 || missing+=(gpiod)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"

@@ -75,7 +75,10 @@ describe('agent/drivers/event-loop-serial-stream on a socat pty pair', function 
   const streams: EventLoopSerialStream[] = [];
 
   before(function () {
-    if (!haveSocat()) this.skip();
+    if (!haveSocat()) {
+      console.log('    skipped: socat is not installed (scripts/install-test-deps.sh installs it)');
+      this.skip();
+    }
   });
 
   beforeEach(async () => {
