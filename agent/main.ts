@@ -3,7 +3,7 @@ import type { Logger } from '../src/log';
 import { startAdminServer, type RunningAdmin } from '../src/admin/admin-server';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
-import { parseHostPort } from '../src/util/address';
+import { parseAddressList, parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
@@ -97,7 +97,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const { hostId, log } = options;
   if (!hostId) throw new ValidationError('--host-id', 'is required');
   if (hostId.includes('/')) throw new ValidationError('--host-id', `"${hostId}" must not contain '/'`);
-  for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
+  parseAddressList(options.controlPlane);
   if (options.advertise !== undefined) parseHostPort(options.advertise);
   const simulated = simulatedNames(options.simulate);
   const security = options.security ?? {};

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import { serviceClient } from '../src/proto/load';
 import { SPIFFE_CHANNEL_OPTIONS } from '../src/security/control-plane-identity';
 import type { PhysicalEndpoint, ReportLoadRequest, ReportLoadResponse } from '../src/proto/types';
+import { parseAddressList } from '../src/util/address';
 
 type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
 
@@ -28,11 +29,7 @@ const REPLICA_DOWN = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADL
  */
 export function registryClient(address: string, credentials?: grpc.ChannelCredentials): RegistryClient {
   const Ctor = serviceClient('devicemesh.v1.Registry');
-  const clients = address
-    .split(',')
-    .map((a) => a.trim())
-    .filter((a) => a !== '')
-    .map((a) => new Ctor(a, credentials ?? grpc.credentials.createInsecure(), credentials ? SPIFFE_CHANNEL_OPTIONS : {}) as unknown as RegistryClient);
+  const clients = parseAddressList(address).map((a) => new Ctor(a, credentials ?? grpc.credentials.createInsecure(), credentials ? SPIFFE_CHANNEL_OPTIONS : {}) as unknown as RegistryClient);
   let current = 0;
   const rotating = <Req, Res>(method: 'reportHost' | 'reportLoad'): Unary<Req, Res> => {
     return (req, options, cb) => {

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { errorMessage, ValidationError } from '../src/errors';
-import { parseHostPort } from '../src/util/address';
+import { parseAddressList, parseHostPort } from '../src/util/address';
 import { CONFIG_FLAG, type ConfigValues, parseConfigFile } from './config-file';
 
 /** `addresses`: one host:port or several separated by commas (replicas of one service). */
@@ -105,7 +105,8 @@ export function parseFlags(
     if ((spec.kind === 'address' || spec.kind === 'addresses') && values[spec.name] !== undefined) {
       const value = values[spec.name] as string;
       try {
-        for (const address of spec.kind === 'addresses' ? value.split(',') : [value]) parseHostPort(address.trim());
+        if (spec.kind === 'addresses') parseAddressList(value);
+        else parseHostPort(value);
       } catch (err) {
         throw new ValidationError('', `flag --${spec.name}: ${(err as Error).message}`);
       }

@@ -3,7 +3,7 @@ import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
-import { parseHostPort } from '../src/util/address';
+import { parseAddressList } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { AgentPool } from './agent-pool';
@@ -50,7 +50,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
  */
 export async function startSidecar(options: SidecarOptions): Promise<RunningSidecar> {
   const { workloadId, log } = options;
-  for (const address of options.controlPlane.split(',')) parseHostPort(address.trim());
+  parseAddressList(options.controlPlane);
   const security = options.security ?? {};
   if (security.insecure) warnInsecure('sidecar');
   // Joining goes on while the admin interface already answers (not ready).

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { DeviceMeshError, errorMessage, UnauthenticatedError, UnavailableError, ValidationError } from '../errors';
 import type { Logger } from '../log';
 import { serviceClient } from '../proto/load';
-import { parseHostPort } from '../util/address';
+import { parseAddressList, parseHostPort } from '../util/address';
 import { Backoff } from '../util/backoff';
 import { presentedChain, SPIFFE_CHANNEL_OPTIONS, spiffeServerCheck } from './control-plane-identity';
 import { formatSpiffeId, sameIdentity, spiffeIdOfCertificate } from './spiffe-id';
@@ -71,8 +71,7 @@ export class CredentialManager implements TlsIdentity {
   private replica = 0;
 
   constructor(private readonly options: CredentialManagerOptions) {
-    this.replicas = options.controlPlane.split(',').map((a) => a.trim()).filter((a) => a !== '');
-    for (const address of this.replicas) parseHostPort(address);
+    this.replicas = parseAddressList(options.controlPlane);
   }
 
   private get controlPlane(): string {

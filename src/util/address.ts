@@ -17,3 +17,13 @@ export function parseHostPort(value: string): HostPort {
 export function formatHostPort(hp: HostPort): string {
   return hp.host.includes(':') ? `[${hp.host}]:${hp.port}` : `${hp.host}:${hp.port}`;
 }
+
+/**
+ * One `host:port`, or replicas of one service separated by commas (`a:15010,b:15010`), in order;
+ * spaces around each are ignored, anything else that is not host:port is a ValidationError.
+ */
+export function parseAddressList(value: string): string[] {
+  const addresses = value.split(',').map((a) => a.trim());
+  for (const address of addresses) parseHostPort(address);
+  return addresses;
+}

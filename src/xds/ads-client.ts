@@ -6,6 +6,7 @@ import { serviceClient } from '../proto/load';
 import type { DiscoveryRequest, DiscoveryResponse, XdsNode, XdsStatus } from '../proto/types';
 import { SPIFFE_CHANNEL_OPTIONS } from '../security/control-plane-identity';
 import { Backoff } from '../util/backoff';
+import { parseAddressList } from '../util/address';
 import { unpackAny } from './any';
 import { type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, WILDCARD } from './delta-messages';
 import { applyDelta, NO_RESOURCES, type ResourceSet, versionsOf } from './delta-resources';
@@ -85,8 +86,7 @@ export class AdsClient extends EventEmitter {
     super();
     this.protocol = options.protocol ?? 'delta';
     const Ctor = serviceClient('envoy.service.discovery.v3.AggregatedDiscoveryService');
-    const addresses = options.address.split(',').map((a) => a.trim()).filter((a) => a !== '');
-    this.clients = addresses.map((address) => ({
+    this.clients = parseAddressList(options.address).map((address) => ({
       address,
       client: new Ctor(address, options.credentials ?? grpc.credentials.createInsecure(), {
         'grpc.keepalive_time_ms': 10_000,
