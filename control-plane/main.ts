@@ -32,6 +32,7 @@ import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
+import { clientCredentialFiles } from '../src/security/client-credential-files';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
@@ -272,7 +273,7 @@ async function openSecurity(dataDir: string, trustDomain: string, externalCa: Ca
   const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
   await serving.start();
   // The bundle clients trust, next to the data even when the CA is external.
-  const caFile = path.join(dataDir, 'ca', 'bundle.crt');
+  const { caFile } = clientCredentialFiles(dataDir);
   fs.mkdirSync(path.dirname(caFile), { recursive: true });
   fs.writeFileSync(caFile, ca.bundlePem());
   return { ca, caFile, operatorTokenFile: operator.credential.tokenFile, store, tokens, access, serving };

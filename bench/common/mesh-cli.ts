@@ -1,17 +1,13 @@
 import { execFile } from 'node:child_process';
-import * as path from 'node:path';
 import { BIN, type Child, waitFor } from '../data-path/children';
+import { clientCredentialEnv } from '../../src/security/client-credential-files';
 
 /** One short CLI command, asynchronously (so Ctrl-C still stops a benchmark). */
 export type MeshCli = (args: string[]) => Promise<string>;
 
 /** The CLI against the secure control plane whose data directory is `dataDir`: its CA bundle and operator credential. */
 export function meshCli(dataDir: string): MeshCli {
-  return cliWith({
-    ...process.env,
-    DEVICEMESH_CA_FILE: path.join(dataDir, 'ca', 'bundle.crt'),
-    DEVICEMESH_OPERATOR_TOKEN_FILE: path.join(dataDir, 'operator.token'),
-  });
+  return cliWith({ ...process.env, ...clientCredentialEnv(dataDir) });
 }
 
 function cliWith(env: NodeJS.ProcessEnv, extra: readonly string[] = []): MeshCli {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { errorMessage, UnavailableError } from '../../src/errors';
 import { randomText, secretMatches, sha256Hex } from './bootstrap-tokens';
 import { writeAtomic } from './certificate-authority';
+import { clientCredentialFiles } from '../../src/security/client-credential-files';
 
 /**
  * The operator's bearer credential. On first start the token is written to
@@ -17,7 +18,7 @@ export class OperatorCredential {
   ) {}
 
   static open(dataDir: string): { credential: OperatorCredential; created: string | undefined } {
-    const tokenFile = path.join(dataDir, 'operator.token');
+    const tokenFile = clientCredentialFiles(dataDir).operatorTokenFile;
     const hashFile = path.join(dataDir, 'operator.sha256');
     try {
       if (fs.existsSync(hashFile)) {

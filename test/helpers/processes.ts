@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parse } from 'yaml';
+import { clientCredentialEnv, clientCredentialFiles } from '../../src/security/client-credential-files';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
@@ -79,17 +80,14 @@ function portOf(address: string): number {
 
 /** The CLI environment that reaches a secure control plane with its data directory: its CA bundle and the operator credential. */
 export function meshEnv(dataDir: string): NodeJS.ProcessEnv {
-  return {
-    DEVICEMESH_CA_FILE: path.join(dataDir, 'ca', 'bundle.crt'),
-    DEVICEMESH_OPERATOR_TOKEN_FILE: path.join(dataDir, 'operator.token'),
-  };
+  return clientCredentialEnv(dataDir);
 }
 
 /** What an in-test ControlPlaneClient needs for the secure control plane with data directory `dataDir`. */
 export function operatorSecurity(dataDir: string): { caPem: string; operatorToken: string } {
   return {
-    caPem: fs.readFileSync(path.join(dataDir, 'ca', 'bundle.crt'), 'utf8'),
-    operatorToken: fs.readFileSync(path.join(dataDir, 'operator.token'), 'utf8').trim(),
+    caPem: fs.readFileSync(clientCredentialFiles(dataDir).caFile, 'utf8'),
+    operatorToken: fs.readFileSync(clientCredentialFiles(dataDir).operatorTokenFile, 'utf8').trim(),
   };
 }
 
@@ -108,7 +106,7 @@ export async function createToken(address: string, kind: 'host' | 'workload', id
   return waitFor(
     `a join token for ${kind} ${id}`,
     async () => {
-      if (!fs.existsSync(path.join(dataDir, 'operator.token'))) return undefined;
+      if (!fs.existsSync(clientCredentialFiles(dataDir).operatorTokenFile)) return undefined;
       const r = await cliAsync(['token', 'create', `--${kind}`, id, '--control-plane', address], meshEnv(dataDir));
       if (r.code !== 0) throw new Error(r.stderr.trim());
       return r.stdout.trim();
