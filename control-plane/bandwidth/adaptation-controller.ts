@@ -1,3 +1,4 @@
+import type { AdaptationOverview } from '../../src/admin/mesh-overview';
 import { ValidationError } from '../../src/errors';
 import { formatRate } from './format-rate';
 import { type Claimant, maxMinFair } from './max-min-fair';
@@ -20,16 +21,8 @@ export interface BindingLoad {
   minBytesPerSecond?: number;
 }
 
-export interface LimitChange {
+export interface LimitChange extends AdaptationOverview {
   mappingId: string;
-  binding: string;
-  device: string;
-  /** 0 = there was no adaptive limit. */
-  from: number;
-  to: number;
-  /** Which metric caused it and its values, in words. */
-  reason: string;
-  at: number;
 }
 
 export interface AdaptationOptions {

@@ -98,12 +98,14 @@ export interface ProxyTypeOverview {
   nack: string;
 }
 
+/** One change of a binding's adaptive limit, as the controller decides it and the dashboard shows it. */
 export interface AdaptationOverview {
   binding: string;
   device: string;
-  /** bytes/s; 0: none. */
+  /** bytes/s; 0 = there was no adaptive limit. */
   from: number;
   to: number;
+  /** Which metric caused it and its values, in words. */
   reason: string;
   /** ms since the epoch. */
   at: number;
