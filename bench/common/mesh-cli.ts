@@ -26,7 +26,7 @@ export function joinToken(cli: MeshCli, cp: string, kind: 'host' | 'workload', i
 }
 
 /** A control plane started as a child, its CLI, and the join tokens of the one agent and one sidecar a benchmark runs. */
-export interface SecureControlPlane {
+export interface BenchControlPlane {
   controlPlane: Child;
   cli: MeshCli;
   hostToken: string;
@@ -42,7 +42,7 @@ export async function startSecureControlPlane(
   listen: { grpc: string; admin: string },
   dataDir: string,
   member: { hostId: string; workloadId: string },
-): Promise<SecureControlPlane> {
+): Promise<BenchControlPlane> {
   const cli = meshCli(dataDir);
   const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir]);
   try {
@@ -61,7 +61,7 @@ export function startPlaintextControlPlane(
   start: (name: string, args: string[]) => Child,
   listen: { grpc: string; admin: string },
   dataDir: string,
-): SecureControlPlane {
+): BenchControlPlane {
   const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir, '--insecure']);
   return { controlPlane, cli: cliWith(process.env, ['--insecure']), hostToken: '', workloadToken: '' };
 }
