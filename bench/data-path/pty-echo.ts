@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Child, waitFor } from './children';
-import type { EchoMessage } from './echo-device';
+import type { DeviceChildMessage } from '../common/device-child';
 
 const ECHO_DEVICE = path.join(__dirname, 'echo-device.js');
 
@@ -35,7 +35,7 @@ export class PtyEcho {
       const started = Child.fork('echo', ECHO_DEVICE, [peer], path.join(dir, 'echo.log'));
       echo = started;
       await new Promise<void>((resolve, reject) => {
-        started.process.once('message', (m: EchoMessage) => (m.type === 'ready' ? resolve() : reject(new Error(`echo device: ${m.message}`))));
+        started.process.once('message', (m: DeviceChildMessage) => (m.type === 'ready' ? resolve() : reject(new Error(`echo device: ${m.message}`))));
         started.process.once('exit', (code) => reject(new Error(`echo device exited (${code}): ${started.logTail()}`)));
       });
       return new PtyEcho(device, socat, started);

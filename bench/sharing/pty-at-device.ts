@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Child, waitFor } from '../data-path/children';
-import type { AtDeviceMessage } from './at-device';
+import type { DeviceChildMessage } from '../common/device-child';
 
 const AT_DEVICE = path.join(__dirname, 'at-device.js');
 
@@ -24,7 +24,7 @@ export class PtyAtDevice {
       const started = Child.fork('at-device', AT_DEVICE, [peer], path.join(dir, 'at-device.log'));
       at = started;
       await new Promise<void>((resolve, reject) => {
-        started.process.once('message', (m: AtDeviceMessage) => (m.type === 'ready' ? resolve() : reject(new Error(`AT device: ${m.message}`))));
+        started.process.once('message', (m: DeviceChildMessage) => (m.type === 'ready' ? resolve() : reject(new Error(`AT device: ${m.message}`))));
         started.process.once('exit', (code) => reject(new Error(`AT device exited (${code}): ${started.logTail()}`)));
       });
       return new PtyAtDevice(device, socat, started);
