@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { DeviceMeshError, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
+import { AcceptGate } from '../src/security/accept-gate';
 import { ConnectionLimiter } from '../src/security/connection-limiter';
 import { RefusalLog } from '../src/security/refusal-log';
 import { handshakeRefusal, PeerRefusedError, socketPlaneServerContext, verifiedPeerIdentity } from '../src/security/socket-plane-tls';
@@ -81,6 +82,7 @@ export class SocketPlaneServer {
   private readonly tlsServer: tls.Server | undefined;
   private readonly connections = new Set<FramedConnection>();
   private readonly limiter: ConnectionLimiter;
+  private readonly gate: AcceptGate;
   private readonly connectionsRefused: RefusalLog;
   private readonly sessionsRefused: RefusalLog;
   /** Pending TLS handshakes by remote host:port, each with its deadline timer. */
@@ -102,6 +104,9 @@ export class SocketPlaneServer {
     // One plain listener: limits apply to the raw TCP connection, and only admitted ones are handed
     // to TLS (emit 'connection', Node's way to feed a tls.Server), so a flood costs no TLS work.
     this.server = net.createServer((socket) => this.onAccept(socket));
+    this.gate = new AcceptGate(this.server, this.limiter, (reason, peer) =>
+      this.connectionsRefused.refuse(reason, peer, {}, 'socket plane: connection refused by a connection limit'),
+    );
     const identity = options.tls;
     if (identity) {
       const tlsServer = tls.createServer(socketPlaneServerContext(identity.current()));
@@ -155,13 +160,8 @@ export class SocketPlaneServer {
 
   /** Every TCP connection, TLS or not: the connection limits, and the handshake deadline. */
   private onAccept(socket: net.Socket): void {
+    if (!this.gate.admit(socket)) return;
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
-    const refused = this.limiter.admit(socket);
-    if (refused) {
-      this.connectionsRefused.refuse(refused, peer, {}, 'socket plane: connection refused by a connection limit');
-      socket.destroy();
-      return;
-    }
     if (!this.tlsServer) {
       this.onSocket(socket, undefined);
       return;

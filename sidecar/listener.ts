@@ -3,6 +3,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
+import { AcceptGate } from '../src/security/accept-gate';
 import { ConnectionLimiter } from '../src/security/connection-limiter';
 import { RefusalLog } from '../src/security/refusal-log';
 import type { Session } from '../src/socket-plane/session';
@@ -89,8 +90,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
 export class VirtualDeviceListener implements VirtualListener {
   private readonly connections = new Set<AppConnection>();
   private readonly mappingLabels: Labels;
-  private readonly limiter: ConnectionLimiter;
-  private readonly refusals: RefusalLog;
+  private readonly gate: AcceptGate;
   private closing = false;
 
   private constructor(
@@ -100,13 +100,17 @@ export class VirtualDeviceListener implements VirtualListener {
     private readonly ctx: ListenerContext,
   ) {
     this.mappingLabels = bindingLabels(current);
-    this.limiter = new ConnectionLimiter({
+    const limiter = new ConnectionLimiter({
       perPeer: ctx.limits?.maxConnectionsPerPeer ?? DEFAULT_APP_CONNECTIONS_PER_PEER,
       total: ctx.limits?.maxConnections ?? DEFAULT_APP_CONNECTIONS,
       ratePerPeer: ctx.limits?.connectionRatePerPeer ?? DEFAULT_APP_CONNECTION_RATE_PER_PEER,
       burstPerPeer: ctx.limits?.connectionBurstPerPeer ?? DEFAULT_APP_CONNECTION_BURST_PER_PEER,
     });
-    this.refusals = new RefusalLog('app_connections_refused', ctx.stats, ctx.log);
+    const refusals = new RefusalLog('app_connections_refused', ctx.stats, ctx.log);
+    // Before any session is asked for: a flood costs the agent nothing.
+    this.gate = new AcceptGate(server, limiter, (reason, peer) =>
+      refusals.refuse(reason, peer, { mapping: this.current.id }, 'app connection refused by a connection limit'),
+    );
     server.on('connection', (socket) => this.onConnection(socket));
   }
 
@@ -171,13 +175,7 @@ export class VirtualDeviceListener implements VirtualListener {
   private onConnection(socket: net.Socket): void {
     const { stats, log, pool, workloadId } = this.ctx;
     const mapping = this.current;
-    const refused = this.limiter.admit(socket);
-    if (refused) {
-      // Before any session is asked for: a flood costs the agent nothing.
-      this.refusals.refuse(refused, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`, { mapping: mapping.id }, 'app connection refused by a connection limit');
-      socket.destroy();
-      return;
-    }
+    if (!this.gate.admit(socket)) return;
     socket.setNoDelay(true);
     stats.add('app_connections', 1, this.mappingLabels);
     const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };

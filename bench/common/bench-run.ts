@@ -83,3 +83,26 @@ export function runMain(name: string, main: (argv: string[]) => Promise<number>)
     },
   );
 }
+
+/** What every benchmark report says of the machine it ran on. */
+export interface MachineInfo {
+  cpus: number;
+  cpuModel: string;
+  memoryMB: number;
+  node: string;
+  platform: string;
+  /** 1, 5 and 15 minute load averages when the run ended. */
+  loadAverage: number[];
+}
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    memoryMB: Math.round(os.totalmem() / (1024 * 1024)),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}

@@ -5,11 +5,10 @@
  * Prints a table and writes bench/results/control-plane.json. See docs/benchmarks.md.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
 import type { AdsProtocol } from '../../src/xds/protocols';
-import { runMain, writeResults } from '../common/bench-run';
+import { machineInfo, runMain, writeResults } from '../common/bench-run';
 import { protocolServed } from './discovery-probe';
 import { monotonicMs } from './messages';
 import {
@@ -219,20 +218,13 @@ export async function main(argv: string[]): Promise<number> {
         runs.push(await run(protocol, n, dataDir, root, options));
       }
     }
-    const cpus = os.cpus();
     const { out, ...shown } = options;
     const report: BenchReport = {
       benchmark: 'control-plane',
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       command: ['node', path.relative(process.cwd(), process.argv[1] ?? 'dist/bench/control-plane/main.js'), ...argv].join(' '),
-      machine: {
-        cpus: cpus.length,
-        cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-        memoryMB: Math.round(os.totalmem() / MB),
-        node: process.version,
-        platform: `${os.platform()} ${os.release()}`,
-      },
+      machine: machineInfo(),
       options: { ...shown, protocols },
       delta,
       registration,

@@ -1,3 +1,4 @@
+import type { MachineInfo } from '../common/bench-run';
 import type { AdsProtocol } from '../../src/xds/protocols';
 import type { Registration } from './mesh';
 import type { BenchOptions } from './options';
@@ -55,7 +56,7 @@ export interface BenchReport {
   startedAt: string;
   finishedAt: string;
   command: string;
-  machine: { cpus: number; cpuModel: string; memoryMB: number; node: string; platform: string };
+  machine: MachineInfo;
   options: Omit<BenchOptions, 'out'>;
   delta: { available: boolean; note: string };
   registration: Registration;

@@ -4,16 +4,15 @@
  * ser2net (the peer), and through devicemesh (sidecar → socket plane → agent). Prints a table and
  * writes bench/results/data-path-<timestamp>.json. See docs/benchmarks.md.
  */
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
-import { runMain, writeResults } from '../common/bench-run';
+import { machineInfo, runMain, writeResults } from '../common/bench-run';
 import { cleanUpOnExit, makeTempDir, removeTempDir } from './children';
 import { type BenchOptions, parseOptions, USAGE } from './options';
 import { PathRun } from './path-run';
 import { PATH_DESCRIPTIONS } from './paths';
 import { socatVersion } from './pty-echo';
-import { type DataPathReport, formatReport, isFailed, type PathOutcome, round, type RoundTripPhase, targetsOf, versusDirect } from './report';
+import { type DataPathReport, formatReport, isFailed, type PathOutcome, type RoundTripPhase, targetsOf, versusDirect } from './report';
 import { ser2netVersion } from './ser2net';
 
 export const SER2NET_MISSING = 'ser2net not installed: skipping that path (apt-get install ser2net)';
@@ -86,21 +85,13 @@ export async function main(argv: string[]): Promise<number> {
     const paths: PathOutcome[] = options.paths.map(
       (name) => runs.find((r) => r.name === name)?.outcome() ?? { path: name, description: PATH_DESCRIPTIONS[name], skipped: SER2NET_MISSING },
     );
-    const cpus = os.cpus();
     const { out, ...shown } = options;
     const report: DataPathReport = {
       benchmark: 'data-path',
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       command: ['node', path.relative(process.cwd(), process.argv[1] ?? 'dist/bench/data-path/main.js'), ...argv].join(' '),
-      machine: {
-        cpus: cpus.length,
-        cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-        memoryMB: Math.round(os.totalmem() / MiB),
-        node: process.version,
-        platform: `${os.platform()} ${os.release()}`,
-        loadAverage: os.loadavg().map((l) => round(l, 2)),
-      },
+      machine: machineInfo(),
       tools: { socat, ser2net: ser2net ?? null },
       options: shown,
       units: { roundTrip: 'µs', throughput: 'MB/s (10^6 bytes per second)' },

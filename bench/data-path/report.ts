@@ -1,3 +1,4 @@
+import type { MachineInfo } from '../common/bench-run';
 import type { BenchOptions } from './options';
 import { PATH_DESCRIPTIONS, PATH_NAMES, type PathName } from './paths';
 
@@ -73,7 +74,7 @@ export interface DataPathReport {
   startedAt: string;
   finishedAt: string;
   command: string;
-  machine: { cpus: number; cpuModel: string; memoryMB: number; node: string; platform: string; loadAverage: number[] };
+  machine: MachineInfo;
   tools: { socat: string; ser2net: string | null };
   options: Omit<BenchOptions, 'out'>;
   /** MB here is 10^6 bytes; bulk sizes in the options are MiB. */

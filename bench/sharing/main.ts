@@ -7,11 +7,10 @@
  */
 import { autoDetect } from '@serialport/bindings-cpp';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { SerialDriver } from '../../agent/drivers/serial-driver';
 import { errorMessage } from '../../src/errors';
-import { cleanUpOnExit, makeTempDir, removeTempDir, runMain, writeResults } from '../common/bench-run';
+import { cleanUpOnExit, machineInfo, makeTempDir, removeTempDir, runMain, writeResults } from '../common/bench-run';
 import { socatVersion } from '../data-path/pty-echo';
 import { type ConsumerRunResult, runConsumers } from './consumer-run';
 import { parseOptions, USAGE } from './options';
@@ -19,7 +18,6 @@ import { PtyAtDevice } from './pty-at-device';
 import { measureQueueOverhead } from './queue-overhead';
 import { formatReport, type SharingReport, targetsOf } from './report';
 import { SHARED_POLICY, SharedMesh } from './shared-mesh';
-import { round } from './stats';
 
 const QUEUE_WARMUP = 5000;
 
@@ -100,20 +98,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     progress(`queue overhead: ${options.queueCommands} commands each side`);
     const queueOverhead = await measureQueueOverhead(options.queueCommands, QUEUE_WARMUP);
-    const cpus = os.cpus();
     const report: SharingReport = {
       benchmark: 'sharing',
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
       command: ['node', path.relative(process.cwd(), process.argv[1] ?? 'dist/bench/sharing/main.js'), ...argv].join(' '),
-      machine: {
-        cpus: cpus.length,
-        cpuModel: cpus[0]?.model.trim() ?? 'unknown',
-        memoryMB: Math.round(os.totalmem() / (1024 * 1024)),
-        node: process.version,
-        platform: `${os.platform()} ${os.release()}`,
-        loadAverage: os.loadavg().map((l) => round(l, 2)),
-      },
+      machine: machineInfo(),
       policy: SHARED_POLICY,
       units: { roundTrip: 'µs', throughput: 'commands/s' },
       baseline: base,

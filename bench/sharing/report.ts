@@ -1,3 +1,4 @@
+import type { MachineInfo } from '../common/bench-run';
 import type { ConsumerRunResult } from './consumer-run';
 import type { QueueOverhead } from './queue-overhead';
 
@@ -13,7 +14,7 @@ export interface SharingReport {
   startedAt: string;
   finishedAt: string;
   command: string;
-  machine: { cpus: number; cpuModel: string; memoryMB: number; node: string; platform: string; loadAverage: number[] };
+  machine: MachineInfo;
   policy: string;
   units: { roundTrip: 'µs'; throughput: 'commands/s' };
   /** One client on the pty itself, no mesh: the device's own limit. */

@@ -14,9 +14,9 @@ import { VirtualDeviceListener } from '../../../sidecar/listener';
 import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 import type { Policy } from '../../../src/proto/types';
 import { PREFACE } from '../../../src/socket-plane/frame';
-import type { Session } from '../../../src/socket-plane/session';
 import { Stats } from '../../../src/telemetry/stats';
 import type { AttackPlan, AttackReport } from '../../helpers/attacker';
+import { type Probe, startProbe } from '../../helpers/latency-probe';
 import { freePort } from '../../helpers/processes';
 import { RotatingTlsIdentity, TestCa } from '../../helpers/test-pki';
 import { testLogger, waitFor } from '../../unit/agent/helpers';
@@ -26,13 +26,12 @@ import { mapping as sidecarMapping } from '../sidecar/helpers';
 /**
  * Acceptance 4 of issue 7: slow-loris and connection floods against the socket-plane port (mTLS)
  * and an RFC 2217 port, from another process and other loopback addresses, while a well-behaved
- * client keeps doing round trips to a device. Its median round trip during each attack must stay
- * within 2× its idle median; below FLOOR_MS a doubling is scheduling noise, so the bound is
- * 2 × max(idle median, FLOOR_MS). Medians of ROUND_TRIPS round trips each. The attacker runs at
- * the lowest CPU priority: it stands in for a machine elsewhere.
+ * client (a latency probe in its own process, as a sidecar or app is) keeps doing round trips to a
+ * device. Its median round trip during each attack must stay within 2× its median just before.
+ * Medians of ROUND_TRIPS round trips each. The attacker runs at the lowest CPU priority: it stands
+ * in for a machine elsewhere.
  */
 const ROUND_TRIPS = 300;
-const FLOOR_MS = 0.2;
 const ATTACKER = path.join(__dirname, '../../helpers/attacker.js');
 
 interface Attack {
@@ -40,6 +39,9 @@ interface Attack {
   finished: Promise<void>;
   stop(): void;
 }
+
+/** Attacks under way, stopped after each test. */
+const running: Attack[] = [];
 
 function attack(plan: AttackPlan): Attack {
   let latest: AttackReport = { connected: 0, closed: 0, refusedEarly: 0, done: false };
@@ -53,7 +55,9 @@ function attack(plan: AttackPlan): Attack {
   }
   child.on('message', (m) => (latest = m as AttackReport));
   const finished = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return { latest: () => latest, finished, stop: () => child.kill() };
+  const a: Attack = { latest: () => latest, finished, stop: () => child.kill() };
+  running.push(a);
+  return a;
 }
 
 /** `taskset` from util-linux; where it is missing the attacker just shares the CPUs (the test says so). */
@@ -67,56 +71,47 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
-/** Runs `n` sequential round trips; their durations in ms. */
-async function measure(n: number, roundTrip: () => Promise<void>): Promise<number[]> {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = process.hrtime.bigint();
-    await roundTrip();
-    out.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  return out;
+function assertWithinTwiceIdle(idle: number, during: number): void {
+  assert.ok(during <= 2 * idle, `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
 }
 
-function report(what: string, idle: number, during: number): void {
-  console.log(`      ${what}: round-trip p50 idle ${(idle * 1000).toFixed(0)} µs, during ${(during * 1000).toFixed(0)} µs (bound ${(2 * Math.max(idle, FLOOR_MS) * 1000).toFixed(0)} µs)`);
+function report(what: string, idle: number, during: number, connectionsPerSecond: number): void {
+  const rate = connectionsPerSecond > 0 ? `; attacker connections ${connectionsPerSecond.toFixed(0)}/s` : '';
+  console.log(`      ${what}: round-trip p50 idle ${(idle * 1000).toFixed(0)} µs, during ${(during * 1000).toFixed(0)} µs (${(during / idle).toFixed(2)}×${rate})`);
 }
 
-/** AT → OK through whatever `write` reaches; resolves on the OK. */
-function modemRoundTrip(write: (b: Buffer) => void, onData: (listener: (chunk: Buffer) => void) => void): () => Promise<void> {
-  let text = '';
-  let waiting: (() => void) | undefined;
-  onData((chunk) => {
-    text += chunk.toString('latin1');
-    if (waiting && text.includes('OK\r\n')) {
-      text = '';
-      const w = waiting;
-      waiting = undefined;
-      w();
-    }
-  });
-  return () =>
-    new Promise<void>((resolve) => {
-      waiting = resolve;
-      write(Buffer.from('AT\r'));
-    });
+/** The probe's round-trip median now, with nothing attacking, then with the attack `start` gives under way (once `underWay` holds). */
+async function idleThenDuring(probe: Probe, start: () => Attack, underWay: (a: Attack) => boolean, what: string): Promise<{ idle: number; during: number; attack: Attack }> {
+  const idle = median(await probe.measure(ROUND_TRIPS));
+  const a = start();
+  await waitFor(() => underWay(a), `${what}: the attack to be under way`);
+  const connectedBefore = a.latest().connected;
+  const startedAt = Date.now();
+  const during = median(await probe.measure(ROUND_TRIPS));
+  // The attacker reports every 100 ms: the rate is over at least that long.
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, 100 - (Date.now() - startedAt))));
+  report(what, idle, during, ((a.latest().connected - connectedBefore) * 1000) / (Date.now() - startedAt));
+  return { idle, during, attack: a };
 }
 
 describe('security: slow-loris and connection floods do not starve other clients', function () {
   this.timeout(60_000);
   const log = testLogger();
 
+  afterEach(async () => {
+    for (const a of running.splice(0)) {
+      a.stop();
+      await a.finished;
+    }
+  });
+
   describe('socket-plane port (mTLS)', () => {
     const stats = new Stats();
     let server: SocketPlaneServer;
     let devices: DeviceInventory;
-    let pool: AgentPool;
-    let session: Session;
+    let probe: Probe;
     let port: number;
     let ca: TestCa;
-    let roundTrip: () => Promise<void>;
-    let idle: number;
-    const attacks: Attack[] = [];
 
     before(async () => {
       ca = await TestCa.create();
@@ -140,57 +135,41 @@ describe('security: slow-loris and connection floods do not starve other clients
       const address = await server.listen();
       port = Number(address.split(':')[1]);
       mappings.apply([agentMapping({ id: 'm1', devicePath: 'sim:modem0', workloadId: 'app1', agentAddress: address })], '1');
-      pool = new AgentPool(log, { tls: new RotatingTlsIdentity(await ca.issue('app1')) });
-      session = await pool.connection(address, 'gw1').openSession({ mappingId: 'm1', workloadId: 'app1' });
-      roundTrip = modemRoundTrip(
-        (b) => session.write(b),
-        (listener) =>
-          session.on('data', (chunk: Buffer) => {
-            session.consumed(chunk.length);
-            listener(chunk);
-          }),
-      );
-      await measure(50, roundTrip);
-      idle = median(await measure(ROUND_TRIPS, roundTrip));
-    });
-
-    afterEach(async () => {
-      for (const a of attacks.splice(0)) {
-        a.stop();
-        await a.finished;
-      }
+      probe = await startProbe({ kind: 'socket-plane', address, hostId: 'gw1', mappingId: 'm1', workloadId: 'app1', tls: await ca.issue('app1') });
     });
 
     after(async () => {
-      pool?.close();
+      await probe?.close();
       await server?.close();
       await devices?.close({ code: 'UNAVAILABLE', message: 'test over' });
     });
 
     it('40 connections trickling a TLS handshake: latency kept; 16 closed at the handshake deadline, 24 refused by the per-peer limits', async () => {
-      // A TLS handshake record announcing 512 bytes, then one byte every 200 ms.
-      const a = attack({ mode: 'slowloris', port, localAddress: '127.0.0.2', count: 40, intervalMs: 200, durationMs: 8000, prefixHex: '1603010200' });
-      attacks.push(a);
-      await waitFor(() => a.latest().connected === 40, 'the attackers to connect');
-      const during = median(await measure(ROUND_TRIPS, roundTrip));
-      report('socket plane, slow-loris', idle, during);
-      assert.ok(during <= 2 * Math.max(idle, FLOOR_MS), `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
+      const { idle, during, attack: a } = await idleThenDuring(
+        probe,
+        // A TLS handshake record announcing 512 bytes, then one byte every 200 ms.
+        () => attack({ mode: 'slowloris', port, localAddress: '127.0.0.2', count: 40, intervalMs: 200, durationMs: 8000, prefixHex: '1603010200' }),
+        (a) => a.latest().connected === 40,
+        'socket plane, slow-loris',
+      );
+      assertWithinTwiceIdle(idle, during);
       await waitFor(() => a.latest().closed === 40, 'every attacker to be closed by the server', 5000);
       assert.equal(stats.get('socket_plane_connections_refused', { reason: 'handshake_timeout' }), 16);
       const limited =
         stats.get('socket_plane_connections_refused', { reason: 'too_many_connections_from_peer' }) +
         stats.get('socket_plane_connections_refused', { reason: 'connection_rate_from_peer' });
       assert.equal(limited, 24);
-      assert.ok(!session.closed, 'the well-behaved session is untouched');
+      assert.equal(stats.get('sessions_active'), 1, "the probe's session is untouched");
     });
 
     it('a flood of connections opened and dropped: latency kept; the server holds none of them afterwards', async () => {
-      const a = attack({ mode: 'flood', port, localAddress: '127.0.0.3', parallel: 50, durationMs: 3000 });
-      attacks.push(a);
-      await waitFor(() => a.latest().connected > 200, 'the flood to be under way');
-      const during = median(await measure(ROUND_TRIPS, roundTrip));
-      report(`socket plane, flood (${a.latest().connected} connections so far)`, idle, during);
-      assert.ok(during <= 2 * Math.max(idle, FLOOR_MS), `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
+      const { idle, during, attack: a } = await idleThenDuring(
+        probe,
+        () => attack({ mode: 'flood', port, localAddress: '127.0.0.3', parallel: 50, durationMs: 3000 }),
+        (a) => a.latest().connected > 200,
+        'socket plane, flood',
+      );
+      assertWithinTwiceIdle(idle, during);
       await a.finished;
       await waitFor(() => server.connectionCount === 1, `only the good connection left (${server.connectionCount})`);
     });
@@ -226,11 +205,8 @@ describe('security: slow-loris and connection floods do not starve other clients
     let devices: DeviceInventory;
     let pool: AgentPool;
     const listeners: VirtualDeviceListener[] = [];
-    let good: net.Socket;
+    let probe: Probe;
     const appPorts = { good: 0, shared: 0 };
-    let roundTrip: () => Promise<void>;
-    let idle: number;
-    const attacks: Attack[] = [];
 
     before(async () => {
       const modems = new SimulatedModemBinding(['modem0', 'modem1']);
@@ -258,26 +234,11 @@ describe('security: slow-loris and connection floods do not starve other clients
           await VirtualDeviceListener.start(m, { workloadId: 'app1', pool, stats, log, limits: { maxConnectionsPerPeer: 8, subnegotiationTimeoutMs: 1000 } }),
         );
       }
-      good = net.connect({ port: appPorts.good, host: '127.0.0.1' });
-      good.setNoDelay(true);
-      await new Promise<void>((resolve) => good.once('data', () => resolve()));
-      roundTrip = modemRoundTrip(
-        (b) => good.write(b),
-        (l) => good.on('data', l),
-      );
-      await measure(50, roundTrip);
-      idle = median(await measure(ROUND_TRIPS, roundTrip));
-    });
-
-    afterEach(async () => {
-      for (const a of attacks.splice(0)) {
-        a.stop();
-        await a.finished;
-      }
+      probe = await startProbe({ kind: 'tcp', port: appPorts.good, greeting: true });
     });
 
     after(async () => {
-      good?.destroy();
+      await probe?.close();
       for (const l of listeners) await l.close('test over');
       pool?.close();
       await server?.close();
@@ -286,13 +247,14 @@ describe('security: slow-loris and connection floods do not starve other clients
 
     it('20 clients holding a Telnet subnegotiation open: latency kept; 8 closed at the subnegotiation deadline, 12 refused by the per-peer limit', async () => {
       const shared = listeners[1] as VirtualDeviceListener;
-      // IAC SB COM-PORT-OPTION SET-BAUDRATE, then a byte every 200 ms and never IAC SE.
-      const a = attack({ mode: 'slowloris', port: appPorts.shared, localAddress: '127.0.0.2', count: 20, intervalMs: 200, durationMs: 8000, prefixHex: 'fffa2c01', waitForServer: true });
-      attacks.push(a);
-      await waitFor(() => a.latest().connected === 20 && shared.connectionCount === 8, `8 attackers holding connections (${shared.connectionCount})`);
-      const during = median(await measure(ROUND_TRIPS, roundTrip));
-      report('RFC 2217, subnegotiation slow-loris', idle, during);
-      assert.ok(during <= 2 * Math.max(idle, FLOOR_MS), `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
+      const { idle, during, attack: a } = await idleThenDuring(
+        probe,
+        // IAC SB COM-PORT-OPTION SET-BAUDRATE, then a byte every 200 ms and never IAC SE.
+        () => attack({ mode: 'slowloris', port: appPorts.shared, localAddress: '127.0.0.2', count: 20, intervalMs: 200, durationMs: 8000, prefixHex: 'fffa2c01', waitForServer: true }),
+        (a) => a.latest().connected === 20 && shared.connectionCount === 8,
+        'RFC 2217, subnegotiation slow-loris',
+      );
+      assertWithinTwiceIdle(idle, during);
       await waitFor(() => a.latest().closed === 20, 'every attacker to be closed', 5000);
       assert.equal(stats.get('rfc2217_subnegotiation_timeouts', { mapping: 'shared' }), 8);
       assert.equal(stats.get('app_connections_refused', { reason: 'too_many_connections_from_peer' }), 12);
@@ -300,12 +262,14 @@ describe('security: slow-loris and connection floods do not starve other clients
 
     it("a flood of connections on the measured client's own port: latency kept; the listener holds none of them afterwards", async () => {
       const mine = listeners[0] as VirtualDeviceListener;
-      const a = attack({ mode: 'flood', port: appPorts.good, localAddress: '127.0.0.3', parallel: 50, durationMs: 3000 });
-      attacks.push(a);
-      await waitFor(() => a.latest().connected > 200, 'the flood to be under way');
-      const during = median(await measure(ROUND_TRIPS, roundTrip));
-      report(`RFC 2217, flood (${a.latest().connected} connections so far)`, idle, during);
-      assert.ok(during <= 2 * Math.max(idle, FLOOR_MS), `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
+      const { idle, during, attack: a } = await idleThenDuring(
+        probe,
+        // Its own source address: the socket-plane flood's connections in TIME_WAIT would slow this attacker down.
+        () => attack({ mode: 'flood', port: appPorts.good, localAddress: '127.0.0.4', parallel: 50, durationMs: 3000 }),
+        (a) => a.latest().connected > 200,
+        'RFC 2217, flood',
+      );
+      assertWithinTwiceIdle(idle, during);
       await a.finished;
       await waitFor(() => mine.connectionCount === 1, `only the good connection left (${mine.connectionCount})`);
     });
