@@ -15,6 +15,7 @@ import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
 import type { Policy } from '../../../src/proto/types';
 import { PREFACE } from '../../../src/socket-plane/frame';
 import { Stats } from '../../../src/telemetry/stats';
+import type { LimitRefusal } from '../../../src/security/connection-limiter';
 import type { AttackPlan, AttackReport } from '../../helpers/attacker';
 import { type Probe, startProbe } from '../../helpers/latency-probe';
 import { freePort } from '../../helpers/processes';
@@ -75,23 +76,37 @@ function assertWithinTwiceIdle(idle: number, during: number): void {
   assert.ok(during <= 2 * idle, `p50 during ${during.toFixed(3)} ms > 2 × idle ${idle.toFixed(3)} ms`);
 }
 
-function report(what: string, idle: number, during: number, connectionsPerSecond: number): void {
-  const rate = connectionsPerSecond > 0 ? `; attacker connections ${connectionsPerSecond.toFixed(0)}/s` : '';
-  console.log(`      ${what}: round-trip p50 idle ${(idle * 1000).toFixed(0)} µs, during ${(during * 1000).toFixed(0)} µs (${(during / idle).toFixed(2)}×${rate})`);
+/** A flood's connections the server refused so far, by any connection limit. */
+function refusedByLimits(stats: Stats, counter: string): number {
+  const reasons: LimitRefusal[] = ['too_many_connections_from_peer', 'too_many_connections', 'connection_rate_from_peer'];
+  return reasons.reduce((sum, reason) => sum + stats.get(counter, { reason }), 0);
 }
 
-/** The probe's round-trip median now, with nothing attacking, then with the attack `start` gives under way (once `underWay` holds). */
-async function idleThenDuring(probe: Probe, start: () => Attack, underWay: (a: Attack) => boolean, what: string): Promise<{ idle: number; during: number; attack: Attack }> {
+interface Measured {
+  idle: number;
+  during: number;
+  attack: Attack;
+  /** Connections refused while the probe measured, when a refusal count was given. */
+  refusedDuring: number;
+}
+
+/**
+ * The probe's round-trip median now, with nothing attacking, then with the attack `start` gives
+ * under way (once `underWay` holds). With `refusedSoFar`, says how many connections the server
+ * refused a second while the probe measured: a flood must be running then, not just before.
+ */
+async function idleThenDuring(probe: Probe, start: () => Attack, underWay: (a: Attack) => boolean, what: string, refusedSoFar?: () => number): Promise<Measured> {
   const idle = median(await probe.measure(ROUND_TRIPS));
   const a = start();
   await waitFor(() => underWay(a), `${what}: the attack to be under way`);
-  const connectedBefore = a.latest().connected;
-  const startedAt = Date.now();
+  const refusedBefore = refusedSoFar?.() ?? 0;
+  const startedAt = process.hrtime.bigint();
   const during = median(await probe.measure(ROUND_TRIPS));
-  // The attacker reports every 100 ms: the rate is over at least that long.
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, 100 - (Date.now() - startedAt))));
-  report(what, idle, during, ((a.latest().connected - connectedBefore) * 1000) / (Date.now() - startedAt));
-  return { idle, during, attack: a };
+  const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+  const refusedDuring = (refusedSoFar?.() ?? 0) - refusedBefore;
+  const rate = refusedSoFar ? `; the server refused ${(refusedDuring / seconds).toFixed(0)} connections/s meanwhile` : '';
+  console.log(`      ${what}: round-trip p50 idle ${(idle * 1000).toFixed(0)} µs, during ${(during * 1000).toFixed(0)} µs (${(during / idle).toFixed(2)}×${rate})`);
+  return { idle, during, attack: a, refusedDuring };
 }
 
 describe('security: slow-loris and connection floods do not starve other clients', function () {
@@ -163,12 +178,14 @@ describe('security: slow-loris and connection floods do not starve other clients
     });
 
     it('a flood of connections opened and dropped: latency kept; the server holds none of them afterwards', async () => {
-      const { idle, during, attack: a } = await idleThenDuring(
+      const { idle, during, attack: a, refusedDuring } = await idleThenDuring(
         probe,
         () => attack({ mode: 'flood', port, localAddress: '127.0.0.3', parallel: 50, durationMs: 3000 }),
         (a) => a.latest().connected > 200,
         'socket plane, flood',
+        () => refusedByLimits(stats, 'socket_plane_connections_refused'),
       );
+      assert.ok(refusedDuring > 0, 'the flood went on while the probe measured');
       assertWithinTwiceIdle(idle, during);
       await a.finished;
       await waitFor(() => server.connectionCount === 1, `only the good connection left (${server.connectionCount})`);
@@ -262,13 +279,15 @@ describe('security: slow-loris and connection floods do not starve other clients
 
     it("a flood of connections on the measured client's own port: latency kept; the listener holds none of them afterwards", async () => {
       const mine = listeners[0] as VirtualDeviceListener;
-      const { idle, during, attack: a } = await idleThenDuring(
+      const { idle, during, attack: a, refusedDuring } = await idleThenDuring(
         probe,
         // Its own source address: the socket-plane flood's connections in TIME_WAIT would slow this attacker down.
         () => attack({ mode: 'flood', port: appPorts.good, localAddress: '127.0.0.4', parallel: 50, durationMs: 3000 }),
         (a) => a.latest().connected > 200,
         'RFC 2217, flood',
+        () => refusedByLimits(stats, 'app_connections_refused'),
       );
+      assert.ok(refusedDuring > 0, 'the flood went on while the probe measured');
       assertWithinTwiceIdle(idle, during);
       await a.finished;
       await waitFor(() => mine.connectionCount === 1, `only the good connection left (${mine.connectionCount})`);
