@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { toServiceError } from '../src/grpc/grpc-errors';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
@@ -6,6 +7,7 @@ import { serviceDefinition } from '../src/proto/load';
 import type { Mapping } from '../src/proto/types';
 import type { DeviceCommand } from '../src/socket-plane/device-command';
 import type { DeviceEvent } from '../src/socket-plane/device-event';
+import type { AcceptGate } from '../src/security/accept-gate';
 import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
@@ -21,6 +23,7 @@ import {
   openedResponse,
   toDeviceCommand,
 } from './grpc-device-messages';
+import { gateAppConnections } from './app-connection-limits';
 import type { ListenerContext } from './listener';
 import { drainPeriod, type VirtualListener } from './virtual-listener';
 
@@ -50,38 +53,53 @@ interface AppCall {
  * The virtual device of one GRPC mapping: a gRPC server speaking devicemesh.v1.DeviceSession, each
  * Open call a session to the mapping's agent. Unlike raw TCP, the app learns why a session could
  * not open or failed: the call ends with the error's gRPC status and message.
+ *
+ * The TCP listener is ours, not grpc-js's: the app connection limits of the raw and RFC 2217
+ * listeners apply as each connection is accepted, and only admitted connections are handed to
+ * grpc-js (its connection injector).
  */
 export class GrpcDeviceListener implements VirtualListener {
   private readonly calls = new Set<AppCall>();
   private readonly mappingLabels: Labels;
   private readonly eventsDropped: Counter;
+  private readonly server = new grpc.Server();
+  private readonly gate: AcceptGate;
   private boundAddress = '';
   private closing = false;
 
   private constructor(
     private current: Mapping,
-    private readonly server: grpc.Server,
+    private readonly tcp: net.Server,
     private readonly ctx: ListenerContext,
   ) {
     this.mappingLabels = bindingLabels(current);
     this.eventsDropped = ctx.stats.counter('events_dropped', this.mappingLabels);
-    server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
+    this.server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
+    // Without TLS: the app is on loopback or in the workload's own network namespace.
+    const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    this.gate = gateAppConnections(tcp, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
+    tcp.on('connection', (socket: net.Socket) => {
+      if (!this.gate.admit(socket)) return;
+      socket.setNoDelay(true);
+      injector.injectConnection(socket);
+    });
   }
 
-  /** Binds the mapping's listen address, without TLS (the app is on loopback); rejects when it cannot. */
+  /** Binds the mapping's listen address; rejects when it cannot. */
   static start(mapping: Mapping, ctx: ListenerContext): Promise<GrpcDeviceListener> {
     const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
-    const server = new grpc.Server();
-    const listener = new GrpcDeviceListener(mapping, server, ctx);
+    const tcp = net.createServer();
+    const listener = new GrpcDeviceListener(mapping, tcp, ctx);
     const listen = formatHostPort({ host, port });
     return new Promise((resolve, reject) => {
-      server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, boundPort) => {
-        if (err) {
-          server.forceShutdown();
-          reject(new UnavailableError(`virtual device ${mapping.id} cannot listen on ${listen}: ${err.message}`, { cause: err }));
-          return;
-        }
-        listener.boundAddress = formatHostPort({ host, port: boundPort });
+      tcp.once('error', (err) => {
+        listener.server.forceShutdown();
+        reject(new UnavailableError(`virtual device ${mapping.id} cannot listen on ${listen}: ${err.message}`, { cause: err }));
+      });
+      tcp.listen({ host, port }, () => {
+        tcp.removeAllListeners('error');
+        tcp.on('error', (err) => ctx.log.error({ mapping: mapping.id, error: err.message }, 'gRPC virtual device listener failed'));
+        listener.boundAddress = formatHostPort({ host, port: (tcp.address() as net.AddressInfo).port });
         ctx.log.info({ mapping: mapping.id, listen: listener.boundAddress, agent: mapping.agentAddress }, 'gRPC virtual device listening');
         resolve(listener);
       });
@@ -123,11 +141,15 @@ export class GrpcDeviceListener implements VirtualListener {
     const err = new UnavailableError(reason);
     for (const app of [...this.calls]) this.finish(app, err);
     this.ctx.log.info({ mapping: this.current.id, listen: this.address, reason }, 'gRPC virtual device closed');
+    const stopped = new Promise<void>((resolve) => {
+      if (this.tcp.listening) this.tcp.close(() => resolve());
+      else resolve();
+    });
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.server.forceShutdown(), CLOSE_GRACE_MS);
       this.server.tryShutdown(() => {
         clearTimeout(timer);
-        resolve();
+        void stopped.then(resolve);
       });
     });
   }

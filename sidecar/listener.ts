@@ -3,37 +3,17 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
-import { AcceptGate } from '../src/security/accept-gate';
-import { ConnectionLimiter } from '../src/security/connection-limiter';
-import { RefusalLog } from '../src/security/refusal-log';
+import type { AcceptGate } from '../src/security/accept-gate';
 import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
+import { type AppListenerLimits, gateAppConnections } from './app-connection-limits';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { drainPeriod, type VirtualListener } from './virtual-listener';
-
-/** Limits of each app listener, against a client that would starve the others. */
-export interface AppListenerLimits {
-  /** Most connections one app address may hold on one virtual device (default 128). */
-  maxConnectionsPerPeer?: number;
-  /** Most connections on one virtual device (default 256). */
-  maxConnections?: number;
-  /** New connections per second from one app address, sustained (default 20; 0 = no limit). */
-  connectionRatePerPeer?: number;
-  /** New connections from one app address at once before the rate applies (default 128: a workload's apps starting together). */
-  connectionBurstPerPeer?: number;
-  /** RFC 2217: a Telnet subnegotiation must end (IAC SE) within this (default 5 s). */
-  subnegotiationTimeoutMs?: number;
-}
-
-export const DEFAULT_APP_CONNECTIONS_PER_PEER = 128;
-export const DEFAULT_APP_CONNECTIONS = 256;
-export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 20;
-export const DEFAULT_APP_CONNECTION_BURST_PER_PEER = 128;
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -100,17 +80,7 @@ export class VirtualDeviceListener implements VirtualListener {
     private readonly ctx: ListenerContext,
   ) {
     this.mappingLabels = bindingLabels(current);
-    const limiter = new ConnectionLimiter({
-      perPeer: ctx.limits?.maxConnectionsPerPeer ?? DEFAULT_APP_CONNECTIONS_PER_PEER,
-      total: ctx.limits?.maxConnections ?? DEFAULT_APP_CONNECTIONS,
-      ratePerPeer: ctx.limits?.connectionRatePerPeer ?? DEFAULT_APP_CONNECTION_RATE_PER_PEER,
-      burstPerPeer: ctx.limits?.connectionBurstPerPeer ?? DEFAULT_APP_CONNECTION_BURST_PER_PEER,
-    });
-    const refusals = new RefusalLog('app_connections_refused', ctx.stats, ctx.log);
-    // Before any session is asked for: a flood costs the agent nothing.
-    this.gate = new AcceptGate(server, limiter, (reason, peer) =>
-      refusals.refuse(reason, peer, { mapping: this.current.id }, 'app connection refused by a connection limit'),
-    );
+    this.gate = gateAppConnections(server, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
     server.on('connection', (socket) => this.onConnection(socket));
   }
 

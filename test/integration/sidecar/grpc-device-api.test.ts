@@ -390,4 +390,36 @@ describe('sidecar: gRPC device API (a grpc-js app, GrpcDeviceListener and an in-
     assert.ok(Buffer.concat(device.received).equals(input), 'the input reached the device changed or reordered');
     app.call.cancel();
   });
+
+  it('applies the app connection limits as connections are accepted: one over the per-peer limit is refused and counted, the admitted call is unharmed', async () => {
+    const m = { ...mapping('m2', '127.0.0.1:0', agent.address, 'VIRTUAL_PROTOCOL_GRPC'), kind: 'DEVICE_KIND_GPIO' as const };
+    const limited = await GrpcDeviceListener.start(m, { workloadId: WORKLOAD, pool, stats, log: testLogger(), limits: { maxConnectionsPerPeer: 2 } });
+    const limitedClient = new DeviceSession(limited.address, grpc.credentials.createInsecure());
+    const port = Number(limited.address.split(':')[1]);
+    const raw: net.Socket[] = [];
+    const dial = (): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const socket = net.connect({ port, host: '127.0.0.1' });
+        socket.on('error', () => undefined);
+        socket.resume();
+        raw.push(socket);
+        socket.once('connect', () => resolve(socket));
+      });
+    try {
+      const app = new AppCall((limitedClient as unknown as { Open(): DeviceCall }).Open());
+      app.call.write({ data: Buffer.from('a') });
+      await app.waitForData(1);
+      await dial();
+      const third = await dial();
+      await new Promise((resolve) => third.once('close', resolve));
+      assert.equal(stats.get('app_connections_refused', { reason: 'too_many_connections_from_peer' }), 1);
+      app.call.write({ data: Buffer.from('b') });
+      assert.equal((await app.waitForData(2)).toString(), 'ab', 'the admitted call still relays');
+      app.call.cancel();
+    } finally {
+      for (const socket of raw) socket.destroy();
+      limitedClient.close();
+      await limited.close('test over');
+    }
+  });
 });
