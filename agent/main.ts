@@ -13,7 +13,7 @@ import { SIMULATED_PREFIX } from './drivers/simulated-modem';
 import { MappingTable } from './mapping-table';
 import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
-import { SocketPlaneServer } from './socket-plane-server';
+import { SocketPlaneServer, type SocketPlaneServerOptions } from './socket-plane-server';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
 
 export interface AgentOptions {
@@ -37,8 +37,16 @@ export interface AgentOptions {
   loadIntervalMs?: number;
   /** Joining the mesh: token, identity dir, or --insecure. */
   security?: MemberSecurityOptions;
+  /** The socket plane's hardening limits (defaults in socket-plane-server.ts and socket-plane/connection.ts). */
+  socketPlaneLimits?: SocketPlaneLimits;
   log: Logger;
 }
+
+/** What of the socket plane's hardening an operator sets. */
+export type SocketPlaneLimits = Pick<
+  SocketPlaneServerOptions,
+  'maxConnectionsPerPeer' | 'maxConnections' | 'connectionRatePerPeer' | 'connectionBurstPerPeer' | 'handshakeTimeoutMs' | 'connection'
+>;
 
 export interface RunningAgent {
   socketPlaneAddress: string;
@@ -130,6 +138,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     stats,
     log: log.child({ module: 'socket-plane' }),
     ...(credentials.manager ? { tls: credentials.manager } : {}),
+    ...options.socketPlaneLimits,
   });
   let socketPlaneAddress: string;
   try {

@@ -3,8 +3,8 @@ import { errorMessage, ValidationError } from '../src/errors';
 import { parseAddressList, parseHostPort } from '../src/util/address';
 import { CONFIG_FLAG, type ConfigValues, parseConfigFile } from './config-file';
 
-/** `addresses`: one host:port or several separated by commas (replicas of one service). */
-export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration' | 'boolean';
+/** `addresses`: one host:port or several separated by commas (replicas of one service); `count`: a whole number ≥ 0. */
+export type FlagKind = 'string' | 'list' | 'address' | 'addresses' | 'duration' | 'count' | 'boolean';
 
 export interface FlagSpec {
   name: string;
@@ -102,6 +102,7 @@ export function parseFlags(
       throw new ValidationError('', `flag --${spec.name} is required (or set ${envName(spec.name)})`);
     }
     if (spec.kind === 'duration' && values[spec.name] !== undefined) durationMs(spec.name, values[spec.name] as string);
+    if (spec.kind === 'count' && values[spec.name] !== undefined) countValue(spec.name, values[spec.name] as string);
     if ((spec.kind === 'address' || spec.kind === 'addresses') && values[spec.name] !== undefined) {
       const value = values[spec.name] as string;
       try {
@@ -149,6 +150,12 @@ export function durationMs(flag: string, text: string): number {
   if (!m) throw new ValidationError('', `flag --${flag}: "${text}" is not a duration like 500ms, 10s, 2m or 24h`);
   const n = Number(m[1]);
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3600_000 }[m[2] as 'ms' | 's' | 'm' | 'h']);
+}
+
+/** A `count` flag's value: a whole number from 0 to a billion, digits only. */
+export function countValue(flag: string, text: string): number {
+  if (!/^\d{1,10}$/.test(text) || Number(text) > 1e9) throw new ValidationError('', `flag --${flag}: "${text}" is not a whole number from 0 to 1000000000`);
+  return Number(text);
 }
 
 export function usage(command: string, synopsis: string, specs: readonly FlagSpec[]): string {

@@ -19,10 +19,10 @@ export interface AppListenerLimits {
   subnegotiationTimeoutMs?: number;
 }
 
-const DEFAULT_APP_CONNECTIONS_PER_PEER = 128;
-const DEFAULT_APP_CONNECTIONS = 256;
-const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 20;
-const DEFAULT_APP_CONNECTION_BURST_PER_PEER = 128;
+export const DEFAULT_APP_CONNECTIONS_PER_PEER = 128;
+export const DEFAULT_APP_CONNECTIONS = 256;
+export const DEFAULT_APP_CONNECTION_RATE_PER_PEER = 20;
+export const DEFAULT_APP_CONNECTION_BURST_PER_PEER = 128;
 
 /**
  * The connection limits of one virtual device's TCP listener, whatever its protocol (raw,

@@ -7,6 +7,7 @@ import { parseAddressList } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { AgentPool } from './agent-pool';
+import type { AppListenerLimits } from './app-connection-limits';
 import { VirtualDevices } from './virtual-devices';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
 
@@ -18,6 +19,8 @@ export interface SidecarOptions {
   admin: string;
   /** How long close() lets app connections finish before it ends them (default 10 s). */
   drainTimeoutMs?: number;
+  /** Connection limits of every virtual device's listener (defaults in app-connection-limits.ts). */
+  appLimits?: AppListenerLimits;
   /** Joining the mesh: token, identity dir, or --insecure. */
   security?: MemberSecurityOptions;
   log: Logger;
@@ -58,7 +61,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const stats = new Stats(STATS_HELP, processStatsOptions());
   stats.set('listeners', 0);
   const pool = new AgentPool(log, credentials.manager ? { tls: credentials.manager } : {});
-  const devices = new VirtualDevices({ workloadId, pool, stats, log });
+  const devices = new VirtualDevices({ workloadId, pool, stats, log, ...(options.appLimits ? { limits: options.appLimits } : {}) });
 
   let applied = false;
   let draining = false;

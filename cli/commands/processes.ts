@@ -1,13 +1,29 @@
-import { startAgent } from '../../agent/main';
+import { type SocketPlaneLimits, startAgent } from '../../agent/main';
+import {
+  DEFAULT_CONNECTION_BURST_PER_PEER,
+  DEFAULT_CONNECTION_RATE_PER_PEER,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_CONNECTIONS_PER_PEER,
+} from '../../agent/socket-plane-server';
 import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
+import {
+  type AppListenerLimits,
+  DEFAULT_APP_CONNECTION_BURST_PER_PEER,
+  DEFAULT_APP_CONNECTION_RATE_PER_PEER,
+  DEFAULT_APP_CONNECTIONS,
+  DEFAULT_APP_CONNECTIONS_PER_PEER,
+} from '../../sidecar/app-connection-limits';
 import { startSidecar } from '../../sidecar/main';
+import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
+import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
 import { errorMessage, ValidationError } from '../../src/errors';
 import { createLogger } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
 import { CONFIG_FLAG } from '../config-file';
 import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
-import { durationMs, type FlagSpec, parseFlags } from '../flags';
+import { countValue, durationMs, type FlagSpec, parseFlags } from '../flags';
 
 /** OpenTelemetry export, the same on every process. */
 const TELEMETRY_FLAGS: readonly FlagSpec[] = [
@@ -73,6 +89,53 @@ const MEMBER_FLAGS: readonly FlagSpec[] = [
   { name: 'insecure', kind: 'boolean', help: 'plaintext, no authentication (prints a warning)' },
 ];
 
+/** A default duration as a flag spells it. */
+const seconds = (ms: number): string => `${ms / 1000}s`;
+
+/** The socket plane's hardening (docs/security.md, Hardening). */
+const SOCKET_PLANE_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: 'max-connections-per-peer', kind: 'count', default: String(DEFAULT_MAX_CONNECTIONS_PER_PEER), help: 'socket plane: most connections one address may hold; more are refused on accept' },
+  { name: 'max-connections', kind: 'count', default: String(DEFAULT_MAX_CONNECTIONS), help: 'socket plane: most connections in all' },
+  { name: 'connection-rate', kind: 'count', default: String(DEFAULT_CONNECTION_RATE_PER_PEER), help: 'socket plane: new connections a second from one address, sustained (0: no limit)' },
+  { name: 'connection-burst', kind: 'count', default: String(DEFAULT_CONNECTION_BURST_PER_PEER), help: 'socket plane: new connections from one address at once before --connection-rate applies' },
+  { name: 'handshake-timeout', kind: 'duration', default: seconds(DEFAULT_HANDSHAKE_TIMEOUT_MS), help: 'socket plane: a TLS handshake must be complete this long after the accept' },
+  { name: 'preface-timeout', kind: 'duration', default: seconds(DEFAULT_PREFACE_TIMEOUT_MS), help: 'socket plane: the preface must have arrived this long after the handshake' },
+  { name: 'idle-timeout', kind: 'duration', default: seconds(DEFAULT_IDLE_TIMEOUT_MS), help: 'socket plane: a connection without sessions is closed after this' },
+];
+
+/** The limits of every virtual device's listener (docs/security.md, Hardening). */
+const APP_LIMIT_FLAGS: readonly FlagSpec[] = [
+  { name: 'app-connections-per-peer', kind: 'count', default: String(DEFAULT_APP_CONNECTIONS_PER_PEER), help: 'most connections one app address may hold on one virtual device' },
+  { name: 'app-connections', kind: 'count', default: String(DEFAULT_APP_CONNECTIONS), help: 'most connections on one virtual device' },
+  { name: 'app-connection-rate', kind: 'count', default: String(DEFAULT_APP_CONNECTION_RATE_PER_PEER), help: 'new connections a second from one app address, sustained (0: no limit)' },
+  { name: 'app-connection-burst', kind: 'count', default: String(DEFAULT_APP_CONNECTION_BURST_PER_PEER), help: 'new connections from one app address at once before --app-connection-rate applies' },
+  { name: 'subnegotiation-timeout', kind: 'duration', default: seconds(DEFAULT_SUBNEGOTIATION_TIMEOUT_MS), help: 'RFC 2217: an IAC SB must end with IAC SE within this' },
+];
+
+export function socketPlaneLimits(values: Readonly<Record<string, string>>): SocketPlaneLimits {
+  return {
+    maxConnectionsPerPeer: countValue('max-connections-per-peer', values['max-connections-per-peer'] as string),
+    maxConnections: countValue('max-connections', values['max-connections'] as string),
+    connectionRatePerPeer: countValue('connection-rate', values['connection-rate'] as string),
+    connectionBurstPerPeer: countValue('connection-burst', values['connection-burst'] as string),
+    handshakeTimeoutMs: durationMs('handshake-timeout', values['handshake-timeout'] as string),
+    connection: {
+      prefaceTimeoutMs: durationMs('preface-timeout', values['preface-timeout'] as string),
+      idleTimeoutMs: durationMs('idle-timeout', values['idle-timeout'] as string),
+    },
+  };
+}
+
+export function appLimits(values: Readonly<Record<string, string>>): AppListenerLimits {
+  return {
+    maxConnectionsPerPeer: countValue('app-connections-per-peer', values['app-connections-per-peer'] as string),
+    maxConnections: countValue('app-connections', values['app-connections'] as string),
+    connectionRatePerPeer: countValue('app-connection-rate', values['app-connection-rate'] as string),
+    connectionBurstPerPeer: countValue('app-connection-burst', values['app-connection-burst'] as string),
+    subnegotiationTimeoutMs: durationMs('subnegotiation-timeout', values['subnegotiation-timeout'] as string),
+  };
+}
+
 export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'host-id', kind: 'string', required: true, help: 'this gateway host\'s id' },
   {
@@ -87,6 +150,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
+  ...SOCKET_PLANE_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
@@ -107,6 +171,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
     default: '10s',
     help: 'on SIGTERM: stop accepting, let app connections finish for at most this long, then exit',
   },
+  ...APP_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
@@ -219,6 +284,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     simulate: lists.simulate ?? [],
     admin: values.admin as string,
     loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
+    socketPlaneLimits: socketPlaneLimits(values),
     security: memberSecurity(values),
     log,
   });
@@ -237,6 +303,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
     controlPlane: values['control-plane'] as string,
     admin: values.admin as string,
     drainTimeoutMs: durationMs('drain-timeout', values['drain-timeout'] as string),
+    appLimits: appLimits(values),
     security: memberSecurity(values),
     log,
   });
