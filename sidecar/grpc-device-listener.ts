@@ -7,7 +7,6 @@ import { serviceDefinition } from '../src/proto/load';
 import type { Mapping } from '../src/proto/types';
 import type { DeviceCommand } from '../src/socket-plane/device-command';
 import type { DeviceEvent } from '../src/socket-plane/device-event';
-import type { AcceptGate } from '../src/security/accept-gate';
 import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
@@ -23,7 +22,7 @@ import {
   openedResponse,
   toDeviceCommand,
 } from './grpc-device-messages';
-import { gateAppConnections } from './app-connection-limits';
+import { AppConnectionGate } from './app-connection-limits';
 import type { ListenerContext } from './listener';
 import { drainPeriod, type VirtualListener } from './virtual-listener';
 
@@ -63,7 +62,7 @@ export class GrpcDeviceListener implements VirtualListener {
   private readonly mappingLabels: Labels;
   private readonly eventsDropped: Counter;
   private readonly server = new grpc.Server();
-  private readonly gate: AcceptGate;
+  private readonly gate: AppConnectionGate;
   private boundAddress = '';
   private closing = false;
 
@@ -77,9 +76,10 @@ export class GrpcDeviceListener implements VirtualListener {
     this.server.addService(serviceDefinition('devicemesh.v1.DeviceSession'), { Open: (call: DeviceCall) => this.onCall(call) });
     // Without TLS: the app is on loopback or in the workload's own network namespace.
     const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
-    this.gate = gateAppConnections(tcp, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
+    this.gate = new AppConnectionGate(tcp, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
     tcp.on('connection', (socket: net.Socket) => {
       if (!this.gate.admit(socket)) return;
+      this.gate.requireHttp2Preface(socket);
       socket.setNoDelay(true);
       injector.injectConnection(socket);
     });

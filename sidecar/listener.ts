@@ -3,14 +3,13 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
-import type { AcceptGate } from '../src/security/accept-gate';
 import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
-import { type AppListenerLimits, gateAppConnections } from './app-connection-limits';
+import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { drainPeriod, type VirtualListener } from './virtual-listener';
@@ -70,7 +69,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
 export class VirtualDeviceListener implements VirtualListener {
   private readonly connections = new Set<AppConnection>();
   private readonly mappingLabels: Labels;
-  private readonly gate: AcceptGate;
+  private readonly gate: AppConnectionGate;
   private closing = false;
 
   private constructor(
@@ -80,7 +79,7 @@ export class VirtualDeviceListener implements VirtualListener {
     private readonly ctx: ListenerContext,
   ) {
     this.mappingLabels = bindingLabels(current);
-    this.gate = gateAppConnections(server, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
+    this.gate = new AppConnectionGate(server, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
     server.on('connection', (socket) => this.onConnection(socket));
   }
 

@@ -13,6 +13,7 @@ import {
   DEFAULT_APP_CONNECTION_RATE_PER_PEER,
   DEFAULT_APP_CONNECTIONS,
   DEFAULT_APP_CONNECTIONS_PER_PEER,
+  DEFAULT_GRPC_PREFACE_TIMEOUT_MS,
 } from '../../sidecar/app-connection-limits';
 import { startSidecar } from '../../sidecar/main';
 import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
@@ -110,6 +111,7 @@ const APP_LIMIT_FLAGS: readonly FlagSpec[] = [
   { name: 'app-connection-rate', kind: 'count', default: String(DEFAULT_APP_CONNECTION_RATE_PER_PEER), help: 'new connections a second from one app address, sustained (0: no limit)' },
   { name: 'app-connection-burst', kind: 'count', default: String(DEFAULT_APP_CONNECTION_BURST_PER_PEER), help: 'new connections from one app address at once before --app-connection-rate applies' },
   { name: 'subnegotiation-timeout', kind: 'duration', default: seconds(DEFAULT_SUBNEGOTIATION_TIMEOUT_MS), help: 'RFC 2217: an IAC SB must end with IAC SE within this' },
+  { name: 'grpc-preface-timeout', kind: 'duration', default: seconds(DEFAULT_GRPC_PREFACE_TIMEOUT_MS), help: 'gRPC: an app connection must send its HTTP/2 preface within this' },
 ];
 
 export function socketPlaneLimits(values: Readonly<Record<string, string>>): SocketPlaneLimits {
@@ -133,6 +135,7 @@ export function appLimits(values: Readonly<Record<string, string>>): AppListener
     connectionRatePerPeer: countValue('app-connection-rate', values['app-connection-rate'] as string),
     connectionBurstPerPeer: countValue('app-connection-burst', values['app-connection-burst'] as string),
     subnegotiationTimeoutMs: durationMs('subnegotiation-timeout', values['subnegotiation-timeout'] as string),
+    grpcPrefaceTimeoutMs: durationMs('grpc-preface-timeout', values['grpc-preface-timeout'] as string),
   };
 }
 

@@ -61,10 +61,10 @@ describe('hardening limits as flags', function () {
       handshakeTimeoutMs: 2000,
       connection: { prefaceTimeoutMs: 3000, idleTimeoutMs: 60_000 },
     });
-    const sidecar = parseFlags('sidecar', ['--workload-id', 'w', '--app-connections-per-peer', '4', '--app-connections', '8', '--app-connection-rate', '1', '--app-connection-burst', '2', '--subnegotiation-timeout', '500ms'], SIDECAR_FLAGS, {});
-    assert.deepEqual(appLimits(sidecar.values), { maxConnectionsPerPeer: 4, maxConnections: 8, connectionRatePerPeer: 1, connectionBurstPerPeer: 2, subnegotiationTimeoutMs: 500 });
+    const sidecar = parseFlags('sidecar', ['--workload-id', 'w', '--app-connections-per-peer', '4', '--app-connections', '8', '--app-connection-rate', '1', '--app-connection-burst', '2', '--subnegotiation-timeout', '500ms', '--grpc-preface-timeout', '2s'], SIDECAR_FLAGS, {});
+    assert.deepEqual(appLimits(sidecar.values), { maxConnectionsPerPeer: 4, maxConnections: 8, connectionRatePerPeer: 1, connectionBurstPerPeer: 2, subnegotiationTimeoutMs: 500, grpcPrefaceTimeoutMs: 2000 });
     const defaults = parseFlags('sidecar', ['--workload-id', 'w'], SIDECAR_FLAGS, {});
-    assert.deepEqual(appLimits(defaults.values), { maxConnectionsPerPeer: 128, maxConnections: 256, connectionRatePerPeer: 20, connectionBurstPerPeer: 128, subnegotiationTimeoutMs: 5000 });
+    assert.deepEqual(appLimits(defaults.values), { maxConnectionsPerPeer: 128, maxConnections: 256, connectionRatePerPeer: 20, connectionBurstPerPeer: 128, subnegotiationTimeoutMs: 5000, grpcPrefaceTimeoutMs: 10_000 });
   });
 
   const bad: [string, string[], RegExp][] = [

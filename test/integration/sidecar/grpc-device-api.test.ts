@@ -422,4 +422,50 @@ describe('sidecar: gRPC device API (a grpc-js app, GrpcDeviceListener and an in-
       await limited.close('test over');
     }
   });
+
+  it('closes an app connection that sends no HTTP/2 preface by the deadline, and counts it', async () => {
+    const m = { ...mapping('m3', '127.0.0.1:0', agent.address, 'VIRTUAL_PROTOCOL_GRPC'), kind: 'DEVICE_KIND_GPIO' as const };
+    const strict = await GrpcDeviceListener.start(m, { workloadId: WORKLOAD, pool, stats, log: testLogger(), limits: { grpcPrefaceTimeoutMs: 300 } });
+    const raw: net.Socket[] = [];
+    try {
+      const dial = (first: Buffer): Promise<number> =>
+        new Promise((resolve) => {
+          const socket = net.connect({ port: Number(strict.address.split(':')[1]), host: '127.0.0.1' });
+          raw.push(socket);
+          socket.on('error', () => undefined);
+          socket.resume();
+          const at = Date.now();
+          socket.once('connect', () => socket.write(first));
+          socket.once('close', () => resolve(Date.now() - at));
+        });
+      // Half a preface, then nothing: closed by the deadline. A whole one is HTTP/2's to judge (here: a bad SETTINGS, so it closes too, but not as a preface timeout).
+      const silent = await dial(Buffer.from('PRI * HTTP/2.0'));
+      assert.ok(silent >= 250 && silent < 5000, `closed after ${silent} ms`);
+      assert.equal(stats.get('app_connections_refused', { reason: 'preface_timeout' }), 1);
+      await dial(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nxxxxxxxxxxxxxxxxxx'));
+      assert.equal(stats.get('app_connections_refused', { reason: 'preface_timeout' }), 1, 'a connection that sent its preface is not a preface timeout');
+    } finally {
+      for (const socket of raw) socket.destroy();
+      await strict.close('test over');
+    }
+  });
+
+  it('keeps a gRPC client that sent its preface past the deadline', async () => {
+    const m = { ...mapping('m4', '127.0.0.1:0', agent.address, 'VIRTUAL_PROTOCOL_GRPC'), kind: 'DEVICE_KIND_GPIO' as const };
+    const strict = await GrpcDeviceListener.start(m, { workloadId: WORKLOAD, pool, stats, log: testLogger(), limits: { grpcPrefaceTimeoutMs: 200 } });
+    const c = new DeviceSession(strict.address, grpc.credentials.createInsecure());
+    try {
+      const app = new AppCall((c as unknown as { Open(): DeviceCall }).Open());
+      app.call.write({ data: Buffer.from('a') });
+      await app.waitForData(1);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      app.call.write({ data: Buffer.from('b') });
+      assert.equal((await app.waitForData(2)).toString(), 'ab');
+      assert.equal(stats.get('app_connections_refused', { reason: 'preface_timeout' }), 0);
+      app.call.cancel();
+    } finally {
+      c.close();
+      await strict.close('test over');
+    }
+  });
 });
