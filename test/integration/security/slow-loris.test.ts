@@ -32,7 +32,7 @@ import { mapping as sidecarMapping } from '../sidecar/helpers';
  * Medians of ROUND_TRIPS round trips each. The attacker runs at the lowest CPU priority: it stands
  * in for a machine elsewhere.
  */
-const ROUND_TRIPS = 300;
+const ROUND_TRIPS = 500;
 const ATTACKER = path.join(__dirname, '../../helpers/attacker.js');
 
 interface Attack {
