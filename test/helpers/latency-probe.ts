@@ -22,6 +22,7 @@ export type ProbeTarget =
 type ProbeMessage = { ready: true } | { durationsMs: number[] } | { failed: string };
 
 export interface Probe {
+  readonly pid: number | undefined;
   /** Durations of `n` sequential round trips, in ms, measured in the probe's process. */
   measure(n: number): Promise<number[]>;
   close(): Promise<void>;
@@ -44,6 +45,7 @@ export async function startProbe(target: ProbeTarget, warmUp = 50): Promise<Prob
     });
   await next();
   const probe: Probe = {
+    pid: child.pid,
     async measure(n) {
       const answer = next();
       child.send({ roundTrips: n });
