@@ -41,7 +41,10 @@ describe('e2e: edge gateway profile — an NMEA sensor, two workloads', function
       ['/var/lib/devicemesh/', `${path.join(dir, 'state')}/`],
     ];
     let text = fs.readFileSync(path.join(REPO_ROOT, 'deploy', 'edge', name), 'utf8');
-    for (const [from, to] of replacements) text = text.split(from).join(to);
+    // One pass, so a free port put in by one replacement (say 40023) is not taken for another's pattern (127.0.0.1:4002).
+    const byFrom = new Map(replacements);
+    const pattern = new RegExp(replacements.map(([from]) => from.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&') + (/\d$/.test(from) ? '(?!\\d)' : '')).join('|'), 'g');
+    text = text.replace(pattern, (match) => byFrom.get(match) as string);
     const file = path.join(dir, name);
     fs.writeFileSync(file, text);
     return file;
