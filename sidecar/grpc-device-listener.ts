@@ -11,7 +11,6 @@ import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
 import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
-import { formatHostPort, parseHostPort } from '../src/util/address';
 import {
   commandErrorResponse,
   commandReplyResponse,
@@ -24,7 +23,7 @@ import {
 } from './grpc-device-messages';
 import { AppConnectionGate } from './app-connection-limits';
 import type { ListenerContext } from './listener';
-import { drainPeriod, type VirtualListener } from './virtual-listener';
+import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
 
 type DeviceCall = grpc.ServerDuplexStream<DeviceRequestMessage, DeviceResponseMessage>;
 
@@ -86,24 +85,16 @@ export class GrpcDeviceListener implements VirtualListener {
   }
 
   /** Binds the mapping's listen address; rejects when it cannot. */
-  static start(mapping: Mapping, ctx: ListenerContext): Promise<GrpcDeviceListener> {
-    const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
+  static async start(mapping: Mapping, ctx: ListenerContext): Promise<GrpcDeviceListener> {
     const tcp = net.createServer();
     const listener = new GrpcDeviceListener(mapping, tcp, ctx);
-    const listen = formatHostPort({ host, port });
-    return new Promise((resolve, reject) => {
-      tcp.once('error', (err) => {
-        listener.server.forceShutdown();
-        reject(new UnavailableError(`virtual device ${mapping.id} cannot listen on ${listen}: ${err.message}`, { cause: err }));
-      });
-      tcp.listen({ host, port }, () => {
-        tcp.removeAllListeners('error');
-        tcp.on('error', (err) => ctx.log.error({ mapping: mapping.id, error: err.message }, 'gRPC virtual device listener failed'));
-        listener.boundAddress = formatHostPort({ host, port: (tcp.address() as net.AddressInfo).port });
-        ctx.log.info({ mapping: mapping.id, listen: listener.boundAddress, agent: mapping.agentAddress }, 'gRPC virtual device listening');
-        resolve(listener);
-      });
-    });
+    try {
+      listener.boundAddress = await bindAppListener(tcp, mapping, ctx.log, 'gRPC virtual device');
+    } catch (err) {
+      listener.server.forceShutdown();
+      throw new UnavailableError(`virtual device ${mapping.id} cannot listen on ${mapping.virtual?.listen ?? ''}: ${errorMessage(err)}`, { cause: err });
+    }
+    return listener;
   }
 
   get address(): string {

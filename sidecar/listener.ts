@@ -7,12 +7,12 @@ import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
-import { formatHostPort, parseHostPort } from '../src/util/address';
+import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
-import { drainPeriod, type VirtualListener } from './virtual-listener';
+import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
 
 /** What every listener of a sidecar shares. */
 export interface ListenerContext {
@@ -84,20 +84,11 @@ export class VirtualDeviceListener implements VirtualListener {
   }
 
   /** Binds the mapping's listen address; rejects with the bind error (e.g. EADDRINUSE). */
-  static start(mapping: Mapping, ctx: ListenerContext): Promise<VirtualDeviceListener> {
-    const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
+  static async start(mapping: Mapping, ctx: ListenerContext): Promise<VirtualDeviceListener> {
     // Half-open allowed: an app may send its request, shut down its side and still read the answer.
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port }, () => {
-        server.off('error', reject);
-        server.on('error', (err) => ctx.log.error({ mapping: mapping.id, error: err.message }, 'virtual device listener failed'));
-        const address = formatHostPort({ host, port: (server.address() as net.AddressInfo).port });
-        ctx.log.info({ mapping: mapping.id, listen: address, agent: mapping.agentAddress }, 'virtual device listening');
-        resolve(new VirtualDeviceListener(mapping, server, address, ctx));
-      });
-    });
+    const address = await bindAppListener(server, mapping, ctx.log, 'virtual device');
+    return new VirtualDeviceListener(mapping, server, address, ctx);
   }
 
   get mapping(): Mapping {

@@ -1,4 +1,7 @@
+import type * as net from 'node:net';
+import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
+import { formatHostPort, parseHostPort } from '../src/util/address';
 
 /** A served virtual device, whatever its protocol: what VirtualDevices needs of it. */
 export interface VirtualListener {
@@ -18,4 +21,23 @@ export interface VirtualListener {
 export async function drainPeriod(live: () => number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (live() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * Binds a virtual device's TCP listener to the mapping's listen address: resolves with the bound
+ * host:port (port 0 resolved), rejects with the bind error (e.g. EADDRINUSE). Errors after that
+ * are logged as `what` failing; the listening itself is logged once.
+ */
+export function bindAppListener(server: net.Server, mapping: Mapping, log: Logger, what: string): Promise<string> {
+  const { host, port } = parseHostPort(mapping.virtual?.listen ?? '');
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      server.on('error', (err) => log.error({ mapping: mapping.id, error: err.message }, `${what} listener failed`));
+      const address = formatHostPort({ host, port: (server.address() as net.AddressInfo).port });
+      log.info({ mapping: mapping.id, listen: address, agent: mapping.agentAddress }, `${what} listening`);
+      resolve(address);
+    });
+  });
 }

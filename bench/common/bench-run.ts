@@ -66,6 +66,18 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** A client connection to 127.0.0.1:`port`, Nagle off (round trips are what the benchmarks time). */
+export function connectLoopback(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+      socket.off('error', reject);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
 /** Writes the machine-readable results to `out` and prints the report, saying where they went. */
 export function writeResults(out: string, report: unknown, text: string): void {
   fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -9,11 +9,10 @@
  * See docs/benchmarks.md.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
-import { cleanUpOnExit, type MachineInfo, machineInfo, runMain, trackChild, writeResults } from '../common/bench-run';
+import { cleanUpOnExit, connectLoopback, type MachineInfo, machineInfo, runMain, trackChild, writeResults } from '../common/bench-run';
 import { roundTrips } from '../data-path/measure';
 import { type Percentiles, percentiles, round } from '../data-path/report';
 import { GatedEcho, REFUSAL_MODES, type RefusalMode } from './gated-echo';
@@ -87,17 +86,6 @@ class Attacker {
   }
 }
 
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.off('error', reject);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
-}
-
 /**
  * One run. Every run floods from its own loopback address (`attackerAddress`): the tens of
  * thousands of connections a run leaves in TIME_WAIT would otherwise slow the next run's attacker
@@ -105,7 +93,7 @@ function connect(port: number): Promise<net.Socket> {
  */
 async function floodRun(mode: RefusalMode, rate: number, roundTripCount: number, attackerAddress: string, attackerCpu: number | undefined): Promise<FloodRun> {
   const echo = await GatedEcho.start(mode);
-  const client = await connect(echo.port);
+  const client = await connectLoopback(echo.port);
   let attacker: Attacker | undefined;
   try {
     await roundTrips(client, MESSAGE_BYTES, WARMUP, ROUND_TRIP_TIMEOUT_MS);

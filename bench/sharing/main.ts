@@ -6,11 +6,10 @@
  * bench/results/sharing-<timestamp>.json. See docs/benchmarks.md.
  */
 import { autoDetect } from '@serialport/bindings-cpp';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { SerialDriver } from '../../agent/drivers/serial-driver';
 import { errorMessage } from '../../src/errors';
-import { cleanUpOnExit, machineInfo, makeTempDir, removeTempDir, runMain, writeResults } from '../common/bench-run';
+import { cleanUpOnExit, connectLoopback, machineInfo, makeTempDir, removeTempDir, runMain, writeResults } from '../common/bench-run';
 import { socatVersion } from '../data-path/pty-echo';
 import { type ConsumerRunResult, runConsumers } from './consumer-run';
 import { parseOptions, USAGE } from './options';
@@ -23,17 +22,6 @@ const QUEUE_WARMUP = 5000;
 
 function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
-}
-
-function connect(port: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
-      socket.off('error', reject);
-      socket.setNoDelay(true);
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
 }
 
 /** One client on the pty, opened with the agent's own serial driver; closed again so that the agent can lock it. */
@@ -53,7 +41,7 @@ async function shared(dir: string, device: string, counts: number[], seconds: nu
     const results: ConsumerRunResult[] = [];
     for (const n of counts) {
       progress(`${n} consumer(s) through devicemesh for ${seconds} s`);
-      const sockets = await Promise.all(Array.from({ length: n }, () => connect(mesh.listenPort)));
+      const sockets = await Promise.all(Array.from({ length: n }, () => connectLoopback(mesh.listenPort)));
       try {
         results.push(await runConsumers(sockets, seconds));
       } finally {

@@ -1,22 +1,8 @@
 import { strict as assert } from 'node:assert';
-import * as net from 'node:net';
 import { AGENT_FLAGS, appLimits, SIDECAR_FLAGS, socketPlaneLimits } from '../../cli/commands/processes';
 import { parseFlags } from '../../cli/flags';
 import { ValidationError } from '../../src/errors';
-import { freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
-
-/** Opens a TCP connection to `port`; resolves once it is connected, with a promise of its close; rejects if it cannot connect. */
-async function dial(port: number): Promise<{ socket: net.Socket; closed: Promise<void> }> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  socket.resume();
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  socket.on('error', () => undefined);
-  return { socket, closed };
-}
+import { dialTcp as dial, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 
 describe('hardening limits as flags', function () {
   this.timeout(60_000);

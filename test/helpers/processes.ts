@@ -224,20 +224,26 @@ function cliEnv(args: readonly string[], env: NodeJS.ProcessEnv): NodeJS.Process
   return dataDir ? { ...meshEnv(dataDir), ...env } : env;
 }
 
-/** Runs one CLI command without blocking the event loop. */
-export function cliAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...cliEnv(args, env) }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Runs `node script args…` to its end without blocking the event loop, its output collected; killed after `timeoutMs` if given. */
+export function runScript(script: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeoutMs?: number): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', reject);
     child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs one CLI command without blocking the event loop. */
+export function cliAsync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runScript(BIN, args, { ...process.env, ...cliEnv(args, env) }, 20_000);
 }
 
 /** Runs one short CLI command to completion. */
@@ -249,6 +255,20 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}, input?: string)
     timeout: 20_000,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A TCP client to 127.0.0.1:`port` from `localAddress`, reading and discarding: resolves once connected, with a promise of its close; rejects if it cannot connect. */
+export async function dialTcp(port: number, localAddress = '127.0.0.1'): Promise<{ socket: net.Socket; closed: Promise<void> }> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+  socket.resume();
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  // A reset later (a refusal) is what the tests look for, not a failure.
+  socket.on('error', () => undefined);
+  return { socket, closed };
 }
 
 export function httpGet(url: string): Promise<{ status: number; body: string }> {

@@ -36,7 +36,7 @@ for (const transport of ['serial', 'usbtmc'] as const) {
 
     before(function () {
       if (!haveSocat()) {
-        console.log('skipped: socat is not installed');
+        console.log('      skipped: socat is not installed (scripts/install-test-deps.sh installs it)');
         this.skip();
       }
     });

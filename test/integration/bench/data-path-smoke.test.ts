@@ -1,23 +1,13 @@
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { REPO_ROOT } from '../../helpers/processes';
+import { type CliResult, REPO_ROOT, runScript } from '../../helpers/processes';
 
 const MAIN = path.join(REPO_ROOT, 'dist', 'bench', 'data-path', 'main.js');
 
-function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runBench = (args: string[]): Promise<CliResult> => runScript(MAIN, args);
 
 function assertFinite(value: unknown, where: string): void {
   assert.equal(typeof value, 'number', `${where} is not a number: ${JSON.stringify(value)}`);

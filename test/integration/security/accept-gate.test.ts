@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { AcceptGate } from '../../../src/security/accept-gate';
 import { ConnectionLimiter, type LimitRefusal } from '../../../src/security/connection-limiter';
+import { dialTcp as dial } from '../../helpers/processes';
 import { waitFor } from '../../unit/agent/helpers';
 
 interface Gated {
@@ -23,16 +24,6 @@ async function gatedServer(perPeer: number): Promise<Gated> {
   server.on('connection', (socket) => seen.push({ socket, admitted: gate.admit(socket) }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, gate, limiter, port: (server.address() as net.AddressInfo).port, seen, refused };
-}
-
-/** A client connection from `localAddress`; resolves with it and a promise of its close. */
-async function dial(port: number, localAddress = '127.0.0.1'): Promise<{ socket: net.Socket; closed: Promise<void> }> {
-  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
-  socket.on('error', () => undefined);
-  socket.resume();
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  await new Promise<void>((resolve) => socket.once('connect', resolve));
-  return { socket, closed };
 }
 
 describe('security/accept-gate: connection limits at accept', () => {

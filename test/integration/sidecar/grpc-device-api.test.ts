@@ -12,6 +12,7 @@ import { CommandOp, type CommandRequest } from '../../../src/socket-plane/device
 import { DeviceEventType, eventTimestamp } from '../../../src/socket-plane/device-event';
 import type { Session } from '../../../src/socket-plane/session';
 import { Stats } from '../../../src/telemetry/stats';
+import { dialTcp } from '../../helpers/processes';
 import { mapping, testLogger, waitUntil, WORKLOAD } from './helpers';
 
 /** The device end of one session: what it received, credit withheld while `holding`. */
@@ -397,14 +398,11 @@ describe('sidecar: gRPC device API (a grpc-js app, GrpcDeviceListener and an in-
     const limitedClient = new DeviceSession(limited.address, grpc.credentials.createInsecure());
     const port = Number(limited.address.split(':')[1]);
     const raw: net.Socket[] = [];
-    const dial = (): Promise<net.Socket> =>
-      new Promise((resolve) => {
-        const socket = net.connect({ port, host: '127.0.0.1' });
-        socket.on('error', () => undefined);
-        socket.resume();
-        raw.push(socket);
-        socket.once('connect', () => resolve(socket));
-      });
+    const dial = async (): Promise<net.Socket> => {
+      const { socket } = await dialTcp(port);
+      raw.push(socket);
+      return socket;
+    };
     try {
       const app = new AppCall((limitedClient as unknown as { Open(): DeviceCall }).Open());
       app.call.write({ data: Buffer.from('a') });
@@ -428,21 +426,21 @@ describe('sidecar: gRPC device API (a grpc-js app, GrpcDeviceListener and an in-
     const strict = await GrpcDeviceListener.start(m, { workloadId: WORKLOAD, pool, stats, log: testLogger(), limits: { grpcPrefaceTimeoutMs: 300 } });
     const raw: net.Socket[] = [];
     try {
-      const dial = (first: Buffer): Promise<number> =>
-        new Promise((resolve) => {
-          const socket = net.connect({ port: Number(strict.address.split(':')[1]), host: '127.0.0.1' });
-          raw.push(socket);
-          socket.on('error', () => undefined);
-          socket.resume();
-          const at = Date.now();
-          socket.once('connect', () => socket.write(first));
-          socket.once('close', () => resolve(Date.now() - at));
-        });
-      // Half a preface, then nothing: closed by the deadline. A whole one is HTTP/2's to judge (here: a bad SETTINGS, so it closes too, but not as a preface timeout).
+      /** Sends `first` on a new connection; how long the connection then lived, ms. */
+      const dial = async (first: Buffer): Promise<number> => {
+        const at = Date.now();
+        const { socket, closed } = await dialTcp(Number(strict.address.split(':')[1]));
+        raw.push(socket);
+        socket.write(first);
+        await closed;
+        return Date.now() - at;
+      };
+      // Half a preface, then nothing: closed by the deadline.
       const silent = await dial(Buffer.from('PRI * HTTP/2.0'));
       assert.ok(silent >= 250 && silent < 5000, `closed after ${silent} ms`);
       assert.equal(stats.get('app_connections_refused', { reason: 'preface_timeout' }), 1);
-      await dial(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nxxxxxxxxxxxxxxxxxx'));
+      // The whole preface, then an 18-byte frame of zeros: HTTP/2's to refuse, not the deadline's.
+      await dial(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.alloc(18)]));
       assert.equal(stats.get('app_connections_refused', { reason: 'preface_timeout' }), 1, 'a connection that sent its preface is not a preface timeout');
     } finally {
       for (const socket of raw) socket.destroy();
