@@ -20,7 +20,7 @@ import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge'
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
 import { errorMessage, ValidationError } from '../../src/errors';
-import { createLogger } from '../../src/log';
+import { createLogger, LOG_FORMAT_WORDS, openLogOutput } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
 import { CONFIG_FLAG } from '../config-file';
 import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
@@ -41,6 +41,16 @@ const TELEMETRY_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** How a process writes its logs, the same on every process. */
+export const LOG_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'log-format',
+    kind: 'string',
+    default: 'auto',
+    help: `log lines on stderr: ${LOG_FORMAT_WORDS.join(' | ')} (auto: one short coloured line per event on a terminal, JSON otherwise)`,
+  },
+];
+
 /** Starts the process's OTLP export from its telemetry flags. */
 function startTelemetry(service: string, values: Readonly<Record<string, string>>): void {
   const endpoint = values['otlp-endpoint'] ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
@@ -57,6 +67,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   {
     name: 'etcd-endpoints',
     kind: 'list',
@@ -155,6 +166,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...SOCKET_PLANE_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
 ];
@@ -176,6 +188,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   },
   ...APP_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
 ];
@@ -216,7 +229,7 @@ export function runUntilSignalled(running: Closeable): Promise<void> {
 export async function controlPlane(args: readonly string[]): Promise<void> {
   const { values, lists, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
-  const log = createLogger('control-plane');
+  const log = createLogger('control-plane', {}, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-control-plane', values);
   const insecure = values.insecure === 'true';
   if (insecure) warnInsecure('control-plane');
@@ -276,7 +289,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     if (s !== 'modem') throw new ValidationError('', `flag --simulate: "${s}" is not one of modem`);
   }
   const hostId = values['host-id'] as string;
-  const log = createLogger('agent', { hostId });
+  const log = createLogger('agent', { hostId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-agent', values);
   const running = await startAgent({
     hostId,
@@ -299,7 +312,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseFlags('sidecar', args, SIDECAR_FLAGS);
   noPositionals('sidecar', positionals);
   const workloadId = values['workload-id'] as string;
-  const log = createLogger('sidecar', { workloadId });
+  const log = createLogger('sidecar', { workloadId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-sidecar', values);
   const running = await startSidecar({
     workloadId,

@@ -15,11 +15,15 @@ export function documentFromCustomResource(resource: unknown, where: string): Re
   if (apiVersion.split('/')[0] !== CUSTOM_RESOURCE_GROUP) {
     throw new ValidationError(`${where}: apiVersion`, `"${apiVersion}" is not in the ${CUSTOM_RESOURCE_GROUP} group`);
   }
-  const kind = DOCUMENT_KIND[String(r.kind)];
+  const kind = Object.hasOwn(DOCUMENT_KIND, String(r.kind)) ? DOCUMENT_KIND[String(r.kind)] : undefined;
   if (!kind) throw new ValidationError(`${where}: kind`, `"${String(r.kind)}" is not one of ${Object.keys(DOCUMENT_KIND).join(', ')}`);
   const metadata = mapping(r.metadata, `${where}: metadata`);
   const spec = mapping(r.spec, `${where}: spec`);
-  return { kind, name: metadata.name, ...spec };
+  // The resource's kind and name are its identity; a spec repeating them would silently override them.
+  for (const key of ['kind', 'name', 'apiVersion']) {
+    if (Object.hasOwn(spec, key)) throw new ValidationError(`${where}: spec.${key}`, `is not a field of a ${String(r.kind)} spec (the resource's ${key === 'name' ? 'metadata.name' : key} says it)`);
+  }
+  return { ...spec, kind, name: metadata.name };
 }
 
 /** A Kubernetes-style object (metadata and spec) rather than a flat document. */

@@ -101,7 +101,8 @@ export class DocumentReader {
     const v = this.obj[key];
     if (v === undefined || v === null) return fallback;
     const word = String(v).toLowerCase();
-    const mapped = table[word];
+    // Own keys only: `constructor` or `__proto__` must not find Object.prototype's members.
+    const mapped = Object.hasOwn(table, word) ? table[word] : undefined;
     if (mapped === undefined || (typeof v !== 'string' && typeof v !== 'number')) {
       throw this.error(key, `${JSON.stringify(v)} is not one of ${Object.keys(table).join(', ')}`);
     }

@@ -38,7 +38,7 @@ export function validatePolicy(where: string, policy: Policy): void {
   for (const w of policy.workloads) checkName(where, 'policy.workloads[]', w);
   if (policy.unsolicitedOwner) checkName(where, 'policy.unsolicitedOwner', policy.unsolicitedOwner);
   checkPattern(where, 'policy.readyPattern', policy.readyPattern);
-  if (policy.response?.kind === 'RESPONSE_FRAMING_PATTERN') checkPattern(where, 'policy.response.pattern', policy.response.pattern);
+  if (policy.response?.kind === 'RESPONSE_FRAMING_PATTERN') checkResponsePattern(where, policy.response.pattern);
   for (const field of ['burstBytes', 'minBytesPerSecond', 'deviceBytesPerSecond'] as const) {
     if (!/^\d+$/.test(policy[field] || '0')) throw new ValidationError(`${where}: policy.${field}`, `"${policy[field]}" is not a non-negative integer`);
   }
@@ -74,6 +74,17 @@ function validatePtyEndpoint(where: string, virtual: VirtualEndpoint): void {
   if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
     throw new ValidationError(`${where}: virtual.mode`, `${mode} is not a file mode (0 to 0777)`);
   }
+}
+
+/**
+ * A response pattern ends a response where it matches; one that matches no bytes at all (`a*`,
+ * `^`, `x?`) would end every response at its first byte, so the agent would refuse it: refuse it here.
+ */
+function checkResponsePattern(where: string, pattern: string): void {
+  const field = 'policy.response.pattern';
+  if (!pattern) throw new ValidationError(`${where}: ${field}`, 'is empty');
+  checkPattern(where, field, pattern);
+  if (new RegExp(pattern).test('')) throw new ValidationError(`${where}: ${field}`, `/${pattern}/ matches no bytes at all (it must match at least one byte)`);
 }
 
 /** Checks one binding on its own (references and conflicts are the control plane's to check). */

@@ -109,6 +109,52 @@ describe('documents', () => {
   it('names the second document when it is the bad one', () =>
     expectInvalid(GOOD.replace('sharing: shared', 'sharing: sometimes'), /document 2 \(policy\/lab\): sharing: "sometimes"/));
 
+  for (const word of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    it(`refuses the enum word "${word}", which is no own key of the vocabulary`, () => {
+      expectInvalid(GOOD.replace('sharing: exclusive', `sharing: ${word}`), new RegExp(`policy\\.sharing: "${word}" is not one of exclusive, shared`));
+      expectInvalid(GOOD.replace('parity: none', `parity: ${word}`), new RegExp(`serial\\.parity: "${word}" is not one of none`));
+    });
+  }
+
+  it('refuses a response pattern that matches no bytes at all', () => {
+    for (const pattern of ['a*', '^', 'x?', '(?:OK)?', '$']) {
+      expectInvalid(GOOD.replace('queueDepth: 64', `queueDepth: 64, response: { pattern: "${pattern}" }`), /policy\.response\.pattern: .* matches no bytes at all/);
+    }
+    expectInvalid(GOOD.replace('queueDepth: 64', 'queueDepth: 64, response: { pattern: "(" }'), /policy\.response\.pattern: is not a regular expression/);
+    const ok = parseDocuments(GOOD.replace('queueDepth: 64', 'queueDepth: 64, response: { pattern: "OK\\r\\n|ERROR\\r\\n" }'), 'f.yaml');
+    assert.equal(ok.bindings[0]?.policy?.response?.pattern, 'OK\r\n|ERROR\r\n');
+  });
+
+  describe('custom resources', () => {
+    const resource = (kind: string, spec: string): string => `
+apiVersion: devicemesh.io/v1alpha1
+kind: ${kind}
+metadata: { name: app1-modem, generation: 3 }
+spec:
+  workload: app1
+  device: { host: gw1, path: /dev/ttyUSB0 }
+  virtual: { name: modem0, protocol: raw, listen: 127.0.0.1:7000 }
+${spec}`;
+
+    it('reads a Binding resource as the Binding document it stands for', () => {
+      const request = parseDocuments(resource('Binding', ''), 'cr.yaml');
+      assert.equal(request.bindings.length, 1);
+      assert.equal(request.bindings[0]?.name, 'app1-modem');
+    });
+
+    it('refuses spec.kind: a Binding is not applied as a Policy', () =>
+      assert.throws(() => parseDocuments(resource('Binding', '  kind: Policy\n'), 'cr.yaml'), /cr\.yaml: document 1: spec\.kind: is not a field of a Binding spec/));
+
+    it('refuses spec.name: metadata.name names the resource', () =>
+      assert.throws(() => parseDocuments(resource('Binding', '  name: other\n'), 'cr.yaml'), /spec\.name: is not a field of a Binding spec \(the resource's metadata\.name says it\)/));
+
+    it('refuses a kind that is no own key of the known kinds', () => {
+      for (const kind of ['constructor', '__proto__', 'toString']) {
+        assert.throws(() => parseDocuments(resource(kind, ''), 'cr.yaml'), (err: unknown) => err instanceof ValidationError && /kind: ".*" is not one of Binding, DevicePolicy/.test(err.message));
+      }
+    });
+  });
+
   it('never fails with anything but a ValidationError (fuzz)', () => {
     const fragments = fc.constantFrom(
       'kind: Binding\n', 'kind: Policy\n', 'name: a\n', 'workload: w\n', '---\n', 'device: {host: h, path: p}\n',
