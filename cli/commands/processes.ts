@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_PEER,
 } from '../../agent/socket-plane-server';
 import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
+import { loadKubeConfig, STATUS_WRITER_LEASE } from '../../control-plane/kubernetes/kube-config';
 import {
   type AppListenerLimits,
   DEFAULT_APP_CONNECTION_BURST_PER_PEER,
@@ -19,6 +20,7 @@ import { startSidecar } from '../../sidecar/main';
 import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { errorMessage, ValidationError } from '../../src/errors';
 import { createLogger, LOG_FORMAT_WORDS, openLogOutput } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
@@ -90,6 +92,10 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
   { name: 'cert-ttl', kind: 'duration', default: '1h', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
+  { name: 'kubernetes', kind: 'boolean', help: 'reconcile the cluster\'s Binding and DevicePolicy custom resources and write their status (in-cluster config, or --kubeconfig)' },
+  { name: 'kubeconfig', kind: 'string', help: 'kubeconfig file for --kubernetes (default: the in-cluster service account, else $KUBECONFIG or ~/.kube/config)' },
+  { name: 'kubernetes-namespace', kind: 'string', help: 'namespace of the status-writer Lease (default: $POD_NAMESPACE, else devicemesh-system)' },
+  { name: 'kubernetes-identity', kind: 'string', help: 'this replica\'s name in the Lease (default: $POD_NAME, else the host name)' },
   CONFIG_FLAG,
 ];
 
@@ -245,6 +251,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     trustDomain: values['trust-domain'] as string,
     certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
     ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
+    ...kubernetesOptions(values),
     log,
   });
   log.info(
@@ -252,6 +259,25 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     'control plane ready',
   );
   await runUntilSignalled(running);
+}
+
+function kubernetesOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'kubernetes'> {
+  if (values.kubernetes !== 'true') {
+    for (const flag of ['kubeconfig', 'kubernetes-namespace', 'kubernetes-identity']) {
+      if (values[flag] !== undefined) throw new ValidationError('', `flag --${flag} needs --kubernetes`);
+    }
+    return {};
+  }
+  return {
+    kubernetes: {
+      kubeConfig: loadKubeConfig(values.kubeconfig),
+      lease: {
+        namespace: values['kubernetes-namespace'] ?? process.env.POD_NAMESPACE ?? 'devicemesh-system',
+        name: STATUS_WRITER_LEASE,
+        identity: values['kubernetes-identity'] ?? process.env.POD_NAME ?? os.hostname(),
+      },
+    },
+  };
 }
 
 function webhookOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'webhook'> {
