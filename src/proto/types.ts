@@ -24,7 +24,8 @@ export type VirtualProtocol =
   | 'VIRTUAL_PROTOCOL_UNSPECIFIED'
   | 'VIRTUAL_PROTOCOL_RAW'
   | 'VIRTUAL_PROTOCOL_RFC2217'
-  | 'VIRTUAL_PROTOCOL_GRPC';
+  | 'VIRTUAL_PROTOCOL_GRPC'
+  | 'VIRTUAL_PROTOCOL_PTY';
 
 export type HostState = 'HOST_STATE_UNSPECIFIED' | 'HOST_STATE_CONNECTED' | 'HOST_STATE_DISCONNECTED';
 
@@ -89,6 +90,11 @@ export interface VirtualEndpoint {
   name: string;
   protocol: VirtualProtocol;
   listen: string;
+  /** pty only (decoded messages carry '' and 0; code that builds endpoints of other protocols leaves them out). */
+  path?: string;
+  owner?: string;
+  group?: string;
+  mode?: number;
 }
 
 export interface Host {
