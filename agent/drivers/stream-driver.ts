@@ -1,81 +1,14 @@
-import * as fs from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import * as nodePath from 'node:path';
-import { Duplex } from 'node:stream';
-import { DeviceError, errorMessage, UnsupportedError } from '../../src/errors';
+import { DeviceError, UnsupportedError } from '../../src/errors';
 import type { CommandReply } from '../../src/socket-plane/device-command';
 import { DeviceEventType, eventTimestamp } from '../../src/socket-plane/device-event';
+import { CaptureStream } from './capture-stream';
 import { deviceDirectoryEntries } from './device-directory';
 import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from './device-driver';
 import { configuredFormat, probeStream, type StreamKind } from './stream-format';
 
 /** One read(2) asks for this much: a compressed frame or a few audio periods. */
 const DEFAULT_READ_SIZE = 64 * 1024;
-
-/** read(2) errors that mean the node has no read() I/O at all, with what it needs instead. */
-const NO_READ_IO: Readonly<Record<string, string>> = {
-  EINVAL: 'the device has no read() I/O (uvcvideo cameras stream through mmap buffers only)',
-  EBADFD: 'the PCM is not set up (ALSA capture needs hw_params ioctls before read())',
-};
-
-/**
- * The readable side relays the node's bytes, one read(2) at a time and only while the consumer
- * wants more (_read), so a paused consumer stops the reads and the device (or a FIFO's writer)
- * blocks instead of data piling up here. Writes are refused: capture devices are read-only.
- */
-class CaptureStream extends Duplex {
-  bytesRead = 0;
-  private reading = false;
-  /** Reads go here, one at a time; each chunk is pushed as a copy of its size, so short reads do not pin a whole buffer each. */
-  private readonly buffer: Buffer;
-
-  constructor(
-    private readonly path: string,
-    private readonly file: FileHandle,
-    readSize: number,
-    private readonly gone: (error: DeviceError) => void,
-  ) {
-    super({ readableHighWaterMark: readSize });
-    this.buffer = Buffer.allocUnsafe(readSize);
-    // End of stream is the device going away, once the consumer has had every byte before it.
-    this.once('end', () => {
-      this.gone(new DeviceError(`${path}: the device is gone (end of stream)`));
-      this.destroy();
-    });
-  }
-
-  override _read(): void {
-    if (this.reading) return;
-    this.reading = true;
-    this.file.read(this.buffer, 0, this.buffer.length, null).then(
-      ({ bytesRead }) => {
-        this.reading = false;
-        if (this.destroyed) return;
-        this.bytesRead += bytesRead;
-        this.push(bytesRead === 0 ? null : Buffer.from(this.buffer.subarray(0, bytesRead)));
-      },
-      (err: NodeJS.ErrnoException) => {
-        this.reading = false;
-        if (this.destroyed) return;
-        const hint = NO_READ_IO[err.code ?? ''];
-        const error = new DeviceError(`${this.path}: read failed: ${errorMessage(err)}${hint ? ` (${hint})` : ''}`, { cause: err });
-        this.gone(error);
-        this.destroy(error);
-      },
-    );
-  }
-
-  override _write(_chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    callback(new UnsupportedError(`${this.path} is a capture device: it is read-only`));
-  }
-
-  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    // FileHandle.close() waits for a read in flight, which a device that stopped producing (or a
-    // FIFO's silent writer) may never end: release the fd when it does, without holding this up.
-    void this.file.close().catch(() => undefined);
-    callback(err);
-  }
-}
 
 export interface StreamDriverOptions {
   kind: StreamKind;
@@ -111,14 +44,10 @@ export class StreamDriver implements DeviceDriver {
 
   async open(path: string, config: DeviceConfig): Promise<DeviceHandle> {
     const format = configuredFormat(this.kind, config);
-    let file: FileHandle;
-    try {
-      file = await fs.promises.open(path, fs.constants.O_RDONLY);
-    } catch (err) {
-      throw new DeviceError(`cannot open ${path}: ${errorMessage(err)}`, { cause: err });
-    }
     const probe = (): Promise<Record<string, string>> => probeStream(this.kind, nodePath.basename(path), this.roots);
-    return new StreamHandle(path, this.kind, format, probe, file, this.readSize);
+    const handle = new StreamHandle(path, this.kind, format, probe);
+    await handle.open(this.readSize);
+    return handle;
   }
 
   /**
@@ -144,7 +73,7 @@ export class StreamDriver implements DeviceDriver {
 }
 
 class StreamHandle implements DeviceHandle {
-  readonly stream: CaptureStream;
+  private capture: CaptureStream | undefined;
   private listener: DeviceEventListener | null = null;
 
   constructor(
@@ -152,10 +81,15 @@ class StreamHandle implements DeviceHandle {
     private readonly kind: StreamKind,
     private format: Record<string, string>,
     private readonly probe: () => Promise<Record<string, string>>,
-    file: FileHandle,
-    readSize: number,
-  ) {
-    this.stream = new CaptureStream(path, file, readSize, (error) => this.report(error));
+  ) {}
+
+  async open(readSize: number): Promise<void> {
+    this.capture = await CaptureStream.open(this.path, readSize, (error) => this.report(error));
+  }
+
+  get stream(): CaptureStream {
+    if (!this.capture) throw new DeviceError(`${this.path}: the capture stream is not open`);
+    return this.capture;
   }
 
   private report(error: DeviceError): void {
