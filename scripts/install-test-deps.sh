@@ -10,6 +10,8 @@
 #   docker-compose             validates docker-compose.yml (`docker-compose config`) without an engine
 #   etcd-server                the etcd the control plane's replicated state backend tests start
 #   openssl                    makes the injection webhook test's HTTPS certificate
+#   ffmpeg                     ffmpeg/ffprobe: the capture child of cameras and microphones (tests feed it lavfi
+#                              stand-ins) and the consumer that checks what the mesh delivers
 #   udev                       udevadm, which serialport's list() spawns for the serial driver's listing
 #                              (the agent survives without it; the no-devices test expects a real listing)
 # As root it installs them with apt-get; otherwise it says what is missing and the tests that
@@ -30,6 +32,7 @@ command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v udevadm >/dev/null 2>&1 || missing+=(udev)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"

@@ -54,6 +54,11 @@ export class FfmpegCapture extends Duplex {
     return this.framer.header;
   }
 
+  /** The ffmpeg child's process id while it runs. */
+  get pid(): number | undefined {
+    return this.exited ? undefined : this.child?.pid;
+  }
+
   /** Spawns ffmpeg; resolves once it reported the streams it opened, rejects with its reason if it ends or stalls first. */
   start(): Promise<CaptureReport> {
     const { path } = this.options;
