@@ -7,11 +7,13 @@ import type { Policy } from '../src/proto/types';
 import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
-import { CommandQueue } from './exchange/command-queue';
+import { CommandQueue, type QueueTimers } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
 import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
+import type { RateMeter } from './exchange/rate-meter';
 import { RequestSplitter } from './exchange/request-splitter';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
+import type { TokenBucket } from './exchange/token-bucket';
 
 /** The largest command or response the exchange takes; beyond it the sender gets an error. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -39,8 +41,16 @@ export interface DeviceExchangeOptions {
   policy: Policy;
   /** Writes a request to the device. */
   write: (request: Buffer) => void;
+  /** The device's capacity (policy.deviceBytesPerSecond): every request's bytes are charged to it. */
+  deviceBucket: TokenBucket;
+  /** The device's measured load: every request's bytes are recorded in it. */
+  deviceMeter: RateMeter;
   stats: Stats;
   log: Logger;
+  /** The clock of the queue (ms); default performance.now(). Injected in tests with `timers`. */
+  now?: () => number;
+  /** The queue's timers and the waits for tokens; default Node's timers. */
+  timers?: QueueTimers;
 }
 
 /**
@@ -89,6 +99,8 @@ export class DeviceExchange {
       write: options.write,
       unsolicited: (chunk) => this.unsolicited(chunk),
       ready: readyPattern(policy.readyPattern),
+      now: options.now,
+      timers: options.timers,
     });
   }
 
@@ -143,6 +155,7 @@ export class DeviceExchange {
       limits.commandMeter.record(1);
       limits.commandsSent.add(1);
       limits.meter.record(request.length);
+      this.options.deviceMeter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
       const answered = this.queue.submit({
         consumer: state.consumer.key,
@@ -175,16 +188,23 @@ export class DeviceExchange {
     }
   }
 
-  /** Commands per second and bytes per second for one command: waits for tokens, or drops and counts. */
+  /**
+   * Charges one command to the binding's command and byte buckets and to the device's capacity:
+   * slow mode waits until every bucket has paid for every byte (in pieces of at most a burst, so a
+   * command larger than a burst passes too); drop mode takes it only if all of it can go now
+   * (a command larger than a byte burst once that bucket is full), else drops and counts it.
+   */
   private async admit(state: ConsumerState, bytes: number): Promise<boolean> {
     const limits = state.consumer.limits;
-    if (!limits.limited) return true;
+    const device = this.options.deviceBucket;
+    if (!limits.limited && device.ratePerSecond === 0) return true;
     if (limits.drop) {
-      // A command larger than the byte burst passes once the bucket is full, as in slow mode.
       const need = Math.min(bytes, limits.bytes.burst || bytes);
-      if (limits.commands.available() >= 1 && limits.bytes.available() >= need) {
+      const deviceNeed = Math.min(bytes, device.burst || bytes);
+      if (limits.commands.available() >= 1 && limits.bytes.available() >= need && device.available() >= deviceNeed) {
         limits.commands.take(1);
         limits.bytes.take(need);
+        device.take(deviceNeed);
         return true;
       }
       limits.droppedCommands.add(1);
@@ -192,16 +212,30 @@ export class DeviceExchange {
       limits.markThrottled();
       return false;
     }
-    const burst = Math.min(bytes, limits.bytes.burst || bytes);
-    for (;;) {
-      const delay = Math.max(limits.commands.delayFor(1), limits.bytes.delayFor(burst));
-      if (delay === 0) break;
-      limits.markThrottled();
-      await new Promise((resolve) => setTimeout(resolve, delay));
+    let piece = bytes;
+    if (limits.bytes.ratePerSecond > 0) piece = Math.min(piece, limits.bytes.burst);
+    if (device.ratePerSecond > 0) piece = Math.min(piece, device.burst);
+    let command = 1;
+    for (let left = bytes; left > 0 || command > 0; ) {
+      const n = Math.min(piece, left);
+      const delay = Math.max(limits.commands.delayFor(command), limits.bytes.delayFor(n), device.delayFor(n));
+      if (delay > 0) {
+        limits.markThrottled();
+        await this.sleep(delay);
+        continue;
+      }
+      limits.commands.take(command);
+      limits.bytes.take(n);
+      device.take(n);
+      command = 0;
+      left -= n;
     }
-    limits.commands.take(1);
-    limits.bytes.take(burst);
     return true;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const timers = this.options.timers;
+    return new Promise((resolve) => (timers ? timers.setTimeout(resolve, ms) : setTimeout(resolve, ms)));
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {

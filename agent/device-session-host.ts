@@ -79,8 +79,9 @@ export interface BindingLoadSample {
  * DeviceExchange (a queue and a scheduler), each response going only to its sender. BROADCAST
  * gives every session all device output and lets only the first read-write session write.
  *
- * Every byte to the device passes the binding's and the device's token buckets (gatedWrite), and
- * is measured for the load reports that drive the control plane's adaptive limits.
+ * Every byte to the device passes the binding's and the device's token buckets (gatedWrite; in
+ * SHARED and TIME_SLICE the exchange charges each command), and is measured for the load reports
+ * that drive the control plane's adaptive limits.
  *
  * The device's events go to every session on it, timestamped by the driver; commands of a
  * session go to the device, read-only mappings only for those that read.
@@ -177,6 +178,8 @@ export class DeviceSessionHost {
         device: this.path,
         policy: mapping.policy,
         write: (request) => this.handle?.stream.write(request),
+        deviceBucket: this.deviceBucket,
+        deviceMeter: this.deviceMeter,
         stats: this.options.stats,
         log: this.options.log,
       });
