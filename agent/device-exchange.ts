@@ -7,7 +7,7 @@ import type { Policy } from '../src/proto/types';
 import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
-import { CommandQueue, type QueueTimers } from './exchange/command-queue';
+import { CommandQueue, type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
 import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
 import type { RateMeter } from './exchange/rate-meter';
@@ -234,8 +234,8 @@ export class DeviceExchange {
   }
 
   private sleep(ms: number): Promise<void> {
-    const timers = this.options.timers;
-    return new Promise((resolve) => (timers ? timers.setTimeout(resolve, ms) : setTimeout(resolve, ms)));
+    const timers = this.options.timers ?? REAL_TIMERS;
+    return new Promise((resolve) => timers.setTimeout(resolve, ms));
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {

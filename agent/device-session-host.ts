@@ -16,6 +16,7 @@ import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
 import { RateMeter } from './exchange/rate-meter';
 import { TokenBucket } from './exchange/token-bucket';
+import { OutputPacer } from './output-pacer';
 import { type GateOptions, gatedWrite } from './rate-gate';
 
 /** The buffer of each session's adapter, per direction. */
@@ -508,6 +509,8 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   private readonly writesRefused: Counter;
 
   private readonly gate: GateOptions;
+  /** Device output to this session, at the binding's rate in slow mode. */
+  private readonly pacer: OutputPacer;
 
   constructor(
     private readonly host: DeviceSessionHost,
@@ -528,6 +531,16 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
       dropped: (n) => limits.droppedBytes.add(n),
       throttled: () => limits.markThrottled(),
     };
+    this.pacer = new OutputPacer({
+      bucket: limits.bytes,
+      drop: () => limits.drop,
+      release: (chunk) => void this.push(chunk),
+      throttled: () => limits.markThrottled(),
+      drained: () => {
+        if (this.readableLength < this.readableHighWaterMark) host.unblock(this);
+      },
+      highWaterMark: PORT_HIGH_WATER_MARK,
+    });
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
@@ -577,11 +590,11 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.destroy();
   }
 
-  /** @returns false when this port's buffer is full and the device should pause. */
+  /** @returns false when this port's buffer (or the output its rate limit holds back) is full and the device should pause. */
   deliver(chunk: Buffer): boolean {
     this.bytesFromDevice.add(chunk.length);
     this.limits.meter.record(chunk.length);
-    return this.push(chunk);
+    return this.pacer.offer(chunk) && this.readableLength < this.readableHighWaterMark;
   }
 
   receive(chunk: Buffer): void {
@@ -593,7 +606,8 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   }
 
   override _read(): void {
-    this.host.unblock(this);
+    // Output held back by the rate limit resumes the device once it drains (the pacer's `drained`).
+    if (!this.pacer.saturated) this.host.unblock(this);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -623,12 +637,14 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
    * session ends here, once the last bytes went to the device.
    */
   override _final(callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     this.push(null);
     callback();
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     callback(err);
   }

@@ -8,7 +8,8 @@ export interface QueueTimers {
   clearTimeout(handle: unknown): void;
 }
 
-const REAL_TIMERS: QueueTimers = {
+/** Node's timers, as QueueTimers. */
+export const REAL_TIMERS: QueueTimers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
