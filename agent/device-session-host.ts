@@ -82,7 +82,8 @@ export interface BindingLoadSample {
  *
  * Every byte to the device passes the binding's and the device's token buckets (gatedWrite; in
  * SHARED and TIME_SLICE the exchange charges each command), and is measured for the load reports
- * that drive the control plane's adaptive limits.
+ * that drive the control plane's adaptive limits. In slow mode the device's output to a session
+ * is paced by the same binding bucket (OutputPacer).
  *
  * The device's events go to every session on it, timestamped by the driver; commands of a
  * session go to the device, read-only mappings only for those that read.
