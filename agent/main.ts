@@ -55,6 +55,8 @@ export interface RunningAgent {
 }
 
 const SIMULATED_KINDS = ['modem'];
+/** How long a shutting-down agent waits for the control plane to hear its devices are gone (ms). */
+const WITHDRAW_TIMEOUT_MS = 2000;
 
 /** `["modem", "modem"]` → `{ "modem0": "modem", "modem1": "modem" }`. */
 function simulatedNames(kinds: readonly string[]): Map<string, string> {
@@ -267,10 +269,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       closing ??= (async () => {
         watcher.stop();
         ads.stop();
-        registration.close();
         loadReporter.close();
-        await server.close();
-        await devices.close({ code: 'UNAVAILABLE', message: 'agent shutting down' });
+        // The control plane hears that the devices are gone while their sessions end.
+        await Promise.all([
+          registration.withdraw(WITHDRAW_TIMEOUT_MS),
+          server.close().then(() => devices.close({ code: 'UNAVAILABLE', message: `agent ${hostId} shutting down; its devices are absent` })),
+        ]);
         await admin.close();
         credentials.close();
         log.info({ hostId }, 'agent stopped');

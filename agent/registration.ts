@@ -57,6 +57,8 @@ export class Registration {
   private lastError: string | null = null;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Told when the report in flight is answered (withdraw waits for it). */
+  private reportEnded: (() => void) | undefined;
 
   constructor(private readonly options: RegistrationOptions) {
     this.client = registryClient(options.address, options.credentials);
@@ -90,6 +92,32 @@ export class Registration {
     this.client.close();
   }
 
+  /**
+   * The agent is shutting down: reports that none of its devices is here any more, so the control
+   * plane marks them absent and their bindings go PENDING instead of pointing at a socket plane
+   * that is gone. Waits at most `timeoutMs` (a control plane that is away is not waited for: its
+   * next report from this host reconciles), then closes.
+   */
+  async withdraw(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.devices.clear();
+    // A report in flight lists the devices; the withdrawal must land after it.
+    if (this.inFlight) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([new Promise<void>((r) => (this.reportEnded = r)), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    await new Promise<void>((resolve) => {
+      this.client.reportHost({ hostId: this.options.hostId, endpoints: [] }, { deadline: Date.now() + timeoutMs }, (err, res) => {
+        if (err) this.options.log.warn({ error: err.details || err.message }, 'could not tell the control plane this host\'s devices are gone; its next report will');
+        else this.options.log.info({ version: res?.version }, 'devices reported absent to the control plane');
+        resolve();
+      });
+    });
+    this.client.close();
+  }
+
   private changed(): void {
     this.dirty = true;
     this.synced = false;
@@ -105,6 +133,7 @@ export class Registration {
     const endpoints = [...this.devices.values()].map((d) => this.endpoint(d));
     this.client.reportHost({ hostId: this.options.hostId, endpoints }, { deadline: Date.now() + this.timeoutMs }, (err, res) => {
       this.inFlight = false;
+      this.reportEnded?.();
       if (this.closed) return;
       if (err) {
         this.dirty = true;

@@ -15,6 +15,7 @@ import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
 import { buildOverview } from './dashboard/build-overview';
 import { DashboardRoutes } from './dashboard/dashboard-routes';
+import { lockDataDir } from './data-dir-lock';
 import { EtcdStateStore, type EtcdStateStoreOptions } from './etcd-state-store';
 import { type RunningWebhookServer, startWebhookServer, type WebhookServerOptions } from './injection/webhook-server';
 import { ProxyStatusTracker } from './proxy-status';
@@ -99,13 +100,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const certTtlMs = options.certTtlMs ?? 3600_000;
   if (!Number.isFinite(certTtlMs) || certTtlMs < 2000) throw new ValidationError('--cert-ttl', `${certTtlMs} ms is too short (at least 2s)`);
   const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN, '--trust-domain');
-  const secure = options.insecure ? undefined : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log);
+  const lock = lockDataDir(options.dataDir);
+  const unlock = (err: unknown): never => {
+    lock.release();
+    throw err;
+  };
+  const secure = options.insecure
+    ? undefined
+    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log).catch(unlock);
 
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
-  const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(async (err: unknown) => {
+  const closeAndUnlock = async (err: unknown): Promise<never> => {
     await backend.close?.();
-    throw err;
-  });
+    return unlock(err);
+  };
+  const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(closeAndUnlock);
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
   const ads = new AdsServer({
@@ -152,7 +161,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secure?.serving.refresh();
   } catch (err) {
     secure?.serving.close();
-    throw err;
+    return closeAndUnlock(err);
   }
   const grpcAddress = formatHostPort({ host: listen.host, port });
 
@@ -172,6 +181,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secure?.serving.close();
     await state.idle();
     await backend.close?.();
+    lock.release();
   };
 
   const dashboard = new DashboardRoutes({

@@ -64,4 +64,43 @@ describe('state-of-the-world xDS on raw streams', function () {
     const synced = await mesh.waitForState('app1', 'SYNC_STATE_SYNCED');
     assert.deepEqual([synced.ackedVersion, synced.nackMessage, synced.nackedVersion], [corrected.versionInfo, '', '']);
   });
+
+  it('honours resource_names: only the named resources, a changed set answered at once, "*" or none for all', async () => {
+    const s = mesh.sotw();
+    const all = mesh.sotw();
+    all.call.write(sotwRequest({ node: sidecarNode('app1') }));
+    const ids = new Map((await all.response(0)).resources.map((r) => [decodeMapping(r).binding, decodeMapping(r).id]));
+    const m1 = ids.get('m1') as string;
+    const m2 = ids.get('m2') as string;
+    const bindings = (r: DiscoveryResponse): string[] => r.resources.map((x) => decodeMapping(x).binding).sort();
+
+    s.call.write(sotwRequest({ node: sidecarNode('app1'), resourceNames: [m1] }));
+    const first = await s.response(0);
+    assert.deepEqual(bindings(first), ['m1']);
+
+    // The ACK names a larger set: answered with it, though nothing changed.
+    s.call.write(sotwRequest({ versionInfo: first.versionInfo, responseNonce: first.nonce, resourceNames: [m1, m2] }));
+    const second = await s.response(1);
+    assert.deepEqual(bindings(second), ['m1', 'm2']);
+
+    // A change to a resource outside the subscription sends nothing, and the proxy counts as in sync.
+    s.call.write(sotwRequest({ versionInfo: second.versionInfo, responseNonce: second.nonce, resourceNames: [m1] }));
+    const third = await s.response(2);
+    assert.deepEqual(bindings(third), ['m1']);
+    s.call.write(sotwRequest({ versionInfo: third.versionInfo, responseNonce: third.nonce, resourceNames: [m1] }));
+    await mesh.apply(modemBinding('m2', { device: 'usb-2', port: 7002, depth: 5 }));
+    await sleep(300);
+    assert.equal(s.responses.length, 3, 'm2 changed, m1 did not: nothing to send');
+    // A change to a named one is sent.
+    await mesh.apply(modemBinding('m1', { port: 7001, depth: 7 }));
+    const fourth = await s.response(3);
+    assert.deepEqual(bindings(fourth), ['m1']);
+
+    // A name that is no resource: an empty set; "*" is everything again.
+    s.call.write(sotwRequest({ versionInfo: fourth.versionInfo, responseNonce: fourth.nonce, resourceNames: ['no-such-mapping'] }));
+    assert.deepEqual(bindings(await s.response(4)), []);
+    const fifth = s.responses[4] as DiscoveryResponse;
+    s.call.write(sotwRequest({ versionInfo: fifth.versionInfo, responseNonce: fifth.nonce, resourceNames: ['*'] }));
+    assert.deepEqual(bindings(await s.response(5)), ['m1', 'm2']);
+  });
 });
