@@ -36,6 +36,8 @@ interface AppConnection {
 const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
   VIRTUAL_PROTOCOL_RAW: rawBridge,
   VIRTUAL_PROTOCOL_RFC2217: bridgeRfc2217,
+  // The agent's Modbus codec frames the MBAP requests and answers them (exceptions included).
+  VIRTUAL_PROTOCOL_MODBUS_TCP: rawBridge,
 };
 
 /**
@@ -50,7 +52,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
   if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_GRPC' && !BRIDGES[mapping.virtual.protocol]) {
-    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not one this sidecar serves (raw, rfc2217, grpc)`);
+    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not one this sidecar serves (raw, rfc2217, grpc, modbus-tcp)`);
   }
   for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
     try {
