@@ -13,6 +13,7 @@ import { AdsServer } from './ads-server';
 import type { AdaptationController } from './bandwidth/adaptation-controller';
 import { AdaptationLoop } from './bandwidth/adaptation-loop';
 import { LoadReports } from './bandwidth/load-reports';
+import { KubernetesController, type KubernetesControllerOptions } from './kubernetes/kubernetes-controller';
 import { buildOverview } from './dashboard/build-overview';
 import { DashboardRoutes } from './dashboard/dashboard-routes';
 import { lockDataDir } from './data-dir-lock';
@@ -56,6 +57,8 @@ export interface ControlPlaneOptions {
   externalCa?: CaFiles;
   /** Lifetime of the certificates issued (default 1 h). */
   certTtlMs?: number;
+  /** Reconcile Binding and DevicePolicy custom resources of this cluster (the --kubernetes flag). */
+  kubernetes?: Omit<KubernetesControllerOptions, 'state' | 'stats' | 'log'>;
 }
 
 /** What clients of a secure control plane need, and a way to mint tokens in-process (the demo, tests). */
@@ -165,9 +168,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   }
   const grpcAddress = formatHostPort({ host: listen.host, port });
 
+  const kubernetes = options.kubernetes ? new KubernetesController({ ...options.kubernetes, state, stats, log: log.child({ module: 'kubernetes' }) }) : undefined;
   let serving = true;
   const stopGrpc = async (): Promise<void> => {
     serving = false;
+    await kubernetes?.close();
     await adaptation.close();
     ads.close();
     await new Promise<void>((resolve) => {
@@ -237,6 +242,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     });
   }
   adaptation.start();
+  if (kubernetes) {
+    // Listed before the control plane counts as started; a watch that breaks later is retried, never fatal.
+    await kubernetes.start().catch(async (err: unknown) => {
+      await stopGrpc();
+      dashboard.close();
+      await webhook?.close();
+      await admin.close();
+      throw new UnavailableError(`cannot list Kubernetes custom resources: ${errorMessage(err)}`, { cause: err });
+    });
+  }
   log.info(
     { grpc: grpcAddress, admin: admin.address, store: backend.description, version: state.version(), adaptIntervalMs, tls: secure !== undefined, trustDomain },
     'control plane serving',
@@ -311,5 +326,14 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
   auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method)',
+  kubernetes_reconciles: 'Binding and DevicePolicy custom resources reconciled, by kind and result (applied, refused, deleted)',
+  kubernetes_reconcile_retries: 'Custom resource changes the control plane could not take at once and tried again',
+  kubernetes_status_writes: 'Status subresource writes, by kind (only the Lease holder writes)',
+  kubernetes_status_write_errors: 'Status writes the API server refused or that failed (the next change writes again)',
+  kubernetes_status_writer: '1 while this replica holds the status-writer Lease',
+  kubernetes_events: 'Kubernetes Events recorded, by kind and reason (Refused, DeleteRefused)',
+  kubernetes_event_errors: 'Kubernetes Events that could not be recorded',
+  kubernetes_watch_starts: 'List/watch (re)starts of the custom resource informers, by kind',
+  kubernetes_watch_errors: 'List/watch failures, by kind (retried with backoff)',
   state_writes: 'Durable writes of the control-plane state (a snapshot or a log record); a group commit writes a batch of changes at once',
 };

@@ -6,12 +6,12 @@ import { startAgent } from '../../agent/main';
 import { startControlPlane } from '../../control-plane/main';
 import { startSidecar } from '../../sidecar/main';
 import { UnavailableError } from '../../src/errors';
-import { createLogger } from '../../src/log';
+import { createLogger, openLogOutput } from '../../src/log';
 import type { ApplyRequest } from '../../src/proto/types';
 import { parseHostPort } from '../../src/util/address';
 import { ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
-import { runUntilSignalled } from './processes';
+import { LOG_FLAGS, runUntilSignalled } from './processes';
 import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
 
 export const DEMO_FLAGS: readonly FlagSpec[] = [
@@ -23,6 +23,9 @@ export const DEMO_FLAGS: readonly FlagSpec[] = [
   { name: 'sidecar-admin', kind: 'address', default: '127.0.0.1:15001', help: 'sidecar admin address' },
   { name: 'data-dir', kind: 'string', help: 'control plane data directory (default: a fresh temporary one)' },
   { name: 'insecure', kind: 'boolean', help: 'run the mesh in plaintext without authentication (prints a warning)' },
+  { name: 'verbose', kind: 'boolean', help: 'the mesh\'s logs on stderr instead of in --log-file' },
+  { name: 'log-file', kind: 'string', help: 'where the mesh\'s logs go unless --verbose (default: devicemesh-demo.log in the data directory)' },
+  ...LOG_FLAGS,
 ];
 
 const HOST = 'demo-gw';
@@ -39,13 +42,16 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
   const virtualListen = values['virtual-listen'] as string;
   const insecure = values.insecure === 'true';
   if (insecure) warnInsecure('demo');
+  // A newcomer sees the banner, not a screen of logs: those go to a file the banner names.
+  const logFile = values.verbose === 'true' ? undefined : path.resolve(values['log-file'] ?? path.join(dataDir, 'devicemesh-demo.log'));
+  const logs = openLogOutput(values['log-format'] as string, logFile ? { file: logFile } : { fd: 2 });
 
   const controlPlane = await startControlPlane({
     listen: values['control-plane-listen'] as string,
     admin: values['control-plane-admin'] as string,
     dataDir,
     insecure,
-    log: createLogger('control-plane'),
+    log: createLogger('control-plane', {}, logs),
   });
   // The demo is its own operator: it mints the agent's and the sidecar's join tokens.
   const security = controlPlane.security;
@@ -59,14 +65,14 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
     simulate: ['modem'],
     admin: values['agent-admin'] as string,
     security: join('host', HOST),
-    log: createLogger('agent', { hostId: HOST }),
+    log: createLogger('agent', { hostId: HOST }, logs),
   });
   const sidecar = await startSidecar({
     workloadId: WORKLOAD,
     controlPlane: controlPlane.grpcAddress,
     admin: values['sidecar-admin'] as string,
     security: join('workload', WORKLOAD),
-    log: createLogger('sidecar', { workloadId: WORKLOAD }),
+    log: createLogger('sidecar', { workloadId: WORKLOAD }, logs),
   });
   const all = {
     close: async (): Promise<void> => {
@@ -129,6 +135,7 @@ export async function demo(args: readonly string[], out: NodeJS.WritableStream):
       `Connect to the modem:   nc ${parseHostPort(virtualListen).host} ${parseHostPort(virtualListen).port}     (type AT, ATI, AT+GMR)`,
       `Look around:            devicemesh get endpoints | bindings | mappings | proxies ${clientFlags}`,
       security ? `  (mTLS: CA ${security.caFile}, operator credential ${security.operatorTokenFile})` : '  (INSECURE: plaintext, no authentication)',
+      logFile ? `The mesh's logs:       ${logFile}   (tail -f it, or run with --verbose to see them here)` : 'The mesh\'s logs follow on stderr (--verbose).',
       'Stop with Ctrl-C.',
       '',
     ].join('\n'),

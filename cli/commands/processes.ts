@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_CONNECTIONS_PER_PEER,
 } from '../../agent/socket-plane-server';
 import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
+import { loadKubeConfig, STATUS_WRITER_LEASE } from '../../control-plane/kubernetes/kube-config';
 import {
   type AppListenerLimits,
   DEFAULT_APP_CONNECTION_BURST_PER_PEER,
@@ -19,8 +20,9 @@ import { startSidecar } from '../../sidecar/main';
 import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { errorMessage, ValidationError } from '../../src/errors';
-import { createLogger } from '../../src/log';
+import { createLogger, LOG_FORMAT_WORDS, openLogOutput } from '../../src/log';
 import { startProcessTelemetry, stopProcessTelemetry } from '../../src/telemetry/process-telemetry';
 import { CONFIG_FLAG } from '../config-file';
 import { type MemberSecurityOptions, warnInsecure } from '../../src/security/member-security';
@@ -41,6 +43,16 @@ const TELEMETRY_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** How a process writes its logs, the same on every process. */
+export const LOG_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'log-format',
+    kind: 'string',
+    default: 'auto',
+    help: `log lines on stderr: ${LOG_FORMAT_WORDS.join(' | ')} (auto: one short coloured line per event on a terminal, JSON otherwise)`,
+  },
+];
+
 /** Starts the process's OTLP export from its telemetry flags. */
 function startTelemetry(service: string, values: Readonly<Record<string, string>>): void {
   const endpoint = values['otlp-endpoint'] ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
@@ -57,6 +69,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'data-dir', kind: 'string', default: './devicemesh-data', help: 'where the state is persisted' },
   { name: 'adapt-interval', kind: 'duration', default: '1s', help: 'the bandwidth controller\'s control cycle (adaptive limits of devices with a capacity)' },
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   {
     name: 'etcd-endpoints',
     kind: 'list',
@@ -79,6 +92,10 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
   { name: 'cert-ttl', kind: 'duration', default: '1h', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
+  { name: 'kubernetes', kind: 'boolean', help: 'reconcile the cluster\'s Binding and DevicePolicy custom resources and write their status (in-cluster config, or --kubeconfig)' },
+  { name: 'kubeconfig', kind: 'string', help: 'kubeconfig file for --kubernetes (default: the in-cluster service account, else $KUBECONFIG or ~/.kube/config)' },
+  { name: 'kubernetes-namespace', kind: 'string', help: 'namespace of the status-writer Lease (default: $POD_NAMESPACE, else devicemesh-system)' },
+  { name: 'kubernetes-identity', kind: 'string', help: 'this replica\'s name in the Lease (default: $POD_NAME, else the host name)' },
   CONFIG_FLAG,
 ];
 
@@ -155,6 +172,7 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...SOCKET_PLANE_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
 ];
@@ -176,6 +194,7 @@ export const SIDECAR_FLAGS: readonly FlagSpec[] = [
   },
   ...APP_LIMIT_FLAGS,
   ...TELEMETRY_FLAGS,
+  ...LOG_FLAGS,
   CONFIG_FLAG,
   ...MEMBER_FLAGS,
 ];
@@ -216,7 +235,7 @@ export function runUntilSignalled(running: Closeable): Promise<void> {
 export async function controlPlane(args: readonly string[]): Promise<void> {
   const { values, lists, positionals } = parseFlags('control-plane', args, CONTROL_PLANE_FLAGS);
   noPositionals('control-plane', positionals);
-  const log = createLogger('control-plane');
+  const log = createLogger('control-plane', {}, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-control-plane', values);
   const insecure = values.insecure === 'true';
   if (insecure) warnInsecure('control-plane');
@@ -232,6 +251,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     trustDomain: values['trust-domain'] as string,
     certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
     ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
+    ...kubernetesOptions(values),
     log,
   });
   log.info(
@@ -239,6 +259,25 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     'control plane ready',
   );
   await runUntilSignalled(running);
+}
+
+function kubernetesOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'kubernetes'> {
+  if (values.kubernetes !== 'true') {
+    for (const flag of ['kubeconfig', 'kubernetes-namespace', 'kubernetes-identity']) {
+      if (values[flag] !== undefined) throw new ValidationError('', `flag --${flag} needs --kubernetes`);
+    }
+    return {};
+  }
+  return {
+    kubernetes: {
+      kubeConfig: loadKubeConfig(values.kubeconfig),
+      lease: {
+        namespace: values['kubernetes-namespace'] ?? process.env.POD_NAMESPACE ?? 'devicemesh-system',
+        name: STATUS_WRITER_LEASE,
+        identity: values['kubernetes-identity'] ?? process.env.POD_NAME ?? os.hostname(),
+      },
+    },
+  };
 }
 
 function webhookOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'webhook'> {
@@ -276,7 +315,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     if (s !== 'modem') throw new ValidationError('', `flag --simulate: "${s}" is not one of modem`);
   }
   const hostId = values['host-id'] as string;
-  const log = createLogger('agent', { hostId });
+  const log = createLogger('agent', { hostId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-agent', values);
   const running = await startAgent({
     hostId,
@@ -299,7 +338,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
   const { values, positionals } = parseFlags('sidecar', args, SIDECAR_FLAGS);
   noPositionals('sidecar', positionals);
   const workloadId = values['workload-id'] as string;
-  const log = createLogger('sidecar', { workloadId });
+  const log = createLogger('sidecar', { workloadId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-sidecar', values);
   const running = await startSidecar({
     workloadId,

@@ -20,6 +20,7 @@ describe('e2e: the devicemesh CLI on bad input', function () {
     oneLine(['control-plane'], 2, /flag --listen: "nowhere" is not host:port/, { DEVICEMESH_LISTEN: 'nowhere' });
   });
   it('refuses an unknown simulated device', () => oneLine(['agent', '--host-id', 'gw1', '--simulate', 'toaster'], 2, /--simulate: "toaster" is not one of modem/));
+  it('refuses Kubernetes flags without --kubernetes', () => oneLine(['control-plane', '--kubeconfig', '/tmp/kc'], 2, /flag --kubeconfig needs --kubernetes/));
   it('refuses a file it cannot read', () => oneLine(['apply', '-f', '/nonexistent/x.yaml'], 2, /cannot read \/nonexistent\/x\.yaml/));
   it('refuses get of an unknown resource', () => oneLine(['get', 'widgets'], 2, /usage: devicemesh get endpoints\|bindings\|mappings\|proxies/));
   it('says when the control plane is unreachable', async () => {

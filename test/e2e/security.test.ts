@@ -145,6 +145,8 @@ describe('e2e: a secure mesh (tokens, mTLS, rotation, revocation)', function () 
     await waitFor('a renewal', () => renewals() > seen, 10_000);
     await (agent as MeshProcess).stop();
     agent = startAgent([]);
+    // The old agent's stream may still be listed for a moment: wait for the new one's own word first.
+    await waitFor('the restarted agent to load its stored certificate', () => /certificate loaded/.test((agent as MeshProcess).output()), 20_000);
     await waitFor('the agent back on the discovery stream', () => {
       const r = cli(['get', 'proxies', '-o', 'json', '--control-plane', cp]);
       return r.code === 0 && (JSON.parse(r.stdout) as ListProxiesResponse).proxies.some((p) => p.nodeId === 'gw1');

@@ -21,6 +21,8 @@ export interface LeafOptions {
   serialNumber?: string;
   /** URI SANs instead of the one SPIFFE ID (none, several, foreign ones). */
   uris?: string[];
+  /** IP address SANs, for a server a client dials by address (a fake Kubernetes API server on 127.0.0.1). */
+  ips?: string[];
 }
 
 function pemKey(pkcs8: ArrayBuffer): string {
@@ -81,7 +83,10 @@ export class TestCa {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension(uris.map((value) => ({ type: 'url' as const, value }))),
+        new x509.SubjectAlternativeNameExtension([
+          ...uris.map((value) => ({ type: 'url' as const, value })),
+          ...(options.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+        ]),
       ],
     });
     const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey);

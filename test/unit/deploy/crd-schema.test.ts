@@ -28,7 +28,11 @@ function strict(schema: unknown): unknown {
 }
 
 interface Crd {
-  spec: { names: { kind: string }; group: string; versions: { name: string; schema: { openAPIV3Schema: Schema } }[] };
+  spec: {
+    names: { kind: string };
+    group: string;
+    versions: { name: string; schema: { openAPIV3Schema: Schema }; subresources?: { status?: unknown }; additionalPrinterColumns?: { name: string; jsonPath: string }[] }[];
+  };
 }
 
 function samples(file: string): Record<string, unknown>[] {
@@ -74,6 +78,20 @@ describe('CRDs: Binding and DevicePolicy schemas against sample documents', () =
       assert.equal(crd.spec.group, 'devicemesh.io');
       assert.equal(crd.spec.versions[0]?.name, 'v1');
     }
+  });
+
+  it('has the status subresource the controller writes, and printer columns showing phase and device', () => {
+    const columns = (kind: string): string[] => (crds.get(kind)?.spec.versions[0]?.additionalPrinterColumns ?? []).map((c) => `${c.name}=${c.jsonPath}`);
+    for (const crd of crds.values()) assert.deepEqual(crd.spec.versions[0]?.subresources, { status: {} });
+    assert.deepEqual(columns('Binding').slice(0, 2), ['Phase=.status.phase', 'Device=.spec.device.path']);
+    assert.ok(columns('Binding').includes('Mapping=.status.mappingId'));
+    assert.equal(columns('DevicePolicy')[0], 'Phase=.status.phase');
+    // What the controller writes is what the schema takes.
+    const written = { phase: 'MAPPED', message: 'mapped', mappingId: 'reader-modem-1a2b', observedGeneration: 3 };
+    const [binding] = samples('valid.yaml').filter((r) => r.kind === 'Binding');
+    assert.ok(binding);
+    assert.equal(validate({ ...binding, status: written }), undefined);
+    assert.notEqual(validate({ ...binding, status: { ...written, phase: 'HAPPY' } }), undefined);
   });
 
   it('accepts every valid sample, as our document parser does', () => {
