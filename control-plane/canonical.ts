@@ -82,10 +82,6 @@ export function canonicalVirtual(v: Partial<VirtualEndpoint>): VirtualEndpoint {
     name: v.name ?? '',
     protocol: v.protocol ?? 'VIRTUAL_PROTOCOL_UNSPECIFIED',
     listen: v.listen ?? '',
-    path: v.path ?? '',
-    owner: v.owner ?? '',
-    group: v.group ?? '',
-    mode: v.mode ?? 0,
   };
 }
 
