@@ -51,10 +51,14 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
     throw new ValidationError(where, `belongs to workload ${mapping.workloadId}, not ${workloadId}`);
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
-  if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_GRPC' && !BRIDGES[mapping.virtual.protocol]) {
-    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not one this sidecar serves (raw, rfc2217, grpc, modbus-tcp)`);
+  const protocol = mapping.virtual.protocol;
+  if (protocol !== 'VIRTUAL_PROTOCOL_GRPC' && protocol !== 'VIRTUAL_PROTOCOL_PTY' && !BRIDGES[protocol]) {
+    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty, modbus-tcp)`);
   }
-  for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
+  const pty = protocol === 'VIRTUAL_PROTOCOL_PTY';
+  if (pty && !mapping.virtual.path?.startsWith('/')) throw new ValidationError(`${where}: virtual.path`, 'a pty needs an absolute path');
+  const addresses = pty ? [['agentAddress', mapping.agentAddress] as const] : [['virtual.listen', mapping.virtual.listen] as const, ['agentAddress', mapping.agentAddress] as const];
+  for (const [field, value] of addresses) {
     try {
       parseHostPort(value);
     } catch (err) {

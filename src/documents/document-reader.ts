@@ -22,6 +22,10 @@ export class DocumentReader {
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }
 
+  isString(key: string): boolean {
+    return typeof this.obj[key] === 'string';
+  }
+
   /** Throws on any field not in `known`. */
   onlyKnown(known: readonly string[]): void {
     for (const key of Object.keys(this.obj)) {

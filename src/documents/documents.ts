@@ -82,12 +82,27 @@ function isKubernetesList(value: unknown): value is { items: unknown[] } {
 const MAX_SETTINGS = 64;
 const MAX_SETTING_LENGTH = 256;
 
+/**
+ * A pty's permission bits: a string of octal digits ("0660"), or a YAML 1.2 octal integer (0o660).
+ * A bare 0660 is the decimal 660 in YAML 1.2, so integers above 0o777 are refused, not misread.
+ */
+function readMode(r: DocumentReader): number {
+  if (!r.has('mode')) return 0;
+  const text = r.string('mode');
+  const bits = /^[0-7]{3,4}$/.test(text) ? parseInt(text, 8) : Number.NaN;
+  const value = r.isString('mode') ? bits : Number(text);
+  if (!Number.isInteger(value) || value <= 0 || value > 0o777) {
+    throw r.error('mode', `${JSON.stringify(text)} is not a file mode: write it as a quoted octal string, e.g. "0660"`);
+  }
+  return value;
+}
+
 function readBinding(r: DocumentReader): Binding {
   r.onlyKnown(BINDING_FIELDS);
   const device = r.child('device');
   device?.onlyKnown(['host', 'path', 'id']);
   const virtual = r.child('virtual');
-  virtual?.onlyKnown(['name', 'protocol', 'listen']);
+  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode']);
   const policy = r.child('policy');
   const serial = r.child('serial');
   const binding: Binding = {
@@ -99,7 +114,11 @@ function readBinding(r: DocumentReader): Binding {
           workloadId: r.string('workload'),
           name: virtual.string('name', true),
           protocol: virtual.word('protocol', PROTOCOL, 'VIRTUAL_PROTOCOL_RAW'),
-          listen: virtual.string('listen', true),
+          listen: virtual.string('listen'),
+          path: virtual.string('path'),
+          owner: virtual.string('owner'),
+          group: virtual.string('group'),
+          mode: readMode(virtual),
         }
       : null,
     policy: policy ? readPolicy(policy, '') : null,

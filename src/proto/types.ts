@@ -25,6 +25,7 @@ export type VirtualProtocol =
   | 'VIRTUAL_PROTOCOL_RAW'
   | 'VIRTUAL_PROTOCOL_RFC2217'
   | 'VIRTUAL_PROTOCOL_GRPC'
+  | 'VIRTUAL_PROTOCOL_PTY'
   | 'VIRTUAL_PROTOCOL_MODBUS_TCP';
 
 export type HostState = 'HOST_STATE_UNSPECIFIED' | 'HOST_STATE_CONNECTED' | 'HOST_STATE_DISCONNECTED';
@@ -91,6 +92,11 @@ export interface VirtualEndpoint {
   name: string;
   protocol: VirtualProtocol;
   listen: string;
+  /** pty only (decoded messages carry '' and 0; code that builds endpoints of other protocols leaves them out). */
+  path?: string;
+  owner?: string;
+  group?: string;
+  mode?: number;
 }
 
 export interface Host {
