@@ -36,6 +36,8 @@ interface AppConnection {
 const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
   VIRTUAL_PROTOCOL_RAW: rawBridge,
   VIRTUAL_PROTOCOL_RFC2217: bridgeRfc2217,
+  // The agent's Modbus codec frames the MBAP requests and answers them (exceptions included).
+  VIRTUAL_PROTOCOL_MODBUS_TCP: rawBridge,
 };
 
 /**
@@ -51,7 +53,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
   const protocol = mapping.virtual.protocol;
   if (protocol !== 'VIRTUAL_PROTOCOL_GRPC' && protocol !== 'VIRTUAL_PROTOCOL_PTY' && !BRIDGES[protocol]) {
-    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty)`);
+    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty, modbus-tcp)`);
   }
   const pty = protocol === 'VIRTUAL_PROTOCOL_PTY';
   if (pty && !mapping.virtual.path?.startsWith('/')) throw new ValidationError(`${where}: virtual.path`, 'a pty needs an absolute path');

@@ -101,7 +101,7 @@ export function validateBinding(binding: Binding): void {
   if (!virtual) throw new ValidationError(`${where}: virtual`, 'is required');
   checkName(where, 'virtual.name', virtual.name);
   if (virtual.protocol === 'VIRTUAL_PROTOCOL_UNSPECIFIED') {
-    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217, grpc or pty)');
+    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217, grpc, pty or modbus-tcp)');
   }
   if (virtual.protocol === 'VIRTUAL_PROTOCOL_PTY') validatePtyEndpoint(where, virtual);
   else {
