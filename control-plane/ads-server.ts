@@ -34,6 +34,11 @@ export interface AdsServerOptions {
   hosts: HostPresence;
   stats: Stats;
   log: Logger;
+  /**
+   * Whether two client certificates (serials) are of one member process: a restarted agent with
+   * its stored identity replaces its own stale stream. Undefined (--insecure): never.
+   */
+  sameMember?: (a: string, b: string) => boolean;
   /** Checks a discovery stream's node against the caller's certificate (undefined: --insecure). */
   checkNode?: StreamServices['checkNode'];
   /** A change is pushed this much later, with whatever else arrives meanwhile (default 10 ms). */
@@ -117,6 +122,11 @@ export class AdsServer {
     this.pushTimer ??= setTimeout(() => this.startPush(), this.debounceMs);
   }
 
+  /** The certificate serial of the stream that holds the host's address now; undefined when none does. */
+  hostOwner(hostId: string): string | undefined {
+    return this.owners.get(hostId)?.stream.certificateSerial || undefined;
+  }
+
   /** Ends the streams opened with one of these (revoked) certificates; returns how many. */
   closeRevoked(serials: ReadonlySet<string>): number {
     let closed = 0;
@@ -176,7 +186,15 @@ export class AdsServer {
     this.metrics.connectedProxies(this.options.proxies.count());
     if (node.kind !== 'agent') return;
     const owner = this.owners.get(node.id);
-    if (owner) {
+    const sameMember = this.options.sameMember;
+    if (owner && sameMember && stream.certificateSerial && sameMember(owner.stream.certificateSerial, stream.certificateSerial)) {
+      // The same agent again (restarted with its stored identity, or reconnecting before the old
+      // stream was seen to break): the newer stream is the live one.
+      this.options.stats.add('agent_streams_replaced', 1);
+      this.options.log.warn({ host: node.id, socketPlane: node.socketPlane, ownerSince: owner.since.toISOString() }, 'agent stream replaced by a newer stream of the same agent');
+      this.owners.delete(node.id);
+      owner.stream.end(grpc.status.UNAVAILABLE, `replaced by a newer stream of agent ${node.id}`);
+    } else if (owner) {
       // First come, first served: a restarted agent's old stream ends with its process (or at the
       // keepalive deadline) and the new one's retry gets in then; a second process holding the
       // host's credentials gets nothing, where replacing would let it capture every session.

@@ -22,7 +22,7 @@ import { type RunningWebhookServer, startWebhookServer, type WebhookServerOption
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
-import { AccessControl } from './security/access-control';
+import { AccessControl, sameMember } from './security/access-control';
 import { type CaFiles, openCertificateAuthority } from './security/certificate-authority';
 import { OperatorCredential } from './security/operator-credential';
 import { ServingCertificates } from './security/serving-certificates';
@@ -110,9 +110,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     lock.release();
     throw err;
   };
+  // Access control asks the discovery server which agent holds a host (it is made after it).
+  let ads: AdsServer | undefined;
   const secure = options.insecure
     ? undefined
-    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log).catch(unlock);
+    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log, (id) => ads?.hostOwner(id)).catch(unlock);
 
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
   const closeAndUnlock = async (err: unknown): Promise<never> => {
@@ -122,13 +124,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(closeAndUnlock);
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
-  const ads = new AdsServer({
+  ads = new AdsServer({
     cache,
     proxies,
     hosts: state,
     stats,
     log,
-    ...(secure ? { checkNode: (call, kind, id, socketPlane) => secure.access.checkNode(call, kind, id, socketPlane) } : {}),
+    ...(secure
+      ? {
+          checkNode: (call, kind, id, socketPlane) => secure.access.checkNode(call, kind, id, socketPlane),
+          sameMember: (a: string, b: string) => sameMember(secure.identities, a, b),
+        }
+      : {}),
   });
   // A revoked member's discovery streams end now; its later calls are refused by access control.
   const unsubscribeRevocations = secure?.identities.onRevoked((serials) => ads.closeRevoked(serials));
@@ -293,13 +300,21 @@ function flag(name: string, value: string): HostPort {
 }
 
 /** The CA, the serving certificate, the tokens and the operator credential of a secure control plane. */
-async function openSecurity(dataDir: string, trustDomain: string, externalCa: CaFiles | undefined, certTtlMs: number, stats: Stats, log: Logger) {
+async function openSecurity(
+  dataDir: string,
+  trustDomain: string,
+  externalCa: CaFiles | undefined,
+  certTtlMs: number,
+  stats: Stats,
+  log: Logger,
+  hostOwner: (hostId: string) => string | undefined,
+) {
   const { ca, certFile, created } = await openCertificateAuthority({ dataDir, trustDomain, ...(externalCa ? { external: externalCa } : {}) });
   if (created) log.info({ caFile: certFile }, 'created the mesh CA');
   const operator = OperatorCredential.open(dataDir);
   if (operator.created) log.info({ file: operator.credential.tokenFile }, 'wrote the operator credential');
   const identities = new IdentityRegistry(dataDir, ca);
-  const access = new AccessControl({ ca, operator: operator.credential, stats, log, certificates: identities });
+  const access = new AccessControl({ ca, operator: operator.credential, stats, log, certificates: identities, hostOwner });
   const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
   await serving.start();
   // The bundle clients trust, next to the data even when the CA is external.
@@ -330,8 +345,9 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
-  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method, revoked_certificate, address_not_allowed)',
+  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method, revoked_certificate, address_not_allowed, not_host_owner)',
   agent_streams_refused: 'Agent discovery streams refused because the host already has a live agent, per reason',
+  agent_streams_replaced: 'Agent discovery streams replaced by a newer stream of the same agent (one join and its renewals)',
   xds_streams_revoked: 'Discovery streams closed because their certificate was revoked',
   kubernetes_reconciles: 'Binding and DevicePolicy custom resources reconciled, by kind and result (applied, refused, deleted)',
   kubernetes_reconcile_retries: 'Custom resource changes the control plane could not take at once and tried again',

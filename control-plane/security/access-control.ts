@@ -75,6 +75,15 @@ export interface CertificateChecks {
   check(serial: string): void;
   /** The socket-plane addresses the certificate's host may advertise; empty: any. */
   allowedAddresses(serial: string): readonly string[];
+  /** The join the certificate descends from; undefined when not recorded. */
+  lineage(serial: string): string | undefined;
+}
+
+/** Two certificates of one member process (one join and its renewals); unknown lineages are taken as the same. */
+export function sameMember(certificates: CertificateChecks, a: string, b: string): boolean {
+  const la = certificates.lineage(a);
+  const lb = certificates.lineage(b);
+  return la === undefined || lb === undefined || la === lb;
 }
 
 const LOOPBACK = /^(127\.|\[::1\]|::1$|\[::ffff:127\.|::ffff:127\.)/;
@@ -95,6 +104,8 @@ export class AccessControl {
       log: Logger;
       /** Revocations and address pins; absent: none. */
       certificates?: CertificateChecks;
+      /** The certificate serial of the discovery stream that holds a host now, if any. */
+      hostOwner?: (hostId: string) => string | undefined;
     },
   ) {}
 
@@ -165,6 +176,12 @@ export class AccessControl {
             'wrong_identity',
             new PermissionDeniedError(`${formatSpiffeId(caller.identity)} may not report for host ${JSON.stringify(hostId ?? '')}`),
           );
+        }
+        // Only the agent that holds the host's discovery stream reports its devices and load.
+        const owner = this.options.hostOwner?.(hostId as string);
+        const certificates = this.options.certificates;
+        if (owner && certificates && !sameMember(certificates, owner, peerSerial(call) ?? '')) {
+          throw new AccessRefusal('not_host_owner', new PermissionDeniedError(`host ${String(hostId)} is served by another live agent; this one may not report for it`));
         }
       }
       return caller;

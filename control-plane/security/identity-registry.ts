@@ -79,6 +79,10 @@ export class IdentityRegistry {
     return this.certificates.allowedAddresses(serial);
   }
 
+  lineage(serial: string): string | undefined {
+    return this.certificates.lineage(serial);
+  }
+
   revokedSerials(): ReadonlySet<string> {
     return new Set(this.certificates.revokedSerials());
   }

@@ -8,6 +8,8 @@ export interface CertificateRecord {
   subject: TokenSubject;
   /** The token of the join this certificate descends from (through renewals). */
   tokenId: string;
+  /** The serial of the certificate that join issued: one member process's line of renewals. */
+  lineage: string;
   /** What its host may advertise as socket plane (from the token); empty: any. */
   allowedAddresses: string[];
   notAfter: number;
@@ -48,7 +50,15 @@ export class IssuedCertificates {
   /** A certificate issued on a join with `token`. */
   joined(serial: string, token: { id: string; subject: TokenSubject; allowedAddresses?: readonly string[] }, notAfter: number): void {
     this.expire();
-    this.put({ serial, subject: token.subject, tokenId: token.id, allowedAddresses: [...(token.allowedAddresses ?? [])], notAfter, revoked: false });
+    this.put({
+      serial,
+      subject: token.subject,
+      tokenId: token.id,
+      lineage: normalSerial(serial),
+      allowedAddresses: [...(token.allowedAddresses ?? [])],
+      notAfter,
+      revoked: false,
+    });
   }
 
   /** A certificate issued on a renewal by the holder of `previous`: it inherits its lineage. */
@@ -69,6 +79,11 @@ export class IssuedCertificates {
   /** The socket-plane addresses the certificate's host may advertise; empty: any. */
   allowedAddresses(serial: string): readonly string[] {
     return this.bySerial.get(normalSerial(serial))?.allowedAddresses ?? [];
+  }
+
+  /** The join a certificate descends from (its serial); undefined for a certificate not recorded. */
+  lineage(serial: string): string | undefined {
+    return this.bySerial.get(normalSerial(serial))?.lineage;
   }
 
   /** Revokes every certificate of the identity; NotFoundError when it has none valid. */
