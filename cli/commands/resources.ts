@@ -1,7 +1,7 @@
 import { errorMessage, ValidationError } from '../../src/errors';
 import * as fs from 'node:fs';
 import { parseDocuments } from '../../src/documents/documents';
-import { PROTOCOL, SHARING, wordFor } from '../../src/documents/enum-names';
+import { SHARING, wordFor } from '../../src/documents/enum-names';
 import type {
   ApplyResponse,
   ListBindingsResponse,
@@ -10,6 +10,7 @@ import type {
   ListProxiesResponse,
   Mapping,
 } from '../../src/proto/types';
+import { virtualAddress } from '../../src/model/virtual-address';
 import { formatRate } from '../../control-plane/bandwidth/format-rate';
 import { clientSecurity, ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
@@ -133,7 +134,7 @@ function renderBindings(res: ListBindingsResponse): string {
     res.bindings.map((s) => {
       const b = s.binding;
       const device = b?.device ? `${b.device.host}:${b.device.path || b.device.id}` : '';
-      const virtual = b?.virtual ? `${wordFor(PROTOCOL, b.virtual.protocol)}://${b.virtual.listen}` : '';
+      const virtual = b?.virtual ? virtualAddress(b.virtual) : '';
       return [b?.name ?? '', b?.workload ?? '', device, virtual, shortEnum(s.phase, 'BINDING_PHASE_'), s.message];
     }),
   );
@@ -145,7 +146,7 @@ function renderMappings(res: ListMappingsResponse): string {
     res.mappings.map((m) => [
       m.id,
       m.workloadId,
-      m.virtual ? `${wordFor(PROTOCOL, m.virtual.protocol)}://${m.virtual.listen}` : '',
+      m.virtual ? virtualAddress(m.virtual) : '',
       `${m.hostId}:${m.devicePath}`,
       m.agentAddress,
       m.policy ? wordFor(SHARING, m.policy.sharing) : '',
