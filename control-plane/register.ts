@@ -225,11 +225,16 @@ export class Register {
     return host;
   }
 
-  /** The host keeps its socket-plane address: its mappings stay, since its agent may be back soon. */
-  hostDisconnected(id: string, now: Timestamp): Host | undefined {
+  /**
+   * The host's socket-plane address is withdrawn (its bindings go PENDING until an agent of it is
+   * back): no address outlives the stream that announced it. With `connectedAt`, only if that
+   * connection is still the one recorded (another replica may have recorded the agent's next one).
+   */
+  hostDisconnected(id: string, now: Timestamp, connectedAt?: Timestamp): Host | undefined {
     const h = this.tables.hosts.get(id);
     if (!h) return undefined;
-    const host = { ...h, state: 'HOST_STATE_DISCONNECTED' as const, lastSeen: now };
+    if (connectedAt && (h.state !== 'HOST_STATE_CONNECTED' || !sameTimestamp(h.lastSeen, connectedAt))) return undefined;
+    const host = { ...h, socketPlaneAddress: '', state: 'HOST_STATE_DISCONNECTED' as const, lastSeen: now };
     this.tables.hosts.set(id, host);
     return host;
   }
@@ -265,4 +270,8 @@ function removeFrom(index: OverlayMap<string, ReadonlySet<string>>, key: string,
   ids.delete(id);
   if (ids.size > 0) index.set(key, ids);
   else index.delete(key);
+}
+
+function sameTimestamp(a: Timestamp | null | undefined, b: Timestamp): boolean {
+  return !!a && String(a.seconds) === String(b.seconds) && (a.nanos ?? 0) === (b.nanos ?? 0);
 }

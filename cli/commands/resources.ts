@@ -30,7 +30,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   CONTROL_PLANE,
   { name: 'ca-file', kind: 'string', help: 'the mesh\'s CA bundle (<data-dir>/ca/bundle.crt)' },
   { name: 'operator-token-file', kind: 'string', help: 'file with the operator credential (<data-dir>/operator.token)' },
-  { name: 'operator-token', kind: 'string', help: 'the operator credential itself' },
+  { name: 'operator-token', kind: 'string', secret: { safer: '--operator-token-file FILE' }, help: 'the operator credential itself; prefer --operator-token-file or DEVICEMESH_OPERATOR_TOKEN' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext, for a control plane run with --insecure' },
 ];
 
