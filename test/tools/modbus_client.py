@@ -6,6 +6,9 @@
   read  --unit U               one read; prints the values or the exception code and the time taken
   write --unit U --value V     one write of register --address; prints the exception code, if any
 
+With --serial PATH (and --baud) the client is pymodbus's RTU client on that serial port instead:
+the baseline of the Modbus bench, one master alone on the bus.
+
 Prints one JSON object on stdout.
 """
 import argparse
@@ -13,15 +16,18 @@ import json
 import sys
 import time
 
-from pymodbus.client import ModbusTcpClient
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.pdu import ExceptionResponse
 from pymodbus.register_read_message import ReadHoldingRegistersRequest
 
 
 def connect(args):
-    client = ModbusTcpClient(args.host, port=args.port, timeout=args.timeout, retries=0)
+    if args.serial:
+        client = ModbusSerialClient(port=args.serial, baudrate=args.baud, bytesize=8, parity="N", stopbits=1, timeout=args.timeout, retries=0)
+    else:
+        client = ModbusTcpClient(args.host, port=args.port, timeout=args.timeout, retries=0)
     if not client.connect():
-        print(json.dumps({"error": f"cannot connect to {args.host}:{args.port}"}))
+        print(json.dumps({"error": f"cannot connect to {args.serial or f'{args.host}:{args.port}'}"}))
         sys.exit(2)
     return client
 
@@ -32,7 +38,7 @@ def expected(unit, address, count):
 
 def check(response, request_tid, unit, address, count):
     """None when the response is the slave's answer to this request, else what is wrong with it."""
-    if response.transaction_id != request_tid:
+    if request_tid is not None and response.transaction_id != request_tid:
         return f"transaction id {response.transaction_id}, sent {request_tid}"
     if response.unit_id != unit:
         return f"unit {response.unit_id}, sent {unit}"
@@ -60,7 +66,8 @@ def poll(args):
             result["errors"] += 1
             result.setdefault("first_error", str(response))
             continue
-        problem = check(response, request.transaction_id, args.unit, args.address, args.count)
+        # An RTU frame has no transaction id: over serial only the unit and the values tell.
+        problem = check(response, None if args.serial else request.transaction_id, args.unit, args.address, args.count)
         if problem is not None:
             result["mismatches"].append(problem)
         elif isinstance(response, ExceptionResponse):
@@ -101,7 +108,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["poll", "read", "write"])
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--serial", default="")
+    parser.add_argument("--baud", type=int, default=115200)
     parser.add_argument("--unit", type=int, default=1)
     parser.add_argument("--address", type=int, default=0)
     parser.add_argument("--count", type=int, default=10)
