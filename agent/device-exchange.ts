@@ -3,15 +3,15 @@ import { type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/a
 import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
-import type { Policy } from '../src/proto/types';
+import type { Policy, SerialConfig } from '../src/proto/types';
 import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
+import type { CommandAccess, CommandCodec, CommandSplitter } from './exchange/command-codec';
 import { CommandQueue, type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
-import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
+import { commandCodec, readyPattern } from './exchange/framing-from-policy';
 import type { RateMeter } from './exchange/rate-meter';
-import { RequestSplitter } from './exchange/request-splitter';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
 import type { TokenBucket } from './exchange/token-bucket';
 
@@ -21,6 +21,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 /** What the exchange needs of a session on the device. */
 export interface ExchangeConsumer {
   readonly key: string;
+  /** Read-only and Modbus units, for a codec that checks them per request. */
+  readonly access: CommandAccess;
   readonly workloadId: string;
   readonly priority: number;
   readonly weight: number;
@@ -39,6 +41,8 @@ export interface DeviceExchangeOptions {
   device: string;
   /** The policy of the mapping that opened the device: sharing mode, framing, queue sizes. */
   policy: Policy;
+  /** The device's line settings (a Modbus RTU bus's timing). */
+  serial: SerialConfig | null;
   /** Writes a request to the device. */
   write: (request: Buffer) => void;
   /** The device's capacity (policy.deviceBytesPerSecond): every request's bytes are charged to it. */
@@ -55,7 +59,7 @@ export interface DeviceExchangeOptions {
 
 /**
  * Shared and time-slice sharing of one device: each consumer's byte stream is cut into commands
- * (at the policy's request terminator), the commands of every consumer go through one bounded
+ * (by the policy's codec: at its request terminator, or Modbus MBAP frames), the commands of every consumer go through one bounded
  * queue, one at a time, and each response (framed by the policy's rule) goes back only to the
  * consumer that sent the command. Output no command asked for goes to the policy's owner, or to
  * every consumer. A consumer is held back (its write does not complete) while it has as many
@@ -65,7 +69,7 @@ export class DeviceExchange {
   private readonly queue: CommandQueue;
   private readonly scheduler: CommandScheduler;
   private readonly consumers = new Map<string, ConsumerState>();
-  private readonly terminator: Buffer;
+  private readonly codec: CommandCodec;
   private readonly timeoutMs: number;
   private readonly perConsumer: number;
   private readonly owner: string;
@@ -79,7 +83,6 @@ export class DeviceExchange {
     this.latency = options.stats.histogram('command_seconds', this.deviceLabels);
     this.queueWait = options.stats.histogram('command_queue_wait_seconds', this.deviceLabels);
     const depth = policy.queueDepth || DEFAULT_POLICY.queueDepth;
-    this.terminator = requestTerminator(policy.requestTerminator);
     this.timeoutMs = policy.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs;
     this.perConsumer = policy.perConsumerQueue || perConsumerQueueFor(depth);
     this.owner = policy.unsolicitedOwner;
@@ -90,22 +93,34 @@ export class DeviceExchange {
             weight: (key) => this.consumers.get(key)?.consumer.weight ?? DEFAULT_POLICY.weight,
           })
         : new PriorityScheduler();
+    const now = options.now ?? ((): number => performance.now());
+    const timers = options.timers ?? REAL_TIMERS;
+    this.codec = commandCodec({
+      device: options.device,
+      policy,
+      serial: options.serial,
+      maxCommandBytes: MAX_COMMAND_BYTES,
+      write: options.write,
+      stats: options.stats,
+      now,
+      timers,
+    });
     this.queue = new CommandQueue({
       depth,
       perConsumer: this.perConsumer,
-      rule: responseRule(policy.response),
+      rule: this.codec.rule,
       maxResponseBytes: MAX_COMMAND_BYTES,
       scheduler: this.scheduler,
-      write: options.write,
+      write: (request) => this.codec.write(request),
+      now,
       unsolicited: (chunk) => this.unsolicited(chunk),
       ready: readyPattern(policy.readyPattern),
-      now: options.now,
-      timers: options.timers,
+      timers,
     });
   }
 
   add(consumer: ExchangeConsumer): void {
-    this.consumers.set(consumer.key, { consumer, splitter: new RequestSplitter(this.terminator, MAX_COMMAND_BYTES), outstanding: 0, wake: undefined });
+    this.consumers.set(consumer.key, { consumer, splitter: this.codec.splitter(), outstanding: 0, wake: undefined });
   }
 
   remove(key: string): void {
@@ -133,7 +148,13 @@ export class DeviceExchange {
     this.submitAll(state, commands).then(() => callback(), (err: unknown) => callback(err as Error));
   }
 
+  /** True when the codec checks read-only per request, so a read-only consumer's bytes come here. */
+  get checksAccess(): boolean {
+    return this.codec.checksAccess;
+  }
+
   onDeviceData(chunk: Buffer): void {
+    this.codec.heard();
     this.queue.onDeviceData(chunk);
   }
 
@@ -149,7 +170,13 @@ export class DeviceExchange {
   private async submitAll(state: ConsumerState, commands: Buffer[]): Promise<void> {
     for (const request of commands) {
       const limits = state.consumer.limits;
-      if (!(await this.admit(state, request.length))) continue;
+      if (!(await this.admit(state, request))) continue;
+      const prepared = this.codec.prepare(request, state.consumer.access);
+      if (prepared.answer !== undefined) {
+        this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused_by_codec' });
+        this.reply(state, prepared.answer);
+        continue;
+      }
       while (state.outstanding >= this.perConsumer) await new Promise<void>((resolve) => (state.wake = resolve));
       state.outstanding++;
       limits.commandMeter.record(1);
@@ -157,12 +184,14 @@ export class DeviceExchange {
       limits.meter.record(request.length);
       this.options.deviceMeter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
+      const submittedAt = performance.now();
       const answered = this.queue.submit({
         consumer: state.consumer.key,
         priority: state.consumer.priority,
-        request,
+        request: prepared.write,
         timeoutMs: this.timeoutMs,
         dispatched: traced.dispatched,
+        ...(prepared.answerlessMs === undefined ? {} : { answerlessMs: prepared.answerlessMs }),
       });
       this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
       answered
@@ -171,11 +200,16 @@ export class DeviceExchange {
             limits.meter.record(response.length);
             this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'answered' });
             traced.end(undefined, response.length);
-            if (this.consumers.get(state.consumer.key) === state) state.consumer.receive(response);
+            this.reply(state, this.codec.answered(request, response, (performance.now() - submittedAt) / 1000));
           },
           (err: unknown) => {
             traced.end(err, 0);
-            this.commandFailed(state, err);
+            const answer = this.codec.failed(request, err as DeviceMeshError, (performance.now() - submittedAt) / 1000);
+            if (answer === undefined) this.commandFailed(state, err);
+            else {
+              this.countFailure(err);
+              this.reply(state, answer);
+            }
           },
         )
         .finally(() => {
@@ -188,13 +222,20 @@ export class DeviceExchange {
     }
   }
 
+  /** Bytes for a consumer that is still here; nothing for an empty answer (a Modbus broadcast's). */
+  private reply(state: ConsumerState, bytes: Buffer): void {
+    if (bytes.length > 0 && this.consumers.get(state.consumer.key) === state) state.consumer.receive(bytes);
+  }
+
   /**
    * Charges one command to the binding's command and byte buckets and to the device's capacity:
    * slow mode waits until every bucket has paid for every byte (in pieces of at most a burst, so a
    * command larger than a burst passes too); drop mode takes it only if all of it can go now
-   * (a command larger than a byte burst once that bucket is full), else drops and counts it.
+   * (a command larger than a byte burst once that bucket is full), else drops and counts it (a
+   * codec that answers failures in its protocol's words answers the dropped one too).
    */
-  private async admit(state: ConsumerState, bytes: number): Promise<boolean> {
+  private async admit(state: ConsumerState, request: Buffer): Promise<boolean> {
+    const bytes = request.length;
     const limits = state.consumer.limits;
     const device = this.options.deviceBucket;
     if (!limits.limited && device.ratePerSecond === 0) return true;
@@ -210,6 +251,8 @@ export class DeviceExchange {
       limits.droppedCommands.add(1);
       limits.droppedBytes.add(bytes);
       limits.markThrottled();
+      const answer = this.codec.failed(request, new ResourceExhaustedError('over the rate limit: dropped'), 0);
+      if (answer !== undefined) this.reply(state, answer);
       return false;
     }
     let piece = bytes;
@@ -239,14 +282,17 @@ export class DeviceExchange {
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {
+    this.countFailure(err);
     if (err instanceof ResourceExhaustedError) {
-      this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused' });
       if (this.consumers.get(state.consumer.key) === state) state.consumer.refuse(err);
       return;
     }
-    const outcome = err instanceof TimeoutError ? 'timeout' : 'failed';
-    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
     this.options.log.debug({ device: this.options.device, error: errorMessage(err) }, 'command did not complete');
+  }
+
+  private countFailure(err: unknown): void {
+    const outcome = err instanceof ResourceExhaustedError ? 'refused' : err instanceof TimeoutError ? 'timeout' : 'failed';
+    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
   }
 
   /**
@@ -281,6 +327,7 @@ export class DeviceExchange {
   }
 
   private unsolicited(chunk: Buffer): void {
+    if (this.codec.dropsUnsolicited(chunk)) return;
     for (const { consumer } of this.consumers.values()) {
       if (!this.owner || consumer.workloadId === this.owner) consumer.receive(chunk);
     }
@@ -294,7 +341,7 @@ interface TracedCommand {
 
 interface ConsumerState {
   consumer: ExchangeConsumer;
-  splitter: RequestSplitter;
+  splitter: CommandSplitter;
   /** Commands queued or running. */
   outstanding: number;
   /** Resolves a write held back at the cap. */

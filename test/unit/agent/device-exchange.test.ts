@@ -41,6 +41,7 @@ function rig(sharing: SharingMode, deviceBytesPerSecond: number, overLimit: Over
   const exchange: DeviceExchange = new DeviceExchange({
     device: '/dev/ttyX',
     policy,
+    serial: null,
     write: (request) => {
       writes.push({ at: time.now(), bytes: request.length });
       time.setTimeout(() => exchange.onDeviceData(Buffer.from('ok\n')), 0);
@@ -69,6 +70,7 @@ function rig(sharing: SharingMode, deviceBytesPerSecond: number, overLimit: Over
         priority: 0,
         weight: 1,
         limits: new BindingLimits(m, stats, time.now),
+        access: { readOnly: false, units: [] },
         traceContext: ROOT_CONTEXT,
         spanAttributes: {},
         receive: (chunk: Buffer): void => void answers.push(chunk),
