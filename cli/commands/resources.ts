@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import { parseDocuments } from '../../src/documents/documents';
 import { SHARING, wordFor } from '../../src/documents/enum-names';
 import type {
+  PhysicalEndpoint,
   ApplyResponse,
   ListBindingsResponse,
   ListEndpointsResponse,
@@ -11,6 +12,7 @@ import type {
   Mapping,
 } from '../../src/proto/types';
 import { virtualAddress } from '../../src/model/virtual-address';
+import { conflictingDeviceIds } from '../../src/model/roaming';
 import { formatRate } from '../../control-plane/bandwidth/format-rate';
 import { clientSecurity, ControlPlaneClient } from '../control-plane-client';
 import { type FlagSpec, parseFlags } from '../flags';
@@ -121,10 +123,17 @@ function configurationSummary(c: Readonly<Record<string, string>>): string {
     .join(' ');
 }
 
+/** One device id present on several hosts at once is a conflict (a roaming binding stays on the first): the state says so. */
 function renderEndpoints(res: ListEndpointsResponse): string {
+  const conflicts = conflictingDeviceIds(res.endpoints);
+  const state = (e: PhysicalEndpoint): string => {
+    const hosts = e.state === 'ENDPOINT_STATE_PRESENT' ? conflicts.get(e.deviceId) : undefined;
+    const shown = shortEnum(e.state, 'ENDPOINT_STATE_');
+    return hosts ? `${shown} (CONFLICT: ${e.deviceId} on ${hosts.join(', ')})` : shown;
+  };
   return renderTable(
     ['ID', 'KIND', 'PATH', 'STATE', 'CONFIGURATION'],
-    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, shortEnum(e.state, 'ENDPOINT_STATE_'), configurationSummary(e.configuration ?? {})]),
+    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, state(e), configurationSummary(e.configuration ?? {})]),
   );
 }
 

@@ -108,7 +108,7 @@ function readBinding(r: DocumentReader): Binding {
   const binding: Binding = {
     name: r.string('name', true),
     workload: r.string('workload', true),
-    device: device ? { host: device.string('host', true), path: device.string('path'), id: device.string('id') } : null,
+    device: device ? { host: device.string('host'), path: device.string('path'), id: device.string('id') } : null,
     virtual: virtual
       ? {
           workloadId: r.string('workload'),

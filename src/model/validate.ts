@@ -94,7 +94,8 @@ export function validateBinding(binding: Binding): void {
   checkName(where, 'workload', binding.workload);
   const device = binding.device;
   if (!device) throw new ValidationError(`${where}: device`, 'is required');
-  checkName(where, 'device.host', device.host);
+  // Without a host, a device id roams: the binding follows it to whichever gateway reports it.
+  if (device.host || !device.id) checkName(where, 'device.host', device.host);
   if (!device.path && !device.id) throw new ValidationError(`${where}: device`, 'needs a path or an id');
   if (device.path && device.id) throw new ValidationError(`${where}: device`, 'takes a path or an id, not both');
   const virtual = binding.virtual;
