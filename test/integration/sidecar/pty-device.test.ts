@@ -132,6 +132,13 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
       assert.equal(simPort().lineRequests.at(-1)?.dtr, false);
       assert.equal(await control.request('rts 0'), 'ok rts 0');
       assert.equal(simPort().lineRequests.at(-1)?.rts, false);
+      // The modem's DSR follows DTR: the agent's modem-line poll sees it go, the control socket and /config_dump say so.
+      await waitUntil(() => control.events.at(-1) === 'event lines cts', 'DSR down reported to the control client');
+      const port = (): Record<string, string> | undefined => sidecar.state().find((d) => d.id === 'fake')?.port;
+      assert.deepEqual(port(), { pty: fs.readlinkSync(fakePort), appOpen: 'true', modemLines: 'cts' });
+      assert.equal(await control.request('dtr 1'), 'ok dtr 1');
+      await waitUntil(() => control.events.at(-1) === 'event lines cts,dsr', 'DSR up again reported to the control client');
+      assert.equal(port()?.modemLines, 'cts,dsr');
       assert.match(await control.request('lines'), /^ok lines (none|[a-z,]+)$/);
       assert.match(await control.request('parity purple'), /^error PROTOCOL_ERROR parity is one of none, odd, even, mark, space/);
       assert.match(await control.request('dtr'), /^error PROTOCOL_ERROR dtr needs 0 or 1/);
@@ -140,6 +147,37 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     } finally {
       control.close();
     }
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
+  it('B0 drops DTR and leaves the baud rate; the next rate raises DTR again', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    await waitUntil(() => sim.port('sim:modem0')?.openOptions.baudRate === 9600, 'the modem at 9600');
+    const before = simPort().lineRequests.length;
+    await py.must({ op: 'set', name: 'baudrate', value: 0 });
+    await waitUntil(() => simPort().lineRequests.slice(before).some((r) => r.dtr === false), 'DTR dropped at the modem');
+    assert.equal(simPort().openOptions.baudRate, 9600, 'B0 is a hang-up, not a rate');
+    await py.must({ op: 'set', name: 'baudrate', value: 19200 });
+    await waitUntil(() => simPort().openOptions.baudRate === 19200, 'the modem at 19200');
+    assert.equal(simPort().lineRequests.at(-1)?.dtr, true, 'DTR raised again');
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
+  it('tcflush of input and of output each reach the device as a flush, counted by kind', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    await waitUntil(() => sim.port('sim:modem0') !== undefined, 'the modem open');
+    const labels = { mapping: 'fake' };
+    const reads = stats.get('pty_packets', { ...labels, status: 'flushRead' });
+    const writes = stats.get('pty_packets', { ...labels, status: 'flushWrite' });
+    const flushes = simPort().flushes;
+    await py.must({ op: 'call', name: 'reset_input_buffer' });
+    await waitUntil(() => simPort().flushes === flushes + 1, 'the input flush at the modem');
+    await py.must({ op: 'call', name: 'reset_output_buffer' });
+    await waitUntil(() => simPort().flushes === flushes + 2, 'the output flush at the modem');
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushRead' }), reads + 1);
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushWrite' }), writes + 1);
     await py.write(Buffer.from('AT\r'));
     assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
   });
