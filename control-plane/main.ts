@@ -35,6 +35,7 @@ import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 import { clientCredentialFiles } from '../src/security/client-credential-files';
+import { localHostFacts, type ServedNames, servedNames } from '../src/security/served-names';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
@@ -57,6 +58,8 @@ export interface ControlPlaneOptions {
   externalCa?: CaFiles;
   /** Lifetime of the certificates issued (default 1 h). */
   certTtlMs?: number;
+  /** DNS names and IP addresses the serving certificate names beside those of `listen` (the --san flag). */
+  san?: readonly string[];
   /** Reconcile Binding and DevicePolicy custom resources of this cluster (the --kubernetes flag). */
   kubernetes?: Omit<KubernetesControllerOptions, 'state' | 'stats' | 'log'>;
 }
@@ -103,6 +106,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const certTtlMs = options.certTtlMs ?? 3600_000;
   if (!Number.isFinite(certTtlMs) || certTtlMs < 2000) throw new ValidationError('--cert-ttl', `${certTtlMs} ms is too short (at least 2s)`);
   const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN, '--trust-domain');
+  const names = servedNames(listen.host, options.san ?? [], localHostFacts());
   const lock = lockDataDir(options.dataDir);
   const unlock = (err: unknown): never => {
     lock.release();
@@ -110,7 +114,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   };
   const secure = options.insecure
     ? undefined
-    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log).catch(unlock);
+    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, names, stats, log).catch(unlock);
 
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
   const closeAndUnlock = async (err: unknown): Promise<never> => {
@@ -287,7 +291,15 @@ function flag(name: string, value: string): HostPort {
 }
 
 /** The CA, the serving certificate, the tokens and the operator credential of a secure control plane. */
-async function openSecurity(dataDir: string, trustDomain: string, externalCa: CaFiles | undefined, certTtlMs: number, stats: Stats, log: Logger) {
+async function openSecurity(
+  dataDir: string,
+  trustDomain: string,
+  externalCa: CaFiles | undefined,
+  certTtlMs: number,
+  names: ServedNames,
+  stats: Stats,
+  log: Logger,
+) {
   const { ca, certFile, created } = await openCertificateAuthority({ dataDir, trustDomain, ...(externalCa ? { external: externalCa } : {}) });
   if (created) log.info({ caFile: certFile }, 'created the mesh CA');
   const operator = OperatorCredential.open(dataDir);
@@ -295,7 +307,7 @@ async function openSecurity(dataDir: string, trustDomain: string, externalCa: Ca
   const store = new TokenStore(dataDir);
   const tokens = new TokenRegistry(store, ca);
   const access = new AccessControl({ ca, operator: operator.credential, stats, log });
-  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
+  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, names, log);
   await serving.start();
   // The bundle clients trust, next to the data even when the CA is external.
   const { caFile } = clientCredentialFiles(dataDir);
