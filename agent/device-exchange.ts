@@ -3,14 +3,14 @@ import { type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/a
 import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
-import type { Policy } from '../src/proto/types';
+import type { Policy, SerialConfig } from '../src/proto/types';
 import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
-import { CommandQueue } from './exchange/command-queue';
+import type { CommandAccess, CommandCodec, CommandSplitter } from './exchange/command-codec';
+import { CommandQueue, REAL_TIMERS } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
-import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
-import { RequestSplitter } from './exchange/request-splitter';
+import { commandCodec, readyPattern } from './exchange/framing-from-policy';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
 
 /** The largest command or response the exchange takes; beyond it the sender gets an error. */
@@ -19,6 +19,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 /** What the exchange needs of a session on the device. */
 export interface ExchangeConsumer {
   readonly key: string;
+  /** Read-only and Modbus units, for a codec that checks them per request. */
+  readonly access: CommandAccess;
   readonly workloadId: string;
   readonly priority: number;
   readonly weight: number;
@@ -37,6 +39,8 @@ export interface DeviceExchangeOptions {
   device: string;
   /** The policy of the mapping that opened the device: sharing mode, framing, queue sizes. */
   policy: Policy;
+  /** The device's line settings (a Modbus RTU bus's timing). */
+  serial: SerialConfig | null;
   /** Writes a request to the device. */
   write: (request: Buffer) => void;
   stats: Stats;
@@ -45,7 +49,7 @@ export interface DeviceExchangeOptions {
 
 /**
  * Shared and time-slice sharing of one device: each consumer's byte stream is cut into commands
- * (at the policy's request terminator), the commands of every consumer go through one bounded
+ * (by the policy's codec: at its request terminator, or Modbus MBAP frames), the commands of every consumer go through one bounded
  * queue, one at a time, and each response (framed by the policy's rule) goes back only to the
  * consumer that sent the command. Output no command asked for goes to the policy's owner, or to
  * every consumer. A consumer is held back (its write does not complete) while it has as many
@@ -55,7 +59,7 @@ export class DeviceExchange {
   private readonly queue: CommandQueue;
   private readonly scheduler: CommandScheduler;
   private readonly consumers = new Map<string, ConsumerState>();
-  private readonly terminator: Buffer;
+  private readonly codec: CommandCodec;
   private readonly timeoutMs: number;
   private readonly perConsumer: number;
   private readonly owner: string;
@@ -69,7 +73,6 @@ export class DeviceExchange {
     this.latency = options.stats.histogram('command_seconds', this.deviceLabels);
     this.queueWait = options.stats.histogram('command_queue_wait_seconds', this.deviceLabels);
     const depth = policy.queueDepth || DEFAULT_POLICY.queueDepth;
-    this.terminator = requestTerminator(policy.requestTerminator);
     this.timeoutMs = policy.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs;
     this.perConsumer = policy.perConsumerQueue || perConsumerQueueFor(depth);
     this.owner = policy.unsolicitedOwner;
@@ -80,20 +83,32 @@ export class DeviceExchange {
             weight: (key) => this.consumers.get(key)?.consumer.weight ?? DEFAULT_POLICY.weight,
           })
         : new PriorityScheduler();
+    const now = (): number => performance.now();
+    this.codec = commandCodec({
+      device: options.device,
+      policy,
+      serial: options.serial,
+      maxCommandBytes: MAX_COMMAND_BYTES,
+      write: options.write,
+      stats: options.stats,
+      now,
+      timers: REAL_TIMERS,
+    });
     this.queue = new CommandQueue({
       depth,
       perConsumer: this.perConsumer,
-      rule: responseRule(policy.response),
+      rule: this.codec.rule,
       maxResponseBytes: MAX_COMMAND_BYTES,
       scheduler: this.scheduler,
-      write: options.write,
+      write: (request) => this.codec.write(request),
+      now,
       unsolicited: (chunk) => this.unsolicited(chunk),
       ready: readyPattern(policy.readyPattern),
     });
   }
 
   add(consumer: ExchangeConsumer): void {
-    this.consumers.set(consumer.key, { consumer, splitter: new RequestSplitter(this.terminator, MAX_COMMAND_BYTES), outstanding: 0, wake: undefined });
+    this.consumers.set(consumer.key, { consumer, splitter: this.codec.splitter(), outstanding: 0, wake: undefined });
   }
 
   remove(key: string): void {
@@ -121,7 +136,13 @@ export class DeviceExchange {
     this.submitAll(state, commands).then(() => callback(), (err: unknown) => callback(err as Error));
   }
 
+  /** True when the codec checks read-only per request, so a read-only consumer's bytes come here. */
+  get checksAccess(): boolean {
+    return this.codec.checksAccess;
+  }
+
   onDeviceData(chunk: Buffer): void {
+    this.codec.heard();
     this.queue.onDeviceData(chunk);
   }
 
@@ -137,19 +158,27 @@ export class DeviceExchange {
   private async submitAll(state: ConsumerState, commands: Buffer[]): Promise<void> {
     for (const request of commands) {
       const limits = state.consumer.limits;
-      if (!(await this.admit(state, request.length))) continue;
+      if (!(await this.admit(state, request))) continue;
+      const prepared = this.codec.prepare(request, state.consumer.access);
+      if (prepared.answer !== undefined) {
+        this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused_by_codec' });
+        this.reply(state, prepared.answer);
+        continue;
+      }
       while (state.outstanding >= this.perConsumer) await new Promise<void>((resolve) => (state.wake = resolve));
       state.outstanding++;
       limits.commandMeter.record(1);
       limits.commandsSent.add(1);
       limits.meter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
+      const submittedAt = performance.now();
       const answered = this.queue.submit({
         consumer: state.consumer.key,
         priority: state.consumer.priority,
-        request,
+        request: prepared.write,
         timeoutMs: this.timeoutMs,
         dispatched: traced.dispatched,
+        ...(prepared.answerlessMs === undefined ? {} : { answerlessMs: prepared.answerlessMs }),
       });
       this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
       answered
@@ -158,11 +187,16 @@ export class DeviceExchange {
             limits.meter.record(response.length);
             this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'answered' });
             traced.end(undefined, response.length);
-            if (this.consumers.get(state.consumer.key) === state) state.consumer.receive(response);
+            this.reply(state, this.codec.answered(request, response, (performance.now() - submittedAt) / 1000));
           },
           (err: unknown) => {
             traced.end(err, 0);
-            this.commandFailed(state, err);
+            const answer = this.codec.failed(request, err as DeviceMeshError, (performance.now() - submittedAt) / 1000);
+            if (answer === undefined) this.commandFailed(state, err);
+            else {
+              this.countFailure(err);
+              this.reply(state, answer);
+            }
           },
         )
         .finally(() => {
@@ -175,8 +209,17 @@ export class DeviceExchange {
     }
   }
 
-  /** Commands per second and bytes per second for one command: waits for tokens, or drops and counts. */
-  private async admit(state: ConsumerState, bytes: number): Promise<boolean> {
+  /** Bytes for a consumer that is still here; nothing for an empty answer (a Modbus broadcast's). */
+  private reply(state: ConsumerState, bytes: Buffer): void {
+    if (bytes.length > 0 && this.consumers.get(state.consumer.key) === state) state.consumer.receive(bytes);
+  }
+
+  /**
+   * Commands per second and bytes per second for one command: waits for tokens, or drops and counts
+   * (a codec that answers failures in its protocol's words answers the dropped one too).
+   */
+  private async admit(state: ConsumerState, request: Buffer): Promise<boolean> {
+    const bytes = request.length;
     const limits = state.consumer.limits;
     if (!limits.limited) return true;
     if (limits.drop) {
@@ -190,6 +233,8 @@ export class DeviceExchange {
       limits.droppedCommands.add(1);
       limits.droppedBytes.add(bytes);
       limits.markThrottled();
+      const answer = this.codec.failed(request, new ResourceExhaustedError('over the rate limit: dropped'), 0);
+      if (answer !== undefined) this.reply(state, answer);
       return false;
     }
     const burst = Math.min(bytes, limits.bytes.burst || bytes);
@@ -205,14 +250,17 @@ export class DeviceExchange {
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {
+    this.countFailure(err);
     if (err instanceof ResourceExhaustedError) {
-      this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused' });
       if (this.consumers.get(state.consumer.key) === state) state.consumer.refuse(err);
       return;
     }
-    const outcome = err instanceof TimeoutError ? 'timeout' : 'failed';
-    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
     this.options.log.debug({ device: this.options.device, error: errorMessage(err) }, 'command did not complete');
+  }
+
+  private countFailure(err: unknown): void {
+    const outcome = err instanceof ResourceExhaustedError ? 'refused' : err instanceof TimeoutError ? 'timeout' : 'failed';
+    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
   }
 
   /**
@@ -247,6 +295,7 @@ export class DeviceExchange {
   }
 
   private unsolicited(chunk: Buffer): void {
+    if (this.codec.dropsUnsolicited(chunk)) return;
     for (const { consumer } of this.consumers.values()) {
       if (!this.owner || consumer.workloadId === this.owner) consumer.receive(chunk);
     }
@@ -260,7 +309,7 @@ interface TracedCommand {
 
 interface ConsumerState {
   consumer: ExchangeConsumer;
-  splitter: RequestSplitter;
+  splitter: CommandSplitter;
   /** Commands queued or running. */
   outstanding: number;
   /** Resolves a write held back at the cap. */

@@ -14,6 +14,7 @@ import type { Mapping, SharingMode } from '../src/proto/types';
 import { BindingLimits } from './binding-limits';
 import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
+import type { CommandAccess } from './exchange/command-codec';
 import { RateMeter } from './exchange/rate-meter';
 import { TokenBucket } from './exchange/token-bucket';
 import { type GateOptions, gatedWrite } from './rate-gate';
@@ -176,6 +177,7 @@ export class DeviceSessionHost {
       this.exchange = new DeviceExchange({
         device: this.path,
         policy: mapping.policy,
+        serial: mapping.serial,
         write: (request) => this.handle?.stream.write(request),
         stats: this.options.stats,
         log: this.options.log,
@@ -217,6 +219,11 @@ export class DeviceSessionHost {
 
   get writerWorkload(): string | undefined {
     return this.ports.find((p) => !p.readOnly)?.workloadId;
+  }
+
+  /** The device's exchange checks read-only per request (the sessions' bytes go to it). */
+  get checksAccess(): boolean {
+    return this.exchange?.checksAccess === true;
   }
 
   /** SHARED / TIME_SLICE: a session's bytes become commands in the device's queue. */
@@ -493,6 +500,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   readonly workloadId: string;
   readonly exclusive: boolean;
   readonly readOnly: boolean;
+  readonly access: CommandAccess;
   readonly pinSerial: boolean;
   readonly spanAttributes: Readonly<Record<string, string>>;
   /** The sidecar's trace of this session (from its OPEN), once attached. */
@@ -528,6 +536,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
+    this.access = { readOnly: this.readOnly, units: mapping.policy?.units ?? [] };
     this.pinSerial = mapping.policy?.pinSerial === true;
     this.spanAttributes = { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': mapping.workloadId };
     this.bytesFromDevice = stats.counter('bytes_from_device', bindingLabels(mapping));
@@ -594,8 +603,9 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    // Whatever the sharing mode: a read-only binding's bytes never reach the device; the session ends with the reason.
-    if (this.readOnly) {
+    // Whatever the sharing mode: a read-only binding's bytes never reach the device, the session ends with the
+    // reason; unless the exchange's codec tells reads from writes per request (Modbus: FC 1–4 pass).
+    if (this.readOnly && !this.host.checksAccess) {
       this.writesRefused.add(1);
       callback(new PermissionDeniedError(`mapping ${this.mappingId} is read-only: the app may not write to device ${this.host.path}`));
       return;

@@ -8,7 +8,7 @@ export interface QueueTimers {
   clearTimeout(handle: unknown): void;
 }
 
-const REAL_TIMERS: QueueTimers = {
+export const REAL_TIMERS: QueueTimers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
@@ -315,6 +315,11 @@ export class CommandQueue {
       this.readySeen = false;
       this.readyText = '';
     }
+    const answerless = entry.command.answerlessMs;
+    if (answerless !== undefined) {
+      if (entry.timer !== undefined) this.timers.clearTimeout(entry.timer);
+      entry.timer = this.timers.setTimeout(this.onTimeout, answerless);
+    }
     try {
       this.options.write(entry.command.request);
     } catch (err) {
@@ -395,6 +400,12 @@ export class CommandQueue {
     const entry = this.flight;
     if (entry === undefined) return;
     entry.timer = undefined;
+    if (entry.written && entry.command.answerlessMs !== undefined) {
+      // Its hold is over; whatever the device said meanwhile is its response (normally nothing).
+      this.answer(entry);
+      this.pump();
+      return;
+    }
     this.counters.timedOut++;
     const t = entry.command.timeoutMs;
     const why = entry.written ? '' : ` (the device showed no ready prompt ${String(this.options.ready)})`;

@@ -7,6 +7,8 @@ export interface Command {
   readonly request: Buffer;
   /** From dispatch to complete response. */
   readonly timeoutMs: number;
+  /** No response comes (a Modbus broadcast): the command holds the device this long after its request is written, then completes with no bytes. */
+  readonly answerlessMs?: number;
   /** Told when the command leaves the queue for the device, with how long it waited (ms): metrics and spans. */
   readonly dispatched?: (waitedMs: number) => void;
 }

@@ -10,9 +10,18 @@ const BINDING = 'bench-sharing';
 /** The policy of acceptance 6: one queue in front of the device, responses framed by the AT terminator. */
 export const SHARED_POLICY = 'sharing: shared, requestTerminator: "\\r", response: { terminator: "OK\\r\\n" }, queueDepth: 256, perConsumerQueue: 4';
 
+/** The shared binding's virtual protocol, policy and (optionally) line settings, as YAML flow text. */
+export interface SharedBinding {
+  protocol: string;
+  policy: string;
+  serial?: string;
+}
+
+const AT_BINDING: SharedBinding = { protocol: 'raw', policy: SHARED_POLICY };
+
 /**
  * The mesh as an operator runs it, each part its own process at log level info: control plane, an
- * agent watching `watch`, one sidecar, and a shared RAW binding of `device` applied with
+ * agent watching `watch`, one sidecar, and a shared binding of `device` (RAW with the AT policy unless told) applied with
  * `devicemesh apply`. Every app connection to 127.0.0.1:`listenPort` is one consumer of the device.
  */
 export class SharedMesh {
@@ -21,7 +30,7 @@ export class SharedMesh {
     private readonly children: Child[],
   ) {}
 
-  static async start(dir: string, watch: string, device: string): Promise<SharedMesh> {
+  static async start(dir: string, watch: string, device: string, binding: SharedBinding = AT_BINDING): Promise<SharedMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
@@ -62,8 +71,9 @@ export class SharedMesh {
           `name: ${BINDING}`,
           `workload: ${WORKLOAD_ID}`,
           `device: { host: ${HOST_ID}, path: ${device} }`,
-          `virtual: { name: ${BINDING}, protocol: raw, listen: 127.0.0.1:${listenPort} }`,
-          `policy: { ${SHARED_POLICY} }`,
+          `virtual: { name: ${BINDING}, protocol: ${binding.protocol}, listen: 127.0.0.1:${listenPort} }`,
+          `policy: { ${binding.policy} }`,
+          ...(binding.serial === undefined ? [] : [`serial: { ${binding.serial} }`]),
           '',
         ].join('\n'),
       );

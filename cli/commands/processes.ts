@@ -106,7 +106,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
 
 /** How agents and sidecars join the mesh. */
 const MEMBER_FLAGS: readonly FlagSpec[] = [
-  { name: 'token', kind: 'string', help: 'join token (devicemesh token create …)' },
+  { name: 'token', kind: 'string', secret: { safer: '--token-file FILE' }, help: 'join token (devicemesh token create …); prefer --token-file or DEVICEMESH_TOKEN' },
   { name: 'token-file', kind: 'string', help: 'file holding the join token, read on each join attempt' },
   { name: 'identity-dir', kind: 'string', help: 'where the key and certificate are kept; a still-valid certificate needs no token on restart' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext, no authentication (prints a warning)' },

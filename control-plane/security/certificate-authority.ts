@@ -25,6 +25,8 @@ export interface IssuedCertificate {
   caPem: string;
   identity: SpiffeId;
   notAfter: Date;
+  /** The leaf's serial number, upper-case hex as OpenSSL prints it. */
+  serial: string;
 }
 
 export interface CaFiles {
@@ -152,8 +154,9 @@ export class CertificateAuthority {
         await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ],
     });
-    const chain = [new X509Certificate(leaf.toString('pem')), ...this.presentedChain().filter((c) => !isSelfSigned(c))];
-    return { certChainPem: toPem(chain), caPem: this.bundlePem(), identity, notAfter };
+    const issued = new X509Certificate(leaf.toString('pem'));
+    const chain = [issued, ...this.presentedChain().filter((c) => !isSelfSigned(c))];
+    return { certChainPem: toPem(chain), caPem: this.bundlePem(), identity, notAfter, serial: issued.serialNumber.toUpperCase() };
   }
 
   /** The chain a server presents: leaf, intermediates and the root, so that a joining client finds its pinned CA. */

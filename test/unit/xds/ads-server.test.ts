@@ -5,7 +5,7 @@ import { AdsServer } from '../../../control-plane/ads-server';
 import { generateMappings } from '../../../control-plane/mapping-generator';
 import { ProxyStatusTracker } from '../../../control-plane/proxy-status';
 import { SnapshotCache } from '../../../control-plane/snapshot-cache';
-import type { Mapping } from '../../../src/proto/types';
+import type { Mapping, Timestamp } from '../../../src/proto/types';
 import { Stats } from '../../../src/telemetry/stats';
 import { deltaRequest } from '../../helpers/xds-requests';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../../src/xds/delta-messages';
@@ -18,6 +18,11 @@ class FakeCall extends EventEmitter {
 
   getPeer(): string {
     return 'fake:1';
+  }
+
+  getAuthContext(): ReturnType<grpc.ServerDuplexStream<unknown, unknown>['getAuthContext']> {
+    // Plaintext, as --insecure.
+    return {};
   }
 
   sendMetadata(): void {
@@ -63,7 +68,7 @@ describe('ADS server push scheduling', () => {
     version = 1;
     table = mappings(1, '1');
     cache.update(table, '1', new Set(['binding']));
-    const hosts = { hostConnected: async (): Promise<void> => undefined, hostDisconnected: async (): Promise<void> => undefined };
+    const hosts = { hostConnected: async (): Promise<Timestamp> => ({ seconds: '0', nanos: 0 }), hostDisconnected: async (): Promise<void> => undefined };
     server = new AdsServer({ cache, proxies: new ProxyStatusTracker(), hosts, stats: new Stats(), log: silentLog, ...options });
   }
 
