@@ -109,7 +109,7 @@ interface PendingRead {
  * One open simulated modem: echoes what it is sent (until ATE0) and answers each line ended by
  * CR: AT, ATI, AT+GMR, ATE0/ATE1, ATD<number> (CONNECT, carrier detect on), ATH (carrier off);
  * anything else gets ERROR. DSR follows DTR as a modem's "ready" does, and dropping DTR hangs
- * up; every set() is kept in `lineRequests` so tests can see what a driver asked.
+ * up; every set() is kept in `lineRequests` (and flushes counted) so tests can see what a driver asked.
  */
 export class SimulatedModemPort implements BindingPortInterface {
   isOpen = true;
@@ -123,6 +123,8 @@ export class SimulatedModemPort implements BindingPortInterface {
   private dtr = true;
   /** Every set() in order, as the driver asked it. */
   readonly lineRequests: SetOptions[] = [];
+  /** How many flush() calls the driver made. */
+  flushes = 0;
 
   constructor(
     readonly openOptions: Required<OpenOptions>,
@@ -193,6 +195,7 @@ export class SimulatedModemPort implements BindingPortInterface {
   }
 
   flush(): Promise<void> {
+    this.flushes++;
     this.output = [];
     this.outputLength = 0;
     return Promise.resolve();

@@ -144,6 +144,37 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
   });
 
+  it('B0 drops DTR and leaves the baud rate; the next rate raises DTR again', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    await waitUntil(() => sim.port('sim:modem0')?.openOptions.baudRate === 9600, 'the modem at 9600');
+    const before = simPort().lineRequests.length;
+    await py.must({ op: 'set', name: 'baudrate', value: 0 });
+    await waitUntil(() => simPort().lineRequests.slice(before).some((r) => r.dtr === false), 'DTR dropped at the modem');
+    assert.equal(simPort().openOptions.baudRate, 9600, 'B0 is a hang-up, not a rate');
+    await py.must({ op: 'set', name: 'baudrate', value: 19200 });
+    await waitUntil(() => simPort().openOptions.baudRate === 19200, 'the modem at 19200');
+    assert.equal(simPort().lineRequests.at(-1)?.dtr, true, 'DTR raised again');
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
+  it('tcflush of input and of output each reach the device as a flush, counted by kind', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    await waitUntil(() => sim.port('sim:modem0') !== undefined, 'the modem open');
+    const labels = { mapping: 'fake' };
+    const reads = stats.get('pty_packets', { ...labels, status: 'flushRead' });
+    const writes = stats.get('pty_packets', { ...labels, status: 'flushWrite' });
+    const flushes = simPort().flushes;
+    await py.must({ op: 'call', name: 'reset_input_buffer' });
+    await waitUntil(() => simPort().flushes === flushes + 1, 'the input flush at the modem');
+    await py.must({ op: 'call', name: 'reset_output_buffer' });
+    await waitUntil(() => simPort().flushes === flushes + 2, 'the output flush at the modem');
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushRead' }), reads + 1);
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushWrite' }), writes + 1);
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
   it('1 MiB with every byte value round-trips in order through pyserial', async () => {
     // Two processes on the port, as pyserial answers one request at a time: one reads while the other writes.
     const reader = await pyOpen(port, { baudrate: 115200, timeout: 60 });
