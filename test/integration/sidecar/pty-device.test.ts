@@ -132,6 +132,13 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
       assert.equal(simPort().lineRequests.at(-1)?.dtr, false);
       assert.equal(await control.request('rts 0'), 'ok rts 0');
       assert.equal(simPort().lineRequests.at(-1)?.rts, false);
+      // The modem's DSR follows DTR: the agent's modem-line poll sees it go, the control socket and /config_dump say so.
+      await waitUntil(() => control.events.at(-1) === 'event lines cts', 'DSR down reported to the control client');
+      const port = (): Record<string, string> | undefined => sidecar.state().find((d) => d.id === 'fake')?.port;
+      assert.deepEqual(port(), { pty: fs.readlinkSync(fakePort), appOpen: 'true', modemLines: 'cts' });
+      assert.equal(await control.request('dtr 1'), 'ok dtr 1');
+      await waitUntil(() => control.events.at(-1) === 'event lines cts,dsr', 'DSR up again reported to the control client');
+      assert.equal(port()?.modemLines, 'cts,dsr');
       assert.match(await control.request('lines'), /^ok lines (none|[a-z,]+)$/);
       assert.match(await control.request('parity purple'), /^error PROTOCOL_ERROR parity is one of none, odd, even, mark, space/);
       assert.match(await control.request('dtr'), /^error PROTOCOL_ERROR dtr needs 0 or 1/);
