@@ -52,15 +52,15 @@ export class DeviceMesh {
     const listen = { grpc: cp, admin: `127.0.0.1:${cpAdmin}` };
     const members = { hostId: HOST_ID, workloadId: WORKLOAD_ID };
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    const { controlPlane, cli, hostToken, workloadToken } =
+    const { controlPlane, cli, hostTokenFile, workloadTokenFile } =
       security === 'mtls' ? await startSecureControlPlane(start, listen, dataDir, members) : startPlaintextControlPlane(start, listen, dataDir);
-    const credentials = (token: string): string[] => (security === 'mtls' ? ['--token', token] : ['--insecure']);
+    const credentials = (tokenFile: string): string[] => (security === 'mtls' ? ['--token-file', tokenFile] : ['--insecure']);
     const agent = start('agent', [
       'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`,
-      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, ...credentials(hostToken),
+      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, ...credentials(hostTokenFile),
     ]);
     const sidecar = start('sidecar', [
-      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, ...credentials(workloadToken),
+      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, ...credentials(workloadTokenFile),
     ]);
     const mesh = new DeviceMesh(listenPort, controlPlane, agent, sidecar);
     try {

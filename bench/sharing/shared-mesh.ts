@@ -37,7 +37,7 @@ export class SharedMesh {
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
     const dataDir = path.join(dir, 'data');
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    const { controlPlane, cli, hostToken, workloadToken } = await startSecureControlPlane(
+    const { controlPlane, cli, hostTokenFile, workloadTokenFile } = await startSecureControlPlane(
       start,
       { grpc: cp, admin: `127.0.0.1:${cpAdmin}` },
       dataDir,
@@ -47,9 +47,9 @@ export class SharedMesh {
       controlPlane,
       start('agent', [
         'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
-        '--token', hostToken,
+        '--token-file', hostTokenFile,
       ]),
-      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', workloadToken]),
+      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token-file', workloadTokenFile]),
     ];
     const mesh = new SharedMesh(listenPort, children);
     try {

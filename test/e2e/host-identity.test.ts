@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ListBindingsResponse, ListEndpointsResponse, ListMappingsResponse, ListProxiesResponse } from '../../src/proto/types';
 import { AppClient } from '../helpers/app-client';
+import { rawSerialBinding } from '../helpers/binding-yaml';
 import { EchoResponder } from '../helpers/echo-responder';
 import { cli, cliAsync, freePort, MeshProcess, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
@@ -127,18 +128,7 @@ describe('e2e: one agent per host, single-use tokens, revocation', function () {
     others.push(sidecar);
     await waitFor('the pty in the register', endpointPresent, 30_000);
     const file = path.join(tmp, 'binding.yaml');
-    fs.writeFileSync(
-      file,
-      [
-        'kind: Binding',
-        'name: host-modem',
-        'workload: app1',
-        `device: { host: gw1, path: ${pty.device} }`,
-        `virtual: { name: modem, protocol: raw, listen: 127.0.0.1:${ports.virt} }`,
-        'serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl: none }',
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(file, rawSerialBinding('host-modem', 'app1', 'gw1', pty.device, ports.virt));
     const r = cli(['apply', '-f', file, '--control-plane', cp]);
     assert.equal(r.code, 0, r.stderr);
     (await connectApp()).close();

@@ -41,6 +41,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
   let pool: AgentPool;
   let sidecar: VirtualDevices;
   const clients: PySerialClient[] = [];
+  let onPty: (id: string, at: string, devicePath: string) => Mapping;
 
   const simPort = (): NonNullable<ReturnType<SimulatedModemBinding['port']>> => {
     const p = sim.port('sim:modem0');
@@ -69,7 +70,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     devices.add({ path: echoLink, deviceId: echoLink, kind: 'DEVICE_KIND_SERIAL', capabilities: ['serial'], labels: {} });
     server = new SocketPlaneServer({ listen: '127.0.0.1:0', hostId: 'gw1', mappings, devices, stats, log });
     const agentAddress = await server.listen();
-    const onPty = (id: string, at: string, devicePath: string): Mapping => {
+    onPty = (id: string, at: string, devicePath: string): Mapping => {
       const m = mapping(id, '', agentAddress, 'VIRTUAL_PROTOCOL_PTY');
       return { ...m, devicePath, virtual: { ...(m.virtual as NonNullable<Mapping['virtual']>), path: at, owner: '', group: '', mode: 0o600 } };
     };
@@ -132,6 +133,13 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
       assert.equal(simPort().lineRequests.at(-1)?.dtr, false);
       assert.equal(await control.request('rts 0'), 'ok rts 0');
       assert.equal(simPort().lineRequests.at(-1)?.rts, false);
+      // The modem's DSR follows DTR: the agent's modem-line poll sees it go, the control socket and /config_dump say so.
+      await waitUntil(() => control.events.at(-1) === 'event lines cts', 'DSR down reported to the control client');
+      const port = (): Record<string, string> | undefined => sidecar.state().find((d) => d.id === 'fake')?.port;
+      assert.deepEqual(port(), { pty: fs.readlinkSync(fakePort), appOpen: 'true', modemLines: 'cts' });
+      assert.equal(await control.request('dtr 1'), 'ok dtr 1');
+      await waitUntil(() => control.events.at(-1) === 'event lines cts,dsr', 'DSR up again reported to the control client');
+      assert.equal(port()?.modemLines, 'cts,dsr');
       assert.match(await control.request('lines'), /^ok lines (none|[a-z,]+)$/);
       assert.match(await control.request('parity purple'), /^error PROTOCOL_ERROR parity is one of none, odd, even, mark, space/);
       assert.match(await control.request('dtr'), /^error PROTOCOL_ERROR dtr needs 0 or 1/);
@@ -232,5 +240,25 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     await sidecar.apply([]);
     assert.equal(fs.existsSync(port), false);
     assert.equal(fs.existsSync(`${port}.control`), false);
+  });
+
+  it('a sidecar started again replaces the link and the control socket a killed one left behind', async () => {
+    // What a sidecar killed with SIGKILL leaves: a link to a pty that is gone and its socket's file.
+    fs.symlinkSync('/dev/pts/999999', port);
+    fs.writeFileSync(`${port}.control`, '');
+    await sidecar.apply([onPty('echo', port, echoLink)]);
+    assert.match(fs.readlinkSync(port), /^\/dev\/pts\/\d+$/);
+    assert.notEqual(fs.readlinkSync(port), '/dev/pts/999999');
+    const py = await pyOpen(port, { baudrate: 115200 });
+    await py.write(Buffer.from('again'));
+    assert.equal((await py.read(5)).toString(), 'again');
+    await py.close();
+    const control = await PtyControlClient.connect(`${port}.control`);
+    try {
+      assert.match(await control.request('lines'), /^error UNAVAILABLE no app has .* open/);
+    } finally {
+      control.close();
+    }
+    await sidecar.apply([]);
   });
 });
