@@ -41,6 +41,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
   let pool: AgentPool;
   let sidecar: VirtualDevices;
   const clients: PySerialClient[] = [];
+  let onPty: (id: string, at: string, devicePath: string) => Mapping;
 
   const simPort = (): NonNullable<ReturnType<SimulatedModemBinding['port']>> => {
     const p = sim.port('sim:modem0');
@@ -69,7 +70,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     devices.add({ path: echoLink, deviceId: echoLink, kind: 'DEVICE_KIND_SERIAL', capabilities: ['serial'], labels: {} });
     server = new SocketPlaneServer({ listen: '127.0.0.1:0', hostId: 'gw1', mappings, devices, stats, log });
     const agentAddress = await server.listen();
-    const onPty = (id: string, at: string, devicePath: string): Mapping => {
+    onPty = (id: string, at: string, devicePath: string): Mapping => {
       const m = mapping(id, '', agentAddress, 'VIRTUAL_PROTOCOL_PTY');
       return { ...m, devicePath, virtual: { ...(m.virtual as NonNullable<Mapping['virtual']>), path: at, owner: '', group: '', mode: 0o600 } };
     };
@@ -239,5 +240,25 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     await sidecar.apply([]);
     assert.equal(fs.existsSync(port), false);
     assert.equal(fs.existsSync(`${port}.control`), false);
+  });
+
+  it('a sidecar started again replaces the link and the control socket a killed one left behind', async () => {
+    // What a sidecar killed with SIGKILL leaves: a link to a pty that is gone and its socket's file.
+    fs.symlinkSync('/dev/pts/999999', port);
+    fs.writeFileSync(`${port}.control`, '');
+    await sidecar.apply([onPty('echo', port, echoLink)]);
+    assert.match(fs.readlinkSync(port), /^\/dev\/pts\/\d+$/);
+    assert.notEqual(fs.readlinkSync(port), '/dev/pts/999999');
+    const py = await pyOpen(port, { baudrate: 115200 });
+    await py.write(Buffer.from('again'));
+    assert.equal((await py.read(5)).toString(), 'again');
+    await py.close();
+    const control = await PtyControlClient.connect(`${port}.control`);
+    try {
+      assert.match(await control.request('lines'), /^error UNAVAILABLE no app has .* open/);
+    } finally {
+      control.close();
+    }
+    await sidecar.apply([]);
   });
 });
