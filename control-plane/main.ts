@@ -36,6 +36,7 @@ import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 import { clientCredentialFiles } from '../src/security/client-credential-files';
+import { localHostFacts, type ServedNames, servedNames } from '../src/security/served-names';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
@@ -58,6 +59,8 @@ export interface ControlPlaneOptions {
   externalCa?: CaFiles;
   /** Lifetime of the certificates issued (default 1 h). */
   certTtlMs?: number;
+  /** DNS names and IP addresses the serving certificate names beside those of `listen` (the --san flag). */
+  san?: readonly string[];
   /** Reconcile Binding and DevicePolicy custom resources of this cluster (the --kubernetes flag). */
   kubernetes?: Omit<KubernetesControllerOptions, 'state' | 'stats' | 'log'>;
 }
@@ -105,6 +108,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const certTtlMs = options.certTtlMs ?? 3600_000;
   if (!Number.isFinite(certTtlMs) || certTtlMs < 2000) throw new ValidationError('--cert-ttl', `${certTtlMs} ms is too short (at least 2s)`);
   const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN, '--trust-domain');
+  const names = servedNames(listen.host, options.san ?? [], localHostFacts());
   const lock = lockDataDir(options.dataDir);
   const unlock = (err: unknown): never => {
     lock.release();
@@ -114,7 +118,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   let ads: AdsServer | undefined;
   const secure = options.insecure
     ? undefined
-    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log, (id) => ads?.hostOwner(id)).catch(unlock);
+    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, names, stats, log, (id) => ads?.hostOwner(id)).catch(unlock);
 
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
   const closeAndUnlock = async (err: unknown): Promise<never> => {
@@ -305,6 +309,7 @@ async function openSecurity(
   trustDomain: string,
   externalCa: CaFiles | undefined,
   certTtlMs: number,
+  names: ServedNames,
   stats: Stats,
   log: Logger,
   hostOwner: (hostId: string) => string | undefined,
@@ -315,7 +320,7 @@ async function openSecurity(
   if (operator.created) log.info({ file: operator.credential.tokenFile }, 'wrote the operator credential');
   const identities = new IdentityRegistry(dataDir, ca);
   const access = new AccessControl({ ca, operator: operator.credential, stats, log, certificates: identities, hostOwner });
-  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
+  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, names, log);
   await serving.start();
   // The bundle clients trust, next to the data even when the CA is external.
   const { caFile } = clientCredentialFiles(dataDir);

@@ -8,6 +8,7 @@ export interface QueueTimers {
   clearTimeout(handle: unknown): void;
 }
 
+/** Node's timers, as QueueTimers. */
 export const REAL_TIMERS: QueueTimers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
