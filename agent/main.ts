@@ -16,6 +16,7 @@ import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer, type SocketPlaneServerOptions } from './socket-plane-server';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
+import { RevocationWatch } from '../src/security/revocation-watch';
 
 export interface AgentOptions {
   hostId: string;
@@ -154,6 +155,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
   const advertise = options.advertise ?? socketPlaneAddress;
+  // Revoked workload certificates lose their socket-plane connections here, whatever their sidecar does.
+  const revocations =
+    credentials.channel &&
+    new RevocationWatch({
+      address: options.controlPlane,
+      credentials: credentials.channel,
+      onList: (serials) => server.revoke(serials),
+      log: log.child({ module: 'revocations' }),
+    });
 
   const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }), ...channel });
   const loadReporter = new LoadReporter({
@@ -222,6 +232,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
   } catch (err) {
     ads.stop();
+    revocations?.close();
     registration.close();
     loadReporter.close();
     await server.close();
@@ -263,6 +274,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   for (const d of driverStatus) if (!d.loaded) log.warn({ kind: d.kind, error: d.error }, 'driver listing unavailable; its devices are identified by path');
   await watcher.start();
   ads.start();
+  revocations?.start();
   log.info({ hostId, socketPlane: socketPlaneAddress, advertise, admin: admin.address, watch: options.watch, simulate: options.simulate }, 'agent started');
 
   let closing: Promise<void> | undefined;
@@ -273,6 +285,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       closing ??= (async () => {
         watcher.stop();
         ads.stop();
+        revocations?.close();
         loadReporter.close();
         // The control plane hears that the devices are gone while their sessions end.
         await Promise.all([
