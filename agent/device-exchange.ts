@@ -8,10 +8,12 @@ import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
 import type { CommandAccess, CommandCodec, CommandSplitter } from './exchange/command-codec';
-import { CommandQueue, REAL_TIMERS } from './exchange/command-queue';
+import { CommandQueue, type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
 import { commandCodec, readyPattern } from './exchange/framing-from-policy';
+import type { RateMeter } from './exchange/rate-meter';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
+import type { TokenBucket } from './exchange/token-bucket';
 
 /** The largest command or response the exchange takes; beyond it the sender gets an error. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -43,8 +45,16 @@ export interface DeviceExchangeOptions {
   serial: SerialConfig | null;
   /** Writes a request to the device. */
   write: (request: Buffer) => void;
+  /** The device's capacity (policy.deviceBytesPerSecond): every request's bytes are charged to it. */
+  deviceBucket: TokenBucket;
+  /** The device's measured load: every request's bytes are recorded in it. */
+  deviceMeter: RateMeter;
   stats: Stats;
   log: Logger;
+  /** The clock of the queue (ms); default performance.now(). Injected in tests with `timers`. */
+  now?: () => number;
+  /** The queue's timers and the waits for tokens; default Node's timers. */
+  timers?: QueueTimers;
 }
 
 /**
@@ -83,7 +93,8 @@ export class DeviceExchange {
             weight: (key) => this.consumers.get(key)?.consumer.weight ?? DEFAULT_POLICY.weight,
           })
         : new PriorityScheduler();
-    const now = (): number => performance.now();
+    const now = options.now ?? ((): number => performance.now());
+    const timers = options.timers ?? REAL_TIMERS;
     this.codec = commandCodec({
       device: options.device,
       policy,
@@ -92,7 +103,7 @@ export class DeviceExchange {
       write: options.write,
       stats: options.stats,
       now,
-      timers: REAL_TIMERS,
+      timers,
     });
     this.queue = new CommandQueue({
       depth,
@@ -104,6 +115,7 @@ export class DeviceExchange {
       now,
       unsolicited: (chunk) => this.unsolicited(chunk),
       ready: readyPattern(policy.readyPattern),
+      timers,
     });
   }
 
@@ -170,6 +182,7 @@ export class DeviceExchange {
       limits.commandMeter.record(1);
       limits.commandsSent.add(1);
       limits.meter.record(request.length);
+      this.options.deviceMeter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
       const submittedAt = performance.now();
       const answered = this.queue.submit({
@@ -215,19 +228,24 @@ export class DeviceExchange {
   }
 
   /**
-   * Commands per second and bytes per second for one command: waits for tokens, or drops and counts
-   * (a codec that answers failures in its protocol's words answers the dropped one too).
+   * Charges one command to the binding's command and byte buckets and to the device's capacity:
+   * slow mode waits until every bucket has paid for every byte (in pieces of at most a burst, so a
+   * command larger than a burst passes too); drop mode takes it only if all of it can go now
+   * (a command larger than a byte burst once that bucket is full), else drops and counts it (a
+   * codec that answers failures in its protocol's words answers the dropped one too).
    */
   private async admit(state: ConsumerState, request: Buffer): Promise<boolean> {
     const bytes = request.length;
     const limits = state.consumer.limits;
-    if (!limits.limited) return true;
+    const device = this.options.deviceBucket;
+    if (!limits.limited && device.ratePerSecond === 0) return true;
     if (limits.drop) {
-      // A command larger than the byte burst passes once the bucket is full, as in slow mode.
       const need = Math.min(bytes, limits.bytes.burst || bytes);
-      if (limits.commands.available() >= 1 && limits.bytes.available() >= need) {
+      const deviceNeed = Math.min(bytes, device.burst || bytes);
+      if (limits.commands.available() >= 1 && limits.bytes.available() >= need && device.available() >= deviceNeed) {
         limits.commands.take(1);
         limits.bytes.take(need);
+        device.take(deviceNeed);
         return true;
       }
       limits.droppedCommands.add(1);
@@ -237,16 +255,30 @@ export class DeviceExchange {
       if (answer !== undefined) this.reply(state, answer);
       return false;
     }
-    const burst = Math.min(bytes, limits.bytes.burst || bytes);
-    for (;;) {
-      const delay = Math.max(limits.commands.delayFor(1), limits.bytes.delayFor(burst));
-      if (delay === 0) break;
-      limits.markThrottled();
-      await new Promise((resolve) => setTimeout(resolve, delay));
+    let piece = bytes;
+    if (limits.bytes.ratePerSecond > 0) piece = Math.min(piece, limits.bytes.burst);
+    if (device.ratePerSecond > 0) piece = Math.min(piece, device.burst);
+    let command = 1;
+    for (let left = bytes; left > 0 || command > 0; ) {
+      const n = Math.min(piece, left);
+      const delay = Math.max(limits.commands.delayFor(command), limits.bytes.delayFor(n), device.delayFor(n));
+      if (delay > 0) {
+        limits.markThrottled();
+        await this.sleep(delay);
+        continue;
+      }
+      limits.commands.take(command);
+      limits.bytes.take(n);
+      device.take(n);
+      command = 0;
+      left -= n;
     }
-    limits.commands.take(1);
-    limits.bytes.take(burst);
     return true;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const timers = this.options.timers ?? REAL_TIMERS;
+    return new Promise((resolve) => timers.setTimeout(resolve, ms));
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {

@@ -17,6 +17,7 @@ import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-
 import type { CommandAccess } from './exchange/command-codec';
 import { RateMeter } from './exchange/rate-meter';
 import { TokenBucket } from './exchange/token-bucket';
+import { OutputPacer } from './output-pacer';
 import { type GateOptions, gatedWrite } from './rate-gate';
 
 /** The buffer of each session's adapter, per direction. */
@@ -80,8 +81,10 @@ export interface BindingLoadSample {
  * DeviceExchange (a queue and a scheduler), each response going only to its sender. BROADCAST
  * gives every session all device output and lets only the first read-write session write.
  *
- * Every byte to the device passes the binding's and the device's token buckets (gatedWrite), and
- * is measured for the load reports that drive the control plane's adaptive limits.
+ * Every byte to the device passes the binding's and the device's token buckets (gatedWrite; in
+ * SHARED and TIME_SLICE the exchange charges each command), and is measured for the load reports
+ * that drive the control plane's adaptive limits. In slow mode the device's output to a session
+ * is paced by the same binding bucket (OutputPacer).
  *
  * The device's events go to every session on it, timestamped by the driver; commands of a
  * session go to the device, read-only mappings only for those that read.
@@ -179,6 +182,8 @@ export class DeviceSessionHost {
         policy: mapping.policy,
         serial: mapping.serial,
         write: (request) => this.handle?.stream.write(request),
+        deviceBucket: this.deviceBucket,
+        deviceMeter: this.deviceMeter,
         stats: this.options.stats,
         log: this.options.log,
       });
@@ -513,6 +518,8 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   private readonly writesRefused: Counter;
 
   private readonly gate: GateOptions;
+  /** Device output to this session, at the binding's rate in slow mode. */
+  private readonly pacer: OutputPacer;
 
   constructor(
     private readonly host: DeviceSessionHost,
@@ -533,6 +540,16 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
       dropped: (n) => limits.droppedBytes.add(n),
       throttled: () => limits.markThrottled(),
     };
+    this.pacer = new OutputPacer({
+      bucket: limits.bytes,
+      drop: () => limits.drop,
+      release: (chunk) => void this.push(chunk),
+      throttled: () => limits.markThrottled(),
+      drained: () => {
+        if (this.readableLength < this.readableHighWaterMark) host.unblock(this);
+      },
+      highWaterMark: PORT_HIGH_WATER_MARK,
+    });
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
@@ -583,11 +600,11 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.destroy();
   }
 
-  /** @returns false when this port's buffer is full and the device should pause. */
+  /** @returns false when this port's buffer (or the output its rate limit holds back) is full and the device should pause. */
   deliver(chunk: Buffer): boolean {
     this.bytesFromDevice.add(chunk.length);
     this.limits.meter.record(chunk.length);
-    return this.push(chunk);
+    return this.pacer.offer(chunk) && this.readableLength < this.readableHighWaterMark;
   }
 
   receive(chunk: Buffer): void {
@@ -599,7 +616,8 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   }
 
   override _read(): void {
-    this.host.unblock(this);
+    // Output held back by the rate limit resumes the device once it drains (the pacer's `drained`).
+    if (!this.pacer.saturated) this.host.unblock(this);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -630,12 +648,14 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
    * session ends here, once the last bytes went to the device.
    */
   override _final(callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     this.push(null);
     callback();
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     callback(err);
   }
