@@ -78,6 +78,7 @@ function simulatedNames(kinds: readonly string[]): Map<string, string> {
 }
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   bytes_to_device: 'Bytes written to devices, per mapping, binding and device',
   bytes_from_device: 'Bytes read from devices, per mapping, binding and device',
   sessions_opened: 'Socket-plane sessions accepted',

@@ -342,6 +342,7 @@ function bind(server: grpc.Server, address: HostPort, credentials: grpc.ServerCr
 const LOAD_REPORT_FRESH_MS = 5000;
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   xds_pushes: 'Discovery responses sent, by type URL',
   xds_acks: 'Discovery responses acknowledged, by type URL',
   xds_nacks: 'Discovery responses rejected, by node',

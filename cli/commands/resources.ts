@@ -1,5 +1,4 @@
-import { errorMessage, ValidationError } from '../../src/errors';
-import * as fs from 'node:fs';
+import { ValidationError } from '../../src/errors';
 import { parseDocuments } from '../../src/documents/documents';
 import { SHARING, wordFor } from '../../src/documents/enum-names';
 import type {
@@ -15,6 +14,7 @@ import { virtualAddress } from '../../src/model/virtual-address';
 import { conflictingDeviceIds } from '../../src/model/roaming';
 import { formatRate } from '../../control-plane/bandwidth/format-rate';
 import { clientSecurity, ControlPlaneClient } from '../control-plane-client';
+import { readDocumentFile } from '../document-file';
 import { type FlagSpec, parseFlags } from '../flags';
 import { renderTable } from '../table';
 
@@ -53,12 +53,7 @@ export async function apply(args: readonly string[], out: NodeJS.WritableStream)
   const flags = parseFlags('apply', args, APPLY_FLAGS);
   if (flags.positionals.length > 0) throw new ValidationError('', `unexpected argument "${flags.positionals[0]}"`);
   const file = flags.values.filename as string;
-  let text: string;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new ValidationError('', `cannot read ${file}: ${errorMessage(err)}`);
-  }
+  const text = readDocumentFile(file);
   const request = parseDocuments(text, file === '-' ? 'stdin' : file);
   const client = clientFor(flags.values);
   try {

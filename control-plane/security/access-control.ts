@@ -5,6 +5,7 @@ import { toServiceError } from '../../src/grpc/grpc-errors';
 import type { Logger } from '../../src/log';
 import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../../src/security/spiffe-id';
 import { checkIssuedBy } from '../../src/security/x509';
+import { RefusalLog } from '../../src/security/refusal-log';
 import type { Stats } from '../../src/telemetry/stats';
 import type { CertificateAuthority } from './certificate-authority';
 import type { OperatorCredential } from './operator-credential';
@@ -107,7 +108,12 @@ export class AccessControl {
       /** The certificate serial of the discovery stream that holds a host now, if any. */
       hostOwner?: (hostId: string) => string | undefined;
     },
-  ) {}
+  ) {
+    this.refusals = new RefusalLog('auth_refused', options.stats, options.log);
+  }
+
+  /** Every refusal counted, logged at most once per reason and peer address per window. */
+  private readonly refusals: RefusalLog;
 
   /**
    * The SPIFFE ID of the call's client certificate; AccessRefusal when there is none valid.
@@ -223,9 +229,10 @@ export class AccessControl {
       err instanceof AccessRefusal
         ? err
         : new AccessRefusal('error', err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err)));
-    this.options.stats.add('auth_refused', 1, { reason: refusal.reason });
-    this.options.log.warn(
-      { method: what, peer: caller.peer, identity: caller.identity ? formatSpiffeId(caller.identity) : undefined, reason: refusal.reason, error: refusal.message },
+    this.refusals.refuse(
+      refusal.reason,
+      caller.peer,
+      { method: what, identity: caller.identity ? formatSpiffeId(caller.identity) : undefined, error: refusal.message },
       'call refused',
     );
     return refusal.cause;
