@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { AppClient } from '../helpers/app-client';
-import { cli, freePort, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
+import { cli, createToken, freePort, MeshProcess, REPO_ROOT, waitFor } from '../helpers/processes';
 
 const execFileAsync = promisify(execFile);
 
@@ -14,10 +14,14 @@ const PYTHON = '/usr/bin/python3';
 const HOG = path.join(REPO_ROOT, 'test', 'tools', 'hog_client.py');
 /** An echoing device that, once, takes nothing and sends nothing for a while. */
 const STALLING_ECHO = path.join(REPO_ROOT, 'test', 'tools', 'stalling_echo.py');
-/** The device stalls once it has echoed this much of the hog's bytes… */
-const STALL_AFTER = 256 * 1024;
-/** …for this long: well past the hog's close and the next app's 1 s handover window. */
-const STALL_SECONDS = 8;
+/**
+ * The device echoes this much, then stalls: the echo lies unread in the hog's socket (so its close
+ * is a reset, as in the issue) and fits the sidecar's socket buffer, so no pending write toward the
+ * hog reveals that it has gone…
+ */
+const STALL_AFTER = 16 * 1024;
+/** …for this long: well past the hog's close (at most 3.5 s) and the next app's 1 s handover window. */
+const STALL_SECONDS = 10;
 
 /** Starts a stalling echo device linked at `link`; resolves once the link is there. */
 function stallingEcho(link: string): Promise<ChildProcess> {
@@ -62,10 +66,16 @@ describe('e2e: a session whose app is gone frees its exclusive device (raw and R
       devices.push(await stallingEcho(link));
     }
     controlPlane = MeshProcess.start('e2e-wedge-control-plane', ['control-plane', '--listen', cp, '--admin', `127.0.0.1:${await freePort()}`, '--data-dir', path.join(tmp, 'data')]);
+    // Tokens made here with a generous deadline: a CLI call can take seconds on a loaded machine.
+    const tokenFile = async (kind: 'host' | 'workload', id: string): Promise<string> => {
+      const file = path.join(tmp, `${kind}-${id}.token`);
+      fs.writeFileSync(file, await createToken(cp, kind, id, 90_000), { mode: 0o600 });
+      return file;
+    };
     agent = MeshProcess.start('e2e-wedge-agent', [
-      'agent', '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${ports.agent}`, '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${ports.agentAdmin}`,
+      'agent', '--token-file', await tokenFile('host', 'gw1'), '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${ports.agent}`, '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${ports.agentAdmin}`,
     ]);
-    sidecar = MeshProcess.start('e2e-wedge-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', cp, '--admin', `127.0.0.1:${ports.sidecarAdmin}`]);
+    sidecar = MeshProcess.start('e2e-wedge-sidecar', ['sidecar', '--token-file', await tokenFile('workload', 'app1'), '--workload-id', 'app1', '--control-plane', cp, '--admin', `127.0.0.1:${ports.sidecarAdmin}`]);
     const file = path.join(tmp, 'bindings.yaml');
     fs.writeFileSync(
       file,

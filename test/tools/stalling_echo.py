@@ -1,7 +1,7 @@
 """An echoing serial device that, once, stops taking bytes for a while, as a busy device holding
 off its sender by flow control does: a fresh pseudo-terminal whose device end is linked at PATH,
-and on its other end a loop that writes back what it reads. After STALL_AFTER bytes it reads
-nothing (and so sends nothing) for STALL_SECONDS, then echoes again. Prints "ready" once linked;
+and on its other end a loop that writes back what it reads. Once STALL_AFTER bytes have come it
+reads nothing and sends nothing (not even those) for STALL_SECONDS, then echoes again. Prints "ready" once linked;
 ends on SIGTERM, removing the link. Standard library only.
 
 usage: stalling_echo.py PATH STALL_AFTER STALL_SECONDS
@@ -33,9 +33,9 @@ stalled = False
 while True:
     data = os.read(master, 4096)
     received += len(data)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(master, view):]
     if not stalled and received >= stall_after:
         stalled = True
         time.sleep(stall_seconds)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(master, view):]
