@@ -22,7 +22,8 @@ COPY bench bench
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim AS runtime
-# libusb: node-hid's binary loads it; gpiod: the GPIO driver runs the libgpiod tools.
+# libusb: node-hid's binary loads it; gpiod: the GPIO driver runs the libgpiod tools. No udev: the
+# serial listing reads sysfs, which every container has (read-only is enough).
 RUN apt-get update \
   && apt-get install -y --no-install-recommends libusb-1.0-0 gpiod \
   && rm -rf /var/lib/apt/lists/*

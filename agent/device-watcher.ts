@@ -166,7 +166,7 @@ export class DeviceWatcher extends EventEmitter<{ added: [WatchedDevice]; remove
     }
   }
 
-  /** The driver listing of a kind; [] when there is none or it fails (udevadm missing in a container, say). */
+  /** The driver listing of a kind; [] when there is none or it fails (an unreadable sysfs, say). */
   private async listing(kind: DeviceKind): Promise<DiscoveredDevice[]> {
     if (!this.options.list) return [];
     try {

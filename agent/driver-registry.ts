@@ -10,6 +10,7 @@ import { SensorDriver } from './drivers/sensor-driver';
 import { StreamDriver } from './drivers/stream-driver';
 import { SerialDriver } from './drivers/serial-driver';
 import { SIMULATED_PREFIX, SimulatedModemBinding } from './drivers/simulated-modem';
+import { listSysfsSerialPorts } from './drivers/sysfs-serial-ports';
 import { readTermios } from './drivers/termios-readback';
 
 export interface DriverRegistryOptions {
@@ -39,7 +40,8 @@ export class DriverRegistry {
     this.simulatedModems = new SimulatedModemBinding(options.simulatedModems);
     const sim = this.simulatedModems;
     this.simulated = new SerialDriver(sim, { readBack: (path) => sim.lineSettings(path) });
-    this.register(new SerialDriver(autoDetect(), { readBack: readTermios }));
+    // Listed from sysfs, not with serialport's list() (which spawns udevadm): see docs/devices.md.
+    this.register(new SerialDriver(autoDetect(), { readBack: readTermios, list: () => listSysfsSerialPorts() }));
     this.register(new HidDriver());
     this.register(new GpioDriver());
     this.register(new SensorDriver());

@@ -15,6 +15,7 @@ import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer, type SocketPlaneServerOptions } from './socket-plane-server';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
+import { RevocationWatch } from '../src/security/revocation-watch';
 
 export interface AgentOptions {
   hostId: string;
@@ -74,6 +75,7 @@ function simulatedNames(kinds: readonly string[]): Map<string, string> {
 }
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   bytes_to_device: 'Bytes written to devices, per mapping, binding and device',
   bytes_from_device: 'Bytes read from devices, per mapping, binding and device',
   sessions_opened: 'Socket-plane sessions accepted',
@@ -150,6 +152,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
   const advertise = options.advertise ?? socketPlaneAddress;
+  // Revoked workload certificates lose their socket-plane connections here, whatever their sidecar does.
+  const revocations =
+    credentials.channel &&
+    new RevocationWatch({
+      address: options.controlPlane,
+      credentials: credentials.channel,
+      onList: (serials) => server.revoke(serials),
+      log: log.child({ module: 'revocations' }),
+    });
 
   const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }), ...channel });
   const loadReporter = new LoadReporter({
@@ -218,6 +229,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
   } catch (err) {
     ads.stop();
+    revocations?.close();
     registration.close();
     loadReporter.close();
     await server.close();
@@ -259,6 +271,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   for (const d of driverStatus) if (!d.loaded) log.warn({ kind: d.kind, error: d.error }, 'driver listing unavailable; its devices are identified by path');
   await watcher.start();
   ads.start();
+  revocations?.start();
   log.info({ hostId, socketPlane: socketPlaneAddress, advertise, admin: admin.address, watch: options.watch, simulate: options.simulate }, 'agent started');
 
   let closing: Promise<void> | undefined;
@@ -269,6 +282,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       closing ??= (async () => {
         watcher.stop();
         ads.stop();
+        revocations?.close();
         loadReporter.close();
         // The control plane hears that the devices are gone while their sessions end.
         await Promise.all([

@@ -44,6 +44,7 @@ export function canonicalPolicy(p: Partial<Policy>): Policy {
     readyPattern: p.readyPattern ?? '',
     minBytesPerSecond: String(p.minBytesPerSecond ?? '0'),
     deviceBytesPerSecond: String(p.deviceBytesPerSecond ?? '0'),
+    units: [...(p.units ?? [])],
   };
 }
 
@@ -76,12 +77,18 @@ export function canonicalSerial(s: Partial<SerialConfig>): SerialConfig {
 }
 
 export function canonicalVirtual(v: Partial<VirtualEndpoint>): VirtualEndpoint {
-  return {
+  const out: VirtualEndpoint = {
     workloadId: v.workloadId ?? '',
     name: v.name ?? '',
     protocol: v.protocol ?? 'VIRTUAL_PROTOCOL_UNSPECIFIED',
     listen: v.listen ?? '',
   };
+  // The pty fields are absent when unset, so that documents stored before they existed keep their hashes and versions.
+  if (v.path) out.path = v.path;
+  if (v.owner) out.owner = v.owner;
+  if (v.group) out.group = v.group;
+  if (v.mode) out.mode = v.mode;
+  return out;
 }
 
 function canonicalSelector(d: Partial<DeviceSelector>): DeviceSelector {

@@ -73,7 +73,7 @@ function replaceByName<T extends { name: string }>(stored: readonly T[], incomin
 
 /**
  * One sidecar serves all of a workload's virtual devices: their names must differ, and so must
- * their listen addresses, a wildcard address clashing with every address on its port.
+ * their listen addresses (a wildcard address clashing with every address on its port) and pty paths.
  */
 function checkVirtualEndpoints(bindings: readonly Binding[], affected: (b: Binding) => boolean): void {
   // Only the workloads of affected bindings: an apply costs little more than one pass however many bindings there are.
@@ -86,8 +86,9 @@ function checkVirtualEndpoints(bindings: readonly Binding[], affected: (b: Bindi
         const clash = (field: string, value: string): ValidationError =>
           new ValidationError(`binding/${b.name}: virtual.${field}`, `${value} is already used by binding/${other.name} of workload ${b.workload}`);
         if (b.virtual?.name === other.virtual?.name) throw clash('name', b.virtual?.name ?? '');
+        if (b.virtual?.path && b.virtual.path === other.virtual?.path) throw clash('path', b.virtual.path);
         const [mine, theirs] = [b.virtual?.listen ?? '', other.virtual?.listen ?? ''];
-        if (sameListenAddress(mine, theirs)) throw clash('listen', mine === theirs ? mine : `${mine} (overlapping ${theirs})`);
+        if (mine && theirs && sameListenAddress(mine, theirs)) throw clash('listen', mine === theirs ? mine : `${mine} (overlapping ${theirs})`);
       }
     }
   }

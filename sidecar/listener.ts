@@ -37,6 +37,8 @@ interface AppConnection {
 const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
   VIRTUAL_PROTOCOL_RAW: rawBridge,
   VIRTUAL_PROTOCOL_RFC2217: bridgeRfc2217,
+  // The agent's Modbus codec frames the MBAP requests and answers them (exceptions included).
+  VIRTUAL_PROTOCOL_MODBUS_TCP: rawBridge,
 };
 
 /**
@@ -50,10 +52,14 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
     throw new ValidationError(where, `belongs to workload ${mapping.workloadId}, not ${workloadId}`);
   }
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
-  if (mapping.virtual.protocol !== 'VIRTUAL_PROTOCOL_GRPC' && !BRIDGES[mapping.virtual.protocol]) {
-    throw new ValidationError(where, `protocol ${mapping.virtual.protocol} is not one this sidecar serves (raw, rfc2217, grpc)`);
+  const protocol = mapping.virtual.protocol;
+  if (protocol !== 'VIRTUAL_PROTOCOL_GRPC' && protocol !== 'VIRTUAL_PROTOCOL_PTY' && !BRIDGES[protocol]) {
+    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty, modbus-tcp)`);
   }
-  for (const [field, value] of [['virtual.listen', mapping.virtual.listen], ['agentAddress', mapping.agentAddress]] as const) {
+  const pty = protocol === 'VIRTUAL_PROTOCOL_PTY';
+  if (pty && !mapping.virtual.path?.startsWith('/')) throw new ValidationError(`${where}: virtual.path`, 'a pty needs an absolute path');
+  const addresses = pty ? [['agentAddress', mapping.agentAddress] as const] : [['virtual.listen', mapping.virtual.listen] as const, ['agentAddress', mapping.agentAddress] as const];
+  for (const [field, value] of addresses) {
     try {
       parseHostPort(value);
     } catch (err) {

@@ -3,7 +3,7 @@ import type { Mapping } from '../src/proto/types';
 export interface ChangedMapping {
   previous: Mapping;
   next: Mapping;
-  /** The virtual device moves or changes protocol: it needs a new listener, and its live connections end. */
+  /** The virtual device moves (listen address, pty path) or changes protocol: it needs a new listener, and its live connections end. */
   listenChanged: boolean;
 }
 
@@ -21,7 +21,7 @@ export function diffMappings(previous: ReadonlyMap<string, Mapping>, next: Reado
     const before = previous.get(id);
     if (!before) diff.added.push(mapping);
     else if (!sameValue(before, mapping)) {
-      diff.changed.push({ previous: before, next: mapping, listenChanged: before.virtual?.listen !== mapping.virtual?.listen || before.virtual?.protocol !== mapping.virtual?.protocol });
+      diff.changed.push({ previous: before, next: mapping, listenChanged: before.virtual?.listen !== mapping.virtual?.listen || before.virtual?.path !== mapping.virtual?.path || before.virtual?.protocol !== mapping.virtual?.protocol });
     }
   }
   for (const [id, mapping] of previous) if (!next.has(id)) diff.removed.push(mapping);

@@ -3,6 +3,7 @@ import type { Mapping } from '../src/proto/types';
 import { GrpcDeviceListener } from './grpc-device-listener';
 import { checkServable, type ListenerContext, VirtualDeviceListener } from './listener';
 import { diffMappings } from './mapping-diff';
+import { PtyDevice } from './pty-device';
 import type { VirtualListener } from './virtual-listener';
 
 /** One served virtual device, as /config_dump shows it. */
@@ -16,6 +17,8 @@ export interface VirtualDeviceState {
   agentAddress: string;
   physicalId: string;
   connections: number;
+  /** What the device shows beside the mapping (a pty: its /dev/pts path, whether an app has it open, the device's modem lines). */
+  port?: Record<string, string>;
 }
 
 /**
@@ -81,6 +84,7 @@ export class VirtualDevices {
         agentAddress: l.mapping.agentAddress,
         physicalId: l.mapping.physicalId,
         connections: l.connectionCount,
+        ...(l.state ? { port: l.state() } : {}),
       }))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -116,7 +120,7 @@ export class VirtualDevices {
           await this.bind(mapping);
         } catch (err) {
           failed.push(mapping);
-          errors.set(mapping.id, `mapping ${mapping.id}: cannot listen on ${mapping.virtual?.listen}: ${errorMessage(err)}`);
+          errors.set(mapping.id, `mapping ${mapping.id}: cannot listen on ${mapping.virtual?.listen || mapping.virtual?.path}: ${errorMessage(err)}`);
         }
       }
       if (failed.length === pending.length) break;
@@ -126,9 +130,14 @@ export class VirtualDevices {
   }
 
   private async bind(mapping: Mapping): Promise<void> {
-    // gRPC is an HTTP/2 server of its own; the TCP protocols share one listener with per-protocol bridges.
+    // gRPC is an HTTP/2 server of its own, a pty a pseudo-terminal; the TCP protocols share one listener with per-protocol bridges.
+    const protocol = mapping.virtual?.protocol;
     const listener: VirtualListener =
-      mapping.virtual?.protocol === 'VIRTUAL_PROTOCOL_GRPC' ? await GrpcDeviceListener.start(mapping, this.ctx) : await VirtualDeviceListener.start(mapping, this.ctx);
+      protocol === 'VIRTUAL_PROTOCOL_GRPC'
+        ? await GrpcDeviceListener.start(mapping, this.ctx)
+        : protocol === 'VIRTUAL_PROTOCOL_PTY'
+          ? await PtyDevice.start(mapping, this.ctx)
+          : await VirtualDeviceListener.start(mapping, this.ctx);
     if (this.closed) {
       await listener.close('sidecar shutting down');
       return;

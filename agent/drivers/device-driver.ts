@@ -60,7 +60,7 @@ export interface DeviceDriver {
   /**
    * The devices the driver's own listing shows (SerialPort.list(), HID.devices(), gpiodetect, the
    * IIO sysfs directory …), with identity where it has it; [] when it has none. Rejects when the
-   * listing itself fails (udevadm missing, say): the watcher then identifies devices by path.
+   * listing itself fails (a sysfs it cannot read, say): the watcher then identifies devices by path.
    */
   list(): Promise<DiscoveredDevice[]>;
 }

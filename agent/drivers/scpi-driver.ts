@@ -1,4 +1,3 @@
-import * as fs from 'node:fs';
 import { autoDetect } from '@serialport/bindings-cpp';
 import type { BindingInterface } from '@serialport/bindings-interface';
 import { DeviceError, errorMessage, UnsupportedError, ValidationError } from '../../src/errors';
@@ -13,6 +12,8 @@ import { answerNumber, parseIdentity, parseScpiError, type ScpiIdentity } from '
 import { describeCommand, ScpiLine, type ScpiLineOptions, type ScpiTurn, type TransportOpener } from './scpi-line';
 import { openSerial, openUsbtmc, type ScpiTransportKind } from './scpi-transport';
 import { type SerialPortOptions, serialPortOptions } from './serial-options';
+import { readSysfsAttribute } from './sysfs-attribute';
+import { usbDeviceId } from './usb-identity';
 
 const KNOWN_SETTINGS = ['transport', 'terminator', 'timeoutMs', 'checkErrors'] as const;
 /** Written as escapes in a binding ("\\n") or as the characters themselves. */
@@ -109,30 +110,16 @@ export class ScpiDriver implements DeviceDriver {
     // device is a symlink to the usbtmc interface; its parent, resolved by the kernel, is the USB device.
     const usb = `${this.sysRoot}/class/usbmisc/${name}/device/..`;
     const fields = ['idVendor', 'idProduct', 'manufacturer', 'product', 'serial'] as const;
-    const values = await Promise.all(fields.map((f) => readAttribute(`${usb}/${f}`)));
+    const values = await Promise.all(fields.map((f) => readSysfsAttribute(`${usb}/${f}`)));
     const labels: Record<string, string> = {};
     fields.forEach((f, i) => {
       const value = values[i];
       if (value !== undefined) labels[f] = value;
     });
     const { idVendor, idProduct, serial } = labels;
-    const deviceId = idVendor && idProduct && serial ? `usb-${idVendor}:${idProduct}:${serial}` : undefined;
+    const deviceId = usbDeviceId(idVendor, idProduct, serial);
     return { path: `/dev/${name}`, kind: this.kind, ...(deviceId ? { deviceId } : {}), capabilities: ['scpi', 'usbtmc'], labels };
   }
-}
-
-/** A one-line sysfs attribute; undefined when the device has none. */
-async function readAttribute(file: string): Promise<string | undefined> {
-  let text: string;
-  try {
-    text = await fs.promises.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new DeviceError(`cannot read ${file}: ${errorMessage(err)}`, { cause: err });
-  }
-  const value = text.endsWith('\n') ? text.slice(0, -1) : text;
-  if (/[\x00-\x1f\x7f]/.test(value)) throw new DeviceError(`${file}: not a one-line attribute`);
-  return value;
 }
 
 class ScpiHandle implements DeviceHandle {

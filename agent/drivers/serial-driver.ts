@@ -1,4 +1,4 @@
-import type { BindingInterface, BindingPortInterface, PortInfo, PortStatus } from '@serialport/bindings-interface';
+import type { BindingInterface, BindingPortInterface, PortStatus } from '@serialport/bindings-interface';
 import { DeviceError, errorMessage, UnsupportedError, ValidationError } from '../../src/errors';
 import type { SerialConfig } from '../../src/proto/types';
 import { type CommandReply, CommandOp, type DeviceCommand } from '../../src/socket-plane/device-command';
@@ -7,6 +7,7 @@ import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, Dis
 import { DriverSettings } from './driver-settings';
 import { EventLoopSerialStream } from './event-loop-serial-stream';
 import { REOPEN_FIELDS, type SerialPortOptions, serialPortOptions } from './serial-options';
+import type { SerialPortListing } from './sysfs-serial-ports';
 import type { LineSettings } from './termios-readback';
 import { usbDeviceId } from './usb-identity';
 
@@ -61,16 +62,21 @@ function serialSettings(settings: Readonly<Record<string, string>>): { modemPoll
 export interface SerialDriverOptions {
   /** Reads the line settings back from an open port; unset: the configuration reports what was asked. */
   readBack?: (path: string) => Promise<LineSettings>;
+  /** The port listing; unset: the binding's own list(). */
+  list?: () => Promise<SerialPortListing[]>;
 }
 
-/** A port of serialport's listing as the register sees it. */
-export function discoveredSerialPort(port: PortInfo): DiscoveredDevice {
+/** A port of a listing as the register sees it; one with an identityError goes by its path, the reason in its labels. */
+export function discoveredSerialPort(port: SerialPortListing): DiscoveredDevice {
   const labels: Record<string, string> = {};
   if (port.manufacturer) labels.manufacturer = port.manufacturer;
+  if (port.product) labels.product = port.product;
   if (port.vendorId) labels.vendorId = port.vendorId;
   if (port.productId) labels.productId = port.productId;
   if (port.serialNumber) labels.serialNumber = port.serialNumber;
-  const deviceId = usbDeviceId(port.vendorId, port.productId, port.serialNumber);
+  if (port.usbPort) labels.usbPort = port.usbPort;
+  if (port.identityError) labels.identityError = port.identityError;
+  const deviceId = port.identityError ? undefined : usbDeviceId(port.vendorId, port.productId, port.serialNumber, port.usbPort);
   return { path: port.path, kind: 'DEVICE_KIND_SERIAL', ...(deviceId ? { deviceId } : {}), capabilities: ['serial', 'modem-lines', 'break'], labels };
 }
 
@@ -92,7 +98,7 @@ export class SerialDriver implements DeviceDriver {
   }
 
   async list(): Promise<DiscoveredDevice[]> {
-    return (await this.binding.list()).map(discoveredSerialPort);
+    return (await (this.options.list ?? (() => this.binding.list()))()).map(discoveredSerialPort);
   }
 
   async open(path: string, config: DeviceConfig): Promise<DeviceHandle> {

@@ -10,6 +10,7 @@ import type {
 } from '../../src/admin/mesh-overview';
 import { errorMessage, NotFoundError, ValidationError } from '../../src/errors';
 import type { Binding, ListBindingsResponse, ListMappingsResponse, ListProxiesResponse, Mapping } from '../../src/proto/types';
+import { virtualAddress } from '../../src/model/virtual-address';
 import { fetchOverview } from '../admin-client';
 import { type FlagSpec, parseFlags } from '../flags';
 import { CLIENT_FLAGS, clientFor } from './resources';
@@ -121,7 +122,7 @@ function renderDescription(d: BindingDescription): string {
   row('Name', b.name);
   row('Workload', b.workload);
   row('Device', b.device ? `${b.device.host}:${b.device.path || b.device.id}` : '');
-  row('Virtual', b.virtual ? `${b.virtual.protocol.replace('VIRTUAL_PROTOCOL_', '').toLowerCase()}://${b.virtual.listen}` : '');
+  row('Virtual', b.virtual ? virtualAddress(b.virtual) : '');
   row('Phase', d.phase);
   if (d.message) row('Message', d.message);
   const m = d.effective;

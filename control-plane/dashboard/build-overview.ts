@@ -7,7 +7,8 @@ import type {
   MeshOverview,
   ProxyOverview,
 } from '../../src/admin/mesh-overview';
-import { ACCESS, OVER_LIMIT, PROTOCOL, SHARING, wordFor } from '../../src/documents/enum-names';
+import { ACCESS, OVER_LIMIT, SHARING, wordFor } from '../../src/documents/enum-names';
+import { virtualAddress } from '../../src/model/virtual-address';
 import { DEFAULT_POLICY } from '../../src/model/policy-defaults';
 import type { BindingLoadReport, BindingStatus, Host, Mapping, PhysicalEndpoint, ProxyStatus } from '../../src/proto/types';
 import type { AdaptationEvent } from '../bandwidth/adaptation-events';
@@ -77,7 +78,7 @@ function bindingOf(status: BindingStatus, mapping: Mapping | undefined, input: O
     name: b?.name ?? '',
     workload: b?.workload ?? '',
     device: b?.device ? `${b.device.host}:${b.device.path || b.device.id}` : '',
-    virtual: b?.virtual ? `${wordFor(PROTOCOL, b.virtual.protocol)}://${b.virtual.listen}` : '',
+    virtual: b?.virtual ? virtualAddress(b.virtual) : '',
     phase: strip(status.phase, 'BINDING_PHASE_'),
     message: status.message,
     mapping: mapping ? mappingOf(mapping) : null,

@@ -22,6 +22,10 @@ export class DocumentReader {
     return this.obj[key] !== undefined && this.obj[key] !== null;
   }
 
+  isString(key: string): boolean {
+    return typeof this.obj[key] === 'string';
+  }
+
   /** Throws on any field not in `known`. */
   onlyKnown(known: readonly string[]): void {
     for (const key of Object.keys(this.obj)) {
@@ -66,6 +70,20 @@ export class DocumentReader {
     if (v === undefined || v === null) return [];
     if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw this.error(key, 'must be a list of strings');
     return v as string[];
+  }
+
+  /** A list of distinct integers in [min, max]. */
+  integerList(key: string, min: number, max: number): number[] {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) throw this.error(key, `must be a list of integers (${min} to ${max}), not ${describe(v)}`);
+    const seen = new Set<number>();
+    for (const x of v as unknown[]) {
+      if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) throw this.error(key, `${describe(x)} is not an integer from ${min} to ${max}`);
+      if (seen.has(x)) throw this.error(key, `lists ${x} twice`);
+      seen.add(x);
+    }
+    return [...seen];
   }
 
   /**

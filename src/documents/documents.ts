@@ -10,7 +10,7 @@ const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'vir
 const POLICY_FIELDS = [
   'workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial', 'commandsPerSecond',
   'burstBytes', 'burstCommands', 'overLimit', 'requestTerminator', 'response', 'perConsumerQueue', 'timeSliceMs', 'weight',
-  'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond',
+  'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond', 'units',
 ];
 /** A response rule is exactly one of these keys. */
 const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
@@ -19,6 +19,7 @@ const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
   lengthPrefixBytes: 'RESPONSE_FRAMING_LENGTH_PREFIX',
   pattern: 'RESPONSE_FRAMING_PATTERN',
   idleGapMs: 'RESPONSE_FRAMING_IDLE_GAP',
+  modbus: 'RESPONSE_FRAMING_MODBUS_RTU',
 };
 const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl', 'dtr', 'rts'];
 
@@ -81,24 +82,43 @@ function isKubernetesList(value: unknown): value is { items: unknown[] } {
 const MAX_SETTINGS = 64;
 const MAX_SETTING_LENGTH = 256;
 
+/**
+ * A pty's permission bits: a string of octal digits ("0660"), or a YAML 1.2 octal integer (0o660).
+ * A bare 0660 is the decimal 660 in YAML 1.2, so integers above 0o777 are refused, not misread.
+ */
+function readMode(r: DocumentReader): number {
+  if (!r.has('mode')) return 0;
+  const text = r.string('mode');
+  const bits = /^[0-7]{3,4}$/.test(text) ? parseInt(text, 8) : Number.NaN;
+  const value = r.isString('mode') ? bits : Number(text);
+  if (!Number.isInteger(value) || value <= 0 || value > 0o777) {
+    throw r.error('mode', `${JSON.stringify(text)} is not a file mode: write it as a quoted octal string, e.g. "0660"`);
+  }
+  return value;
+}
+
 function readBinding(r: DocumentReader): Binding {
   r.onlyKnown(BINDING_FIELDS);
   const device = r.child('device');
   device?.onlyKnown(['host', 'path', 'id']);
   const virtual = r.child('virtual');
-  virtual?.onlyKnown(['name', 'protocol', 'listen']);
+  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode']);
   const policy = r.child('policy');
   const serial = r.child('serial');
   const binding: Binding = {
     name: r.string('name', true),
     workload: r.string('workload', true),
-    device: device ? { host: device.string('host', true), path: device.string('path'), id: device.string('id') } : null,
+    device: device ? { host: device.string('host'), path: device.string('path'), id: device.string('id') } : null,
     virtual: virtual
       ? {
           workloadId: r.string('workload'),
           name: virtual.string('name', true),
           protocol: virtual.word('protocol', PROTOCOL, 'VIRTUAL_PROTOCOL_RAW'),
-          listen: virtual.string('listen', true),
+          listen: virtual.string('listen'),
+          path: virtual.string('path'),
+          owner: virtual.string('owner'),
+          group: virtual.string('group'),
+          mode: readMode(virtual),
         }
       : null,
     policy: policy ? readPolicy(policy, '') : null,
@@ -143,6 +163,8 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     readyPattern: r.string('readyPattern', false),
     minBytesPerSecond: String(r.integer('minBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
     deviceBytesPerSecond: String(r.integer('deviceBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
+    // Modbus unit ids: 0 (broadcast) to 247.
+    units: r.integerList('units', 0, 247),
   };
 }
 
@@ -161,7 +183,9 @@ function readResponseFraming(policy: DocumentReader): ResponseFraming | null {
     rule.length = r.integer(key, 1, 4);
     if (rule.length === 3) throw r.error(key, 'is 1, 2 or 4');
   } else if (key === 'pattern') rule.pattern = r.string(key, true);
-  else rule.idleGapMs = r.integer(key, 1, 60_000);
+  else if (key === 'modbus') {
+    if (r.string(key, true) !== 'rtu') throw r.error(key, 'is rtu (Modbus RTU framing)');
+  } else rule.idleGapMs = r.integer(key, 1, 60_000);
   return rule;
 }
 

@@ -22,6 +22,8 @@ export const PROTOCOL: Readonly<Record<string, VirtualProtocol>> = {
   raw: 'VIRTUAL_PROTOCOL_RAW',
   rfc2217: 'VIRTUAL_PROTOCOL_RFC2217',
   grpc: 'VIRTUAL_PROTOCOL_GRPC',
+  pty: 'VIRTUAL_PROTOCOL_PTY',
+  'modbus-tcp': 'VIRTUAL_PROTOCOL_MODBUS_TCP',
 };
 
 export const PARITY: Readonly<Record<string, Parity>> = {

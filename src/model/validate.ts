@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors';
-import type { Binding, Policy, SerialConfig } from '../proto/types';
+import * as path from 'node:path';
+import type { Binding, Policy, SerialConfig, VirtualEndpoint } from '../proto/types';
 import { parseHostPort } from '../util/address';
 
 const NAME = /^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/;
@@ -53,6 +54,28 @@ function checkPattern(where: string, field: string, pattern: string): void {
   }
 }
 
+/** A user or group: a name as useradd takes it, or a numeric id. */
+const ACCOUNT = /^(?:[a-z_][a-z0-9_-]{0,31}\$?|\d{1,10})$/;
+const MAX_PTY_PATH = 1024;
+
+/** A pty is reached by its path, never by an address: a clean absolute path, owner/group/mode that can be set. */
+function validatePtyEndpoint(where: string, virtual: VirtualEndpoint): void {
+  if (virtual.listen) throw new ValidationError(`${where}: virtual.listen`, 'is not used by protocol pty (it has virtual.path)');
+  const p = virtual.path;
+  if (!p) throw new ValidationError(`${where}: virtual.path`, 'is required for protocol pty (e.g. /dev/ttyDM0)');
+  if (p.length > MAX_PTY_PATH || !p.startsWith('/') || p.endsWith('/') || p.includes('\0') || path.posix.normalize(p) !== p) {
+    throw new ValidationError(`${where}: virtual.path`, `"${p}" is not a clean absolute file path (at most ${MAX_PTY_PATH} characters)`);
+  }
+  for (const field of ['owner', 'group'] as const) {
+    const v = virtual[field];
+    if (v && !ACCOUNT.test(v)) throw new ValidationError(`${where}: virtual.${field}`, `"${v}" is not a user/group name or a numeric id`);
+  }
+  const mode = virtual.mode ?? 0;
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    throw new ValidationError(`${where}: virtual.mode`, `${mode} is not a file mode (0 to 0777)`);
+  }
+}
+
 /**
  * A response pattern ends a response where it matches; one that matches no bytes at all (`a*`,
  * `^`, `x?`) would end every response at its first byte, so the agent would refuse it: refuse it here.
@@ -71,19 +94,27 @@ export function validateBinding(binding: Binding): void {
   checkName(where, 'workload', binding.workload);
   const device = binding.device;
   if (!device) throw new ValidationError(`${where}: device`, 'is required');
-  checkName(where, 'device.host', device.host);
+  // Without a host, a device id roams: the binding follows it to whichever gateway reports it.
+  if (device.host || !device.id) checkName(where, 'device.host', device.host);
   if (!device.path && !device.id) throw new ValidationError(`${where}: device`, 'needs a path or an id');
   if (device.path && device.id) throw new ValidationError(`${where}: device`, 'takes a path or an id, not both');
   const virtual = binding.virtual;
   if (!virtual) throw new ValidationError(`${where}: virtual`, 'is required');
   checkName(where, 'virtual.name', virtual.name);
   if (virtual.protocol === 'VIRTUAL_PROTOCOL_UNSPECIFIED') {
-    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217 or grpc)');
+    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217, grpc, pty or modbus-tcp)');
   }
-  try {
-    parseHostPort(virtual.listen);
-  } catch (err) {
-    throw new ValidationError(`${where}: virtual.listen`, (err as Error).message);
+  if (virtual.protocol === 'VIRTUAL_PROTOCOL_PTY') validatePtyEndpoint(where, virtual);
+  else {
+    try {
+      parseHostPort(virtual.listen);
+    } catch (err) {
+      throw new ValidationError(`${where}: virtual.listen`, (err as Error).message);
+    }
+    for (const field of ['path', 'owner', 'group'] as const) {
+      if (virtual[field]) throw new ValidationError(`${where}: virtual.${field}`, 'is for protocol pty only');
+    }
+    if (virtual.mode) throw new ValidationError(`${where}: virtual.mode`, 'is for protocol pty only');
   }
   if (binding.policy) validatePolicy(where, binding.policy);
   if (binding.policyRef) checkName(where, 'policyRef', binding.policyRef);

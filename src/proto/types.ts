@@ -24,7 +24,9 @@ export type VirtualProtocol =
   | 'VIRTUAL_PROTOCOL_UNSPECIFIED'
   | 'VIRTUAL_PROTOCOL_RAW'
   | 'VIRTUAL_PROTOCOL_RFC2217'
-  | 'VIRTUAL_PROTOCOL_GRPC';
+  | 'VIRTUAL_PROTOCOL_GRPC'
+  | 'VIRTUAL_PROTOCOL_PTY'
+  | 'VIRTUAL_PROTOCOL_MODBUS_TCP';
 
 export type HostState = 'HOST_STATE_UNSPECIFIED' | 'HOST_STATE_CONNECTED' | 'HOST_STATE_DISCONNECTED';
 
@@ -43,7 +45,8 @@ export type ResponseFramingKind =
   | 'RESPONSE_FRAMING_FIXED_LENGTH'
   | 'RESPONSE_FRAMING_LENGTH_PREFIX'
   | 'RESPONSE_FRAMING_PATTERN'
-  | 'RESPONSE_FRAMING_IDLE_GAP';
+  | 'RESPONSE_FRAMING_IDLE_GAP'
+  | 'RESPONSE_FRAMING_MODBUS_RTU';
 
 export type Access = 'ACCESS_UNSPECIFIED' | 'ACCESS_READ_WRITE' | 'ACCESS_READ_ONLY';
 
@@ -89,6 +92,11 @@ export interface VirtualEndpoint {
   name: string;
   protocol: VirtualProtocol;
   listen: string;
+  /** pty only (decoded messages carry '' and 0; code that builds endpoints of other protocols leaves them out). */
+  path?: string;
+  owner?: string;
+  group?: string;
+  mode?: number;
 }
 
 export interface Host {
@@ -122,6 +130,7 @@ export interface Policy {
   readyPattern: string;
   minBytesPerSecond: string;
   deviceBytesPerSecond: string;
+  units: number[];
 }
 
 export interface ResponseFraming {

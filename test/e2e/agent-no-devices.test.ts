@@ -3,6 +3,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ListEndpointsResponse } from '../../src/proto/types';
+import { listSysfsSerialPorts } from '../../agent/drivers/sysfs-serial-ports';
+import { pathWithout } from '../helpers/path-without';
 import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 
 interface DriverStatus {
@@ -14,7 +16,8 @@ interface DriverStatus {
 
 /**
  * The real drivers on a machine with no serial adapter and no HID device (these machines have
- * neither): the agent starts, lists nothing, registers nothing, and stays up.
+ * neither) and no udev (udevadm is hidden from the agent's PATH): the agent starts, lists the
+ * ports sysfs has, registers nothing it does not watch, and stays up.
  */
 describe('e2e: an agent on a machine without devices', function () {
   this.timeout(60_000);
@@ -24,8 +27,10 @@ describe('e2e: an agent on a machine without devices', function () {
   let admin: string;
   let controlPlane: MeshProcess;
   let agent: MeshProcess;
+  let noUdev: { PATH: string; remove: () => void };
 
   before(async () => {
+    noUdev = pathWithout('udevadm');
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dm-nodev-'));
     cp = `127.0.0.1:${await freePort()}`;
     admin = `127.0.0.1:${await freePort()}`;
@@ -39,12 +44,13 @@ describe('e2e: an agent on a machine without devices', function () {
       '--watch', '/dev/ttyUSB*',
       '--watch', '/dev/ttyACM*',
       '--watch', 'hid:/dev/hidraw*',
-    ]);
+    ], { PATH: noUdev.PATH });
   });
 
   after(async () => {
     await Promise.all([agent?.stop(), controlPlane?.stop()]);
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+    noUdev?.remove();
   });
 
   it('loads the serial and HID drivers, finds nothing in the watched globs, registers none, and keeps running', async () => {
@@ -55,9 +61,10 @@ describe('e2e: an agent on a machine without devices', function () {
     }, 20_000);
     const serial = dump.drivers.find((d) => d.kind === 'DEVICE_KIND_SERIAL');
     const hid = dump.drivers.find((d) => d.kind === 'DEVICE_KIND_HID');
-    // serialport lists what udev knows as a tty (a legacy /dev/ttyS0 on some machines): loaded, whatever it found.
+    // Listed from sysfs without udevadm: the same ports as the listing in this process (a legacy /dev/ttyS0 on some machines).
     assert.equal(serial?.loaded, true, serial?.error);
-    console.log(`      serial listing: ${serial?.devices ?? 0} ports (none watched)`);
+    assert.equal(serial?.devices, (await listSysfsSerialPorts()).length);
+    console.log(`      serial listing without udevadm: ${serial?.devices ?? 0} ports (none watched)`);
     assert.ok(hid, 'the HID driver is there');
     if (hid.loaded) assert.equal(hid.devices, 0);
     else console.log(`      HID driver did not load here: ${hid.error ?? ''}`);

@@ -31,7 +31,11 @@ def main():
             elif op == 'write':
                 value = port.write(bytes.fromhex(request['hex']))
             elif op == 'read':
-                port.timeout = request.get('timeout', 5)
+                # Only when it changes: on a pty, glibc fails every tcsetattr of a port opened with
+                # parity or fewer than 8 data bits (the kernel keeps CS8, no parity), so a needless
+                # reconfigure would fail the read.
+                if port.timeout != request.get('timeout', 5):
+                    port.timeout = request.get('timeout', 5)
                 value = port.read(request['n']).hex()
             elif op == 'set':
                 setattr(port, request['name'], request['value'])

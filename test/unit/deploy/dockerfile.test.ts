@@ -83,6 +83,13 @@ describe('Dockerfile', () => {
     assert.ok(checked > 100, `only ${checked} requires found: is dist/ built?`);
   });
 
+  it('the runtime installs no udev: the serial listing reads sysfs', () => {
+    const installs = (runtime?.lines ?? []).filter((l) => /apt-get install/.test(l)).join(' ');
+    assert.ok(installs.includes('gpiod'), 'the GPIO tools are installed');
+    assert.ok(!/\budev\b/.test(installs), 'udev is not installed');
+    assert.ok(fs.readFileSync(path.join(REPO_ROOT, 'dist', 'agent', 'driver-registry.js'), 'utf8').includes('listSysfsSerialPorts'), 'the agent lists serial ports from sysfs');
+  });
+
   it('the image entrypoint is the devicemesh binary, which loads the compiled CLI', () => {
     assert.ok(runtime?.lines.includes('ENTRYPOINT ["node", "bin/devicemesh.js"]'));
     assert.match(fs.readFileSync(path.join(REPO_ROOT, 'bin', 'devicemesh.js'), 'utf8'), /require\('\.\.\/dist\/cli\/main\.js'\)/);

@@ -98,6 +98,11 @@ describe('Kubernetes manifests (deploy/kubernetes)', () => {
     const container = pod.containers[0];
     assert.ok(container.volumeMounts.some((m: K8s) => m.mountPath === '/dev'));
     assert.equal(pod.volumes.find((v: K8s) => v.name === 'dev').hostPath.path, '/dev');
+    // The serial listing reads sysfs (agent/drivers/sysfs-serial-ports.ts), not the udev database.
+    const sys = container.volumeMounts.find((m: K8s) => m.mountPath === '/sys');
+    assert.equal(sys?.readOnly, true, '/sys is mounted read-only');
+    assert.equal(pod.volumes.find((v: K8s) => v.name === sys.name).hostPath.path, '/sys');
+    assert.ok(!container.volumeMounts.some((m: K8s) => m.mountPath.startsWith('/run/udev')), 'nothing reads /run/udev');
     const [command, ...args] = expand(container.args, { NODE_NAME: 'gw1', POD_IP: '10.1.2.3' });
     assert.equal(command, 'agent');
     const parsed = parseFlags('agent', args, AGENT_FLAGS, {});

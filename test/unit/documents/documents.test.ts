@@ -79,6 +79,28 @@ describe('documents', () => {
   it('refuses stop bits 3', () => expectInvalid(GOOD.replace('stopBits: 1', 'stopBits: 3'), /serial\.stopBits: 3 is not one of 1, 2, 1\.5/));
   it('refuses a bad protocol', () => expectInvalid(GOOD.replace('protocol: rfc2217', 'protocol: telnet'), /virtual\.protocol: "telnet"/));
   it('refuses a bad listen address', () => expectInvalid(GOOD.replace('127.0.0.1:7000', 'localhost'), /virtual\.listen: "localhost" is not host:port/));
+  describe('protocol pty', () => {
+    const PTY = GOOD.replace('{ name: modem0, protocol: rfc2217, listen: 127.0.0.1:7000 }', '{ name: modem0, protocol: pty, path: /dev/ttyDM0 }');
+    it('reads path, owner, group and an octal mode string', () => {
+      const b = parseDocuments(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, owner: "1000", group: dialout, mode: "0640"'), 'f.yaml').bindings[0]!;
+      assert.deepEqual(b.virtual, { workloadId: 'app1', name: 'modem0', protocol: 'VIRTUAL_PROTOCOL_PTY', listen: '', path: '/dev/ttyDM0', owner: '1000', group: 'dialout', mode: 0o640 });
+    });
+    it('takes a YAML 1.2 octal integer mode', () => assert.equal(parseDocuments(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, mode: 0o600'), 'f').bindings[0]!.virtual?.mode, 0o600));
+    it('leaves mode 0 (the sidecar uses 0660) when none is given', () => assert.equal(parseDocuments(PTY, 'f').bindings[0]!.virtual?.mode, 0));
+    it('refuses a pty without a path', () => expectInvalid(PTY.replace(', path: /dev/ttyDM0', ''), /virtual\.path: is required for protocol pty/));
+    it('refuses a relative path', () => expectInvalid(PTY.replace('/dev/ttyDM0', 'dev/ttyDM0'), /virtual\.path: "dev\/ttyDM0" is not a clean absolute file path/));
+    it('refuses a path with ..', () => expectInvalid(PTY.replace('/dev/ttyDM0', '/dev/../etc/passwd'), /virtual\.path: .* is not a clean absolute/));
+    it('refuses a path ending in /', () => expectInvalid(PTY.replace('/dev/ttyDM0', '/dev/'), /not a clean absolute/));
+    it('refuses a listen address on a pty', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, listen: 127.0.0.1:7000'), /virtual\.listen: is not used by protocol pty/));
+    it('refuses a path on a TCP protocol', () => expectInvalid(GOOD.replace('listen: 127.0.0.1:7000', 'listen: 127.0.0.1:7000, path: /dev/ttyDM0'), /virtual\.path: is for protocol pty only/));
+    it('refuses a mode on a TCP protocol', () => expectInvalid(GOOD.replace('listen: 127.0.0.1:7000', 'listen: 127.0.0.1:7000, mode: "0600"'), /virtual\.mode: is for protocol pty only/));
+    it('refuses a bare 0660, which YAML 1.2 reads as decimal', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, mode: 0660'), /virtual\.mode: "660" is not a file mode: write it as a quoted octal string/));
+    it('refuses a mode with a non-octal digit', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, mode: "0689"'), /virtual\.mode: "0689" is not a file mode/));
+    it('refuses setuid bits', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, mode: "4755"'), /virtual\.mode: "4755" is not a file mode/));
+    it('refuses a mode that is a list', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, mode: [6, 6, 0]'), /virtual\.mode: must be a string/));
+    it('refuses an owner that is no account name', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, owner: "root; rm"'), /virtual\.owner: "root; rm" is not a user\/group name or a numeric id/));
+    it('refuses a group that is no account name', () => expectInvalid(PTY.replace('path: /dev/ttyDM0', 'path: /dev/ttyDM0, group: "Dial Out"'), /virtual\.group: "Dial Out" is not a user\/group name/));
+  });
   it('refuses a missing device', () => expectInvalid(GOOD.replace('device: { host: gw1, path: /dev/ttyUSB0 }\n', ''), /device: is required/));
   it('refuses a device with neither path nor id', () => expectInvalid(GOOD.replace('path: /dev/ttyUSB0', 'path: ""'), /device: needs a path or an id/));
   it('refuses a string where a number belongs', () => expectInvalid(GOOD.replace('queueDepth: 64', 'queueDepth: lots'), /policy\.queueDepth: must be an integer/));
