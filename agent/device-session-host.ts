@@ -13,6 +13,7 @@ import { contextFromTraceparent, meshTracer } from '../src/telemetry/trace-conte
 import type { Mapping, SharingMode } from '../src/proto/types';
 import { BindingLimits } from './binding-limits';
 import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
+import { fanOutFrame, type FrameConsumer } from './frame-fanout';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
 import type { CommandAccess } from './exchange/command-codec';
 import { RateMeter } from './exchange/rate-meter';
@@ -449,6 +450,11 @@ export class DeviceSessionHost {
       this.exchange.onDeviceData(chunk);
       return;
     }
+    const frames = this.handle?.frames;
+    if (frames) {
+      fanOutFrame(this.ports, chunk, frames.header);
+      return;
+    }
     const ports = this.ports;
     for (let i = 0; i < ports.length; i++) {
       const port = ports[i] as SessionPort;
@@ -495,7 +501,7 @@ function ignore(): void {
  * destroying it only takes this session off the device; the device stream itself stays open for
  * the others.
  */
-export class SessionPort extends Duplex implements ExchangeConsumer {
+export class SessionPort extends Duplex implements ExchangeConsumer, FrameConsumer {
   private static nextKey = 1;
   /** Unique per session on this agent: the exchange's consumer key. */
   readonly key: string;
@@ -510,6 +516,9 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   readonly spanAttributes: Readonly<Record<string, string>>;
   /** The sidecar's trace of this session (from its OPEN), once attached. */
   traceContext: Context = ROOT_CONTEXT;
+  /** A framed capture: whether this session has had the stream header (see fanOutFrame). */
+  primed = false;
+  readonly framesDropped: Counter;
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
@@ -559,6 +568,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.bytesFromDevice = stats.counter('bytes_from_device', bindingLabels(mapping));
     this.bytesToDevice = stats.counter('bytes_to_device', bindingLabels(mapping));
     this.writesRefused = stats.counter('writes_refused', { mapping: mapping.id, reason: 'read_only' });
+    this.framesDropped = stats.counter('media_frames_dropped', { ...bindingLabels(mapping), reason: 'slow_consumer' });
   }
 
   /**

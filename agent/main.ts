@@ -9,6 +9,7 @@ import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
 import { DeviceWatcher } from './device-watcher';
 import { DriverRegistry, type DriverStatus } from './driver-registry';
+import type { CaptureSource } from './drivers/media/ffmpeg-args';
 import { SIMULATED_PREFIX } from './drivers/simulated-modem';
 import { MappingTable } from './mapping-table';
 import { LoadReporter } from './load-reporter';
@@ -34,6 +35,8 @@ export interface AgentOptions {
   simulate: string[];
   /** Admin host:port. */
   admin: string;
+  /** Cameras and microphones: 'device' (default) or 'lavfi', ffmpeg's test sources where there is no capture hardware. */
+  captureSource?: CaptureSource;
   /** How often loads are measured and reported (default 1000). */
   loadIntervalMs?: number;
   /** Joining the mesh: token, identity dir, or --insecure. */
@@ -97,6 +100,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   command_queue_wait_seconds: 'From a command queued to its dispatch to the device, per device',
   command_queue_depth: 'Commands waiting or in flight on a device queue, per device',
   rate_limit_throttled: 'Times a binding was held back or had data dropped by its rate limits, per mapping, binding and device',
+  media_frames_dropped: 'Whole video frames or audio packets of a capture not sent to a session that was not reading, per mapping, binding and device',
   device_presence_changes: 'Devices that appeared (added) or vanished (removed), per device',
 };
 
@@ -123,7 +127,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
-  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });
+  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()], ...(options.captureSource ? { captureSource: options.captureSource } : {}) });
   const stats = new Stats(STATS_HELP, processStatsOptions());
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((device, onConfiguration) => ({

@@ -10,6 +10,8 @@
 #   docker-compose             validates docker-compose.yml (`docker-compose config`) without an engine
 #   etcd-server                the etcd the control plane's replicated state backend tests start
 #   openssl                    makes the injection webhook test's HTTPS certificate
+#   ffmpeg                     ffmpeg/ffprobe: the capture child of cameras and microphones (tests feed it lavfi
+#                              stand-ins) and the consumer that checks what the mesh delivers
 #   python3-pymodbus, python3-serial-asyncio
 #                              the Modbus TCP clients and the RTU slave of the Modbus tests and bench
 #                              (pymodbus's serial server needs serial_asyncio and does not pull it in)
@@ -30,6 +32,7 @@ command -v gpiodetect >/dev/null 2>&1 || missing+=(gpiod)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
 /usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || missing+=(python3-pymodbus)
 /usr/bin/python3 -c 'import serial_asyncio' >/dev/null 2>&1 || missing+=(python3-serial-asyncio)
 

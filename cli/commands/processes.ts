@@ -173,6 +173,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
   { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
+  {
+    name: 'capture-source',
+    kind: 'string',
+    default: 'device',
+    help: 'cameras and microphones: device (V4L2/ALSA through ffmpeg) or lavfi (ffmpeg test sources, for machines without capture hardware)',
+  },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...SOCKET_PLANE_LIMIT_FLAGS,
@@ -320,6 +326,10 @@ export async function agent(args: readonly string[]): Promise<void> {
   for (const s of lists.simulate ?? []) {
     if (s !== 'modem') throw new ValidationError('', `flag --simulate: "${s}" is not one of modem`);
   }
+  const captureSource = values['capture-source'] as string;
+  if (captureSource !== 'device' && captureSource !== 'lavfi') {
+    throw new ValidationError('', `flag --capture-source: "${captureSource}" is not one of device, lavfi`);
+  }
   const hostId = values['host-id'] as string;
   const log = createLogger('agent', { hostId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-agent', values);
@@ -330,6 +340,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     ...(values.advertise ? { advertise: values.advertise } : {}),
     watch: lists.watch ?? [],
     simulate: lists.simulate ?? [],
+    captureSource,
     admin: values.admin as string,
     loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
     socketPlaneLimits: socketPlaneLimits(values),

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ModbusSlave, type OneResult, type PollResult, WireTap, havePymodbus, modbusClient } from '../helpers/modbus-apps';
 import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
+import { startOneGatewayMesh } from '../helpers/one-gateway-mesh';
 import { haveSocat, PtyPair } from '../helpers/pty';
 
 const TIMEOUT_MS = 500;
@@ -52,14 +53,9 @@ describe('e2e: Modbus TCP apps sharing one Modbus RTU bus', function () {
     ptys.push(bus, far);
     tap = await WireTap.open(bus.peer, far.device);
     slave = await ModbusSlave.start(far.peer, [1, 2, 3]);
-    controlPlane = MeshProcess.start('e2e-modbus-control-plane', ['control-plane', '--listen', cp, '--admin', '127.0.0.1:0', '--data-dir', path.join(tmp, 'data')]);
-    agent = MeshProcess.start('e2e-modbus-agent', [
-      'agent', '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${await freePort()}`,
-      '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${agentAdmin}`,
-    ]);
-    for (const workload of ['app1', 'app2']) {
-      sidecars.push(MeshProcess.start(`e2e-modbus-sidecar-${workload}`, ['sidecar', '--workload-id', workload, '--control-plane', cp, '--admin', `127.0.0.1:${await freePort()}`]));
-    }
+    const mesh = await startOneGatewayMesh('e2e-modbus', tmp, cp, agentAdmin, ['app1', 'app2']);
+    ({ controlPlane, agent } = mesh);
+    sidecars.push(...mesh.sidecars);
     await waitFor('the agent to register the bus', () => {
       const r = cli(['get', 'endpoints', '-o', 'json', '--control-plane', cp]);
       return r.code === 0 && (JSON.parse(r.stdout) as { endpoints: Array<{ state: string }> }).endpoints.some((e) => e.state === 'ENDPOINT_STATE_PRESENT');

@@ -4,7 +4,7 @@ import * as readline from 'node:readline';
 import { autoDetect } from '@serialport/bindings-cpp';
 import type { DeviceHandle } from '../../agent/drivers/device-driver';
 import { SerialDriver } from '../../agent/drivers/serial-driver';
-import { REPO_ROOT, waitFor } from './processes';
+import { REPO_ROOT, stopChild, waitFor } from './processes';
 
 /** Debian's python, which has python3-pymodbus; the first python3 on PATH may not. */
 const PYTHON = '/usr/bin/python3';
@@ -84,10 +84,7 @@ export class ModbusSlave {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGTERM');
-    await exited;
+    await stopChild(this.child);
   }
 }
 
