@@ -10,6 +10,7 @@ import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
+import { probeWhilePaused } from './paused-app-probe';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
@@ -143,6 +144,7 @@ export class VirtualDeviceListener implements VirtualListener {
     const mapping = this.current;
     if (!this.gate.admit(socket)) return;
     socket.setNoDelay(true);
+    probeWhilePaused(socket);
     stats.add('app_connections', 1, this.mappingLabels);
     const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
     this.connections.add(conn);
