@@ -3,15 +3,17 @@ import { type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/a
 import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
-import type { Policy } from '../src/proto/types';
+import type { Policy, SerialConfig } from '../src/proto/types';
 import type { Histogram, Stats } from '../src/telemetry/stats';
 import { meshTracer } from '../src/telemetry/trace-context';
 import type { BindingLimits } from './binding-limits';
-import { CommandQueue } from './exchange/command-queue';
+import type { CommandAccess, CommandCodec, CommandSplitter } from './exchange/command-codec';
+import { CommandQueue, type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
 import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
-import { readyPattern, requestTerminator, responseRule } from './exchange/framing-from-policy';
-import { RequestSplitter } from './exchange/request-splitter';
+import { commandCodec, readyPattern } from './exchange/framing-from-policy';
+import type { RateMeter } from './exchange/rate-meter';
 import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
+import type { TokenBucket } from './exchange/token-bucket';
 
 /** The largest command or response the exchange takes; beyond it the sender gets an error. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -19,6 +21,8 @@ const MAX_COMMAND_BYTES = 64 * 1024;
 /** What the exchange needs of a session on the device. */
 export interface ExchangeConsumer {
   readonly key: string;
+  /** Read-only and Modbus units, for a codec that checks them per request. */
+  readonly access: CommandAccess;
   readonly workloadId: string;
   readonly priority: number;
   readonly weight: number;
@@ -37,15 +41,25 @@ export interface DeviceExchangeOptions {
   device: string;
   /** The policy of the mapping that opened the device: sharing mode, framing, queue sizes. */
   policy: Policy;
+  /** The device's line settings (a Modbus RTU bus's timing). */
+  serial: SerialConfig | null;
   /** Writes a request to the device. */
   write: (request: Buffer) => void;
+  /** The device's capacity (policy.deviceBytesPerSecond): every request's bytes are charged to it. */
+  deviceBucket: TokenBucket;
+  /** The device's measured load: every request's bytes are recorded in it. */
+  deviceMeter: RateMeter;
   stats: Stats;
   log: Logger;
+  /** The clock of the queue (ms); default performance.now(). Injected in tests with `timers`. */
+  now?: () => number;
+  /** The queue's timers and the waits for tokens; default Node's timers. */
+  timers?: QueueTimers;
 }
 
 /**
  * Shared and time-slice sharing of one device: each consumer's byte stream is cut into commands
- * (at the policy's request terminator), the commands of every consumer go through one bounded
+ * (by the policy's codec: at its request terminator, or Modbus MBAP frames), the commands of every consumer go through one bounded
  * queue, one at a time, and each response (framed by the policy's rule) goes back only to the
  * consumer that sent the command. Output no command asked for goes to the policy's owner, or to
  * every consumer. A consumer is held back (its write does not complete) while it has as many
@@ -55,7 +69,7 @@ export class DeviceExchange {
   private readonly queue: CommandQueue;
   private readonly scheduler: CommandScheduler;
   private readonly consumers = new Map<string, ConsumerState>();
-  private readonly terminator: Buffer;
+  private readonly codec: CommandCodec;
   private readonly timeoutMs: number;
   private readonly perConsumer: number;
   private readonly owner: string;
@@ -69,7 +83,6 @@ export class DeviceExchange {
     this.latency = options.stats.histogram('command_seconds', this.deviceLabels);
     this.queueWait = options.stats.histogram('command_queue_wait_seconds', this.deviceLabels);
     const depth = policy.queueDepth || DEFAULT_POLICY.queueDepth;
-    this.terminator = requestTerminator(policy.requestTerminator);
     this.timeoutMs = policy.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs;
     this.perConsumer = policy.perConsumerQueue || perConsumerQueueFor(depth);
     this.owner = policy.unsolicitedOwner;
@@ -80,20 +93,34 @@ export class DeviceExchange {
             weight: (key) => this.consumers.get(key)?.consumer.weight ?? DEFAULT_POLICY.weight,
           })
         : new PriorityScheduler();
+    const now = options.now ?? ((): number => performance.now());
+    const timers = options.timers ?? REAL_TIMERS;
+    this.codec = commandCodec({
+      device: options.device,
+      policy,
+      serial: options.serial,
+      maxCommandBytes: MAX_COMMAND_BYTES,
+      write: options.write,
+      stats: options.stats,
+      now,
+      timers,
+    });
     this.queue = new CommandQueue({
       depth,
       perConsumer: this.perConsumer,
-      rule: responseRule(policy.response),
+      rule: this.codec.rule,
       maxResponseBytes: MAX_COMMAND_BYTES,
       scheduler: this.scheduler,
-      write: options.write,
+      write: (request) => this.codec.write(request),
+      now,
       unsolicited: (chunk) => this.unsolicited(chunk),
       ready: readyPattern(policy.readyPattern),
+      timers,
     });
   }
 
   add(consumer: ExchangeConsumer): void {
-    this.consumers.set(consumer.key, { consumer, splitter: new RequestSplitter(this.terminator, MAX_COMMAND_BYTES), outstanding: 0, wake: undefined });
+    this.consumers.set(consumer.key, { consumer, splitter: this.codec.splitter(), outstanding: 0, wake: undefined });
   }
 
   remove(key: string): void {
@@ -121,7 +148,13 @@ export class DeviceExchange {
     this.submitAll(state, commands).then(() => callback(), (err: unknown) => callback(err as Error));
   }
 
+  /** True when the codec checks read-only per request, so a read-only consumer's bytes come here. */
+  get checksAccess(): boolean {
+    return this.codec.checksAccess;
+  }
+
   onDeviceData(chunk: Buffer): void {
+    this.codec.heard();
     this.queue.onDeviceData(chunk);
   }
 
@@ -137,19 +170,28 @@ export class DeviceExchange {
   private async submitAll(state: ConsumerState, commands: Buffer[]): Promise<void> {
     for (const request of commands) {
       const limits = state.consumer.limits;
-      if (!(await this.admit(state, request.length))) continue;
+      if (!(await this.admit(state, request))) continue;
+      const prepared = this.codec.prepare(request, state.consumer.access);
+      if (prepared.answer !== undefined) {
+        this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused_by_codec' });
+        this.reply(state, prepared.answer);
+        continue;
+      }
       while (state.outstanding >= this.perConsumer) await new Promise<void>((resolve) => (state.wake = resolve));
       state.outstanding++;
       limits.commandMeter.record(1);
       limits.commandsSent.add(1);
       limits.meter.record(request.length);
+      this.options.deviceMeter.record(request.length);
       const traced = this.startCommandSpan(state.consumer, request.length);
+      const submittedAt = performance.now();
       const answered = this.queue.submit({
         consumer: state.consumer.key,
         priority: state.consumer.priority,
-        request,
+        request: prepared.write,
         timeoutMs: this.timeoutMs,
         dispatched: traced.dispatched,
+        ...(prepared.answerlessMs === undefined ? {} : { answerlessMs: prepared.answerlessMs }),
       });
       this.options.stats.set('command_queue_depth', this.queue.depth, this.deviceLabels);
       answered
@@ -158,11 +200,16 @@ export class DeviceExchange {
             limits.meter.record(response.length);
             this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'answered' });
             traced.end(undefined, response.length);
-            if (this.consumers.get(state.consumer.key) === state) state.consumer.receive(response);
+            this.reply(state, this.codec.answered(request, response, (performance.now() - submittedAt) / 1000));
           },
           (err: unknown) => {
             traced.end(err, 0);
-            this.commandFailed(state, err);
+            const answer = this.codec.failed(request, err as DeviceMeshError, (performance.now() - submittedAt) / 1000);
+            if (answer === undefined) this.commandFailed(state, err);
+            else {
+              this.countFailure(err);
+              this.reply(state, answer);
+            }
           },
         )
         .finally(() => {
@@ -175,44 +222,77 @@ export class DeviceExchange {
     }
   }
 
-  /** Commands per second and bytes per second for one command: waits for tokens, or drops and counts. */
-  private async admit(state: ConsumerState, bytes: number): Promise<boolean> {
+  /** Bytes for a consumer that is still here; nothing for an empty answer (a Modbus broadcast's). */
+  private reply(state: ConsumerState, bytes: Buffer): void {
+    if (bytes.length > 0 && this.consumers.get(state.consumer.key) === state) state.consumer.receive(bytes);
+  }
+
+  /**
+   * Charges one command to the binding's command and byte buckets and to the device's capacity:
+   * slow mode waits until every bucket has paid for every byte (in pieces of at most a burst, so a
+   * command larger than a burst passes too); drop mode takes it only if all of it can go now
+   * (a command larger than a byte burst once that bucket is full), else drops and counts it (a
+   * codec that answers failures in its protocol's words answers the dropped one too).
+   */
+  private async admit(state: ConsumerState, request: Buffer): Promise<boolean> {
+    const bytes = request.length;
     const limits = state.consumer.limits;
-    if (!limits.limited) return true;
+    const device = this.options.deviceBucket;
+    if (!limits.limited && device.ratePerSecond === 0) return true;
     if (limits.drop) {
-      // A command larger than the byte burst passes once the bucket is full, as in slow mode.
       const need = Math.min(bytes, limits.bytes.burst || bytes);
-      if (limits.commands.available() >= 1 && limits.bytes.available() >= need) {
+      const deviceNeed = Math.min(bytes, device.burst || bytes);
+      if (limits.commands.available() >= 1 && limits.bytes.available() >= need && device.available() >= deviceNeed) {
         limits.commands.take(1);
         limits.bytes.take(need);
+        device.take(deviceNeed);
         return true;
       }
       limits.droppedCommands.add(1);
       limits.droppedBytes.add(bytes);
       limits.markThrottled();
+      const answer = this.codec.failed(request, new ResourceExhaustedError('over the rate limit: dropped'), 0);
+      if (answer !== undefined) this.reply(state, answer);
       return false;
     }
-    const burst = Math.min(bytes, limits.bytes.burst || bytes);
-    for (;;) {
-      const delay = Math.max(limits.commands.delayFor(1), limits.bytes.delayFor(burst));
-      if (delay === 0) break;
-      limits.markThrottled();
-      await new Promise((resolve) => setTimeout(resolve, delay));
+    let piece = bytes;
+    if (limits.bytes.ratePerSecond > 0) piece = Math.min(piece, limits.bytes.burst);
+    if (device.ratePerSecond > 0) piece = Math.min(piece, device.burst);
+    let command = 1;
+    for (let left = bytes; left > 0 || command > 0; ) {
+      const n = Math.min(piece, left);
+      const delay = Math.max(limits.commands.delayFor(command), limits.bytes.delayFor(n), device.delayFor(n));
+      if (delay > 0) {
+        limits.markThrottled();
+        await this.sleep(delay);
+        continue;
+      }
+      limits.commands.take(command);
+      limits.bytes.take(n);
+      device.take(n);
+      command = 0;
+      left -= n;
     }
-    limits.commands.take(1);
-    limits.bytes.take(burst);
     return true;
   }
 
+  private sleep(ms: number): Promise<void> {
+    const timers = this.options.timers ?? REAL_TIMERS;
+    return new Promise((resolve) => timers.setTimeout(resolve, ms));
+  }
+
   private commandFailed(state: ConsumerState, err: unknown): void {
+    this.countFailure(err);
     if (err instanceof ResourceExhaustedError) {
-      this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused' });
       if (this.consumers.get(state.consumer.key) === state) state.consumer.refuse(err);
       return;
     }
-    const outcome = err instanceof TimeoutError ? 'timeout' : 'failed';
-    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
     this.options.log.debug({ device: this.options.device, error: errorMessage(err) }, 'command did not complete');
+  }
+
+  private countFailure(err: unknown): void {
+    const outcome = err instanceof ResourceExhaustedError ? 'refused' : err instanceof TimeoutError ? 'timeout' : 'failed';
+    this.options.stats.add('commands', 1, { device: this.options.device, outcome });
   }
 
   /**
@@ -247,6 +327,7 @@ export class DeviceExchange {
   }
 
   private unsolicited(chunk: Buffer): void {
+    if (this.codec.dropsUnsolicited(chunk)) return;
     for (const { consumer } of this.consumers.values()) {
       if (!this.owner || consumer.workloadId === this.owner) consumer.receive(chunk);
     }
@@ -260,7 +341,7 @@ interface TracedCommand {
 
 interface ConsumerState {
   consumer: ExchangeConsumer;
-  splitter: RequestSplitter;
+  splitter: CommandSplitter;
   /** Commands queued or running. */
   outstanding: number;
   /** Resolves a write held back at the cap. */

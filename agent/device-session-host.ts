@@ -13,9 +13,12 @@ import { contextFromTraceparent, meshTracer } from '../src/telemetry/trace-conte
 import type { Mapping, SharingMode } from '../src/proto/types';
 import { BindingLimits } from './binding-limits';
 import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
+import { fanOutFrame, type FrameConsumer } from './frame-fanout';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
+import type { CommandAccess } from './exchange/command-codec';
 import { RateMeter } from './exchange/rate-meter';
 import { TokenBucket } from './exchange/token-bucket';
+import { OutputPacer } from './output-pacer';
 import { type GateOptions, gatedWrite } from './rate-gate';
 
 /** The buffer of each session's adapter, per direction. */
@@ -79,8 +82,10 @@ export interface BindingLoadSample {
  * DeviceExchange (a queue and a scheduler), each response going only to its sender. BROADCAST
  * gives every session all device output and lets only the first read-write session write.
  *
- * Every byte to the device passes the binding's and the device's token buckets (gatedWrite), and
- * is measured for the load reports that drive the control plane's adaptive limits.
+ * Every byte to the device passes the binding's and the device's token buckets (gatedWrite; in
+ * SHARED and TIME_SLICE the exchange charges each command), and is measured for the load reports
+ * that drive the control plane's adaptive limits. In slow mode the device's output to a session
+ * is paced by the same binding bucket (OutputPacer).
  *
  * The device's events go to every session on it, timestamped by the driver; commands of a
  * session go to the device, read-only mappings only for those that read.
@@ -176,7 +181,10 @@ export class DeviceSessionHost {
       this.exchange = new DeviceExchange({
         device: this.path,
         policy: mapping.policy,
+        serial: mapping.serial,
         write: (request) => this.handle?.stream.write(request),
+        deviceBucket: this.deviceBucket,
+        deviceMeter: this.deviceMeter,
         stats: this.options.stats,
         log: this.options.log,
       });
@@ -217,6 +225,11 @@ export class DeviceSessionHost {
 
   get writerWorkload(): string | undefined {
     return this.ports.find((p) => !p.readOnly)?.workloadId;
+  }
+
+  /** The device's exchange checks read-only per request (the sessions' bytes go to it). */
+  get checksAccess(): boolean {
+    return this.exchange?.checksAccess === true;
   }
 
   /** SHARED / TIME_SLICE: a session's bytes become commands in the device's queue. */
@@ -437,6 +450,11 @@ export class DeviceSessionHost {
       this.exchange.onDeviceData(chunk);
       return;
     }
+    const frames = this.handle?.frames;
+    if (frames) {
+      fanOutFrame(this.ports, chunk, frames.header);
+      return;
+    }
     const ports = this.ports;
     for (let i = 0; i < ports.length; i++) {
       const port = ports[i] as SessionPort;
@@ -483,7 +501,7 @@ function ignore(): void {
  * destroying it only takes this session off the device; the device stream itself stays open for
  * the others.
  */
-export class SessionPort extends Duplex implements ExchangeConsumer {
+export class SessionPort extends Duplex implements ExchangeConsumer, FrameConsumer {
   private static nextKey = 1;
   /** Unique per session on this agent: the exchange's consumer key. */
   readonly key: string;
@@ -493,10 +511,14 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   readonly workloadId: string;
   readonly exclusive: boolean;
   readonly readOnly: boolean;
+  readonly access: CommandAccess;
   readonly pinSerial: boolean;
   readonly spanAttributes: Readonly<Record<string, string>>;
   /** The sidecar's trace of this session (from its OPEN), once attached. */
   traceContext: Context = ROOT_CONTEXT;
+  /** A framed capture: whether this session has had the stream header (see fanOutFrame). */
+  primed = false;
+  readonly framesDropped: Counter;
   /** Set while a write waits for the device's 'drain'. */
   pendingWrite: ((err?: Error | null) => void) | undefined;
   private session: Session | undefined;
@@ -505,6 +527,8 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   private readonly writesRefused: Counter;
 
   private readonly gate: GateOptions;
+  /** Device output to this session, at the binding's rate in slow mode. */
+  private readonly pacer: OutputPacer;
 
   constructor(
     private readonly host: DeviceSessionHost,
@@ -525,14 +549,26 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
       dropped: (n) => limits.droppedBytes.add(n),
       throttled: () => limits.markThrottled(),
     };
+    this.pacer = new OutputPacer({
+      bucket: limits.bytes,
+      drop: () => limits.drop,
+      release: (chunk) => void this.push(chunk),
+      throttled: () => limits.markThrottled(),
+      drained: () => {
+        if (this.readableLength < this.readableHighWaterMark) host.unblock(this);
+      },
+      highWaterMark: PORT_HIGH_WATER_MARK,
+    });
     this.workloadId = mapping.workloadId;
     this.exclusive = isExclusive(mapping);
     this.readOnly = mapping.policy?.access === 'ACCESS_READ_ONLY';
+    this.access = { readOnly: this.readOnly, units: mapping.policy?.units ?? [] };
     this.pinSerial = mapping.policy?.pinSerial === true;
     this.spanAttributes = { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': mapping.workloadId };
     this.bytesFromDevice = stats.counter('bytes_from_device', bindingLabels(mapping));
     this.bytesToDevice = stats.counter('bytes_to_device', bindingLabels(mapping));
     this.writesRefused = stats.counter('writes_refused', { mapping: mapping.id, reason: 'read_only' });
+    this.framesDropped = stats.counter('media_frames_dropped', { ...bindingLabels(mapping), reason: 'slow_consumer' });
   }
 
   /**
@@ -574,11 +610,11 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
     this.destroy();
   }
 
-  /** @returns false when this port's buffer is full and the device should pause. */
+  /** @returns false when this port's buffer (or the output its rate limit holds back) is full and the device should pause. */
   deliver(chunk: Buffer): boolean {
     this.bytesFromDevice.add(chunk.length);
     this.limits.meter.record(chunk.length);
-    return this.push(chunk);
+    return this.pacer.offer(chunk) && this.readableLength < this.readableHighWaterMark;
   }
 
   receive(chunk: Buffer): void {
@@ -590,12 +626,14 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
   }
 
   override _read(): void {
-    this.host.unblock(this);
+    // Output held back by the rate limit resumes the device once it drains (the pacer's `drained`).
+    if (!this.pacer.saturated) this.host.unblock(this);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
-    // Whatever the sharing mode: a read-only binding's bytes never reach the device; the session ends with the reason.
-    if (this.readOnly) {
+    // Whatever the sharing mode: a read-only binding's bytes never reach the device, the session ends with the
+    // reason; unless the exchange's codec tells reads from writes per request (Modbus: FC 1–4 pass).
+    if (this.readOnly && !this.host.checksAccess) {
       this.writesRefused.add(1);
       callback(new PermissionDeniedError(`mapping ${this.mappingId} is read-only: the app may not write to device ${this.host.path}`));
       return;
@@ -620,12 +658,14 @@ export class SessionPort extends Duplex implements ExchangeConsumer {
    * session ends here, once the last bytes went to the device.
    */
   override _final(callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     this.push(null);
     callback();
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.pacer.close();
     this.host.detach(this);
     callback(err);
   }

@@ -7,7 +7,8 @@ import { GpioDriver } from './drivers/gpio-driver';
 import { HidDriver } from './drivers/hid-driver';
 import { ScpiDriver } from './drivers/scpi-driver';
 import { SensorDriver } from './drivers/sensor-driver';
-import { StreamDriver } from './drivers/stream-driver';
+import type { CaptureSource } from './drivers/media/ffmpeg-args';
+import { MediaDriver } from './drivers/media/media-driver';
 import { SerialDriver } from './drivers/serial-driver';
 import { SIMULATED_PREFIX, SimulatedModemBinding } from './drivers/simulated-modem';
 import { listSysfsSerialPorts } from './drivers/sysfs-serial-ports';
@@ -16,6 +17,8 @@ import { readTermios } from './drivers/termios-readback';
 export interface DriverRegistryOptions {
   /** Names of the simulated modems, e.g. ['modem0'] → sim:modem0. */
   simulatedModems: readonly string[];
+  /** Where cameras and microphones are captured from (default: the devices; lavfi: ffmpeg's test sources). */
+  captureSource?: CaptureSource;
 }
 
 /** One driver's state for /config_dump: loaded, or why not. */
@@ -46,8 +49,9 @@ export class DriverRegistry {
     this.register(new GpioDriver());
     this.register(new SensorDriver());
     this.register(new ScpiDriver());
-    this.register(new StreamDriver({ kind: 'DEVICE_KIND_VIDEO' }));
-    this.register(new StreamDriver({ kind: 'DEVICE_KIND_AUDIO' }));
+    const source = options.captureSource ?? 'device';
+    this.register(new MediaDriver({ kind: 'DEVICE_KIND_VIDEO', source }));
+    this.register(new MediaDriver({ kind: 'DEVICE_KIND_AUDIO', source }));
   }
 
   private register(driver: DeviceDriver): void {

@@ -9,12 +9,14 @@ import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
 import { DeviceWatcher } from './device-watcher';
 import { DriverRegistry, type DriverStatus } from './driver-registry';
+import type { CaptureSource } from './drivers/media/ffmpeg-args';
 import { SIMULATED_PREFIX } from './drivers/simulated-modem';
 import { MappingTable } from './mapping-table';
 import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer, type SocketPlaneServerOptions } from './socket-plane-server';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
+import { RevocationWatch } from '../src/security/revocation-watch';
 
 export interface AgentOptions {
   hostId: string;
@@ -33,6 +35,8 @@ export interface AgentOptions {
   simulate: string[];
   /** Admin host:port. */
   admin: string;
+  /** Cameras and microphones: 'device' (default) or 'lavfi', ffmpeg's test sources where there is no capture hardware. */
+  captureSource?: CaptureSource;
   /** How often loads are measured and reported (default 1000). */
   loadIntervalMs?: number;
   /** Joining the mesh: token, identity dir, or --insecure. */
@@ -74,6 +78,7 @@ function simulatedNames(kinds: readonly string[]): Map<string, string> {
 }
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   bytes_to_device: 'Bytes written to devices, per mapping, binding and device',
   bytes_from_device: 'Bytes read from devices, per mapping, binding and device',
   sessions_opened: 'Socket-plane sessions accepted',
@@ -95,6 +100,7 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   command_queue_wait_seconds: 'From a command queued to its dispatch to the device, per device',
   command_queue_depth: 'Commands waiting or in flight on a device queue, per device',
   rate_limit_throttled: 'Times a binding was held back or had data dropped by its rate limits, per mapping, binding and device',
+  media_frames_dropped: 'Whole video frames or audio packets of a capture not sent to a session that was not reading, per mapping, binding and device',
   device_presence_changes: 'Devices that appeared (added) or vanished (removed), per device',
 };
 
@@ -121,7 +127,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
-  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()] });
+  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()], ...(options.captureSource ? { captureSource: options.captureSource } : {}) });
   const stats = new Stats(STATS_HELP, processStatsOptions());
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((device, onConfiguration) => ({
@@ -150,6 +156,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     throw err;
   }
   const advertise = options.advertise ?? socketPlaneAddress;
+  // Revoked workload certificates lose their socket-plane connections here, whatever their sidecar does.
+  const revocations =
+    credentials.channel &&
+    new RevocationWatch({
+      address: options.controlPlane,
+      credentials: credentials.channel,
+      onList: (serials) => server.revoke(serials),
+      log: log.child({ module: 'revocations' }),
+    });
 
   const registration = new Registration({ address: options.controlPlane, hostId, log: log.child({ module: 'registration' }), ...channel });
   const loadReporter = new LoadReporter({
@@ -218,6 +233,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     );
   } catch (err) {
     ads.stop();
+    revocations?.close();
     registration.close();
     loadReporter.close();
     await server.close();
@@ -259,6 +275,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   for (const d of driverStatus) if (!d.loaded) log.warn({ kind: d.kind, error: d.error }, 'driver listing unavailable; its devices are identified by path');
   await watcher.start();
   ads.start();
+  revocations?.start();
   log.info({ hostId, socketPlane: socketPlaneAddress, advertise, admin: admin.address, watch: options.watch, simulate: options.simulate }, 'agent started');
 
   let closing: Promise<void> | undefined;
@@ -269,6 +286,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       closing ??= (async () => {
         watcher.stop();
         ads.stop();
+        revocations?.close();
         loadReporter.close();
         // The control plane hears that the devices are gone while their sessions end.
         await Promise.all([

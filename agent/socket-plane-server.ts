@@ -81,6 +81,9 @@ export class SocketPlaneServer {
   private readonly server: net.Server;
   private readonly tlsServer: tls.Server | undefined;
   private readonly connections = new Set<FramedConnection>();
+  /** The certificate serial (upper-case hex) each TLS connection was made with. */
+  private readonly serials = new Map<FramedConnection, string>();
+  private revoked: ReadonlySet<string> = new Set();
   private readonly limiter: ConnectionLimiter;
   private readonly gate: AcceptGate;
   private readonly connectionsRefused: RefusalLog;
@@ -158,6 +161,22 @@ export class SocketPlaneServer {
     return closed;
   }
 
+  /**
+   * The control plane's list of revoked certificates: connections made with one are closed now
+   * (their sessions with them), and new handshakes presenting one are refused.
+   */
+  revoke(serials: ReadonlySet<string>): void {
+    this.revoked = serials;
+    for (const [conn, serial] of this.serials) {
+      if (!serials.has(serial)) continue;
+      const peer = conn.remoteAddress();
+      this.connectionsRefused.refuse('revoked_certificate', peer, { serial }, 'socket plane: peer certificate revoked; connection closed');
+      conn.goAway({ code: 'UNAUTHENTICATED', message: `certificate ${serial} was revoked` });
+      // A peer that stopped reading would hold the GOAWAY flush, and the sessions, open.
+      setTimeout(() => conn.destroy(), CLOSE_GRACE_MS).unref();
+    }
+  }
+
   /** Every TCP connection, TLS or not: the connection limits, and the handshake deadline. */
   private onAccept(socket: net.Socket): void {
     if (!this.gate.admit(socket)) return;
@@ -194,8 +213,10 @@ export class SocketPlaneServer {
     const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     this.handshakeDone(peer);
     let identity: SpiffeId;
+    const serial = socket.getPeerX509Certificate()?.serialNumber.toUpperCase() ?? '';
     try {
       identity = verifiedPeerIdentity(socket);
+      if (this.revoked.has(serial)) throw new PeerRefusedError('revoked_certificate', `certificate ${serial} was revoked`);
     } catch (err) {
       const reason = err instanceof PeerRefusedError ? err.reason : 'untrusted_certificate';
       this.connectionsRefused.refuse(reason, peer, { error: errorMessage(err) }, 'socket plane: peer not authenticated; connection closed');
@@ -204,22 +225,25 @@ export class SocketPlaneServer {
       socket.destroySoon();
       return;
     }
-    const serial = socket.getPeerX509Certificate()?.serialNumber;
     this.options.log.debug({ peer, identity: formatSpiffeId(identity), serial }, 'socket plane: peer authenticated');
-    this.onSocket(socket, identity);
+    this.onSocket(socket, identity, serial);
   }
 
-  private onSocket(socket: net.Socket, identity: SpiffeId | undefined): void {
+  private onSocket(socket: net.Socket, identity: SpiffeId | undefined, serial?: string): void {
     const conn = new FramedConnection(socket, 'server', this.options.connection);
     const peer = conn.remoteAddress();
     this.connections.add(conn);
+    if (serial) this.serials.set(conn, serial);
     conn.on('open', (decision: OpenDecision) => this.onOpen(conn, decision, peer, identity));
     conn.on('protocolError', (err: DeviceMeshError) => {
       this.options.stats.add('socket_plane_protocol_errors', 1);
       this.connectionsRefused.refuse(err.code.toLowerCase(), peer, { error: err.message }, 'socket-plane protocol error or limit; connection closed');
     });
     conn.on('idle', () => this.options.stats.add('socket_plane_idle_closed', 1));
-    conn.on('close', () => this.connections.delete(conn));
+    conn.on('close', () => {
+      this.connections.delete(conn);
+      this.serials.delete(conn);
+    });
   }
 
   /** With TLS: the certificate must be a workload of our trust domain, the one the OPEN names. */

@@ -3,6 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import { DeviceMeshError, errorMessage, type ErrorCode, UnavailableError, ValidationError } from '../src/errors';
 import { serviceClient } from '../src/proto/load';
 import { SPIFFE_CHANNEL_OPTIONS, spiffeServerCheck } from '../src/security/control-plane-identity';
+import { parseHostPort } from '../src/util/address';
+import { checkControlPlaneCertificate } from './tls-preflight';
 
 type UnaryMethod = (
   request: object,
@@ -50,6 +52,8 @@ function readFile(file: string, flag: string): string {
 export class ControlPlaneClient {
   private readonly clients = new Map<string, grpc.Client>();
   private readonly credentials: grpc.ChannelCredentials;
+  /** The TLS pre-flight, made once per client: a certificate failure is named, not left to time out. */
+  private verified: Promise<void> | undefined;
 
   constructor(
     private readonly address: string,
@@ -61,7 +65,29 @@ export class ControlPlaneClient {
       : grpc.credentials.createSsl(Buffer.from(security.caPem), null, null, { checkServerIdentity: spiffeServerCheck({ kind: 'control-plane' }) });
   }
 
-  call<Res>(service: string, method: string, request: object): Promise<Res> {
+  async call<Res>(service: string, method: string, request: object): Promise<Res> {
+    if (!this.security.insecure) {
+      this.verified ??= this.preflight(this.security.caPem).catch((err: unknown) => {
+        this.verified = undefined;
+        throw err;
+      });
+      await this.verified;
+    }
+    return this.unary<Res>(service, method, request);
+  }
+
+  private preflight(caPem: string): Promise<void> {
+    let address;
+    try {
+      address = parseHostPort(this.address);
+    } catch {
+      // A gRPC target that is not host:port (a resolver URI): the call reports what fails.
+      return Promise.resolve();
+    }
+    return checkControlPlaneCertificate(address, caPem, Math.min(this.timeoutMs, 3000));
+  }
+
+  private unary<Res>(service: string, method: string, request: object): Promise<Res> {
     let client = this.clients.get(service);
     if (!client) {
       const Ctor = serviceClient(`devicemesh.v1.${service}`);

@@ -13,6 +13,8 @@ export interface FlagSpec {
   kind: FlagKind;
   default?: string;
   required?: boolean;
+  /** A secret: given on the command line (where `ps` shows it to every local user), it is used with a printed warning. */
+  secret?: { safer: string };
   help: string;
 }
 
@@ -70,6 +72,11 @@ export function parseFlags(
       spec = byShort.get(name);
     }
     if (!spec) throw new ValidationError('', `unknown flag ${arg} for "devicemesh ${command}"`);
+    if (spec.secret) {
+      process.stderr.write(
+        `devicemesh ${command}: warning: --${spec.name} puts a secret on the command line, where any local user can read it (ps, /proc/<pid>/cmdline); use ${spec.secret.safer} or ${envName(spec.name)}\n`,
+      );
+    }
     if (spec.kind === 'boolean') {
       values[spec.name] = booleanValue(spec.name, value ?? 'true');
       continue;

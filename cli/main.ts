@@ -3,6 +3,7 @@ import { demo, DEMO_FLAGS } from './commands/demo';
 import { DESCRIBE_FLAGS, describeResource } from './commands/describe';
 import { agent, AGENT_FLAGS, CONTROL_PLANE_FLAGS, controlPlane, sidecar, SIDECAR_FLAGS } from './commands/processes';
 import { apply, APPLY_FLAGS, DELETE_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
+import { identity, IDENTITY_FLAGS } from './commands/identity';
 import { token, TOKEN_FLAGS } from './commands/tokens';
 import { usage } from './flags';
 
@@ -18,7 +19,10 @@ usage: devicemesh COMMAND [flags]
   get endpoints|bindings|mappings|proxies [-o json]
   describe binding NAME [-o json]
                   a binding's mapping, effective policy, proxies, live rates, recent errors
-  token create --host ID | --workload ID [--ttl D] | token list | token delete ID
+  token create --host ID | --workload ID [--ttl D] [--reusable] | token list | token delete ID
+                  join tokens: single-use unless --reusable; deleting one revokes what it issued
+  identity revoke host/ID|workload/ID
+                  every certificate of the identity stops working
   demo            the whole mesh in one command, with a simulated modem
 
 Every flag can also be set by its DEVICEMESH_* environment variable, and control-plane, agent
@@ -37,6 +41,7 @@ const COMMANDS: Record<string, { run(args: readonly string[]): Promise<void>; he
   get: { run: (a) => get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', GET_FLAGS) },
   describe: { run: (a) => describeResource(a, process.stdout), help: usage('describe', 'binding NAME', DESCRIBE_FLAGS) },
   token: { run: (a) => token(a, process.stdout), help: usage('token', 'create|list|delete', TOKEN_FLAGS) },
+  identity: { run: (a) => identity(a, process.stdout), help: usage('identity', 'revoke host/ID|workload/ID', IDENTITY_FLAGS) },
   demo: { run: (a) => demo(a, process.stdout), help: usage('demo', '[flags]', DEMO_FLAGS) },
 };
 

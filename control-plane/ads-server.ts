@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { errorMessage } from '../src/errors';
+import { AlreadyExistsError, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
-import type { DiscoveryRequest, DiscoveryResponse } from '../src/proto/types';
+import type { DiscoveryRequest, DiscoveryResponse, Timestamp } from '../src/proto/types';
 import type { Stats } from '../src/telemetry/stats';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../src/xds/delta-messages';
 import { DeltaStream } from './ads-delta';
@@ -14,8 +14,18 @@ import type { ChangeReason, SnapshotCache } from './snapshot-cache';
 
 /** Where agents' comings and goings are recorded (the control-plane state). */
 export interface HostPresence {
-  hostConnected(id: string, socketPlaneAddress: string): Promise<void>;
-  hostDisconnected(id: string): Promise<void>;
+  /** Resolves with when the connection was recorded. */
+  hostConnected(id: string, socketPlaneAddress: string): Promise<Timestamp>;
+  /** Withdraws the host's address, unless a later connection (than `connectedAt`) was recorded. */
+  hostDisconnected(id: string, connectedAt: Timestamp): Promise<void>;
+}
+
+/** The one stream a host's socket-plane address belongs to. */
+interface HostOwner {
+  stream: AdsStream;
+  since: Date;
+  /** Set once the host's connection is recorded. */
+  connectedAt: Promise<Timestamp> | undefined;
 }
 
 export interface AdsServerOptions {
@@ -24,6 +34,11 @@ export interface AdsServerOptions {
   hosts: HostPresence;
   stats: Stats;
   log: Logger;
+  /**
+   * Whether two client certificates (serials) are of one member process: a restarted agent with
+   * its stored identity replaces its own stale stream. Undefined (--insecure): never.
+   */
+  sameMember?: (a: string, b: string) => boolean;
   /** Checks a discovery stream's node against the caller's certificate (undefined: --insecure). */
   checkNode?: StreamServices['checkNode'];
   /** A change is pushed this much later, with whatever else arrives meanwhile (default 10 ms). */
@@ -50,7 +65,7 @@ interface PendingChange {
 export class AdsServer {
   private readonly streams = new Set<AdsStream>();
   private readonly byNode = new Map<string, Set<AdsStream>>();
-  private readonly agentStreams = new Map<string, number>();
+  private readonly owners = new Map<string, HostOwner>();
   private readonly metrics: AdsMetrics;
   private readonly services: StreamServices;
   private readonly debounceMs: number;
@@ -107,6 +122,24 @@ export class AdsServer {
     this.pushTimer ??= setTimeout(() => this.startPush(), this.debounceMs);
   }
 
+  /** The certificate serial of the stream that holds the host's address now; undefined when none does. */
+  hostOwner(hostId: string): string | undefined {
+    return this.owners.get(hostId)?.stream.certificateSerial || undefined;
+  }
+
+  /** Ends the streams opened with one of these (revoked) certificates; returns how many. */
+  closeRevoked(serials: ReadonlySet<string>): number {
+    let closed = 0;
+    for (const stream of [...this.streams]) {
+      if (!stream.certificateSerial || !serials.has(stream.certificateSerial)) continue;
+      this.options.log.warn({ node: stream.node?.id, kind: stream.node?.kind, serial: stream.certificateSerial }, 'discovery stream closed: its certificate was revoked');
+      this.options.stats.add('xds_streams_revoked', 1);
+      stream.end(grpc.status.UNAUTHENTICATED, `certificate ${stream.certificateSerial} was revoked`);
+      closed++;
+    }
+    return closed;
+  }
+
   /** Ends every stream. Hosts are not marked disconnected: the restart does that on load. */
   close(): void {
     this.closing = true;
@@ -152,9 +185,34 @@ export class AdsServer {
     same.add(stream);
     this.metrics.connectedProxies(this.options.proxies.count());
     if (node.kind !== 'agent') return;
-    this.agentStreams.set(node.id, (this.agentStreams.get(node.id) ?? 0) + 1);
+    const owner = this.owners.get(node.id);
+    const sameMember = this.options.sameMember;
+    if (owner && sameMember && stream.certificateSerial && sameMember(owner.stream.certificateSerial, stream.certificateSerial)) {
+      // The same agent again (restarted with its stored identity, or reconnecting before the old
+      // stream was seen to break): the newer stream is the live one.
+      this.options.stats.add('agent_streams_replaced', 1);
+      this.options.log.warn({ host: node.id, socketPlane: node.socketPlane, ownerSince: owner.since.toISOString() }, 'agent stream replaced by a newer stream of the same agent');
+      this.owners.delete(node.id);
+      owner.stream.end(grpc.status.UNAVAILABLE, `replaced by a newer stream of agent ${node.id}`);
+    } else if (owner) {
+      // First come, first served: a restarted agent's old stream ends with its process (or at the
+      // keepalive deadline) and the new one's retry gets in then; a second process holding the
+      // host's credentials gets nothing, where replacing would let it capture every session.
+      this.options.stats.add('agent_streams_refused', 1, { reason: 'host_has_agent' });
+      const ownerNode = owner.stream.node;
+      this.options.log.warn(
+        { host: node.id, socketPlane: node.socketPlane, owner: ownerNode?.socketPlane, ownerSince: owner.since.toISOString() },
+        'second agent stream for a host refused: the host already has a live agent',
+      );
+      throw new AlreadyExistsError(
+        `host ${node.id} already has a live agent (advertising ${ownerNode?.socketPlane ?? '?'}, connected at ${owner.since.toISOString()}); one agent per host`,
+      );
+    }
+    const mine: HostOwner = { stream, since: new Date(), connectedAt: undefined };
+    this.owners.set(node.id, mine);
     // Recorded before the first response, so that the agent's first snapshot already has its mappings.
-    await this.options.hosts.hostConnected(node.id, node.socketPlane);
+    mine.connectedAt = this.options.hosts.hostConnected(node.id, node.socketPlane);
+    await mine.connectedAt;
   }
 
   private closed(stream: AdsStream): void {
@@ -163,18 +221,15 @@ export class AdsServer {
     const node = stream.node;
     if (!node || !this.byNode.get(node.key)?.delete(stream)) return;
     if (this.byNode.get(node.key)?.size === 0) this.byNode.delete(node.key);
-    if (node.kind !== 'agent') return;
-    const left = (this.agentStreams.get(node.id) ?? 1) - 1;
-    if (left > 0) {
-      this.agentStreams.set(node.id, left);
-      return;
-    }
-    this.agentStreams.delete(node.id);
-    // The host's mappings stay: its sessions may survive a short control-path outage.
-    if (!this.closing) {
-      this.options.hosts.hostDisconnected(node.id).catch((err: unknown) => {
+    const owner = this.owners.get(node.id);
+    if (node.kind !== 'agent' || owner?.stream !== stream) return;
+    this.owners.delete(node.id);
+    // At shutdown the address stays: the agents reconnect to the next control plane.
+    if (this.closing || !owner.connectedAt) return;
+    owner.connectedAt
+      .then((connectedAt) => this.options.hosts.hostDisconnected(node.id, connectedAt))
+      .catch((err: unknown) => {
         this.options.log.error({ host: node.id, error: errorMessage(err) }, 'could not record host as disconnected');
       });
-    }
   }
 }

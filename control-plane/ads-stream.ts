@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
+import { toServiceError } from '../src/grpc/grpc-errors';
 import type { Logger } from '../src/log';
 import type { XdsNode, XdsStatus } from '../src/proto/types';
 import { parseHostPort } from '../src/util/address';
@@ -12,6 +13,8 @@ import { timestampOf } from './canonical';
 import type { ProxyStatusTracker } from './proxy-status';
 import { nodeKey, type ProxyKind, type Snapshot, type SnapshotCache, type SnapshotChange } from './snapshot-cache';
 
+/** Errors whose own status the proxy gets; any other is INTERNAL. */
+const KEPT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'PERMISSION_DENIED', 'UNAUTHENTICATED', 'ALREADY_EXISTS']);
 const SERVED_TYPES: ReadonlySet<string> = new Set([MAPPING_TYPE_URL]);
 export const CONTROL_PLANE_ID = 'devicemesh-control-plane';
 /** A NACK's message is stored and listed: a proxy cannot make it arbitrarily large. */
@@ -42,7 +45,7 @@ export interface StreamServices {
   /** The stream said who it is; resolves once the server has recorded it (an agent's host first). */
   identified(stream: AdsStream): Promise<void>;
   /** Refuses (throws) a node the caller's credentials do not name; absent when running --insecure. */
-  checkNode?(call: grpc.ServerDuplexStream<unknown, unknown>, kind: 'agent' | 'sidecar', id: string): void;
+  checkNode?(call: grpc.ServerDuplexStream<unknown, unknown>, kind: 'agent' | 'sidecar', id: string, socketPlane: string): void;
   closed(stream: AdsStream): void;
 }
 
@@ -100,6 +103,8 @@ export interface Prepared<Res> {
  */
 export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeState = TypeState> {
   node: ProxyNode | undefined;
+  /** The serial of the client certificate the stream was opened with (upper-case hex); '' without TLS. */
+  readonly certificateSerial: string;
   protected readonly types = new Map<string, T>();
   private readonly peer: string;
   private nonces = 0;
@@ -118,6 +123,7 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
     protected readonly services: StreamServices,
   ) {
     this.peer = call.getPeer();
+    this.certificateSerial = call.getAuthContext()?.sslPeerCertificate?.serialNumber?.toUpperCase() ?? '';
     call.on('data', (request: Req) => {
       this.work = this.work.then(() => this.onRequest(request)).catch((err: unknown) => this.fail(err));
     });
@@ -230,7 +236,6 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
     if (kind !== 'agent' && kind !== 'sidecar') {
       throw new ProtocolError(`node ${id}: node.metadata.kind must be "agent" or "sidecar", got ${JSON.stringify(kind ?? '')}`);
     }
-    this.services.checkNode?.(this.call as grpc.ServerDuplexStream<unknown, unknown>, kind, id);
     let socketPlane = '';
     if (kind === 'agent') {
       socketPlane = fields.socketPlane?.stringValue ?? '';
@@ -240,6 +245,7 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
         throw new ProtocolError(`agent ${id}: node.metadata.socketPlane must be its socket plane's host:port, got ${JSON.stringify(socketPlane)}`);
       }
     }
+    this.services.checkNode?.(this.call as grpc.ServerDuplexStream<unknown, unknown>, kind, id, socketPlane);
     this.node = { id, kind, key: nodeKey(kind, id), socketPlane };
     this.services.proxies.connected(this.id, { nodeId: id, kind, peer: this.peer, connectedAt: timestampOf(new Date()) });
     this.services.log.info({ node: id, kind, peer: this.peer, protocol: this.protocol, socketPlane: socketPlane || undefined }, 'proxy connected');
@@ -319,16 +325,8 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
 
   private fail(err: unknown): void {
     const invalid = err instanceof ProtocolError;
-    const code = err instanceof DeviceMeshError ? err.code : 'INTERNAL';
-    const status = invalid
-      ? grpc.status.INVALID_ARGUMENT
-      : code === 'UNAVAILABLE'
-        ? grpc.status.UNAVAILABLE
-        : code === 'PERMISSION_DENIED'
-          ? grpc.status.PERMISSION_DENIED
-          : code === 'UNAUTHENTICATED'
-            ? grpc.status.UNAUTHENTICATED
-            : grpc.status.INTERNAL;
+    const known = err instanceof DeviceMeshError && KEPT_CODES.has(err.code);
+    const status = invalid ? grpc.status.INVALID_ARGUMENT : known ? ((toServiceError(err).code as grpc.status) ?? grpc.status.INTERNAL) : grpc.status.INTERNAL;
     this.services.log.warn({ node: this.node?.id, peer: this.peer, protocol: this.protocol, error: errorMessage(err) }, 'discovery stream closed with an error');
     this.end(status, errorMessage(err));
   }

@@ -44,6 +44,7 @@ export function canonicalPolicy(p: Partial<Policy>): Policy {
     readyPattern: p.readyPattern ?? '',
     minBytesPerSecond: String(p.minBytesPerSecond ?? '0'),
     deviceBytesPerSecond: String(p.deviceBytesPerSecond ?? '0'),
+    units: [...(p.units ?? [])],
   };
 }
 

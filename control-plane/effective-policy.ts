@@ -1,5 +1,6 @@
 import { DEFAULT_POLICY, DEFAULT_RESPONSE, perConsumerQueueFor } from '../src/model/policy-defaults';
 import type { Binding, Policy, SerialConfig } from '../src/proto/types';
+import { applyModbusDefaults } from './modbus-defaults';
 
 export const DEFAULT_SERIAL: Readonly<SerialConfig> = Object.freeze({
   baudRate: 115200,
@@ -74,6 +75,7 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
     readyPattern: pick(DEFAULT_POLICY.readyPattern, ...ps.map((p) => p.readyPattern)),
     minBytesPerSecond: pick(DEFAULT_POLICY.minBytesPerSecond, ...ps.map((p) => p.minBytesPerSecond)),
     deviceBytesPerSecond: pick(DEFAULT_POLICY.deviceBytesPerSecond, ...ps.map((p) => p.deviceBytesPerSecond)),
+    units: [...([...ps].reverse().find((p) => p.units.length > 0)?.units ?? [])],
   };
   policy.perConsumerQueue = pick(perConsumerQueueFor(policy.queueDepth), ...ps.map((p) => p.perConsumerQueue));
 
@@ -88,5 +90,7 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
   if (typeof s?.dtr === 'boolean') serial.dtr = s.dtr;
   if (typeof s?.rts === 'boolean') serial.rts = s.rts;
 
+  const modbus = applyModbusDefaults(binding.virtual?.protocol, policy, ps);
+  if (modbus !== undefined) return { refused: true, reason: modbus };
   return { refused: false, policy, serial };
 }

@@ -22,12 +22,13 @@ import { type RunningWebhookServer, startWebhookServer, type WebhookServerOption
 import { ProxyStatusTracker } from './proxy-status';
 import { bindingsService } from './services/bindings-service';
 import { registryService } from './services/registry-service';
-import { AccessControl } from './security/access-control';
+import { AccessControl, sameMember } from './security/access-control';
 import { type CaFiles, openCertificateAuthority } from './security/certificate-authority';
 import { OperatorCredential } from './security/operator-credential';
 import { ServingCertificates } from './security/serving-certificates';
-import { TokenStore } from './security/token-store';
-import { identityService, TokenRegistry } from './services/identity-service';
+import { IdentityRegistry } from './security/identity-registry';
+import { DEFAULT_TOKEN_TTL_MS } from './security/bootstrap-tokens';
+import { identityService } from './services/identity-service';
 import { statusService } from './services/status-service';
 import { checkTrustDomain, DEFAULT_TRUST_DOMAIN } from '../src/security/spiffe-id';
 import { SnapshotCache } from './snapshot-cache';
@@ -35,6 +36,8 @@ import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 import { clientCredentialFiles } from '../src/security/client-credential-files';
+import { JoinThrottle, throttledJoin } from './security/join-throttle';
+import { localHostFacts, type ServedNames, servedNames } from '../src/security/served-names';
 
 export interface ControlPlaneOptions {
   listen: string /* host:port gRPC, e.g. 127.0.0.1:15010, port 0 allowed */;
@@ -57,6 +60,8 @@ export interface ControlPlaneOptions {
   externalCa?: CaFiles;
   /** Lifetime of the certificates issued (default 1 h). */
   certTtlMs?: number;
+  /** DNS names and IP addresses the serving certificate names beside those of `listen` (the --san flag). */
+  san?: readonly string[];
   /** Reconcile Binding and DevicePolicy custom resources of this cluster (the --kubernetes flag). */
   kubernetes?: Omit<KubernetesControllerOptions, 'state' | 'stats' | 'log'>;
 }
@@ -68,7 +73,8 @@ export interface ControlPlaneSecurity {
   caPem: string;
   operatorTokenFile: string;
   trustDomain: string;
-  createToken(kind: 'host' | 'workload', id: string, ttlMs?: number): string;
+  /** Single-use unless `reusable`. */
+  createToken(kind: 'host' | 'workload', id: string, ttlMs?: number, reusable?: boolean): string;
 }
 
 export interface RunningControlPlane {
@@ -103,14 +109,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const certTtlMs = options.certTtlMs ?? 3600_000;
   if (!Number.isFinite(certTtlMs) || certTtlMs < 2000) throw new ValidationError('--cert-ttl', `${certTtlMs} ms is too short (at least 2s)`);
   const trustDomain = checkTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN, '--trust-domain');
+  const names = servedNames(listen.host, options.san ?? [], localHostFacts());
   const lock = lockDataDir(options.dataDir);
   const unlock = (err: unknown): never => {
     lock.release();
     throw err;
   };
+  // Access control asks the discovery server which agent holds a host (it is made after it).
+  let ads: AdsServer | undefined;
   const secure = options.insecure
     ? undefined
-    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, stats, log).catch(unlock);
+    : await openSecurity(options.dataDir, trustDomain, options.externalCa, certTtlMs, names, stats, log, (id) => ads?.hostOwner(id)).catch(unlock);
 
   const backend: StateBackend = options.etcd ? new EtcdStateStore(options.etcd) : new StateStore(options.dataDir);
   const closeAndUnlock = async (err: unknown): Promise<never> => {
@@ -120,14 +129,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const state = await ControlPlaneState.open(backend, log, { writes: stats.counter('state_writes') }).catch(closeAndUnlock);
   const cache = new SnapshotCache();
   const proxies = new ProxyStatusTracker();
-  const ads = new AdsServer({
+  ads = new AdsServer({
     cache,
     proxies,
     hosts: state,
     stats,
     log,
-    ...(secure ? { checkNode: (call, kind, id) => secure.access.checkNode(call, kind, id) } : {}),
+    ...(secure
+      ? {
+          checkNode: (call, kind, id, socketPlane) => secure.access.checkNode(call, kind, id, socketPlane),
+          sameMember: (a: string, b: string) => sameMember(secure.identities, a, b),
+        }
+      : {}),
   });
+  // A revoked member's discovery streams end now; its later calls are refused by access control.
+  const unsubscribeRevocations = secure?.identities.onRevoked((serials) => ads.closeRevoked(serials));
   const gauges = (): void => {
     stats.set('endpoints', state.endpointCount());
     stats.set('bindings', state.bindingStatuses().length);
@@ -146,7 +162,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   const server = new grpc.Server();
   const implementations: Record<(typeof SERVICES)[keyof typeof SERVICES], grpc.UntypedServiceImplementation> = {
-    identity: secure ? identityService({ ca: secure.ca, tokens: secure.store, access: secure.access, certTtlMs, log }, secure.tokens) : {},
+    identity: secure ? withJoinThrottle(identityService({ ca: secure.ca, access: secure.access, certTtlMs, log }, secure.identities), stats) : {},
     registry: registryService(state, loads, log),
     bindings: bindingsService(state, log),
     status: statusService(proxies, log),
@@ -174,6 +190,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     serving = false;
     await kubernetes?.close();
     await adaptation.close();
+    unsubscribeRevocations?.();
     ads.close();
     await new Promise<void>((resolve) => {
       // Unary calls get a moment to finish; streams were ended above.
@@ -266,7 +283,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       caPem: secure.ca.bundlePem(),
       operatorTokenFile: secure.operatorTokenFile,
       trustDomain,
-      createToken: (kind, id, ttlMs) => secure.tokens.create({ kind, id }, ttlMs).token,
+      createToken: (kind, id, ttlMs = DEFAULT_TOKEN_TTL_MS, reusable = false) =>
+        secure.identities.createToken({ kind, id }, { ttlMs, reusable, allowedAddresses: [] }).token,
     },
     close: async (): Promise<void> => {
       await stopGrpc();
@@ -278,6 +296,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   };
 }
 
+/** The Identity service with its Join slowed per source after failures (control-plane/security/join-throttle.ts). */
+function withJoinThrottle(identity: grpc.UntypedServiceImplementation, stats: Stats): grpc.UntypedServiceImplementation {
+  return { ...identity, Join: throttledJoin(identity.Join as grpc.handleUnaryCall<unknown, unknown>, new JoinThrottle(), stats) };
+}
+
 function flag(name: string, value: string): HostPort {
   try {
     return parseHostPort(value);
@@ -287,21 +310,29 @@ function flag(name: string, value: string): HostPort {
 }
 
 /** The CA, the serving certificate, the tokens and the operator credential of a secure control plane. */
-async function openSecurity(dataDir: string, trustDomain: string, externalCa: CaFiles | undefined, certTtlMs: number, stats: Stats, log: Logger) {
+async function openSecurity(
+  dataDir: string,
+  trustDomain: string,
+  externalCa: CaFiles | undefined,
+  certTtlMs: number,
+  names: ServedNames,
+  stats: Stats,
+  log: Logger,
+  hostOwner: (hostId: string) => string | undefined,
+) {
   const { ca, certFile, created } = await openCertificateAuthority({ dataDir, trustDomain, ...(externalCa ? { external: externalCa } : {}) });
   if (created) log.info({ caFile: certFile }, 'created the mesh CA');
   const operator = OperatorCredential.open(dataDir);
   if (operator.created) log.info({ file: operator.credential.tokenFile }, 'wrote the operator credential');
-  const store = new TokenStore(dataDir);
-  const tokens = new TokenRegistry(store, ca);
-  const access = new AccessControl({ ca, operator: operator.credential, stats, log });
-  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, log);
+  const identities = new IdentityRegistry(dataDir, ca);
+  const access = new AccessControl({ ca, operator: operator.credential, stats, log, certificates: identities, hostOwner });
+  const serving = new ServingCertificates(ca, { trustDomain, kind: 'control-plane', id: '' }, certTtlMs, names, log);
   await serving.start();
   // The bundle clients trust, next to the data even when the CA is external.
   const { caFile } = clientCredentialFiles(dataDir);
   fs.mkdirSync(path.dirname(caFile), { recursive: true });
   fs.writeFileSync(caFile, ca.bundlePem());
-  return { ca, caFile, operatorTokenFile: operator.credential.tokenFile, store, tokens, access, serving };
+  return { ca, caFile, operatorTokenFile: operator.credential.tokenFile, identities, access, serving };
 }
 
 function bind(server: grpc.Server, address: HostPort, credentials: grpc.ServerCredentials): Promise<number> {
@@ -317,6 +348,8 @@ function bind(server: grpc.Server, address: HostPort, credentials: grpc.ServerCr
 const LOAD_REPORT_FRESH_MS = 5000;
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  joins_throttled: 'Identity/Join attempts slowed after failed joins from their address, by outcome (delayed, refused)',
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   xds_pushes: 'Discovery responses sent, by type URL',
   xds_acks: 'Discovery responses acknowledged, by type URL',
   xds_nacks: 'Discovery responses rejected, by node',
@@ -325,7 +358,10 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   endpoints: 'Physical endpoints in the register',
   bindings: 'Bindings declared',
   mappings: 'Mappings generated',
-  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method)',
+  auth_refused: 'Control-plane calls refused by authentication or authorization, per reason (no_client_certificate, bad_certificate, wrong_identity, no_operator_credential, bad_operator_credential, bad_token, unknown_method, revoked_certificate, address_not_allowed, not_host_owner)',
+  agent_streams_refused: 'Agent discovery streams refused because the host already has a live agent, per reason',
+  agent_streams_replaced: 'Agent discovery streams replaced by a newer stream of the same agent (one join and its renewals)',
+  xds_streams_revoked: 'Discovery streams closed because their certificate was revoked',
   kubernetes_reconciles: 'Binding and DevicePolicy custom resources reconciled, by kind and result (applied, refused, deleted)',
   kubernetes_reconcile_retries: 'Custom resource changes the control plane could not take at once and tried again',
   kubernetes_status_writes: 'Status subresource writes, by kind (only the Lease holder writes)',

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { AdaptiveLimit, Binding, BindingStatus, DeviceSelector, Host, Mapping, PhysicalEndpoint, Policy } from '../src/proto/types';
 import { canonicalBinding, canonicalVirtual, compareStrings, sameContent } from './canonical';
 import { effectivePolicy } from './effective-policy';
+import { isRoaming, presentHosts } from '../src/model/roaming';
 import { describeSelector, Register } from './register';
 import { sharingRefusal } from './sharing-modes';
 
@@ -21,6 +22,8 @@ export interface MappingSources {
   bindings: Iterable<Binding>;
   policies: Pick<ReadonlyMap<string, Policy>, 'get'>;
   select(selector: DeviceSelector): PhysicalEndpoint | undefined;
+  /** Every record of a device id on any host: a roaming binding's conflicts. */
+  byDeviceId(deviceId: string): Iterable<PhysicalEndpoint>;
   host(id: string): Host | undefined;
   version: string;
   /** The previous generation: unchanged content keeps its version, unchanged inputs their result. */
@@ -35,6 +38,8 @@ export interface Derived {
   policy: Policy | undefined;
   endpoint: PhysicalEndpoint | undefined;
   address: string;
+  /** A roaming binding's device reported present by several hosts at once (first first); empty otherwise. */
+  rivals: string;
   candidate?: Candidate;
   status?: BindingStatus;
 }
@@ -48,7 +53,11 @@ export interface GeneratedMappings {
   derived: ReadonlyMap<string, Derived>;
 }
 
-/** Stable for a binding as long as its workload, name and physical device stay the same. */
+/**
+ * Stable for a binding as long as its workload, name and physical device stay the same; a roaming
+ * binding's as long as its device id does, whichever gateway has it, so that its sidecar sees the
+ * same mapping move to another agent rather than one mapping go and another come.
+ */
 export function mappingId(binding: Binding, physicalId: string): string {
   const hash = createHash('sha256').update(`${binding.workload}\0${binding.name}\0${physicalId}`).digest('hex');
   return `${binding.name}-${hash.slice(0, 8)}`;
@@ -74,6 +83,7 @@ export function generateMappings(inputs: MappingInputs): GeneratedMappings {
     bindings: inputs.bindings,
     policies: new Map(inputs.policies.map((p) => [p.name, p])),
     select: (selector) => register.select(selector),
+    byDeviceId: (id) => register.byDeviceId(id),
     host: (id) => register.host(id),
     version: inputs.version,
     previous: { mappings: inputs.previous },
@@ -98,15 +108,17 @@ export function generateFrom(sources: MappingSources): GeneratedMappings {
     const policy = binding.policyRef ? sources.policies.get(binding.policyRef) : undefined;
     const endpoint = binding.device ? sources.select(binding.device) : undefined;
     const address = endpoint ? (sources.host(endpoint.hostId)?.socketPlaneAddress ?? '') : '';
+    const rivals = binding.device && isRoaming(binding.device) ? rivalsOf(sources, binding.device.id) : '';
     const old = reusable.get(binding.name);
     const same =
       old?.binding === binding &&
       old.policy === policy &&
       old.endpoint === endpoint &&
       old.address === address &&
+      old.rivals === rivals &&
       // A candidate refused last time, or whose mapping was since replaced, gets its version anew.
       (!old.candidate || (previous.get(old.candidate.mapping.id) === old.candidate.mapping && !sources.adaptive?.has(old.candidate.mapping.id)));
-    const d = same ? old : derive({ binding, policy, endpoint, address }, sources, previous);
+    const d = same ? old : derive({ binding, policy, endpoint, address, rivals }, sources, previous);
     derived.set(binding.name, d);
     if (d.candidate) candidates.push(d.candidate);
   }
@@ -130,10 +142,11 @@ export function generateFrom(sources: MappingSources): GeneratedMappings {
         continue;
       }
       mappings.push(c.mapping);
+      const rivals = (derived.get(c.binding.name) as Derived).rivals;
       statuses.set(c.binding.name, {
         binding: c.shown,
         phase: 'BINDING_PHASE_MAPPED',
-        message: `mapped to ${c.mapping.physicalId} via ${c.mapping.agentAddress}`,
+        message: `mapped to ${c.mapping.physicalId} via ${c.mapping.agentAddress}${rivals ? `; conflict: device ${c.binding.device?.id} is reported by ${rivals} at once, traffic stays on ${c.mapping.hostId}` : ''}`,
         mappingId: c.mapping.id,
       });
     }
@@ -149,7 +162,7 @@ export function generateFrom(sources: MappingSources): GeneratedMappings {
 
 /** One binding's candidate mapping, or its status saying why it has none. */
 function derive(
-  inputs: Pick<Derived, 'binding' | 'policy' | 'endpoint' | 'address'>,
+  inputs: Pick<Derived, 'binding' | 'policy' | 'endpoint' | 'address' | 'rivals'>,
   sources: MappingSources,
   previous: ReadonlyMap<string, Mapping>,
 ): Derived {
@@ -168,7 +181,7 @@ function derive(
   // Apply checks this for registered devices; a device registered later is checked here.
   const refusal = sharingRefusal(endpoint.kind, effective.policy.sharing);
   if (refusal) return status('BINDING_PHASE_REFUSED', `${refusal}; ${endpoint.id} is one`);
-  const id = mappingId(binding, endpoint.id);
+  const id = mappingId(binding, isRoaming(binding.device) ? binding.device.id : endpoint.id);
   const before = previous.get(id);
   const mapping: Mapping = {
     id,
@@ -197,6 +210,12 @@ function derive(
  */
 function adaptiveLimit(policy: Policy, limit: AdaptiveLimit | null): AdaptiveLimit | null {
   return policy.deviceBytesPerSecond !== '0' ? limit : null;
+}
+
+/** The hosts reporting the device present at once, when more than one does ("gw1, gw2"); else empty. */
+function rivalsOf(sources: MappingSources, deviceId: string): string {
+  const hosts = presentHosts(sources.byDeviceId(deviceId), deviceId);
+  return hosts.length > 1 ? hosts.join(', ') : '';
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {

@@ -1,4 +1,5 @@
 import { ValidationError } from '../src/errors';
+import { earlierPresent } from '../src/model/roaming';
 import type { DeviceSelector, EndpointState, Host, PhysicalEndpoint, Timestamp } from '../src/proto/types';
 import { canonicalEndpoint, canonicalHost, compareStrings, sameContent } from './canonical';
 import type { ListDelta } from './state-delta';
@@ -9,9 +10,10 @@ export function endpointId(hostId: string, deviceId: string): string {
   return `${hostId}/${deviceId}`;
 }
 
-/** How a selector reads in messages: `gw1:/dev/ttyUSB0` by path, `gw1/usb-…` by device id. */
+/** How a selector reads in messages: `gw1:/dev/ttyUSB0` by path, `gw1/usb-…` by device id, `usb-…` roaming. */
 export function describeSelector(selector: DeviceSelector): string {
-  return selector.path ? `${selector.host}:${selector.path}` : endpointId(selector.host, selector.id);
+  if (selector.path) return `${selector.host}:${selector.path}`;
+  return selector.host ? endpointId(selector.host, selector.id) : selector.id;
 }
 
 // A path may be held by a present device and by stale records of devices once plugged there.
@@ -24,17 +26,20 @@ const STATE_PREFERENCE: Record<EndpointState, number> = {
 
 /**
  * The endpoint a binding's selector designates: by device id exactly, or by port path on the
- * host, preferring a present device over stale records at the same path.
+ * host, preferring a present device over stale records at the same path. A roaming selector (an
+ * id, no host) takes the id on any host: the present one, and of several present the first to
+ * report it (a conflict, which keeps traffic where it was).
  */
 export function selectEndpoint(endpoints: Iterable<PhysicalEndpoint>, selector: DeviceSelector): PhysicalEndpoint | undefined {
   let best: PhysicalEndpoint | undefined;
   for (const e of endpoints) {
-    if (e.hostId !== selector.host) continue;
+    if (selector.host && e.hostId !== selector.host) continue;
     if (selector.id ? e.deviceId !== selector.id : e.path !== selector.path) continue;
+    const tie = !selector.host && e.state === 'ENDPOINT_STATE_PRESENT' ? (b: PhysicalEndpoint): boolean => earlierPresent(e, b) : (b: PhysicalEndpoint): boolean => e.id < b.id;
     if (
       !best ||
       STATE_PREFERENCE[e.state] < STATE_PREFERENCE[best.state] ||
-      (STATE_PREFERENCE[e.state] === STATE_PREFERENCE[best.state] && e.id < best.id)
+      (STATE_PREFERENCE[e.state] === STATE_PREFERENCE[best.state] && tie(best))
     ) {
       best = e;
     }
@@ -62,7 +67,7 @@ interface Tables {
   hosts: OverlayMap<string, Host>;
   /** Endpoint ids by (host, path): several records can share a path. */
   byPath: OverlayMap<string, ReadonlySet<string>>;
-  /** Endpoint ids by (host, device id). */
+  /** Endpoint ids by (host, device id), and by ('', device id) for roaming selectors. */
   byDevice: OverlayMap<string, ReadonlySet<string>>;
 }
 
@@ -153,6 +158,11 @@ export class Register {
     return selectEndpoint([...ids].map((id) => this.tables.endpoints.get(id) as PhysicalEndpoint), selector);
   }
 
+  /** Every record of device id `deviceId`, on any host (a roaming binding's candidates). */
+  byDeviceId(deviceId: string): PhysicalEndpoint[] {
+    return [...(this.tables.byDevice.get(indexKey('', deviceId)) ?? [])].map((id) => this.tables.endpoints.get(id) as PhysicalEndpoint);
+  }
+
   /** An agent reports a device: it is present now, whatever it was before. */
   reportEndpoint(reported: PhysicalEndpoint, now: Timestamp): PhysicalEndpoint {
     checkReportedEndpoint(reported);
@@ -215,11 +225,16 @@ export class Register {
     return host;
   }
 
-  /** The host keeps its socket-plane address: its mappings stay, since its agent may be back soon. */
-  hostDisconnected(id: string, now: Timestamp): Host | undefined {
+  /**
+   * The host's socket-plane address is withdrawn (its bindings go PENDING until an agent of it is
+   * back): no address outlives the stream that announced it. With `connectedAt`, only if that
+   * connection is still the one recorded (another replica may have recorded the agent's next one).
+   */
+  hostDisconnected(id: string, now: Timestamp, connectedAt?: Timestamp): Host | undefined {
     const h = this.tables.hosts.get(id);
     if (!h) return undefined;
-    const host = { ...h, state: 'HOST_STATE_DISCONNECTED' as const, lastSeen: now };
+    if (connectedAt && (h.state !== 'HOST_STATE_CONNECTED' || !sameTimestamp(h.lastSeen, connectedAt))) return undefined;
+    const host = { ...h, socketPlaneAddress: '', state: 'HOST_STATE_DISCONNECTED' as const, lastSeen: now };
     this.tables.hosts.set(id, host);
     return host;
   }
@@ -235,11 +250,13 @@ export class Register {
     this.tables.endpoints.set(endpoint.id, endpoint);
     addTo(this.tables.byPath, indexKey(endpoint.hostId, endpoint.path), endpoint.id);
     addTo(this.tables.byDevice, indexKey(endpoint.hostId, endpoint.deviceId), endpoint.id);
+    addTo(this.tables.byDevice, indexKey('', endpoint.deviceId), endpoint.id);
   }
 
   private unindex(endpoint: PhysicalEndpoint): void {
     removeFrom(this.tables.byPath, indexKey(endpoint.hostId, endpoint.path), endpoint.id);
     removeFrom(this.tables.byDevice, indexKey(endpoint.hostId, endpoint.deviceId), endpoint.id);
+    removeFrom(this.tables.byDevice, indexKey('', endpoint.deviceId), endpoint.id);
   }
 }
 
@@ -253,4 +270,8 @@ function removeFrom(index: OverlayMap<string, ReadonlySet<string>>, key: string,
   ids.delete(id);
   if (ids.size > 0) index.set(key, ids);
   else index.delete(key);
+}
+
+function sameTimestamp(a: Timestamp | null | undefined, b: Timestamp): boolean {
+  return !!a && String(a.seconds) === String(b.seconds) && (a.nanos ?? 0) === (b.nanos ?? 0);
 }

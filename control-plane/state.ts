@@ -238,12 +238,15 @@ export class ControlPlaneState {
     return { version, applied: value };
   }
 
-  async hostConnected(id: string, socketPlaneAddress: string): Promise<void> {
-    await this.mutate((draft, now) => ({ value: draft.register.hostConnected(id, socketPlaneAddress, now), changed: ['host'] }));
+  /** Resolves with when the connection was recorded: its disconnection names it. */
+  async hostConnected(id: string, socketPlaneAddress: string): Promise<Timestamp> {
+    const { value } = await this.mutate((draft, now) => ({ value: draft.register.hostConnected(id, socketPlaneAddress, now), changed: ['host'] }));
+    return value.lastSeen as Timestamp;
   }
 
-  async hostDisconnected(id: string): Promise<void> {
-    await this.mutate((draft, now) => ({ value: undefined, changed: draft.register.hostDisconnected(id, now) ? ['host'] : [] }));
+  /** The host's address is withdrawn, unless another connection (`connectedAt` names this one) was recorded since. */
+  async hostDisconnected(id: string, connectedAt?: Timestamp): Promise<void> {
+    await this.mutate((draft, now) => ({ value: undefined, changed: draft.register.hostDisconnected(id, now, connectedAt) ? ['host'] : [] }));
   }
 
   private async mutate<T>(change: (draft: MeshData, now: Timestamp) => Change<T>): Promise<{ value: T; version: string }> {
@@ -297,6 +300,7 @@ export class ControlPlaneState {
       bindings: draft.bindings.values(),
       policies: draft.policies,
       select: (selector) => register.select(selector),
+      byDeviceId: (id) => register.byDeviceId(id),
       host: (id) => register.host(id),
       version: String(draft.version),
       previous: before.generated,
@@ -356,6 +360,7 @@ export class ControlPlaneState {
       bindings: data.bindings.values(),
       policies: data.policies,
       select: (selector) => register.select(selector),
+      byDeviceId: (id) => register.byDeviceId(id),
       host: (id) => register.host(id),
       version: String(stored.version),
       previous: { mappings: stored.mappings },

@@ -10,6 +10,11 @@
 #   docker-compose             validates docker-compose.yml (`docker-compose config`) without an engine
 #   etcd-server                the etcd the control plane's replicated state backend tests start
 #   openssl                    makes the injection webhook test's HTTPS certificate
+#   ffmpeg                     ffmpeg/ffprobe: the capture child of cameras and microphones (tests feed it lavfi
+#                              stand-ins) and the consumer that checks what the mesh delivers
+#   python3-pymodbus, python3-serial-asyncio
+#                              the Modbus TCP clients and the RTU slave of the Modbus tests and bench
+#                              (pymodbus's serial server needs serial_asyncio and does not pull it in)
 # As root it installs them with apt-get; otherwise it says what is missing and the tests that
 # need them skip with a printed reason.
 set -euo pipefail
@@ -27,6 +32,9 @@ command -v gpiodetect >/dev/null 2>&1 || missing+=(gpiod)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+/usr/bin/python3 -c 'import pymodbus' >/dev/null 2>&1 || missing+=(python3-pymodbus)
+/usr/bin/python3 -c 'import serial_asyncio' >/dev/null 2>&1 || missing+=(python3-serial-asyncio)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test dependencies: all present"

@@ -10,6 +10,7 @@ import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
+import { probeWhilePaused } from './paused-app-probe';
 import { bridgeRfc2217 } from './rfc2217-bridge';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
@@ -36,6 +37,8 @@ interface AppConnection {
 const BRIDGES: Partial<Record<VirtualProtocol, SessionBridge>> = {
   VIRTUAL_PROTOCOL_RAW: rawBridge,
   VIRTUAL_PROTOCOL_RFC2217: bridgeRfc2217,
+  // The agent's Modbus codec frames the MBAP requests and answers them (exceptions included).
+  VIRTUAL_PROTOCOL_MODBUS_TCP: rawBridge,
 };
 
 /**
@@ -51,7 +54,7 @@ export function checkServable(mapping: Mapping, workloadId: string): void {
   if (!mapping.virtual) throw new ValidationError(where, 'has no virtual endpoint');
   const protocol = mapping.virtual.protocol;
   if (protocol !== 'VIRTUAL_PROTOCOL_GRPC' && protocol !== 'VIRTUAL_PROTOCOL_PTY' && !BRIDGES[protocol]) {
-    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty)`);
+    throw new ValidationError(where, `protocol ${protocol} is not one this sidecar serves (raw, rfc2217, grpc, pty, modbus-tcp)`);
   }
   const pty = protocol === 'VIRTUAL_PROTOCOL_PTY';
   if (pty && !mapping.virtual.path?.startsWith('/')) throw new ValidationError(`${where}: virtual.path`, 'a pty needs an absolute path');
@@ -141,6 +144,7 @@ export class VirtualDeviceListener implements VirtualListener {
     const mapping = this.current;
     if (!this.gate.admit(socket)) return;
     socket.setNoDelay(true);
+    probeWhilePaused(socket);
     stats.add('app_connections', 1, this.mappingLabels);
     const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
     this.connections.add(conn);

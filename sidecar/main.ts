@@ -39,6 +39,7 @@ interface Nack {
 }
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   app_connections: 'App connections accepted by a virtual device',
   app_connections_refused: 'App connections closed because the agent refused or could not be reached',
   bytes_app_to_device: 'Bytes read from apps and relayed towards the device',

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
-import type { ControlRequest } from '../src/pty/line-control';
+import { type ControlRequest, lineWords } from '../src/pty/line-control';
 import { type PtyLineSettings, ptyLineSettings, withPtyLineSettings } from '../src/pty/termios2';
 import type { Mapping } from '../src/proto/types';
 import type { Session } from '../src/socket-plane/session';
@@ -101,7 +101,7 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
     return {
       pty: this.master.slavePath,
       appOpen: String(this.master.isAppOpen),
-      modemLines: this.lines === undefined ? 'not reported' : String(this.lines),
+      modemLines: this.lines === undefined ? 'not reported' : lineWords(this.lines),
     };
   }
 

@@ -18,12 +18,22 @@ const MIN_POOL_SPACE = 4096;
 interface FdPoller {
   poll(events: number): void;
   stop(): void;
-  destroy(): void;
 }
 const FdPollerClass = (binding as { Poller: new (fd: number, cb: (err: Error | null, events: number) => void) => FdPoller }).Poller;
 
-/** A closed master's fd number, held by /dev/null until its poller is gone. */
-const placeholders = new FinalizationRegistry<number>((fd) => setImmediate(() => fs.close(fd, () => undefined)));
+/**
+ * A master's fd number and its uv_poll. bindings-cpp's Poller.destroy() only drops the JS
+ * reference: the uv_poll is stopped by the destructor at garbage collection, and that stop is an
+ * epoll_ctl(DEL) of the fd number, by then perhaps another device's descriptor, which would go
+ * deaf. So pollers are stopped by hand and never destroyed: a closed master's number is held by
+ * /dev/null and taken, with its poller, by the next master (as many as were ever open at once).
+ */
+interface PollSlot {
+  readonly fd: number;
+  readonly poller: FdPoller;
+  owner: PtyMaster | undefined;
+}
+const spareSlots: PollSlot[] = [];
 
 /** The one downstream of a pty master: the bridge of the app that has the port open. */
 export interface PtyMasterSink {
@@ -54,6 +64,7 @@ function codeOf(err: unknown): string | undefined {
  */
 export class PtyMaster {
   readonly fd: number;
+  private readonly slot: PollSlot;
   slavePath: string;
   /** EXTPROC is locked in the slave's termios (root); otherwise it is put back after each change. */
   extprocLocked: boolean;
@@ -78,10 +89,29 @@ export class PtyMaster {
 
   constructor() {
     const { fd, slavePath, extprocLocked } = PtyMaster.setUp();
-    this.fd = fd;
+    this.slot = PtyMaster.slotFor(fd);
+    this.slot.owner = this;
+    this.fd = this.slot.fd;
+    this.poller = this.slot.poller;
     this.slavePath = slavePath;
     this.extprocLocked = extprocLocked;
-    this.poller = new FdPollerClass(fd, (err, events) => this.onPoll(err, events));
+  }
+
+  /** A spare slot with `fd` moved under its number, or a new slot for `fd`. */
+  private static slotFor(fd: number): PollSlot {
+    const spare = spareSlots.pop();
+    if (!spare) {
+      const slot: PollSlot = { fd, poller: new FdPollerClass(fd, (err, events) => slot.owner?.onPoll(err, events)), owner: undefined };
+      return slot;
+    }
+    try {
+      moveFd(fd, spare.fd);
+    } catch (err) {
+      spareSlots.push(spare);
+      fs.closeSync(fd);
+      throw err;
+    }
+    return spare;
   }
 
   private static setUp(): { fd: number; slavePath: string; extprocLocked: boolean } {
@@ -100,8 +130,7 @@ export class PtyMaster {
   /**
    * Hangs the app up and goes on with a new pseudo-terminal under the same fd number: the old
    * master is closed by dup2 (the app reads EOF, then EIO). The fd's uv_poll is stopped first, so
-   * it is added to epoll afresh; keeping the number means bindings-cpp's poller, which stops its
-   * fd again only when garbage-collected, can never touch another device's fd of that number.
+   * it is added to epoll afresh (see PollSlot).
    */
   replace(): void {
     if (this.closed) return;
@@ -176,16 +205,17 @@ export class PtyMaster {
 
   /**
    * Closes the master: an app with the slave open gets a hang-up (EOF, then EIO), as from a pulled
-   * adapter. The fd number keeps /dev/null until the poller is collected (see replace()).
+   * adapter. The uv_poll is stopped before the descriptor goes; its number is held by /dev/null
+   * for the next master (see PollSlot).
    */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.openTimer);
     this.poller.stop();
-    this.poller.destroy();
+    this.slot.owner = undefined;
     moveFd(fs.openSync('/dev/null', fs.constants.O_RDONLY), this.fd);
-    placeholders.register(this.poller, this.fd);
+    spareSlots.push(this.slot);
   }
 
   private watchForOpen(): void {

@@ -21,7 +21,8 @@ import { type DeviceEvent, DeviceEventType, ModemLine } from '../src/socket-plan
 import type { Logger } from '../src/log';
 import type { Session } from '../src/socket-plane/session';
 import type { Labels } from '../src/telemetry/stats';
-import { type BridgeContext, DEFAULT_SUBNEGOTIATION_TIMEOUT_MS, type SessionBridge } from './session-bridge';
+import { closeWithin, type PipeOptions } from '../src/socket-plane/pipe';
+import { appGoneOptions, type BridgeContext, DEFAULT_SUBNEGOTIATION_TIMEOUT_MS, type SessionBridge } from './session-bridge';
 
 /** Offered both ways on connect; anything else is refused. */
 const OPTIONS = new Set([OPT_BINARY, OPT_SGA, OPT_COM_PORT]);
@@ -60,6 +61,10 @@ class Rfc2217Server {
   /** The session is out of send credit until its drain. */
   private blocked = false;
   private appEnded = false;
+  /** The app connection has closed: nothing more can reach it. */
+  private appGone = false;
+  private goneTimer: NodeJS.Timeout | undefined;
+  private readonly gone: Required<PipeOptions>;
   private broken = false;
   /** FLOWCONTROL-SUSPEND: device bytes are held (at most one session window, as no credit goes back). */
   private suspended = false;
@@ -89,6 +94,7 @@ class Rfc2217Server {
   ) {
     this.log = ctx.log.child({ mapping: ctx.mapping.id });
     this.labels = { mapping: ctx.mapping.id };
+    this.gone = appGoneOptions(ctx);
   }
 
   start(): void {
@@ -96,7 +102,7 @@ class Rfc2217Server {
     this.app.on('data', this.onAppData);
     this.app.on('drain', this.onAppDrain);
     this.app.on('end', this.onAppEnd);
-    this.app.on('close', this.onAppEnd);
+    this.app.on('close', this.onAppClose);
     this.app.on('error', this.onAppError);
     this.session.on('data', this.onSessionData);
     this.session.on('drain', this.onSessionDrain);
@@ -361,7 +367,10 @@ class Rfc2217Server {
   };
 
   private deliver(chunk: Buffer): void {
-    if (this.app.destroyed) return;
+    if (this.appGone || this.app.destroyed) {
+      this.drop(chunk.length);
+      return;
+    }
     if (this.app.write(escapeIac(chunk))) this.session.consumed(chunk.length);
     else this.unflushed += chunk.length;
   }
@@ -379,6 +388,12 @@ class Rfc2217Server {
   private dropHeld(): void {
     for (const chunk of this.held) this.session.consumed(chunk.length);
     this.held = [];
+  }
+
+  /** Device bytes the app will never get: their credit goes back, so the agent is not left waiting. */
+  private drop(n: number): void {
+    this.session.consumed(n);
+    this.gone.dropped(n);
   }
 
   private readonly onAppDrain = (): void => {
@@ -402,15 +417,31 @@ class Rfc2217Server {
     this.pump();
   };
 
+  /** The app is gone: what it was sent and held for it is dropped, and its session has APP_GONE_CLOSE_MS to finish. */
+  private readonly onAppClose = (): void => {
+    this.appGone = true;
+    const unflushed = this.unflushed;
+    this.unflushed = 0;
+    if (unflushed > 0) {
+      if (this.app.writableFinished) this.session.consumed(unflushed);
+      else this.drop(unflushed);
+    }
+    for (const chunk of this.held) this.drop(chunk.length);
+    this.held = [];
+    this.onAppEnd();
+    this.goneTimer = closeWithin(this.session, this.gone);
+  };
+
   private readonly onAppError = (err: Error): void =>
     this.session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
 
   private readonly onSessionClose = (err: Error | undefined): void => {
     clearTimeout(this.subnegotiationTimer);
+    clearTimeout(this.goneTimer);
     this.app.off('data', this.onAppData);
     this.app.off('drain', this.onAppDrain);
     this.app.off('end', this.onAppEnd);
-    this.app.off('close', this.onAppEnd);
+    this.app.off('close', this.onAppClose);
     this.app.off('error', this.onAppError);
     this.held = [];
     if (err) this.app.destroy();

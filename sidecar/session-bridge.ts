@@ -1,7 +1,7 @@
 import type * as net from 'node:net';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
-import { pipeSession } from '../src/socket-plane/pipe';
+import { type PipeOptions, pipeSession } from '../src/socket-plane/pipe';
 import type { Session } from '../src/socket-plane/session';
 import type { Stats } from '../src/telemetry/stats';
 
@@ -18,6 +18,31 @@ export interface BridgeContext {
 export const DEFAULT_SUBNEGOTIATION_TIMEOUT_MS = 5_000;
 
 /**
+ * Once its app has gone, a session has this long to finish before it is reset: the agent frees an
+ * exclusive device only when the session ends, and the next app's OPEN waits at most 1 s for it.
+ */
+export const APP_GONE_CLOSE_MS = 250;
+
+/**
+ * What a bridge does for an app that has gone: device bytes for it are dropped with their credit
+ * returned, counted in `app_gone_dropped_bytes{mapping}`, and a session still open APP_GONE_CLOSE_MS
+ * later is reset, counted in `app_gone_sessions_reset{mapping}`.
+ */
+export function appGoneOptions(ctx: BridgeContext): Required<PipeOptions> {
+  const labels = { mapping: ctx.mapping.id };
+  const dropped = ctx.stats.counter('app_gone_dropped_bytes', labels);
+  const reset = ctx.stats.counter('app_gone_sessions_reset', labels);
+  return {
+    dropped: (n) => dropped.add(n),
+    closeWithinMs: APP_GONE_CLOSE_MS,
+    abandoned: () => {
+      reset.add(1);
+      ctx.log.info(labels, 'the app went away but its session did not finish; reset it');
+    },
+  };
+}
+
+/**
  * Joins one app connection to its device session, speaking the mapping's virtual protocol on the
  * app side. It owns both from then on: it ends the session when the app goes and closes the app
  * connection when the session ends.
@@ -25,4 +50,4 @@ export const DEFAULT_SUBNEGOTIATION_TIMEOUT_MS = 5_000;
 export type SessionBridge = (app: net.Socket, session: Session, ctx: BridgeContext) => void;
 
 /** RAW: the app's bytes are the device's bytes, both ways, with backpressure. */
-export const rawBridge: SessionBridge = (app, session) => pipeSession(session, app);
+export const rawBridge: SessionBridge = (app, session, ctx) => pipeSession(session, app, appGoneOptions(ctx));

@@ -17,6 +17,8 @@ export interface VirtualDeviceState {
   agentAddress: string;
   physicalId: string;
   connections: number;
+  /** What the device shows beside the mapping (a pty: its /dev/pts path, whether an app has it open, the device's modem lines). */
+  port?: Record<string, string>;
 }
 
 /**
@@ -82,6 +84,7 @@ export class VirtualDevices {
         agentAddress: l.mapping.agentAddress,
         physicalId: l.mapping.physicalId,
         connections: l.connectionCount,
+        ...(l.state ? { port: l.state() } : {}),
       }))
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }

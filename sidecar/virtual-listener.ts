@@ -11,6 +11,8 @@ export interface VirtualListener {
   /** Same listen address, new content: connections made from now on use it. */
   update(mapping: Mapping): void;
   flushStats(): void;
+  /** What /config_dump shows of the device beside its mapping, where there is more than the mapping says. */
+  state?(): Record<string, string>;
   /** Stops accepting at once; ends the connections still live after `timeoutMs`. */
   drain(timeoutMs: number, reason: string): Promise<void>;
   /** Stops accepting and ends every live connection, telling the agent why. */

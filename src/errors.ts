@@ -77,6 +77,13 @@ export class UnavailableError extends DeviceMeshError {
   }
 }
 
+/** What was asked for is taken: a host whose address another live agent holds. */
+export class AlreadyExistsError extends DeviceMeshError {
+  constructor(message: string) {
+    super('ALREADY_EXISTS', message);
+  }
+}
+
 /** A limit was reached: a queue, a session count, commands in flight. */
 export class ResourceExhaustedError extends DeviceMeshError {
   constructor(message: string) {

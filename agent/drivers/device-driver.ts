@@ -26,6 +26,16 @@ export interface DiscoveredDevice {
 export type DeviceEventListener = (event: DeviceEvent) => void;
 
 /**
+ * A stream whose chunks are whole media frames (a capture through ffmpeg): each session gets
+ * `header` before its first frame, and a session that is not reading loses whole frames instead
+ * of pausing the device for everyone.
+ */
+export interface FramedStream {
+  /** The container header every consumer needs first; undefined until the capture wrote it. */
+  readonly header: Buffer | undefined;
+}
+
+/**
  * An open device. `stream` carries its bytes both ways with the usual Duplex backpressure
  * (write() returning false until 'drain'); a device without a byte stream (GPIO, a sensor, HID)
  * has one that never produces data and refuses writes (see ByteLessStream). The stream emits
@@ -35,6 +45,8 @@ export type DeviceEventListener = (event: DeviceEvent) => void;
 export interface DeviceHandle {
   readonly path: string;
   readonly stream: Duplex;
+  /** Set when the stream's chunks are whole frames (see FramedStream). */
+  readonly frames?: FramedStream;
   /** Sets the one listener of the device's events (modem lines, edges, input reports, samples …). */
   onEvent(listener: DeviceEventListener): void;
   /** Applies a changed configuration to the open device; rejects with the device's reason if it refuses. */

@@ -32,6 +32,8 @@ function canceled(message: string): DeviceError & { canceled: true } {
  */
 export class SimulatedModemBinding implements BindingInterface<SimulatedModemPort> {
   private readonly opened = new Map<string, SimulatedModemPort>();
+  /** flush() calls per path, over every open of it (a reconfiguration reopens the port). */
+  readonly flushes = new Map<string, number>();
 
   /** @param names e.g. ['modem0'] → a port at `sim:modem0`. */
   constructor(private readonly names: readonly string[]) {}
@@ -71,7 +73,11 @@ export class SimulatedModemBinding implements BindingInterface<SimulatedModemPor
       hupcl: true,
       ...options,
     };
-    const port = new SimulatedModemPort(openOptions, () => this.opened.delete(path));
+    const port = new SimulatedModemPort(
+      openOptions,
+      () => this.opened.delete(path),
+      () => this.flushes.set(path, (this.flushes.get(path) ?? 0) + 1),
+    );
     this.opened.set(path, port);
     return Promise.resolve(port);
   }
@@ -109,7 +115,7 @@ interface PendingRead {
  * One open simulated modem: echoes what it is sent (until ATE0) and answers each line ended by
  * CR: AT, ATI, AT+GMR, ATE0/ATE1, ATD<number> (CONNECT, carrier detect on), ATH (carrier off);
  * anything else gets ERROR. DSR follows DTR as a modem's "ready" does, and dropping DTR hangs
- * up; every set() is kept in `lineRequests` so tests can see what a driver asked.
+ * up; every set() is kept in `lineRequests` (and modem-line reads and, per path, flushes counted) so tests can see what a driver asked.
  */
 export class SimulatedModemPort implements BindingPortInterface {
   isOpen = true;
@@ -123,10 +129,13 @@ export class SimulatedModemPort implements BindingPortInterface {
   private dtr = true;
   /** Every set() in order, as the driver asked it. */
   readonly lineRequests: SetOptions[] = [];
+  /** How many times the driver read the modem lines (get()) on this port. */
+  lineReads = 0;
 
   constructor(
     readonly openOptions: Required<OpenOptions>,
     private readonly onClose: () => void,
+    private readonly onFlush: () => void,
   ) {}
 
   close(): Promise<void> {
@@ -185,6 +194,7 @@ export class SimulatedModemPort implements BindingPortInterface {
 
   get(): Promise<PortStatus> {
     if (!this.isOpen) return Promise.reject(new DeviceError('Port is not open'));
+    this.lineReads++;
     return Promise.resolve({ cts: true, dsr: this.dtr, dcd: this.carrier });
   }
 
@@ -193,6 +203,7 @@ export class SimulatedModemPort implements BindingPortInterface {
   }
 
   flush(): Promise<void> {
+    this.onFlush();
     this.output = [];
     this.outputLength = 0;
     return Promise.resolve();

@@ -1,5 +1,5 @@
 import { DeviceError, DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError, UnavailableError, ValidationError } from '../../src/errors';
-import type { Command, CommandScheduler } from './command-scheduler';
+import type { Command, CommandScheduler, Queued } from './command-scheduler';
 import { createResponseFramer, type ResponseFramer, type ResponseRule } from './response-framer';
 
 /** Timers as the queue uses them; injected in tests to drive time. */
@@ -8,7 +8,8 @@ export interface QueueTimers {
   clearTimeout(handle: unknown): void;
 }
 
-const REAL_TIMERS: QueueTimers = {
+/** Node's timers, as QueueTimers. */
+export const REAL_TIMERS: QueueTimers = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
@@ -89,9 +90,8 @@ export class CommandQueue {
   private readonly now: () => number;
   private readonly timers: QueueTimers;
   private readonly counts = new Map<string, number>();
-  /** Waiting commands in arrival order, and their entries at the same index. */
-  private waitingCommands: Command[] = [];
-  private waitingEntries: Entry[] = [];
+  /** Holds the waiting entries; they come back as the Entry objects the queue added (see waitingEntry). */
+  private readonly scheduler: CommandScheduler<Queued>;
   private flight: Entry | undefined;
   /** The idle-gap timer while a command is in flight, the scheduler's wake-up while none is. */
   private wakeTimer: unknown;
@@ -109,6 +109,7 @@ export class CommandQueue {
       if (!Number.isInteger(value) || value < 1) throw new ValidationError(field, `${value} is not a positive integer`);
     }
     this.options = options;
+    this.scheduler = options.scheduler;
     this.framer = createResponseFramer(options.rule, options.maxResponseBytes);
     this.now = options.now ?? ((): number => performance.now());
     this.timers = options.timers ?? REAL_TIMERS;
@@ -116,11 +117,11 @@ export class CommandQueue {
 
   /** Commands waiting and in flight. */
   get depth(): number {
-    return this.waitingCommands.length + (this.flight === undefined ? 0 : 1);
+    return this.scheduler.size + (this.flight === undefined ? 0 : 1);
   }
 
   get waiting(): number {
-    return this.waitingCommands.length;
+    return this.scheduler.size;
   }
 
   get inFlight(): Command | undefined {
@@ -146,8 +147,7 @@ export class CommandQueue {
       entry = { command, resolve, reject, submittedAt: this.now(), dispatchedAt: 0, written: false, orphaned: false, timer: undefined };
     });
     this.counts.set(command.consumer, (this.counts.get(command.consumer) ?? 0) + 1);
-    this.waitingCommands.push(command);
-    this.waitingEntries.push(entry);
+    this.scheduler.add(entry);
     this.pump();
     return response;
   }
@@ -209,19 +209,7 @@ export class CommandQueue {
    * that its answer is not taken for the next command's; one still waiting for the prompt is dropped.
    */
   removeConsumer(consumer: string): void {
-    const commands: Command[] = [];
-    const entries: Entry[] = [];
-    const leaving: Entry[] = [];
-    for (let i = 0; i < this.waitingEntries.length; i++) {
-      const entry = this.waitingEntries[i] as Entry;
-      if (entry.command.consumer === consumer) leaving.push(entry);
-      else {
-        commands.push(entry.command);
-        entries.push(entry);
-      }
-    }
-    this.waitingCommands = commands;
-    this.waitingEntries = entries;
+    const leaving = this.scheduler.removeConsumer(consumer).map(waitingEntry);
     for (const entry of leaving) this.release(entry.command.consumer);
     const gone = new UnavailableError('consumer left');
     for (const entry of leaving) entry.reject(gone);
@@ -232,7 +220,6 @@ export class CommandQueue {
       if (!flight.written) this.finish(flight);
       flight.reject(gone);
     }
-    this.options.scheduler.removeConsumer(consumer);
     this.pump();
   }
 
@@ -254,7 +241,7 @@ export class CommandQueue {
       this.counters.refused++;
       return new ResourceExhaustedError(`${command.consumer} already has ${mine} commands queued (limit ${limit})`);
     }
-    if (this.waitingCommands.length + (this.flight === undefined ? 0 : 1) >= this.options.depth) {
+    if (this.depth >= this.options.depth) {
       this.counters.refused++;
       return new ResourceExhaustedError(`command queue of ${this.options.depth} is full`);
     }
@@ -276,29 +263,21 @@ export class CommandQueue {
           this.writeRequest(flight);
           continue;
         }
-        if (this.waitingCommands.length === 0) return;
+        if (this.scheduler.size === 0) return;
         const now = this.now();
-        const i = this.options.scheduler.pick(this.waitingCommands, now);
-        if (i < 0) {
-          this.armWake(this.options.scheduler.wakeInMs(now));
+        const next = this.scheduler.take(now);
+        if (next === undefined) {
+          this.armWake(this.scheduler.wakeInMs(now));
           return;
         }
-        this.dispatch(i, now);
+        this.dispatch(waitingEntry(next), now);
       }
     } finally {
       this.pumping = false;
     }
   }
 
-  private dispatch(i: number, now: number): void {
-    const entry = this.waitingEntries[i] as Entry;
-    if (i === 0) {
-      this.waitingCommands.shift();
-      this.waitingEntries.shift();
-    } else {
-      this.waitingCommands.splice(i, 1);
-      this.waitingEntries.splice(i, 1);
-    }
+  private dispatch(entry: Entry, now: number): void {
     this.clearWake();
     this.flight = entry;
     entry.dispatchedAt = now;
@@ -314,6 +293,11 @@ export class CommandQueue {
       // Each request takes its own prompt.
       this.readySeen = false;
       this.readyText = '';
+    }
+    const answerless = entry.command.answerlessMs;
+    if (answerless !== undefined) {
+      if (entry.timer !== undefined) this.timers.clearTimeout(entry.timer);
+      entry.timer = this.timers.setTimeout(this.onTimeout, answerless);
     }
     try {
       this.options.write(entry.command.request);
@@ -357,7 +341,7 @@ export class CommandQueue {
     this.clearWake();
     if (this.framer.length > 0) this.framer.take();
     this.release(entry.command.consumer);
-    this.options.scheduler.completed(entry.command, entry.dispatchedAt, this.now());
+    this.scheduler.completed(entry.command, entry.dispatchedAt, this.now());
   }
 
   private release(consumer: string): void {
@@ -373,9 +357,7 @@ export class CommandQueue {
       this.finish(flight);
       if (!flight.orphaned) flight.reject(err);
     }
-    const entries = this.waitingEntries;
-    this.waitingCommands = [];
-    this.waitingEntries = [];
+    const entries = this.scheduler.clear().map(waitingEntry);
     for (const entry of entries) this.release(entry.command.consumer);
     for (const entry of entries) entry.reject(err);
   }
@@ -395,6 +377,12 @@ export class CommandQueue {
     const entry = this.flight;
     if (entry === undefined) return;
     entry.timer = undefined;
+    if (entry.written && entry.command.answerlessMs !== undefined) {
+      // Its hold is over; whatever the device said meanwhile is its response (normally nothing).
+      this.answer(entry);
+      this.pump();
+      return;
+    }
     this.counters.timedOut++;
     const t = entry.command.timeoutMs;
     const why = entry.written ? '' : ` (the device showed no ready prompt ${String(this.options.ready)})`;
@@ -421,4 +409,9 @@ export class CommandQueue {
     this.answer(entry);
     this.pump();
   };
+}
+
+/** The scheduler hands back what the queue gave it: only Entry objects are ever added. */
+function waitingEntry(item: Queued): Entry {
+  return item as Entry;
 }

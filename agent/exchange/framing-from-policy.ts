@@ -1,6 +1,15 @@
 import { ValidationError } from '../../src/errors';
-import type { ResponseFraming } from '../../src/proto/types';
+import { rtuTiming } from '../../src/modbus/silent-interval';
+import type { Policy, ResponseFraming, SerialConfig } from '../../src/proto/types';
+import type { Stats } from '../../src/telemetry/stats';
+import type { CommandCodec } from './command-codec';
+import type { QueueTimers } from './command-queue';
+import { LineCodec } from './line-codec';
+import { ModbusRtuCodec } from './modbus-rtu-codec';
 import type { ResponseRule } from './response-framer';
+
+/** A serial line with no baud rate set opens at the driver's default. */
+const DEFAULT_BAUD = 9600;
 
 /** A fresh "\n" each time: a shared Buffer could be changed by whoever holds it. */
 function line(): Buffer {
@@ -77,4 +86,24 @@ export function requestTerminator(text: string): Buffer {
 /** The policy's ready pattern; empty is no handshake. */
 export function readyPattern(text: string): RegExp | undefined {
   return text ? compile('policy.readyPattern', text) : undefined;
+}
+
+/** What a command codec is made for: one device, its policy and line settings, and how to write to it. */
+export interface CodecContext {
+  device: string;
+  policy: Policy;
+  serial: SerialConfig | null;
+  maxCommandBytes: number;
+  write: (bytes: Buffer) => void;
+  stats: Stats;
+  now: () => number;
+  timers: QueueTimers;
+}
+
+/** The policy's command protocol: Modbus RTU framing, or text commands with its terminator and response rule. */
+export function commandCodec(ctx: CodecContext): CommandCodec {
+  if (ctx.policy.response?.kind === 'RESPONSE_FRAMING_MODBUS_RTU') {
+    return new ModbusRtuCodec({ device: ctx.device, timing: rtuTiming(ctx.serial, DEFAULT_BAUD), stats: ctx.stats, write: ctx.write, now: ctx.now, timers: ctx.timers });
+  }
+  return new LineCodec(responseRule(ctx.policy.response), requestTerminator(ctx.policy.requestTerminator), ctx.maxCommandBytes, ctx.write);
 }

@@ -1,4 +1,5 @@
 import { ResourceExhaustedError, ValidationError } from '../../src/errors';
+import { LENGTH_BY_GAP, LENGTH_NEEDS_MORE, rtuResponseLength } from '../../src/modbus/rtu-response-length';
 
 /** Where a device's answer to a command ends. */
 export type ResponseRule =
@@ -6,7 +7,8 @@ export type ResponseRule =
   | { kind: 'fixedLength'; length: number }
   | { kind: 'lengthPrefix'; prefixBytes: 1 | 2 | 4 } // big-endian length of what follows the prefix
   | { kind: 'pattern'; pattern: RegExp } // complete once the bytes so far (latin1) match
-  | { kind: 'idleGap'; gapMs: number }; // complete when the device is quiet gapMs
+  | { kind: 'idleGap'; gapMs: number } // complete when the device is quiet gapMs
+  | { kind: 'modbusRtu'; gapMs: number }; // by the function code's length; the inter-frame gap where that is not fixed
 
 export interface ResponseFramer {
   /** Feeds device bytes of the response in progress. Returns how many bytes of `chunk` complete it
@@ -234,6 +236,47 @@ class IdleGapFramer extends AccumulatingFramer {
   }
 }
 
+/**
+ * A Modbus RTU response: its length follows from the function code (and byte count), so it ends
+ * there; only a function code with no fixed length ends at the inter-frame gap. A known length is
+ * not cut at the gap because a software line (a pty, a USB adapter's latency timer) may pause
+ * longer than 1.75 ms inside a frame; a length byte corrupted upwards ends at the command timeout
+ * instead, which answers 0x0B just the same. The CRC is the exchange's to check.
+ */
+class ModbusRtuFramer extends AccumulatingFramer {
+  private byGap = false;
+  /** The first bytes, which tell the length, gathered across chunks without allocating. */
+  private readonly head = Buffer.alloc(4);
+
+  constructor(private readonly gapMs: number, maxBytes: number) {
+    super(maxBytes);
+    if (!(gapMs > 0) || !Number.isFinite(gapMs)) throw new ValidationError('gapMs', `${gapMs} is not a positive number of ms`);
+  }
+
+  override get idleGapMs(): number | undefined {
+    return this.byGap ? this.gapMs : undefined;
+  }
+
+  protected find(chunk: Buffer): number {
+    let known: number;
+    if (this.len >= 4) known = rtuResponseLength(this.store, this.len);
+    else {
+      this.store.copy(this.head, 0, 0, this.len);
+      const n = chunk.copy(this.head, this.len, 0, 4 - this.len);
+      known = rtuResponseLength(this.head, this.len + n);
+    }
+    if (known === LENGTH_BY_GAP) this.byGap = true;
+    if (known === LENGTH_BY_GAP || known === LENGTH_NEEDS_MORE) return -1;
+    const missing = known - this.len;
+    return chunk.length >= missing ? missing : -1;
+  }
+
+  protected override reset(): void {
+    super.reset();
+    this.byGap = false;
+  }
+}
+
 /** A framer for one response at a time under `rule`, none of them longer than maxBytes. */
 export function createResponseFramer(rule: ResponseRule, maxBytes: number): ResponseFramer {
   switch (rule.kind) {
@@ -247,5 +290,7 @@ export function createResponseFramer(rule: ResponseRule, maxBytes: number): Resp
       return new PatternFramer(rule.pattern, maxBytes);
     case 'idleGap':
       return new IdleGapFramer(rule.gapMs, maxBytes);
+    case 'modbusRtu':
+      return new ModbusRtuFramer(rule.gapMs, maxBytes);
   }
 }

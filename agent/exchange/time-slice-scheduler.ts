@@ -1,5 +1,5 @@
 import { ValidationError } from '../../src/errors';
-import type { Command, CommandScheduler } from './command-scheduler';
+import type { Command, CommandScheduler, Queued } from './command-scheduler';
 
 export interface TimeSliceOptions {
   /** A turn per unit of weight, ms of device time. */
@@ -35,7 +35,10 @@ interface ConsumerState {
  * Weights govern consumers that keep commands waiting: one that sends a command only after the
  * answer to its last is idle when the device comes free, and gets one command per turn.
  */
-export class TimeSliceScheduler implements CommandScheduler {
+export class TimeSliceScheduler<T extends Queued = Queued> implements CommandScheduler<T> {
+  /** The waiting commands in arrival order, and their queue items at the same index. */
+  private readonly commands: Command[] = [];
+  private readonly items: T[] = [];
   private readonly sliceMs: number;
   private readonly weight: (consumer: string) => number;
   private readonly states = new Map<string, ConsumerState>();
@@ -54,6 +57,29 @@ export class TimeSliceScheduler implements CommandScheduler {
     this.weight = options.weight;
   }
 
+  get size(): number {
+    return this.items.length;
+  }
+
+  add(item: T): void {
+    this.items.push(item);
+    this.commands.push(item.command);
+  }
+
+  /** A scan over the waiting commands (pick): turns are per consumer, and a device's consumers are few. */
+  take(now: number): T | undefined {
+    const i = this.pick(this.commands, now);
+    if (i < 0) return undefined;
+    this.commands.splice(i, 1);
+    return this.items.splice(i, 1)[0];
+  }
+
+  clear(): T[] {
+    this.commands.length = 0;
+    return this.items.splice(0, this.items.length);
+  }
+
+  /** Index into `waiting` (arrival order) of the command to dispatch now, or -1 for none. */
   pick(waiting: readonly Command[], _now: number): number {
     if (waiting.length === 0) return -1;
     const epoch = ++this.epoch;
@@ -93,7 +119,19 @@ export class TimeSliceScheduler implements CommandScheduler {
     return undefined;
   }
 
-  removeConsumer(consumer: string): void {
+  removeConsumer(consumer: string): T[] {
+    const leaving: T[] = [];
+    for (let i = this.items.length - 1; i >= 0; i--) {
+      if ((this.commands[i] as Command).consumer !== consumer) continue;
+      leaving.unshift(this.items[i] as T);
+      this.items.splice(i, 1);
+      this.commands.splice(i, 1);
+    }
+    this.forget(consumer);
+    return leaving;
+  }
+
+  private forget(consumer: string): void {
     const state = this.states.get(consumer);
     if (state === undefined) return;
     this.states.delete(consumer);

@@ -1,4 +1,6 @@
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { BIN, type Child, waitFor } from '../data-path/children';
 import { clientCredentialEnv } from '../../src/security/client-credential-files';
 
@@ -25,12 +27,19 @@ export function joinToken(cli: MeshCli, cp: string, kind: 'host' | 'workload', i
   return waitFor(`a join token for ${kind} ${id}`, async () => (await cli(['token', 'create', `--${kind}`, id, '--control-plane', cp])).trim(), 30_000, hopeless);
 }
 
-/** A control plane started as a child, its CLI, and the join tokens of the one agent and one sidecar a benchmark runs. */
+/** A control plane started as a child, its CLI, and the files (0600) holding the join tokens of the one agent and one sidecar a benchmark runs. */
 export interface BenchControlPlane {
   controlPlane: Child;
   cli: MeshCli;
-  hostToken: string;
-  workloadToken: string;
+  hostTokenFile: string;
+  workloadTokenFile: string;
+}
+
+/** Writes a token where only this user reads it: given as --token-file, never on a command line. */
+function tokenFile(dir: string, name: string, token: string): string {
+  const file = path.join(dir, `${name}.token`);
+  fs.writeFileSync(file, token, { mode: 0o600 });
+  return file;
 }
 
 /**
@@ -47,21 +56,22 @@ export async function startSecureControlPlane(
   const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir]);
   try {
     const hopeless = (): Error | undefined => controlPlane.exitError();
-    const hostToken = await joinToken(cli, listen.grpc, 'host', member.hostId, hopeless);
-    const workloadToken = await joinToken(cli, listen.grpc, 'workload', member.workloadId, hopeless);
-    return { controlPlane, cli, hostToken, workloadToken };
+    const dir = path.dirname(dataDir);
+    const hostTokenFile = tokenFile(dir, `host-${member.hostId}`, await joinToken(cli, listen.grpc, 'host', member.hostId, hopeless));
+    const workloadTokenFile = tokenFile(dir, `workload-${member.workloadId}`, await joinToken(cli, listen.grpc, 'workload', member.workloadId, hopeless));
+    return { controlPlane, cli, hostTokenFile, workloadTokenFile };
   } catch (err) {
     await controlPlane.stop();
     throw err;
   }
 }
 
-/** The same control plane with --insecure: plaintext, no tokens (they are empty), for comparison only. */
+/** The same control plane with --insecure: plaintext, no tokens (the file names are empty), for comparison only. */
 export function startPlaintextControlPlane(
   start: (name: string, args: string[]) => Child,
   listen: { grpc: string; admin: string },
   dataDir: string,
 ): BenchControlPlane {
   const controlPlane = start('control-plane', ['control-plane', '--listen', listen.grpc, '--admin', listen.admin, '--data-dir', dataDir, '--insecure']);
-  return { controlPlane, cli: cliWith(process.env, ['--insecure']), hostToken: '', workloadToken: '' };
+  return { controlPlane, cli: cliWith(process.env, ['--insecure']), hostTokenFile: '', workloadTokenFile: '' };
 }

@@ -9,14 +9,18 @@ const HOST_ID = 'bench-gw';
 const WORKLOAD_ID = 'bench-app';
 const BINDING = 'bench-data-path';
 
-/** The RAW binding of the benchmark's device to its workload, at the line every path uses. */
-export function bindingYaml(device: string, listenPort: number): string {
+/** Where the app reaches the virtual device: a raw TCP port, or a pty linked at a path. */
+export type VirtualEnd = { protocol: 'raw'; port: number } | { protocol: 'pty'; path: string };
+
+/** The binding of the benchmark's device to its workload, at the line every path uses. */
+export function bindingYaml(device: string, end: VirtualEnd): string {
+  const where = end.protocol === 'raw' ? `listen: 127.0.0.1:${end.port}` : `path: ${end.path}, mode: "0600"`;
   return [
     'kind: Binding',
     `name: ${BINDING}`,
     `workload: ${WORKLOAD_ID}`,
     `device: { host: ${HOST_ID}, path: ${device} }`,
-    `virtual: { name: ${BINDING}, protocol: raw, listen: 127.0.0.1:${listenPort} }`,
+    `virtual: { name: ${BINDING}, protocol: ${end.protocol}, ${where} }`,
     'policy: { sharing: exclusive }',
     `serial: { baudRate: ${BAUD_RATE}, dataBits: 8, parity: none, stopBits: 1, flowControl: none }`,
     '',
@@ -28,7 +32,7 @@ export function bindingYaml(device: string, listenPort: number): string {
  * the default log level (info, pinned so that the caller's DEVICEMESH_LOG_LEVEL cannot change the
  * figures): control plane, an agent watching `watch` (the glob of the pty's device link), a
  * sidecar, and the binding applied with `devicemesh apply`. The app connects to
- * 127.0.0.1:`listenPort`, its virtual device.
+ * 127.0.0.1:`listenPort`, its virtual device, or with `ptyPath` opens the sidecar's pty there.
  */
 export class DeviceMesh {
   private constructor(
@@ -39,7 +43,7 @@ export class DeviceMesh {
   ) {}
 
   /** `plaintext`: every process with --insecure, to show what mTLS costs on the path. */
-  static async start(dir: string, watch: string, device: string, security: 'mtls' | 'plaintext' = 'mtls'): Promise<DeviceMesh> {
+  static async start(dir: string, watch: string, device: string, security: 'mtls' | 'plaintext' = 'mtls', ptyPath?: string): Promise<DeviceMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
@@ -48,15 +52,15 @@ export class DeviceMesh {
     const listen = { grpc: cp, admin: `127.0.0.1:${cpAdmin}` };
     const members = { hostId: HOST_ID, workloadId: WORKLOAD_ID };
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    const { controlPlane, cli, hostToken, workloadToken } =
+    const { controlPlane, cli, hostTokenFile, workloadTokenFile } =
       security === 'mtls' ? await startSecureControlPlane(start, listen, dataDir, members) : startPlaintextControlPlane(start, listen, dataDir);
-    const credentials = (token: string): string[] => (security === 'mtls' ? ['--token', token] : ['--insecure']);
+    const credentials = (tokenFile: string): string[] => (security === 'mtls' ? ['--token-file', tokenFile] : ['--insecure']);
     const agent = start('agent', [
       'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`,
-      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, ...credentials(hostToken),
+      '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`, ...credentials(hostTokenFile),
     ]);
     const sidecar = start('sidecar', [
-      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, ...credentials(workloadToken),
+      'sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, ...credentials(workloadTokenFile),
     ]);
     const mesh = new DeviceMesh(listenPort, controlPlane, agent, sidecar);
     try {
@@ -67,9 +71,10 @@ export class DeviceMesh {
       };
       await waitFor(`${device} to be PRESENT in the register`, present, 30_000, exited);
       const file = path.join(dir, 'binding.yaml');
-      fs.writeFileSync(file, bindingYaml(device, listenPort));
+      fs.writeFileSync(file, bindingYaml(device, ptyPath ? { protocol: 'pty', path: ptyPath } : { protocol: 'raw', port: listenPort }));
       await cli(['apply', '-f', file, '--control-plane', cp]);
-      await waitFor('the virtual device to listen', () => accepts(listenPort), 30_000, exited);
+      if (ptyPath) await waitFor(`the virtual serial port at ${ptyPath}`, () => fs.existsSync(ptyPath), 30_000, exited);
+      else await waitFor('the virtual device to listen', () => accepts(listenPort), 30_000, exited);
       return mesh;
     } catch (err) {
       await mesh.stop();

@@ -22,9 +22,11 @@ import { Ser2net } from './ser2net';
  * - node-relay: TCP to one Node process that pipes it to the pty with the
  *   agent's serial stream and nothing else: the floor of any proxy written in Node;
  * - devicemesh: TCP to the sidecar's virtual device → socket plane (mTLS, the default) → agent → the pty;
- * - devicemesh-plaintext (not run by default): the same with every process --insecure, to show what mTLS costs.
+ * - devicemesh-plaintext (not run by default): the same with every process --insecure, to show what mTLS costs;
+ * - devicemesh-pty (not run by default; `npm run bench:pty` runs it beside direct and devicemesh):
+ *   the app opens the sidecar's virtual serial port (protocol pty) with serialport, then the same way on.
  */
-export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-plaintext'] as const;
+export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-plaintext', 'devicemesh-pty'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 /** The paths of a run that does not name them. */
 export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'];
@@ -37,6 +39,7 @@ export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   'node-relay': 'app → TCP → one Node process piping to the pty (no framing, no policy) → echo',
   devicemesh: 'app → TCP → sidecar → socket plane (mTLS) → agent → pty → echo',
   'devicemesh-plaintext': 'app → TCP → sidecar → socket plane (plaintext, --insecure) → agent → pty → echo',
+  'devicemesh-pty': 'app opens the sidecar\'s pty (serialport) → sidecar → socket plane (mTLS) → agent → pty → echo',
 };
 
 /** The app's end of a path; an 'error' on `stream` is not thrown (the measurement sees the stream close). */
@@ -134,11 +137,14 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
         };
       }
       case 'devicemesh':
-      case 'devicemesh-plaintext': {
-        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, name === 'devicemesh' ? 'mtls' : 'plaintext');
+      case 'devicemesh-plaintext':
+      case 'devicemesh-pty': {
+        // The app's port is out of the agent's --watch glob, or the agent would take it for a device.
+        const appPort = name === 'devicemesh-pty' ? path.join(dir, 'app', 'ttyDM0') : undefined;
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, name === 'devicemesh-plaintext' ? 'plaintext' : 'mtls', appPort);
         return {
           name,
-          connect: () => tcpConnect(mesh.listenPort),
+          connect: () => (appPort ? serialConnect(appPort) : tcpConnect(mesh.listenPort)),
           processes: () => [...mesh.processes(), ...pty.processes()],
           close: async () => {
             await mesh.stop();

@@ -10,9 +10,18 @@ const BINDING = 'bench-sharing';
 /** The policy of acceptance 6: one queue in front of the device, responses framed by the AT terminator. */
 export const SHARED_POLICY = 'sharing: shared, requestTerminator: "\\r", response: { terminator: "OK\\r\\n" }, queueDepth: 256, perConsumerQueue: 4';
 
+/** The shared binding's virtual protocol, policy and (optionally) line settings, as YAML flow text. */
+export interface SharedBinding {
+  protocol: string;
+  policy: string;
+  serial?: string;
+}
+
+const AT_BINDING: SharedBinding = { protocol: 'raw', policy: SHARED_POLICY };
+
 /**
  * The mesh as an operator runs it, each part its own process at log level info: control plane, an
- * agent watching `watch`, one sidecar, and a shared RAW binding of `device` applied with
+ * agent watching `watch`, one sidecar, and a shared binding of `device` (RAW with the AT policy unless told) applied with
  * `devicemesh apply`. Every app connection to 127.0.0.1:`listenPort` is one consumer of the device.
  */
 export class SharedMesh {
@@ -21,14 +30,14 @@ export class SharedMesh {
     private readonly children: Child[],
   ) {}
 
-  static async start(dir: string, watch: string, device: string): Promise<SharedMesh> {
+  static async start(dir: string, watch: string, device: string, binding: SharedBinding = AT_BINDING): Promise<SharedMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
     const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
     const dataDir = path.join(dir, 'data');
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
-    const { controlPlane, cli, hostToken, workloadToken } = await startSecureControlPlane(
+    const { controlPlane, cli, hostTokenFile, workloadTokenFile } = await startSecureControlPlane(
       start,
       { grpc: cp, admin: `127.0.0.1:${cpAdmin}` },
       dataDir,
@@ -38,9 +47,9 @@ export class SharedMesh {
       controlPlane,
       start('agent', [
         'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
-        '--token', hostToken,
+        '--token-file', hostTokenFile,
       ]),
-      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token', workloadToken]),
+      start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token-file', workloadTokenFile]),
     ];
     const mesh = new SharedMesh(listenPort, children);
     try {
@@ -62,8 +71,9 @@ export class SharedMesh {
           `name: ${BINDING}`,
           `workload: ${WORKLOAD_ID}`,
           `device: { host: ${HOST_ID}, path: ${device} }`,
-          `virtual: { name: ${BINDING}, protocol: raw, listen: 127.0.0.1:${listenPort} }`,
-          `policy: { ${SHARED_POLICY} }`,
+          `virtual: { name: ${BINDING}, protocol: ${binding.protocol}, listen: 127.0.0.1:${listenPort} }`,
+          `policy: { ${binding.policy} }`,
+          ...(binding.serial === undefined ? [] : [`serial: { ${binding.serial} }`]),
           '',
         ].join('\n'),
       );

@@ -91,6 +91,11 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
   { name: 'ca-cert', kind: 'string', help: 'an external CA certificate (PEM; an intermediate followed by its chain to the root) instead of <data-dir>/ca' },
   { name: 'ca-key', kind: 'string', help: 'the private key of --ca-cert' },
   { name: 'cert-ttl', kind: 'duration', default: '1h', help: 'lifetime of the certificates issued to agents, sidecars and the control plane itself' },
+  {
+    name: 'san',
+    kind: 'list',
+    help: 'a DNS name or IP address the serving certificate names beside those of --listen, localhost and the host name (repeatable)',
+  },
   { name: 'insecure', kind: 'boolean', help: 'plaintext gRPC, no authentication (prints a warning)' },
   { name: 'kubernetes', kind: 'boolean', help: 'reconcile the cluster\'s Binding and DevicePolicy custom resources and write their status (in-cluster config, or --kubeconfig)' },
   { name: 'kubeconfig', kind: 'string', help: 'kubeconfig file for --kubernetes (default: the in-cluster service account, else $KUBECONFIG or ~/.kube/config)' },
@@ -101,7 +106,7 @@ export const CONTROL_PLANE_FLAGS: readonly FlagSpec[] = [
 
 /** How agents and sidecars join the mesh. */
 const MEMBER_FLAGS: readonly FlagSpec[] = [
-  { name: 'token', kind: 'string', help: 'join token (devicemesh token create …)' },
+  { name: 'token', kind: 'string', secret: { safer: '--token-file FILE' }, help: 'join token (devicemesh token create …); prefer --token-file or DEVICEMESH_TOKEN' },
   { name: 'token-file', kind: 'string', help: 'file holding the join token, read on each join attempt' },
   { name: 'identity-dir', kind: 'string', help: 'where the key and certificate are kept; a still-valid certificate needs no token on restart' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext, no authentication (prints a warning)' },
@@ -168,6 +173,12 @@ export const AGENT_FLAGS: readonly FlagSpec[] = [
   { name: 'advertise', kind: 'address', help: 'socket-plane address announced to sidecars (default: the bound --listen)' },
   { name: 'watch', kind: 'list', help: '[kind:]glob of device paths to watch, e.g. /dev/ttyUSB* or hid:/dev/hidraw*; kinds serial, hid, gpio, sensor, lab, video, audio (repeatable)' },
   { name: 'simulate', kind: 'list', help: 'simulated device to serve: modem (repeatable)' },
+  {
+    name: 'capture-source',
+    kind: 'string',
+    default: 'device',
+    help: 'cameras and microphones: device (V4L2/ALSA through ffmpeg) or lavfi (ffmpeg test sources, for machines without capture hardware)',
+  },
   { name: 'admin', kind: 'address', default: '127.0.0.1:15002', help: 'admin HTTP address' },
   { name: 'load-interval', kind: 'duration', default: '1s', help: 'how often binding and device rates are measured and reported to the control plane' },
   ...SOCKET_PLANE_LIMIT_FLAGS,
@@ -250,6 +261,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     insecure,
     trustDomain: values['trust-domain'] as string,
     certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
+    san: lists.san ?? [],
     ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
     ...kubernetesOptions(values),
     log,
@@ -314,6 +326,10 @@ export async function agent(args: readonly string[]): Promise<void> {
   for (const s of lists.simulate ?? []) {
     if (s !== 'modem') throw new ValidationError('', `flag --simulate: "${s}" is not one of modem`);
   }
+  const captureSource = values['capture-source'] as string;
+  if (captureSource !== 'device' && captureSource !== 'lavfi') {
+    throw new ValidationError('', `flag --capture-source: "${captureSource}" is not one of device, lavfi`);
+  }
   const hostId = values['host-id'] as string;
   const log = createLogger('agent', { hostId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-agent', values);
@@ -324,6 +340,7 @@ export async function agent(args: readonly string[]): Promise<void> {
     ...(values.advertise ? { advertise: values.advertise } : {}),
     watch: lists.watch ?? [],
     simulate: lists.simulate ?? [],
+    captureSource,
     admin: values.admin as string,
     loadIntervalMs: durationMs('load-interval', values['load-interval'] as string),
     socketPlaneLimits: socketPlaneLimits(values),

@@ -1,8 +1,8 @@
-import { errorMessage, ValidationError } from '../../src/errors';
-import * as fs from 'node:fs';
+import { ValidationError } from '../../src/errors';
 import { parseDocuments } from '../../src/documents/documents';
 import { SHARING, wordFor } from '../../src/documents/enum-names';
 import type {
+  PhysicalEndpoint,
   ApplyResponse,
   ListBindingsResponse,
   ListEndpointsResponse,
@@ -11,8 +11,10 @@ import type {
   Mapping,
 } from '../../src/proto/types';
 import { virtualAddress } from '../../src/model/virtual-address';
+import { conflictingDeviceIds } from '../../src/model/roaming';
 import { formatRate } from '../../control-plane/bandwidth/format-rate';
 import { clientSecurity, ControlPlaneClient } from '../control-plane-client';
+import { readDocumentFile } from '../document-file';
 import { type FlagSpec, parseFlags } from '../flags';
 import { renderTable } from '../table';
 
@@ -28,7 +30,7 @@ export const CLIENT_FLAGS: readonly FlagSpec[] = [
   CONTROL_PLANE,
   { name: 'ca-file', kind: 'string', help: 'the mesh\'s CA bundle (<data-dir>/ca/bundle.crt)' },
   { name: 'operator-token-file', kind: 'string', help: 'file with the operator credential (<data-dir>/operator.token)' },
-  { name: 'operator-token', kind: 'string', help: 'the operator credential itself' },
+  { name: 'operator-token', kind: 'string', secret: { safer: '--operator-token-file FILE' }, help: 'the operator credential itself; prefer --operator-token-file or DEVICEMESH_OPERATOR_TOKEN' },
   { name: 'insecure', kind: 'boolean', help: 'plaintext, for a control plane run with --insecure' },
 ];
 
@@ -51,12 +53,7 @@ export async function apply(args: readonly string[], out: NodeJS.WritableStream)
   const flags = parseFlags('apply', args, APPLY_FLAGS);
   if (flags.positionals.length > 0) throw new ValidationError('', `unexpected argument "${flags.positionals[0]}"`);
   const file = flags.values.filename as string;
-  let text: string;
-  try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
-  } catch (err) {
-    throw new ValidationError('', `cannot read ${file}: ${errorMessage(err)}`);
-  }
+  const text = readDocumentFile(file);
   const request = parseDocuments(text, file === '-' ? 'stdin' : file);
   const client = clientFor(flags.values);
   try {
@@ -121,10 +118,17 @@ function configurationSummary(c: Readonly<Record<string, string>>): string {
     .join(' ');
 }
 
+/** One device id present on several hosts at once is a conflict (a roaming binding stays on the first): the state says so. */
 function renderEndpoints(res: ListEndpointsResponse): string {
+  const conflicts = conflictingDeviceIds(res.endpoints);
+  const state = (e: PhysicalEndpoint): string => {
+    const hosts = e.state === 'ENDPOINT_STATE_PRESENT' ? conflicts.get(e.deviceId) : undefined;
+    const shown = shortEnum(e.state, 'ENDPOINT_STATE_');
+    return hosts ? `${shown} (CONFLICT: ${e.deviceId} on ${hosts.join(', ')})` : shown;
+  };
   return renderTable(
     ['ID', 'KIND', 'PATH', 'STATE', 'CONFIGURATION'],
-    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, shortEnum(e.state, 'ENDPOINT_STATE_'), configurationSummary(e.configuration ?? {})]),
+    res.endpoints.map((e) => [e.id, shortEnum(e.kind, 'DEVICE_KIND_'), e.path, state(e), configurationSummary(e.configuration ?? {})]),
   );
 }
 

@@ -5,6 +5,7 @@ import { toServiceError } from '../../src/grpc/grpc-errors';
 import type { Logger } from '../../src/log';
 import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from '../../src/security/spiffe-id';
 import { checkIssuedBy } from '../../src/security/x509';
+import { RefusalLog } from '../../src/security/refusal-log';
 import type { Stats } from '../../src/telemetry/stats';
 import type { CertificateAuthority } from './certificate-authority';
 import type { OperatorCredential } from './operator-credential';
@@ -38,6 +39,8 @@ export const ACCESS_RULES: Readonly<Record<string, AccessRule>> = {
   '/devicemesh.v1.Identity/CreateToken': 'operator',
   '/devicemesh.v1.Identity/ListTokens': 'operator',
   '/devicemesh.v1.Identity/DeleteToken': 'operator',
+  '/devicemesh.v1.Identity/RevokeIdentity': 'operator',
+  '/devicemesh.v1.Identity/WatchRevocations': 'member',
   '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources': 'member',
   '/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources': 'member',
 };
@@ -62,6 +65,28 @@ export interface Caller {
   operator: boolean;
 }
 
+/** The serial of the call's client certificate, upper-case hex; undefined without one. */
+export function peerSerial(call: AnyCall): string | undefined {
+  return call.getAuthContext()?.sslPeerCertificate?.serialNumber?.toUpperCase();
+}
+
+/** What the control plane knows of the member certificates it issued. */
+export interface CertificateChecks {
+  /** Throws (UnauthenticatedError) when the certificate is revoked. */
+  check(serial: string): void;
+  /** The socket-plane addresses the certificate's host may advertise; empty: any. */
+  allowedAddresses(serial: string): readonly string[];
+  /** The join the certificate descends from; undefined when not recorded. */
+  lineage(serial: string): string | undefined;
+}
+
+/** Two certificates of one member process (one join and its renewals); unknown lineages are taken as the same. */
+export function sameMember(certificates: CertificateChecks, a: string, b: string): boolean {
+  const la = certificates.lineage(a);
+  const lb = certificates.lineage(b);
+  return la === undefined || lb === undefined || la === lb;
+}
+
 const LOOPBACK = /^(127\.|\[::1\]|::1$|\[::ffff:127\.|::ffff:127\.)/;
 
 /**
@@ -78,8 +103,17 @@ export class AccessControl {
       operator: OperatorCredential;
       stats: Stats;
       log: Logger;
+      /** Revocations and address pins; absent: none. */
+      certificates?: CertificateChecks;
+      /** The certificate serial of the discovery stream that holds a host now, if any. */
+      hostOwner?: (hostId: string) => string | undefined;
     },
-  ) {}
+  ) {
+    this.refusals = new RefusalLog('auth_refused', options.stats, options.log);
+  }
+
+  /** Every refusal counted, logged at most once per reason and peer address per window. */
+  private readonly refusals: RefusalLog;
 
   /**
    * The SPIFFE ID of the call's client certificate; AccessRefusal when there is none valid.
@@ -103,8 +137,14 @@ export class AccessControl {
       if (id.trustDomain !== this.options.ca.trustDomain) {
         throw new UnauthenticatedError(`certificate is for trust domain ${id.trustDomain}, not ${this.options.ca.trustDomain}`);
       }
+      try {
+        this.options.certificates?.check(cert.serialNumber);
+      } catch (err) {
+        throw new AccessRefusal('revoked_certificate', err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err)));
+      }
       return id;
     } catch (err) {
+      if (err instanceof AccessRefusal && err.reason === 'revoked_certificate') throw err;
       const cause = err instanceof AccessRefusal ? err.cause : err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err));
       throw new AccessRefusal('bad_certificate', cause);
     }
@@ -143,6 +183,12 @@ export class AccessControl {
             new PermissionDeniedError(`${formatSpiffeId(caller.identity)} may not report for host ${JSON.stringify(hostId ?? '')}`),
           );
         }
+        // Only the agent that holds the host's discovery stream reports its devices and load.
+        const owner = this.options.hostOwner?.(hostId as string);
+        const certificates = this.options.certificates;
+        if (owner && certificates && !sameMember(certificates, owner, peerSerial(call) ?? '')) {
+          throw new AccessRefusal('not_host_owner', new PermissionDeniedError(`host ${String(hostId)} is served by another live agent; this one may not report for it`));
+        }
       }
       return caller;
     } catch (err) {
@@ -150,8 +196,11 @@ export class AccessControl {
     }
   }
 
-  /** A discovery stream's node must be the certificate's own host (agent) or workload (sidecar). */
-  checkNode(call: AnyCall, kind: 'agent' | 'sidecar', nodeId: string): void {
+  /**
+   * A discovery stream's node must be the certificate's own host (agent) or workload (sidecar),
+   * and an agent's socket plane one its certificate may advertise.
+   */
+  checkNode(call: AnyCall, kind: 'agent' | 'sidecar', nodeId: string, socketPlane: string): void {
     const caller: Caller = { peer: call.getPeer(), identity: undefined, operator: false };
     try {
       caller.identity = this.peerIdentity(call);
@@ -160,6 +209,13 @@ export class AccessControl {
         throw new AccessRefusal(
           'wrong_identity',
           new PermissionDeniedError(`${formatSpiffeId(caller.identity)} may not subscribe as ${kind} ${JSON.stringify(nodeId)} (node.id must be its own ${wanted} id)`),
+        );
+      }
+      const allowed = kind === 'agent' ? (this.options.certificates?.allowedAddresses(peerSerial(call) ?? '') ?? []) : [];
+      if (allowed.length > 0 && !allowed.includes(socketPlane)) {
+        throw new AccessRefusal(
+          'address_not_allowed',
+          new PermissionDeniedError(`${formatSpiffeId(caller.identity)} may advertise only ${allowed.join(', ')} as its socket plane, not ${socketPlane}`),
         );
       }
     } catch (err) {
@@ -173,9 +229,10 @@ export class AccessControl {
       err instanceof AccessRefusal
         ? err
         : new AccessRefusal('error', err instanceof DeviceMeshError ? err : new UnauthenticatedError(errorMessage(err)));
-    this.options.stats.add('auth_refused', 1, { reason: refusal.reason });
-    this.options.log.warn(
-      { method: what, peer: caller.peer, identity: caller.identity ? formatSpiffeId(caller.identity) : undefined, reason: refusal.reason, error: refusal.message },
+    this.refusals.refuse(
+      refusal.reason,
+      caller.peer,
+      { method: what, identity: caller.identity ? formatSpiffeId(caller.identity) : undefined, error: refusal.message },
       'call refused',
     );
     return refusal.cause;

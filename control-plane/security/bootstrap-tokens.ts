@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { UnauthenticatedError, ValidationError } from '../../src/errors';
 import { checkIdentityId, type IdentityKind } from '../../src/security/spiffe-id';
+import { parseHostPort } from '../../src/util/address';
 
 /** Who a token lets join: exactly one host or one workload. */
 export interface TokenSubject {
@@ -15,6 +16,19 @@ export interface TokenRecord {
   secretSha256: string;
   createdAt: number;
   expiresAt: number;
+  /** Joins any number of times until it expires; otherwise one join. Absent in records of older versions: reusable, as they were. */
+  reusable?: boolean;
+  /** When a single-use token was used. */
+  usedAt?: number;
+  /** host:port an agent joined with it may advertise; empty or absent: any. */
+  allowedAddresses?: string[];
+}
+
+/** What a token is made with, besides its subject. */
+export interface TokenTerms {
+  ttlMs: number;
+  reusable: boolean;
+  allowedAddresses: readonly string[];
 }
 
 /** A token's text, taken apart. */
@@ -52,6 +66,15 @@ export function secretMatches(secret: string, sha256: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** An allowed socket-plane address is a literal host:port, as the agent advertises it. */
+function checkAllowedAddress(address: string): void {
+  try {
+    parseHostPort(address);
+  } catch {
+    throw new ValidationError('allowed_addresses', `${JSON.stringify(address)} is not host:port`);
+  }
+}
+
 /** `n` characters of [0-9a-z] from random bytes (rejection sampling keeps them uniform). */
 export function randomText(n: number, randomBytes: (size: number) => Buffer): string {
   let out = '';
@@ -79,7 +102,8 @@ export class BootstrapTokens {
   }
 
   /** A new token for `subject`, valid for `ttlMs`; the text returned is the only copy of its secret. */
-  create(subject: TokenSubject, ttlMs: number, caDigest: string): { token: string; record: TokenRecord } {
+  create(subject: TokenSubject, terms: TokenTerms, caDigest: string): { token: string; record: TokenRecord } {
+    const { ttlMs } = terms;
     if (subject.kind !== 'host' && subject.kind !== 'workload') {
       throw new ValidationError('kind', `"${String(subject.kind)}" is neither host nor workload`);
     }
@@ -90,19 +114,43 @@ export class BootstrapTokens {
     while (this.byId.has(id));
     const secret = randomText(32, this.randomBytes);
     const t = this.now();
-    const record: TokenRecord = { id, subject: { kind: subject.kind, id: subject.id }, secretSha256: sha256Hex(secret), createdAt: t, expiresAt: t + ttlMs };
+    for (const address of terms.allowedAddresses) checkAllowedAddress(address);
+    if (terms.allowedAddresses.length > 0 && subject.kind !== 'host') {
+      throw new ValidationError('allowed_addresses', 'only a host token pins socket-plane addresses');
+    }
+    const record: TokenRecord = {
+      id,
+      subject: { kind: subject.kind, id: subject.id },
+      secretSha256: sha256Hex(secret),
+      createdAt: t,
+      expiresAt: t + ttlMs,
+      reusable: terms.reusable,
+      allowedAddresses: [...terms.allowedAddresses],
+    };
     this.byId.set(id, record);
     return { token: formatToken({ caDigest, id, secret }), record };
   }
 
-  /** The subject of a valid token; UnauthenticatedError for an unknown, expired or wrong one (the reason says which). */
-  verify(token: ParsedToken, caDigest: string): TokenSubject {
+  /**
+   * Redeems a token for a join: its record (a single-use one is marked used, so the caller
+   * saves); UnauthenticatedError for an unknown, expired, wrong or used one (the reason says which).
+   */
+  redeem(token: ParsedToken, caDigest: string): TokenRecord {
     if (token.caDigest !== caDigest) throw new UnauthenticatedError('token was made for another CA');
     const record = this.byId.get(token.id);
     if (!record) throw new UnauthenticatedError(`token ${token.id} is unknown (deleted, or never created here)`);
     if (!secretMatches(token.secret, record.secretSha256)) throw new UnauthenticatedError(`token ${token.id}: wrong secret`);
-    if (this.now() >= record.expiresAt) throw new UnauthenticatedError(`token ${token.id} expired at ${new Date(record.expiresAt).toISOString()}`);
-    return record.subject;
+    const t = this.now();
+    if (t >= record.expiresAt) throw new UnauthenticatedError(`token ${token.id} expired at ${new Date(record.expiresAt).toISOString()}`);
+    if (record.reusable === false) {
+      if (record.usedAt !== undefined) {
+        throw new UnauthenticatedError(
+          `token ${token.id} is single-use and was used at ${new Date(record.usedAt).toISOString()} (create a new one; --reusable makes one for many joins)`,
+        );
+      }
+      record.usedAt = t;
+    }
+    return record;
   }
 
   /** Drops expired tokens; true when any was. */

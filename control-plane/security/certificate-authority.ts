@@ -2,6 +2,7 @@ import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, UnavailableError, ValidationError } from '../../src/errors';
+import type { ServedNames } from '../../src/security/served-names';
 import { formatSpiffeId, type SpiffeId } from '../../src/security/spiffe-id';
 import {
   certificateDigest,
@@ -24,6 +25,8 @@ export interface IssuedCertificate {
   caPem: string;
   identity: SpiffeId;
   notAfter: Date;
+  /** The leaf's serial number, upper-case hex as OpenSSL prints it. */
+  serial: string;
 }
 
 export interface CaFiles {
@@ -117,8 +120,12 @@ export class CertificateAuthority {
     return this.certify(publicKey, identity, ttlMs);
   }
 
-  /** Certifies an existing public key (the control plane's own serving key). */
-  async certify(publicKey: CryptoKey, identity: SpiffeId, ttlMs: number): Promise<IssuedCertificate> {
+  /**
+   * Certifies an existing public key (the control plane's own serving key). `names` adds DNS and
+   * IP SANs beside the SPIFFE ID, so that clients checking a host name (grpcurl, curl, grpcio)
+   * can verify a server; members' leaves have none.
+   */
+  async certify(publicKey: CryptoKey, identity: SpiffeId, ttlMs: number, names: ServedNames = { dns: [], ips: [] }): Promise<IssuedCertificate> {
     const t = this.now();
     const notAfter = new Date(Math.min(t + ttlMs, Date.parse(this.certificate.validTo)));
     const caCert = new x509.X509Certificate(this.certificate.raw);
@@ -135,13 +142,21 @@ export class CertificateAuthority {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: formatSpiffeId(identity) }], true),
+        new x509.SubjectAlternativeNameExtension(
+          [
+            { type: 'url', value: formatSpiffeId(identity) },
+            ...names.dns.map((value) => ({ type: 'dns' as const, value })),
+            ...names.ips.map((value) => ({ type: 'ip' as const, value })),
+          ],
+          true,
+        ),
         await x509.SubjectKeyIdentifierExtension.create(publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(caCert),
       ],
     });
-    const chain = [new X509Certificate(leaf.toString('pem')), ...this.presentedChain().filter((c) => !isSelfSigned(c))];
-    return { certChainPem: toPem(chain), caPem: this.bundlePem(), identity, notAfter };
+    const issued = new X509Certificate(leaf.toString('pem'));
+    const chain = [issued, ...this.presentedChain().filter((c) => !isSelfSigned(c))];
+    return { certChainPem: toPem(chain), caPem: this.bundlePem(), identity, notAfter, serial: issued.serialNumber.toUpperCase() };
   }
 
   /** The chain a server presents: leaf, intermediates and the root, so that a joining client finds its pinned CA. */

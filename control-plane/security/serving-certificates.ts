@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../src/errors';
 import type { Logger } from '../../src/log';
+import type { ServedNames } from '../../src/security/served-names';
 import type { SpiffeId } from '../../src/security/spiffe-id';
 import { generateKey } from '../../src/security/x509';
 
@@ -13,8 +14,8 @@ const RENEW_AT = 2 / 3;
 const RETRY_MS = 5000;
 
 /**
- * The control plane's own serving certificate (spiffe://<td>/control-plane), renewed before it
- * expires, as a grpc-js CertificateProvider that pushes each new one to the TLS server (open
+ * The control plane's own serving certificate (spiffe://<td>/control-plane, plus the DNS and IP
+ * names it is reached by), renewed before it expires, as a grpc-js CertificateProvider that pushes each new one to the TLS server (open
  * connections keep theirs).
  */
 export class ServingCertificates implements grpc.experimental.CertificateProvider {
@@ -29,6 +30,7 @@ export class ServingCertificates implements grpc.experimental.CertificateProvide
     private readonly ca: CertificateAuthority,
     private readonly subject: SpiffeId,
     private readonly ttlMs: number,
+    private readonly names: ServedNames,
     private readonly log: Logger,
   ) {}
 
@@ -76,12 +78,12 @@ export class ServingCertificates implements grpc.experimental.CertificateProvide
 
   private async rotate(): Promise<void> {
     const key = await generateKey();
-    const issued = await this.ca.certify(key.keys.publicKey, this.subject, this.ttlMs);
+    const issued = await this.ca.certify(key.keys.publicKey, this.subject, this.ttlMs, this.names);
     this.identity = { certificate: Buffer.from(this.ca.servingChain(issued)), privateKey: Buffer.from(key.keyPem) };
     this.notAfter = issued.notAfter;
     for (const l of this.identityListeners) l(this.identity);
     this.schedule(Math.max(1000, (issued.notAfter.getTime() - Date.now()) * RENEW_AT));
-    this.log.info({ notAfter: issued.notAfter.toISOString() }, 'control plane serving certificate issued');
+    this.log.info({ notAfter: issued.notAfter.toISOString(), dns: this.names.dns, ips: this.names.ips }, 'control plane serving certificate issued');
   }
 
   private schedule(delayMs: number): void {

@@ -1,14 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import type * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, NotFoundError, ValidationError } from '../../src/errors';
+import { DeviceMeshError, UnauthenticatedError, ValidationError } from '../../src/errors';
 import { toServiceError } from '../../src/grpc/grpc-errors';
 import type { Logger } from '../../src/log';
 import type { Timestamp } from '../../src/proto/types';
-import { formatSpiffeId, type SpiffeId } from '../../src/security/spiffe-id';
-import { AccessRefusal, type AccessControl } from '../security/access-control';
-import { BootstrapTokens, DEFAULT_TOKEN_TTL_MS, parseToken, type TokenRecord, type TokenSubject } from '../security/bootstrap-tokens';
+import { formatSpiffeId, parseIdentityArgument, type SpiffeId } from '../../src/security/spiffe-id';
+import { AccessRefusal, type AccessControl, peerSerial } from '../security/access-control';
+import { DEFAULT_TOKEN_TTL_MS, type TokenRecord } from '../security/bootstrap-tokens';
 import type { CertificateAuthority, IssuedCertificate } from '../security/certificate-authority';
-import type { TokenStore } from '../security/token-store';
+import type { IdentityRegistry } from '../security/identity-registry';
 
 interface JoinRequest {
   token: string;
@@ -27,56 +26,25 @@ interface CreateTokenRequest {
   kind: string;
   id: string;
   ttlSeconds: string;
+  reusable: boolean;
+  allowedAddresses: string[];
 }
 interface TokenInfo {
   id: string;
   spiffeId: string;
   createdAt: Timestamp;
   expiresAt: Timestamp;
+  reusable: boolean;
+  usedAt: Timestamp | null;
+  allowedAddresses: string[];
 }
 
 export interface IdentityServiceOptions {
   ca: CertificateAuthority;
-  tokens: TokenStore;
   access: AccessControl;
   /** Lifetime of the certificates issued. */
   certTtlMs: number;
   log: Logger;
-  now?: () => number;
-}
-
-/** The bootstrap tokens of a control plane, kept in its data directory. */
-export class TokenRegistry {
-  private readonly core: BootstrapTokens;
-
-  constructor(
-    private readonly store: TokenStore,
-    private readonly ca: CertificateAuthority,
-    now: () => number = Date.now,
-  ) {
-    this.core = new BootstrapTokens(store.load(), now, randomBytes);
-  }
-
-  create(subject: TokenSubject, ttlMs: number = DEFAULT_TOKEN_TTL_MS): { token: string; record: TokenRecord } {
-    this.core.expire();
-    const made = this.core.create(subject, ttlMs, this.ca.digest());
-    this.store.save(this.core.records());
-    return made;
-  }
-
-  verify(tokenText: string): TokenSubject {
-    return this.core.verify(parseToken(tokenText), this.ca.digest());
-  }
-
-  list(): TokenRecord[] {
-    if (this.core.expire()) this.store.save(this.core.records());
-    return this.core.records();
-  }
-
-  delete(id: string): void {
-    if (!this.core.delete(id)) throw new NotFoundError(`token ${id} does not exist`);
-    this.store.save(this.core.records());
-  }
 }
 
 function timestamp(ms: number): Timestamp {
@@ -84,7 +52,7 @@ function timestamp(ms: number): Timestamp {
 }
 
 /** `devicemesh.v1.Identity`: Join with a token, Renew with a certificate, and the operator's token management. */
-export function identityService(options: IdentityServiceOptions, registry: TokenRegistry): grpc.UntypedServiceImplementation {
+export function identityService(options: IdentityServiceOptions, registry: IdentityRegistry): grpc.UntypedServiceImplementation {
   const { ca, access, log } = options;
   const issued = (cert: IssuedCertificate): CertificateResponse => ({
     certChainPem: cert.certChainPem,
@@ -97,7 +65,11 @@ export function identityService(options: IdentityServiceOptions, registry: Token
     spiffeId: formatSpiffeId({ trustDomain: ca.trustDomain, kind: r.subject.kind, id: r.subject.id }),
     createdAt: timestamp(r.createdAt),
     expiresAt: timestamp(r.expiresAt),
+    reusable: r.reusable !== false,
+    usedAt: r.usedAt === undefined ? null : timestamp(r.usedAt),
+    allowedAddresses: r.allowedAddresses ?? [],
   });
+  const spiffe = (subject: { kind: 'host' | 'workload'; id: string }): string => formatSpiffeId({ trustDomain: ca.trustDomain, ...subject });
   /** Runs a call; errors become its status, identity refusals are also logged and counted. */
   const run = <Req, Res>(
     method: string,
@@ -120,15 +92,18 @@ export function identityService(options: IdentityServiceOptions, registry: Token
 
   return {
     Join: run('Join', 'bad_token', async (call: grpc.ServerUnaryCall<JoinRequest, CertificateResponse>) => {
-      const subject = registry.verify(call.request.token);
-      const identity: SpiffeId = { trustDomain: ca.trustDomain, kind: subject.kind, id: subject.id };
-      const cert = await ca.issue(call.request.csrPem, identity, options.certTtlMs);
-      log.info({ identity: formatSpiffeId(identity), peer: call.getPeer(), notAfter: cert.notAfter.toISOString() }, 'joined the mesh');
+      const cert = await registry.join(call.request.token, (subject) => {
+        const identity: SpiffeId = { trustDomain: ca.trustDomain, kind: subject.kind, id: subject.id };
+        return ca.issue(call.request.csrPem, identity, options.certTtlMs);
+      });
+      log.info({ identity: formatSpiffeId(cert.identity), peer: call.getPeer(), serial: cert.serial, notAfter: cert.notAfter.toISOString() }, 'joined the mesh');
       return issued(cert);
     }),
     Renew: run('Renew', 'bad_certificate', async (call: grpc.ServerUnaryCall<RenewRequest, CertificateResponse>) => {
       const identity = access.peerIdentity(call);
-      const cert = await ca.issue(call.request.csrPem, identity, options.certTtlMs);
+      const previous = peerSerial(call);
+      if (!previous) throw new UnauthenticatedError('no client certificate to renew');
+      const cert = await registry.renew(previous, () => ca.issue(call.request.csrPem, identity, options.certTtlMs));
       log.debug({ identity: formatSpiffeId(identity), notAfter: cert.notAfter.toISOString() }, 'certificate renewed');
       return issued(cert);
     }),
@@ -137,15 +112,35 @@ export function identityService(options: IdentityServiceOptions, registry: Token
       if (kind !== 'host' && kind !== 'workload') throw new ValidationError('kind', `"${kind}" is neither host nor workload`);
       const ttlSeconds = Number(call.request.ttlSeconds || '0');
       if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) throw new ValidationError('ttl_seconds', `${call.request.ttlSeconds} is not a duration`);
-      const made = registry.create({ kind, id }, ttlSeconds > 0 ? ttlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS);
-      log.info({ token: made.record.id, kind, id, expiresAt: new Date(made.record.expiresAt).toISOString() }, 'bootstrap token created');
+      const made = registry.createToken(
+        { kind, id },
+        { ttlMs: ttlSeconds > 0 ? ttlSeconds * 1000 : DEFAULT_TOKEN_TTL_MS, reusable: call.request.reusable === true, allowedAddresses: call.request.allowedAddresses ?? [] },
+      );
+      log.info(
+        { token: made.record.id, kind, id, reusable: made.record.reusable, allowedAddresses: made.record.allowedAddresses, expiresAt: new Date(made.record.expiresAt).toISOString() },
+        'bootstrap token created',
+      );
       return { token: made.token, info: info(made.record) };
     }),
-    ListTokens: run('ListTokens', 'operator', () => ({ tokens: registry.list().map(info) })),
-    DeleteToken: run('DeleteToken', 'operator', (call: grpc.ServerUnaryCall<{ id: string }, object>) => {
-      registry.delete(call.request.id);
-      log.info({ token: call.request.id }, 'bootstrap token deleted');
-      return {};
+    ListTokens: run('ListTokens', 'operator', () => ({ tokens: registry.listTokens().map(info) })),
+    DeleteToken: run('DeleteToken', 'operator', (call: grpc.ServerUnaryCall<{ id: string }, { revoked: string[] }>) => {
+      const revocation = registry.deleteToken(call.request.id);
+      const revoked = revocation.subjects.map(spiffe);
+      log.info({ token: call.request.id, revoked, certificates: revocation.certificates }, 'bootstrap token deleted; what it issued is revoked');
+      return { revoked };
     }),
+    RevokeIdentity: run('RevokeIdentity', 'operator', (call: grpc.ServerUnaryCall<{ identity: string }, { spiffeId: string; certificates: number }>) => {
+      const subject = parseIdentityArgument(call.request.identity);
+      const revocation = registry.revoke(subject);
+      log.warn({ identity: spiffe(subject), certificates: revocation.certificates }, 'identity revoked');
+      return { spiffeId: spiffe(subject), certificates: revocation.certificates };
+    }),
+    WatchRevocations: (call: grpc.ServerWritableStream<object, { serials: string[] }>): void => {
+      const send = (serials: ReadonlySet<string>): void => void call.write({ serials: [...serials] });
+      const unsubscribe = registry.onRevoked(send);
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
+      send(registry.revokedSerials());
+    },
   };
 }

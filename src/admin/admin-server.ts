@@ -1,6 +1,9 @@
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import * as os from 'node:os';
 import type { Logger } from '../log';
+import { RefusalLog } from '../security/refusal-log';
+import { hostOfHeader, isLoopbackName } from '../security/served-names';
 import type { Stats } from '../telemetry/stats';
 import { formatHostPort, parseHostPort } from '../util/address';
 
@@ -20,10 +23,24 @@ export interface RunningAdmin {
   close(): Promise<void>;
 }
 
-/** Serves /ready, /stats, /stats/prometheus and /config_dump. Binds loopback unless told otherwise. */
+/**
+ * Serves /ready, /stats, /stats/prometheus and /config_dump. Binds loopback unless told otherwise.
+ * Answers only requests whose Host: names loopback, the listen address, the address the client
+ * reached or the host name: a page of another site whose name an attacker points at 127.0.0.1
+ * (DNS rebinding) sends its own name, and gets 421.
+ */
 export function startAdminServer(address: string, source: AdminSource, log: Logger): Promise<RunningAdmin> {
   const { host, port } = parseHostPort(address);
+  const refusals = new RefusalLog('admin_requests_refused', source.stats, log);
+  const ownNames = new Set([hostOfHeader(host.includes(':') ? `[${host}]` : host), os.hostname().toLowerCase()]);
   const server = http.createServer((req, res) => {
+    const named = hostOfHeader(req.headers.host ?? '');
+    const local = (req.socket.localAddress ?? '').replace(/^::ffff:/, '');
+    if (named === undefined || !(isLoopbackName(named) || ownNames.has(named) || named === hostOfHeader(local.includes(':') ? `[${local}]` : local))) {
+      refusals.refuse('unknown_host', `${req.socket.remoteAddress ?? ''}:${req.socket.remotePort ?? 0}`, { host: req.headers.host, path: req.url }, 'admin request refused');
+      send(res, 421, 'text/plain', `misdirected request: Host ${JSON.stringify(req.headers.host ?? '')} is not a name of this admin server\n`);
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://admin');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'text/plain', 'method not allowed\n');

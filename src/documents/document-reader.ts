@@ -72,6 +72,20 @@ export class DocumentReader {
     return v as string[];
   }
 
+  /** A list of distinct integers in [min, max]. */
+  integerList(key: string, min: number, max: number): number[] {
+    const v = this.obj[key];
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v)) throw this.error(key, `must be a list of integers (${min} to ${max}), not ${describe(v)}`);
+    const seen = new Set<number>();
+    for (const x of v as unknown[]) {
+      if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) throw this.error(key, `${describe(x)} is not an integer from ${min} to ${max}`);
+      if (seen.has(x)) throw this.error(key, `lists ${x} twice`);
+      seen.add(x);
+    }
+    return [...seen];
+  }
+
   /**
    * A flat mapping of names to scalar values, as strings: `{ samplePeriodMs: 500 }` reads as
    * `{ samplePeriodMs: "500" }`. Nested values are refused.

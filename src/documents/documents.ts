@@ -10,7 +10,7 @@ const BINDING_FIELDS = ['apiVersion', 'kind', 'name', 'workload', 'device', 'vir
 const POLICY_FIELDS = [
   'workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial', 'commandsPerSecond',
   'burstBytes', 'burstCommands', 'overLimit', 'requestTerminator', 'response', 'perConsumerQueue', 'timeSliceMs', 'weight',
-  'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond',
+  'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond', 'units',
 ];
 /** A response rule is exactly one of these keys. */
 const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
@@ -19,6 +19,7 @@ const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
   lengthPrefixBytes: 'RESPONSE_FRAMING_LENGTH_PREFIX',
   pattern: 'RESPONSE_FRAMING_PATTERN',
   idleGapMs: 'RESPONSE_FRAMING_IDLE_GAP',
+  modbus: 'RESPONSE_FRAMING_MODBUS_RTU',
 };
 const SERIAL_FIELDS = ['baudRate', 'dataBits', 'parity', 'stopBits', 'flowControl', 'dtr', 'rts'];
 
@@ -107,7 +108,7 @@ function readBinding(r: DocumentReader): Binding {
   const binding: Binding = {
     name: r.string('name', true),
     workload: r.string('workload', true),
-    device: device ? { host: device.string('host', true), path: device.string('path'), id: device.string('id') } : null,
+    device: device ? { host: device.string('host'), path: device.string('path'), id: device.string('id') } : null,
     virtual: virtual
       ? {
           workloadId: r.string('workload'),
@@ -162,6 +163,8 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     readyPattern: r.string('readyPattern', false),
     minBytesPerSecond: String(r.integer('minBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
     deviceBytesPerSecond: String(r.integer('deviceBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
+    // Modbus unit ids: 0 (broadcast) to 247.
+    units: r.integerList('units', 0, 247),
   };
 }
 
@@ -180,7 +183,9 @@ function readResponseFraming(policy: DocumentReader): ResponseFraming | null {
     rule.length = r.integer(key, 1, 4);
     if (rule.length === 3) throw r.error(key, 'is 1, 2 or 4');
   } else if (key === 'pattern') rule.pattern = r.string(key, true);
-  else rule.idleGapMs = r.integer(key, 1, 60_000);
+  else if (key === 'modbus') {
+    if (r.string(key, true) !== 'rtu') throw r.error(key, 'is rtu (Modbus RTU framing)');
+  } else rule.idleGapMs = r.integer(key, 1, 60_000);
   return rule;
 }
 

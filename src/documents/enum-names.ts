@@ -23,6 +23,7 @@ export const PROTOCOL: Readonly<Record<string, VirtualProtocol>> = {
   rfc2217: 'VIRTUAL_PROTOCOL_RFC2217',
   grpc: 'VIRTUAL_PROTOCOL_GRPC',
   pty: 'VIRTUAL_PROTOCOL_PTY',
+  'modbus-tcp': 'VIRTUAL_PROTOCOL_MODBUS_TCP',
 };
 
 export const PARITY: Readonly<Record<string, Parity>> = {

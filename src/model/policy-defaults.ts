@@ -25,6 +25,7 @@ export const EMPTY_POLICY: Readonly<Policy> = Object.freeze({
   readyPattern: '',
   minBytesPerSecond: '0',
   deviceBytesPerSecond: '0',
+  units: [],
 });
 
 /** A line: what a command's response is when the policy does not say. */

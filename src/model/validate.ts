@@ -94,14 +94,15 @@ export function validateBinding(binding: Binding): void {
   checkName(where, 'workload', binding.workload);
   const device = binding.device;
   if (!device) throw new ValidationError(`${where}: device`, 'is required');
-  checkName(where, 'device.host', device.host);
+  // Without a host, a device id roams: the binding follows it to whichever gateway reports it.
+  if (device.host || !device.id) checkName(where, 'device.host', device.host);
   if (!device.path && !device.id) throw new ValidationError(`${where}: device`, 'needs a path or an id');
   if (device.path && device.id) throw new ValidationError(`${where}: device`, 'takes a path or an id, not both');
   const virtual = binding.virtual;
   if (!virtual) throw new ValidationError(`${where}: virtual`, 'is required');
   checkName(where, 'virtual.name', virtual.name);
   if (virtual.protocol === 'VIRTUAL_PROTOCOL_UNSPECIFIED') {
-    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217, grpc or pty)');
+    throw new ValidationError(`${where}: virtual.protocol`, 'is required (raw, rfc2217, grpc, pty or modbus-tcp)');
   }
   if (virtual.protocol === 'VIRTUAL_PROTOCOL_PTY') validatePtyEndpoint(where, virtual);
   else {

@@ -25,7 +25,8 @@ export type VirtualProtocol =
   | 'VIRTUAL_PROTOCOL_RAW'
   | 'VIRTUAL_PROTOCOL_RFC2217'
   | 'VIRTUAL_PROTOCOL_GRPC'
-  | 'VIRTUAL_PROTOCOL_PTY';
+  | 'VIRTUAL_PROTOCOL_PTY'
+  | 'VIRTUAL_PROTOCOL_MODBUS_TCP';
 
 export type HostState = 'HOST_STATE_UNSPECIFIED' | 'HOST_STATE_CONNECTED' | 'HOST_STATE_DISCONNECTED';
 
@@ -44,7 +45,8 @@ export type ResponseFramingKind =
   | 'RESPONSE_FRAMING_FIXED_LENGTH'
   | 'RESPONSE_FRAMING_LENGTH_PREFIX'
   | 'RESPONSE_FRAMING_PATTERN'
-  | 'RESPONSE_FRAMING_IDLE_GAP';
+  | 'RESPONSE_FRAMING_IDLE_GAP'
+  | 'RESPONSE_FRAMING_MODBUS_RTU';
 
 export type Access = 'ACCESS_UNSPECIFIED' | 'ACCESS_READ_WRITE' | 'ACCESS_READ_ONLY';
 
@@ -128,6 +130,7 @@ export interface Policy {
   readyPattern: string;
   minBytesPerSecond: string;
   deviceBytesPerSecond: string;
+  units: number[];
 }
 
 export interface ResponseFraming {

@@ -67,7 +67,8 @@ function settingValue(setting: LineSettingName, arg: string | undefined): number
     const [min, max] = RANGES[setting as 'baudRate' | 'dataBits'];
     return integer(arg, min, max, setting);
   }
-  const code = arg === undefined ? undefined : words[arg];
+  // Own keys only: "toString" or "constructor" is no setting word.
+  const code = arg !== undefined && Object.hasOwn(words, arg) ? words[arg] : undefined;
   if (code === undefined) throw new ProtocolError(`${setting} is one of ${Object.keys(words).join(', ')}, not ${JSON.stringify(arg ?? '')}`);
   return code;
 }

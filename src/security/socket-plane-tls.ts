@@ -48,7 +48,7 @@ export function checkPeerSpiffeId(cert: tls.PeerCertificate, expected: SpiffeId)
 }
 
 /** Why a TLS peer is refused, as a `reason` label: stable, few values. */
-export type TlsRefusal = 'no_certificate' | 'expired_certificate' | 'untrusted_certificate' | 'no_identity' | 'not_tls' | 'handshake_timeout' | 'tls_error';
+export type TlsRefusal = 'revoked_certificate' | 'no_certificate' | 'expired_certificate' | 'untrusted_certificate' | 'no_identity' | 'not_tls' | 'handshake_timeout' | 'tls_error';
 
 /** OpenSSL verification codes as Node reports them (`authorizationError`), grouped by what an operator does about them. */
 const VERIFY_REASONS: Partial<Record<string, TlsRefusal>> = {

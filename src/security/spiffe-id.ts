@@ -72,3 +72,10 @@ export function spiffeIdOfCertificate(cert: X509Certificate): SpiffeId {
 export function sameIdentity(a: SpiffeId, b: SpiffeId): boolean {
   return a.trustDomain === b.trustDomain && a.kind === b.kind && a.id === b.id;
 }
+
+/** `host/ID` or `workload/ID`, as the operator names a member (`devicemesh identity revoke`). */
+export function parseIdentityArgument(text: string): { kind: 'host' | 'workload'; id: string } {
+  const m = /^(host|workload)\/(.*)$/.exec(typeof text === 'string' ? text : '');
+  if (!m) throw new ValidationError('identity', `${JSON.stringify(text)} is neither host/<id> nor workload/<id>`);
+  return { kind: m[1] as 'host' | 'workload', id: checkIdentityId(m[2] as string, 'identity') };
+}

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ListEndpointsResponse, ListProxiesResponse } from '../../src/proto/types';
 import { AppClient } from '../helpers/app-client';
+import { rawSerialBinding } from '../helpers/binding-yaml';
 import { EchoResponder } from '../helpers/echo-responder';
 import { cli, cliAsync, createToken, freePort, MeshProcess, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
@@ -40,18 +41,7 @@ describe('e2e: a secure mesh (tokens, mTLS, rotation, revocation)', function () 
 
   const apply = (): void => {
     const file = path.join(tmp, 'binding.yaml');
-    fs.writeFileSync(
-      file,
-      [
-        'kind: Binding',
-        'name: secure-modem',
-        'workload: app1',
-        `device: { host: gw1, path: ${pty.device} }`,
-        `virtual: { name: modem, protocol: raw, listen: 127.0.0.1:${ports.virt} }`,
-        'serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl: none }',
-        '',
-      ].join('\n'),
-    );
+    fs.writeFileSync(file, rawSerialBinding('secure-modem', 'app1', 'gw1', pty.device, ports.virt));
     const r = cli(['apply', '-f', file, '--control-plane', cp]);
     assert.equal(r.code, 0, r.stderr);
   };

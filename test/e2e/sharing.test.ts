@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { AppClient } from '../helpers/app-client';
 import { AtResponder } from '../helpers/at-responder';
 import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
+import { startOneGatewayMesh } from '../helpers/one-gateway-mesh';
 import { haveSocat, PtyPair } from '../helpers/pty';
 import { SlowReader } from '../helpers/slow-reader';
 
@@ -106,14 +107,9 @@ describe('e2e: sharing a device and limiting its rate', function () {
     ]) {
       specs[s.name] = { ...s, port: await freePort() };
     }
-    controlPlane = MeshProcess.start('e2e-sharing-control-plane', ['control-plane', '--listen', cp, '--admin', '127.0.0.1:0', '--data-dir', path.join(tmp, 'data')]);
-    agent = MeshProcess.start('e2e-sharing-agent', [
-      'agent', '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${await freePort()}`,
-      '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${agentAdmin}`,
-    ]);
-    for (const workload of ['app1', 'app2']) {
-      sidecars.push(MeshProcess.start(`e2e-sharing-sidecar-${workload}`, ['sidecar', '--workload-id', workload, '--control-plane', cp, '--admin', `127.0.0.1:${await freePort()}`]));
-    }
+    const mesh = await startOneGatewayMesh('e2e-sharing', tmp, cp, agentAdmin, ['app1', 'app2']);
+    ({ controlPlane, agent } = mesh);
+    sidecars.push(...mesh.sidecars);
     await waitFor('the agent to register the ptys', () => {
       const r = cli(['get', 'endpoints', '-o', 'json', '--control-plane', cp]);
       return r.code === 0 && (JSON.parse(r.stdout) as { endpoints: Array<{ state: string }> }).endpoints.filter((e) => e.state === 'ENDPOINT_STATE_PRESENT').length === ptys.length;

@@ -30,6 +30,11 @@ export class AppClient {
     return this.length;
   }
 
+  /** True once `bytes` is somewhere in what arrived and was not taken. */
+  contains(bytes: Buffer): boolean {
+    return Buffer.concat(this.chunks, this.length).includes(bytes);
+  }
+
   /** Waits until `n` bytes have arrived and returns them, consuming them. */
   async take(n: number, timeoutMs = 15_000): Promise<Buffer> {
     await waitFor(`${n} bytes (have ${this.length})`, () => this.length >= n || (this.closed && Promise.reject(new Error('connection closed'))), timeoutMs);

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as readline from 'node:readline';
-import { waitFor } from './processes';
+import { stopChild, waitFor } from './processes';
 
 /** The termios of a tty as `stty -F PATH -a` prints it: speed and the flag words. */
 export function sttyOf(path: string): { speed: number; flags: Set<string> } {
@@ -27,10 +27,7 @@ export class EchoPtyDevice {
 
   /** Pulls the device: socat exits, the link goes, the agent's open port hangs up. */
   async pull(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.kill('SIGTERM');
-    await exited;
+    await stopChild(this.proc);
   }
 }
 

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { waitFor } from './processes';
+import { stopChild, waitFor } from './processes';
 
 /** True when socat is on this machine; tests that need it say so and skip otherwise. */
 export function haveSocat(): boolean {
@@ -23,9 +23,6 @@ export class PtyPair {
 
   /** Pulls the "device" out: socat exits and removes both links. */
   async remove(): Promise<void> {
-    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
-    const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.kill('SIGTERM');
-    await exited;
+    await stopChild(this.proc);
   }
 }

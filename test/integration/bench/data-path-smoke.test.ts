@@ -88,10 +88,27 @@ describe('bench/data-path --quick', function () {
     }
   });
 
+  it('runs the pty endpoint beside the raw TCP one (npm run bench:pty) and writes both paths\' figures', async () => {
+    const out = path.join(dir, 'pty.json');
+    const r = await runBench(['--quick', '--paths', 'direct,devicemesh,devicemesh-pty', '--out', out]);
+    assert.equal(r.code, 0, `exit ${r.code}\n${r.stderr}\n${r.stdout}`);
+    assert.match(r.stdout, /devicemesh-pty +app opens the sidecar's pty/);
+    const report = JSON.parse(fs.readFileSync(out, 'utf8'));
+    assert.deepEqual(report.paths.map((p: { path: string }) => p.path), ['direct', 'devicemesh', 'devicemesh-pty']);
+    for (const p of report.paths) {
+      assert.equal(p.error, undefined, `${p.path} failed: ${p.error}`);
+      assert.equal(p.roundTripUs.samples, 200, `${p.path} round trips`);
+      assertFinite(p.roundTripUs.p50, `${p.path} roundTripUs.p50`);
+      assert.equal(p.bulk.bytes, 4 * 1024 * 1024, `${p.path} bulk bytes`);
+      assertFinite(p.bulk.mbPerSecond, `${p.path} bulk.mbPerSecond`);
+    }
+    assert.deepEqual(report.versusDirect.map((v: { path: string }) => v.path), ['devicemesh', 'devicemesh-pty']);
+  });
+
   it('refuses a bad flag with exit status 2 and says which', async () => {
     const bad = await runBench(['--paths', 'direct,carrier-pigeon']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-plaintext/);
+    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-plaintext, devicemesh-pty/);
     const rounds = await runBench(['--iterations', '3', '--rounds', '4']);
     assert.equal(rounds.code, 2);
     assert.match(rounds.stderr, /--rounds 4 is more than --iterations 3/);

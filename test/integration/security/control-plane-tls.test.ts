@@ -141,6 +141,46 @@ describe('control plane over mTLS: join, renew, per-RPC authorization', function
     assert.equal(await refusals('bad_operator_credential'), 1);
   });
 
+  it('revocation: a revoked member\'s renewal is refused, watchers get its serial, a malformed identity is refused', async () => {
+    const ca = cp.security?.caPem as string;
+    const m = await join('workload', 'revoked-app');
+    const member = sslWith(m.current().ca, m.current().key, m.current().cert);
+    const serial = new X509Certificate(m.current().cert).serialNumber.toUpperCase();
+    const renew = async (): Promise<grpc.status> => callWith(cp.grpcAddress, member, 'Identity', 'Renew', { csrPem: await createCsr(await generateKey()) });
+    assert.equal(await renew(), grpc.status.OK);
+    // Another member watches the revocation list, as agents do.
+    const watcher = await join('host', 'watching-gw');
+    const Ctor = serviceClient('devicemesh.v1.Identity');
+    const watchClient = new Ctor(cp.grpcAddress, sslWith(watcher.current().ca, watcher.current().key, watcher.current().cert), SPIFFE_CHANNEL_OPTIONS);
+    const lists: string[][] = [];
+    const stream = (watchClient as unknown as { watchRevocations(r: object): grpc.ClientReadableStream<{ serials: string[] }> }).watchRevocations({});
+    stream.on('data', (l: { serials: string[] }) => lists.push(l.serials));
+    stream.on('error', () => undefined);
+    try {
+      await waitFor('the first revocation list', () => lists.length > 0, 5000);
+      assert.ok(!(lists[0] as string[]).includes(serial));
+      const client = new ControlPlaneClient(cp.grpcAddress, 5000, { caPem: ca, operatorToken });
+      try {
+        const res = await client.call<{ spiffeId: string; certificates: number }>('Identity', 'RevokeIdentity', { identity: 'workload/revoked-app' });
+        assert.equal(res.spiffeId, 'spiffe://devicemesh.local/workload/revoked-app');
+        // The join's certificate and the one its renewal got.
+        assert.equal(res.certificates, 2);
+        await assert.rejects(client.call('Identity', 'RevokeIdentity', { identity: 'revoked-app' }), /neither host\/<id> nor workload\/<id>/);
+        await assert.rejects(client.call('Identity', 'RevokeIdentity', { identity: 'workload/never-joined' }), /no certificate that is valid/);
+      } finally {
+        client.close();
+      }
+      await waitFor('the revoked serial pushed to the watcher', () => lists.some((l) => l.includes(serial)), 5000);
+      const before = await refusals('revoked_certificate');
+      assert.equal(await renew(), grpc.status.UNAUTHENTICATED);
+      assert.equal(await callWith(cp.grpcAddress, member, 'Bindings', 'List', {}), grpc.status.OK, 'loopback reads need no certificate');
+      assert.equal(await refusals('revoked_certificate'), before + 1);
+    } finally {
+      stream.cancel();
+      watchClient.close();
+    }
+  });
+
   it('refuses a certificate from another CA and an expired certificate', async () => {
     const ca = cp.security?.caPem as string;
     const other = await CertificateAuthority.fromPem(...(Object.values(await CertificateAuthority.create('devicemesh.local')) as [string, string]), 'devicemesh.local');

@@ -41,6 +41,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
   let pool: AgentPool;
   let sidecar: VirtualDevices;
   const clients: PySerialClient[] = [];
+  let onPty: (id: string, at: string, devicePath: string) => Mapping;
 
   const simPort = (): NonNullable<ReturnType<SimulatedModemBinding['port']>> => {
     const p = sim.port('sim:modem0');
@@ -69,7 +70,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     devices.add({ path: echoLink, deviceId: echoLink, kind: 'DEVICE_KIND_SERIAL', capabilities: ['serial'], labels: {} });
     server = new SocketPlaneServer({ listen: '127.0.0.1:0', hostId: 'gw1', mappings, devices, stats, log });
     const agentAddress = await server.listen();
-    const onPty = (id: string, at: string, devicePath: string): Mapping => {
+    onPty = (id: string, at: string, devicePath: string): Mapping => {
       const m = mapping(id, '', agentAddress, 'VIRTUAL_PROTOCOL_PTY');
       return { ...m, devicePath, virtual: { ...(m.virtual as NonNullable<Mapping['virtual']>), path: at, owner: '', group: '', mode: 0o600 } };
     };
@@ -128,10 +129,19 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
       assert.equal(await control.request('break 50'), 'ok break 50');
       const breaks = simPort().lineRequests.slice(before).map((r) => r.brk);
       assert.deepEqual(breaks, [true, false]);
+      // The driver reports a modem-line change only once it has read the lines once (on this port, after the reopens).
+      await waitUntil(() => simPort().lineReads > 0, 'the modem lines read once');
       assert.equal(await control.request('dtr 0'), 'ok dtr 0');
       assert.equal(simPort().lineRequests.at(-1)?.dtr, false);
       assert.equal(await control.request('rts 0'), 'ok rts 0');
       assert.equal(simPort().lineRequests.at(-1)?.rts, false);
+      // The modem's DSR follows DTR: the agent's modem-line poll sees it go, the control socket and /config_dump say so.
+      await waitUntil(() => control.events.at(-1) === 'event lines cts', 'DSR down reported to the control client');
+      const port = (): Record<string, string> | undefined => sidecar.state().find((d) => d.id === 'fake')?.port;
+      assert.deepEqual(port(), { pty: fs.readlinkSync(fakePort), appOpen: 'true', modemLines: 'cts' });
+      assert.equal(await control.request('dtr 1'), 'ok dtr 1');
+      await waitUntil(() => control.events.at(-1) === 'event lines cts,dsr', 'DSR up again reported to the control client');
+      assert.equal(port()?.modemLines, 'cts,dsr');
       assert.match(await control.request('lines'), /^ok lines (none|[a-z,]+)$/);
       assert.match(await control.request('parity purple'), /^error PROTOCOL_ERROR parity is one of none, odd, even, mark, space/);
       assert.match(await control.request('dtr'), /^error PROTOCOL_ERROR dtr needs 0 or 1/);
@@ -142,6 +152,41 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     }
     await py.write(Buffer.from('AT\r'));
     assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
+  it('B0 drops DTR and leaves the baud rate; the next rate raises DTR again', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    await waitUntil(() => sim.port('sim:modem0')?.openOptions.baudRate === 9600, 'the modem at 9600');
+    const before = simPort().lineRequests.length;
+    await py.must({ op: 'set', name: 'baudrate', value: 0 });
+    await waitUntil(() => simPort().lineRequests.slice(before).some((r) => r.dtr === false), 'DTR dropped at the modem');
+    assert.equal(simPort().openOptions.baudRate, 9600, 'B0 is a hang-up, not a rate');
+    await py.must({ op: 'set', name: 'baudrate', value: 19200 });
+    await waitUntil(() => simPort().openOptions.baudRate === 19200, 'the modem at 19200');
+    assert.equal(simPort().lineRequests.at(-1)?.dtr, true, 'DTR raised again');
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+  });
+
+  it('tcflush of input and of output each reach the device as a flush, counted by kind', async () => {
+    const py = await pyOpen(fakePort, { baudrate: 9600, timeout: 5 });
+    // pyserial's open flushes the input itself: once a command has been answered, that flush has reached the modem.
+    await py.write(Buffer.from('AT\r'));
+    assert.match((await py.read(9, 10)).toString('latin1'), /AT\r\r\nOK\r\n/);
+    const labels = { mapping: 'fake' };
+    const reads = stats.get('pty_packets', { ...labels, status: 'flushRead' });
+    const writes = stats.get('pty_packets', { ...labels, status: 'flushWrite' });
+    // Counted per path: the session's opening settings may reopen the port meanwhile.
+    const flushCount = (): number => sim.flushes.get('sim:modem0') ?? 0;
+    const flushes = flushCount();
+    await py.must({ op: 'call', name: 'reset_input_buffer' });
+    await waitUntil(() => flushCount() === flushes + 1, 'the input flush at the modem');
+    await py.must({ op: 'call', name: 'reset_output_buffer' });
+    await waitUntil(() => flushCount() === flushes + 2, 'the output flush at the modem');
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushRead' }), reads + 1);
+    assert.equal(stats.get('pty_packets', { ...labels, status: 'flushWrite' }), writes + 1);
+    await py.write(Buffer.from('ATI\r'));
+    assert.match((await py.read(10, 10)).toString('latin1'), /^ATI\r\r\n/);
   });
 
   it('1 MiB with every byte value round-trips in order through pyserial', async () => {
@@ -201,5 +246,25 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
     await sidecar.apply([]);
     assert.equal(fs.existsSync(port), false);
     assert.equal(fs.existsSync(`${port}.control`), false);
+  });
+
+  it('a sidecar started again replaces the link and the control socket a killed one left behind', async () => {
+    // What a sidecar killed with SIGKILL leaves: a link to a pty that is gone and its socket's file.
+    fs.symlinkSync('/dev/pts/999999', port);
+    fs.writeFileSync(`${port}.control`, '');
+    await sidecar.apply([onPty('echo', port, echoLink)]);
+    assert.match(fs.readlinkSync(port), /^\/dev\/pts\/\d+$/);
+    assert.notEqual(fs.readlinkSync(port), '/dev/pts/999999');
+    const py = await pyOpen(port, { baudrate: 115200 });
+    await py.write(Buffer.from('again'));
+    assert.equal((await py.read(5)).toString(), 'again');
+    await py.close();
+    const control = await PtyControlClient.connect(`${port}.control`);
+    try {
+      assert.match(await control.request('lines'), /^error UNAVAILABLE no app has .* open/);
+    } finally {
+      control.close();
+    }
+    await sidecar.apply([]);
   });
 });

@@ -157,7 +157,7 @@ describe('sidecar (against an in-test control plane and agent)', () => {
     const listen = await listenAddress();
     ads.push('1', [mapping('m1', listen, agent.address, 'VIRTUAL_PROTOCOL_UNSPECIFIED')]);
     const nack = await ads.waitForNack();
-    assert.match(nack.message, /mapping m1: protocol VIRTUAL_PROTOCOL_UNSPECIFIED is not one this sidecar serves \(raw, rfc2217, grpc, pty\)/);
+    assert.match(nack.message, /mapping m1: protocol VIRTUAL_PROTOCOL_UNSPECIFIED is not one this sidecar serves \(raw, rfc2217, grpc, pty, modbus-tcp\)/);
     assert.ok(await connectRefused(listen));
   });
 

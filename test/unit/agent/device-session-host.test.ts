@@ -318,6 +318,26 @@ describe('agent/device-session-host', () => {
     assert.ok(!device.isPaused(), 'the device reads again');
   });
 
+  for (const sharing of ['SHARING_MODE_SHARED', 'SHARING_MODE_TIME_SLICE'] as const) {
+    it(`${sharing}: every byte a session sends is charged to the device bucket and counted by the device meter`, async () => {
+      const m = mappingFor('m1', 'app1', sharing);
+      (m.policy as NonNullable<Mapping['policy']>).deviceBytesPerSecond = '1000';
+      const { session, transport } = await open(m);
+      const started = performance.now();
+      // Five commands of 100 bytes, each answered: 500 bytes to the device, 15 from it.
+      session.receiveData(Buffer.from(`${'x'.repeat(99)}\n`.repeat(5)));
+      for (let n = 1; n <= 5; n++) {
+        await waitFor(() => (driver.device?.writtenBytes().length ?? 0) === 100 * n, `command ${n} at the device`);
+        driver.device?.produce(Buffer.from('ok\n'));
+      }
+      await waitFor(() => transport.received().length === 15, 'the five answers');
+      // The bucket refills at 1 token per ms: what is missing beyond that was taken by the commands.
+      const refilled = Math.ceil(performance.now() - started) + 1;
+      assert.ok(host.deviceBucket.available() <= 1000 - 500 + refilled, `${host.deviceBucket.available()} tokens left`);
+      assert.equal(host.deviceMeter.total, 500 + 15, 'the device meter counts writes as well as reads');
+    });
+  }
+
   describe('events and commands', () => {
     const event = (value: number): DeviceEvent => ({ type: DeviceEventType.ModemLines, timestampMs: 1, source: 'dcd', value, data: Buffer.alloc(0) });
     const command = (requestId: number, op: CommandOp): CommandRequest => ({ requestId, op, target: 'dtr', value: 1, data: Buffer.alloc(0) });

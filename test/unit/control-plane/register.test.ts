@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { ValidationError } from '../../../src/errors';
+import type { Timestamp } from '../../../src/proto/types';
 import { describeSelector, Register, selectEndpoint } from '../../../control-plane/register';
 import { endpoint } from './fixtures';
 
@@ -50,13 +51,17 @@ describe('control-plane register', () => {
     assert.deepEqual(r.endpoints().map((e) => e.id), ['gw1/a']);
   });
 
-  it('keeps a disconnected host its socket-plane address', () => {
+  it('withdraws a disconnected host\'s socket-plane address, unless a later connection was recorded', () => {
     const r = new Register();
-    r.hostConnected('gw1', '10.0.0.5:15020', NOW);
+    const first = r.hostConnected('gw1', '10.0.0.5:15020', NOW).lastSeen as Timestamp;
     assert.equal(r.host('gw1')?.state, 'HOST_STATE_CONNECTED');
-    const h = r.hostDisconnected('gw1', NOW);
+    const later = { seconds: String(Number(NOW.seconds) + 1), nanos: 0 };
+    r.hostConnected('gw1', '10.0.0.5:15020', later);
+    assert.equal(r.hostDisconnected('gw1', later, first), undefined, 'the end of an older connection');
+    assert.equal(r.host('gw1')?.socketPlaneAddress, '10.0.0.5:15020');
+    const h = r.hostDisconnected('gw1', later, later);
     assert.equal(h?.state, 'HOST_STATE_DISCONNECTED');
-    assert.equal(h?.socketPlaneAddress, '10.0.0.5:15020');
+    assert.equal(h?.socketPlaneAddress, '');
     assert.equal(r.hostDisconnected('nope', NOW), undefined);
   });
 

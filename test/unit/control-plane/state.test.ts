@@ -78,12 +78,19 @@ describe('control-plane state', () => {
     await state.apply({ bindings: [binding('a')], policies: [] });
     assert.equal(state.bindingStatuses()[0]?.phase, 'BINDING_PHASE_PENDING');
     await state.registerEndpoint(endpoint('gw1', 'usb-1'));
-    await state.hostConnected('gw1', '127.0.0.1:15020');
+    const connectedAt = await state.hostConnected('gw1', '127.0.0.1:15020');
     assert.equal(state.mappings().length, 1);
     assert.equal(state.mappings({ workloadId: 'app1' }).length, 1);
     assert.equal(state.mappings({ hostId: 'gw2' }).length, 0);
-    await state.hostDisconnected('gw1');
-    assert.equal(state.mappings().length, 1, 'a disconnected agent keeps its mappings');
+    await state.hostDisconnected('gw1', connectedAt);
+    assert.equal(state.mappings().length, 0, 'a disconnected agent\'s address is withdrawn');
+    assert.equal(state.bindingStatuses()[0]?.phase, 'BINDING_PHASE_PENDING');
+    await state.hostConnected('gw1', '127.0.0.1:15020');
+    assert.equal(state.mappings().length, 1, 'mapped again once an agent of the host is back');
+    // A disconnection of an older connection (another replica noticing late) withdraws nothing.
+    await state.hostDisconnected('gw1', connectedAt);
+    assert.equal(state.mappings().length, 1);
+    assert.equal(state.hosts().find((h) => h.id === 'gw1')?.socketPlaneAddress, '127.0.0.1:15020');
     await state.deregisterEndpoint('gw1/usb-1', true);
     assert.equal(state.mappings().length, 0);
     await state.deregisterEndpoint('gw1/usb-1', false);
@@ -92,7 +99,7 @@ describe('control-plane state', () => {
       events.map((e) => `${e.type} ${e.endpoint?.state}`),
       ['TYPE_UPSERTED ENDPOINT_STATE_PRESENT', 'TYPE_UPSERTED ENDPOINT_STATE_ABSENT', 'TYPE_REMOVED ENDPOINT_STATE_ABSENT'],
     );
-    assert.deepEqual(commits.map((c) => c.length), [0, 0, 1, 1, 0, 0]);
+    assert.deepEqual(commits.map((c) => c.length), [0, 0, 1, 0, 1, 0, 0]);
   });
 
   it('tells commit listeners what kind of change each commit was, and counts durable writes', async () => {

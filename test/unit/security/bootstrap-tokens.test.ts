@@ -8,10 +8,15 @@ import {
   randomText,
   secretMatches,
   sha256Hex,
+  type TokenRecord,
+  type TokenSubject,
+  type TokenTerms,
 } from '../../../control-plane/security/bootstrap-tokens';
 import { UnauthenticatedError, ValidationError } from '../../../src/errors';
 
 const CA = 'a'.repeat(64);
+const terms = (ttlMs: number, more: Partial<TokenTerms> = {}): TokenTerms => ({ ttlMs, reusable: true, allowedAddresses: [], ...more });
+const subjectOf = (r: TokenRecord): TokenSubject => r.subject;
 const OTHER_CA = 'b'.repeat(64);
 
 describe('bootstrap tokens', () => {
@@ -23,36 +28,61 @@ describe('bootstrap tokens', () => {
   });
 
   it('creates a token that names one identity and verifies until it expires', () => {
-    const { token, record } = tokens.create({ kind: 'host', id: 'gw1' }, 60_000, CA);
+    const { token, record } = tokens.create({ kind: 'host', id: 'gw1' }, terms(60_000), CA);
     const parsed = parseToken(token);
     assert.equal(parsed.caDigest, CA);
     assert.equal(parsed.id, record.id);
-    assert.deepEqual(tokens.verify(parsed, CA), { kind: 'host', id: 'gw1' });
+    assert.deepEqual(subjectOf(tokens.redeem(parsed, CA)), { kind: 'host', id: 'gw1' });
     // Reusable until expiry.
-    assert.deepEqual(tokens.verify(parsed, CA), { kind: 'host', id: 'gw1' });
+    assert.deepEqual(subjectOf(tokens.redeem(parsed, CA)), { kind: 'host', id: 'gw1' });
     t += 60_000;
-    assert.throws(() => tokens.verify(parsed, CA), (e: unknown) => e instanceof UnauthenticatedError && /expired/.test(e.message));
+    assert.throws(() => tokens.redeem(parsed, CA), (e: unknown) => e instanceof UnauthenticatedError && /expired/.test(e.message));
+  });
+
+  it('redeems a single-use token once, then refuses it saying when it was used', () => {
+    const { token, record } = tokens.create({ kind: 'host', id: 'gw1' }, terms(60_000, { reusable: false }), CA);
+    const parsed = parseToken(token);
+    assert.equal(record.usedAt, undefined);
+    assert.deepEqual(subjectOf(tokens.redeem(parsed, CA)), { kind: 'host', id: 'gw1' });
+    assert.equal(tokens.records()[0]?.usedAt, t);
+    t += 1000;
+    assert.throws(
+      () => tokens.redeem(parsed, CA),
+      (e: unknown) => e instanceof UnauthenticatedError && /single-use and was used at 2023-11-14T22:13:20.000Z/.test(e.message) && /--reusable/.test(e.message),
+    );
+    // What a reload of tokens.json sees: still used.
+    const again = new BootstrapTokens(JSON.parse(JSON.stringify(tokens.records())), () => t, randomBytes);
+    assert.throws(() => again.redeem(parsed, CA), /single-use/);
+  });
+
+  it('pins host tokens to socket-plane addresses, refusing malformed ones and pins on workload tokens', () => {
+    const { record } = tokens.create({ kind: 'host', id: 'gw1' }, terms(60_000, { allowedAddresses: ['10.0.0.5:15020', '[::1]:15020'] }), CA);
+    assert.deepEqual(record.allowedAddresses, ['10.0.0.5:15020', '[::1]:15020']);
+    for (const bad of ['10.0.0.5', ':15020', '10.0.0.5:99999', 'a b:1', '']) {
+      assert.throws(() => tokens.create({ kind: 'host', id: 'gw1' }, terms(60_000, { allowedAddresses: [bad] }), CA), ValidationError, bad);
+    }
+    assert.throws(() => tokens.create({ kind: 'workload', id: 'app1' }, terms(60_000, { allowedAddresses: ['10.0.0.5:1'] }), CA), /only a host token/);
   });
 
   it('stores only the hash of the secret', () => {
-    const { token, record } = tokens.create({ kind: 'workload', id: 'app1' }, 60_000, CA);
+    const { token, record } = tokens.create({ kind: 'workload', id: 'app1' }, terms(60_000), CA);
     const { secret } = parseToken(token);
     assert.ok(!JSON.stringify(tokens.records()).includes(secret));
     assert.equal(record.secretSha256, sha256Hex(secret));
   });
 
   it('refuses a wrong secret, an unknown id and a token of another CA, saying which', () => {
-    const { token } = tokens.create({ kind: 'host', id: 'gw1' }, 60_000, CA);
+    const { token } = tokens.create({ kind: 'host', id: 'gw1' }, terms(60_000), CA);
     const parsed = parseToken(token);
     const wrongSecret = { ...parsed, secret: parsed.secret.replace(/^./, (c) => (c === 'a' ? 'b' : 'a')) };
-    assert.throws(() => tokens.verify(wrongSecret, CA), /wrong secret/);
-    assert.throws(() => tokens.verify({ ...parsed, id: 'zzzzzzzzzzzz' }, CA), /unknown/);
-    assert.throws(() => tokens.verify({ ...parsed, caDigest: OTHER_CA }, CA), /another CA/);
+    assert.throws(() => tokens.redeem(wrongSecret, CA), /wrong secret/);
+    assert.throws(() => tokens.redeem({ ...parsed, id: 'zzzzzzzzzzzz' }, CA), /unknown/);
+    assert.throws(() => tokens.redeem({ ...parsed, caDigest: OTHER_CA }, CA), /another CA/);
   });
 
   it('expires and deletes tokens', () => {
-    const a = tokens.create({ kind: 'host', id: 'gw1' }, 1000, CA);
-    const b = tokens.create({ kind: 'host', id: 'gw2' }, 5000, CA);
+    const a = tokens.create({ kind: 'host', id: 'gw1' }, terms(1000), CA);
+    const b = tokens.create({ kind: 'host', id: 'gw2' }, terms(5000), CA);
     t += 2000;
     assert.equal(tokens.expire(), true);
     assert.deepEqual(tokens.records().map((r) => r.id), [b.record.id]);
@@ -62,16 +92,16 @@ describe('bootstrap tokens', () => {
   });
 
   it('reloads records (as from the store) and still verifies', () => {
-    const { token } = tokens.create({ kind: 'workload', id: 'app-1' }, 60_000, CA);
+    const { token } = tokens.create({ kind: 'workload', id: 'app-1' }, terms(60_000), CA);
     const again = new BootstrapTokens(JSON.parse(JSON.stringify(tokens.records())), () => t, randomBytes);
-    assert.deepEqual(again.verify(parseToken(token), CA), { kind: 'workload', id: 'app-1' });
+    assert.deepEqual(subjectOf(again.redeem(parseToken(token), CA)), { kind: 'workload', id: 'app-1' });
   });
 
   it('refuses bad subjects and durations with a ValidationError', () => {
-    assert.throws(() => tokens.create({ kind: 'host', id: 'a/b' }, 1000, CA), ValidationError);
-    assert.throws(() => tokens.create({ kind: 'operator' as 'host', id: 'x' }, 1000, CA), ValidationError);
-    assert.throws(() => tokens.create({ kind: 'host', id: 'gw1' }, 0, CA), ValidationError);
-    assert.throws(() => tokens.create({ kind: 'host', id: 'gw1' }, Number.NaN, CA), ValidationError);
+    assert.throws(() => tokens.create({ kind: 'host', id: 'a/b' }, terms(1000), CA), ValidationError);
+    assert.throws(() => tokens.create({ kind: 'operator' as 'host', id: 'x' }, terms(1000), CA), ValidationError);
+    assert.throws(() => tokens.create({ kind: 'host', id: 'gw1' }, terms(0), CA), ValidationError);
+    assert.throws(() => tokens.create({ kind: 'host', id: 'gw1' }, terms(Number.NaN), CA), ValidationError);
   });
 
   it('compares secrets against hashes', () => {

@@ -1,11 +1,11 @@
 import * as assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { AdsServer } from '../../../control-plane/ads-server';
 import { generateMappings } from '../../../control-plane/mapping-generator';
 import { ProxyStatusTracker } from '../../../control-plane/proxy-status';
 import { SnapshotCache } from '../../../control-plane/snapshot-cache';
-import type { Mapping } from '../../../src/proto/types';
+import type { Mapping, Timestamp } from '../../../src/proto/types';
 import { Stats } from '../../../src/telemetry/stats';
 import { deltaRequest } from '../../helpers/xds-requests';
 import type { DeltaDiscoveryRequest, DeltaDiscoveryResponse } from '../../../src/xds/delta-messages';
@@ -15,9 +15,23 @@ import { binding, endpoint, host, policy, silentLog } from '../control-plane/fix
 class FakeCall extends EventEmitter {
   readonly written: DeltaDiscoveryResponse[] = [];
   autoAck = true;
+  /** The client certificate's serial; '' for plaintext. */
+  serial = '';
+  /** The status the server ended the stream with. */
+  status: { code: number; details: string } | undefined;
+
+  constructor() {
+    super();
+    this.on('error', (err: { code: number; details: string }) => (this.status = { code: err.code, details: err.details }));
+  }
 
   getPeer(): string {
     return 'fake:1';
+  }
+
+  getAuthContext(): ReturnType<grpc.ServerDuplexStream<unknown, unknown>['getAuthContext']> {
+    if (!this.serial) return {};
+    return { sslPeerCertificate: { serialNumber: this.serial } as unknown as NonNullable<ReturnType<grpc.ServerDuplexStream<unknown, unknown>['getAuthContext']>['sslPeerCertificate']> };
   }
 
   sendMetadata(): void {
@@ -63,7 +77,7 @@ describe('ADS server push scheduling', () => {
     version = 1;
     table = mappings(1, '1');
     cache.update(table, '1', new Set(['binding']));
-    const hosts = { hostConnected: async (): Promise<void> => undefined, hostDisconnected: async (): Promise<void> => undefined };
+    const hosts = { hostConnected: async (): Promise<Timestamp> => ({ seconds: '0', nanos: 0 }), hostDisconnected: async (): Promise<void> => undefined };
     server = new AdsServer({ cache, proxies: new ProxyStatusTracker(), hosts, stats: new Stats(), log: silentLog, ...options });
   }
 
@@ -136,5 +150,71 @@ describe('ADS server push scheduling', () => {
     change(1);
     while (c.written.length === before) await new Promise((r) => setTimeout(r, 1));
     assert.ok(Date.now() - at < 60, `pushed after ${Date.now() - at} ms`);
+  });
+});
+
+describe('ADS server: one agent per host', () => {
+  const connected: string[] = [];
+  const disconnected: string[] = [];
+  let server: AdsServer;
+  let at = 0;
+
+  beforeEach(() => {
+    connected.length = 0;
+    disconnected.length = 0;
+    const hosts = {
+      hostConnected: async (id: string, address: string): Promise<Timestamp> => {
+        connected.push(`${id} ${address}`);
+        return { seconds: String(++at), nanos: 0 };
+      },
+      hostDisconnected: async (id: string, connectedAt: Timestamp): Promise<void> => void disconnected.push(`${id} @${connectedAt.seconds}`),
+    };
+    const cache = new SnapshotCache();
+    cache.update([], '1', new Set(['binding']));
+    // Lineage: a serial's first letter (one join and its renewals).
+    server = new AdsServer({ cache, proxies: new ProxyStatusTracker(), hosts, stats: new Stats(), log: silentLog, sameMember: (a, b) => a[0] === b[0] });
+  });
+  afterEach(() => server.close());
+
+  const agent = async (serial: string, socketPlane: string): Promise<FakeCall> => {
+    const call = new FakeCall();
+    call.serial = serial;
+    (server.implementation().DeltaAggregatedResources as (c: grpc.ServerDuplexStream<unknown, unknown>) => void)(call as unknown as grpc.ServerDuplexStream<unknown, unknown>);
+    call.request({ node: { id: 'gw1', cluster: '', metadata: { fields: { kind: { stringValue: 'agent' }, socketPlane: { stringValue: socketPlane } } } } });
+    const deadline = Date.now() + 5000;
+    while (call.written.length === 0 && !call.status) {
+      assert.ok(Date.now() < deadline, 'answered or ended');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return call;
+  };
+
+  it('refuses a second agent of another join, lets the same agent replace its stale stream, and withdraws the address when the holder ends', async () => {
+    const first = await agent('A1', '127.0.0.1:1');
+    assert.equal(server.hostOwner('gw1'), 'A1');
+    const rogue = await agent('B1', '127.0.0.1:2');
+    assert.equal(rogue.status?.code, grpc.status.ALREADY_EXISTS);
+    assert.match(rogue.status?.details ?? '', /host gw1 already has a live agent \(advertising 127\.0\.0\.1:1/);
+    assert.deepEqual(connected, ['gw1 127.0.0.1:1']);
+    assert.deepEqual(disconnected, [], 'a refused stream withdraws nothing');
+    // The same agent back (its renewed certificate): it replaces the stale stream.
+    const back = await agent('A2', '127.0.0.1:3');
+    assert.equal(first.status?.code, grpc.status.UNAVAILABLE);
+    assert.equal(back.status, undefined);
+    assert.equal(server.hostOwner('gw1'), 'A2');
+    assert.deepEqual(connected, ['gw1 127.0.0.1:1', 'gw1 127.0.0.1:3']);
+    back.emit('end');
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(disconnected, ['gw1 @2'], 'the holder\'s end withdraws the address it announced');
+    assert.equal(server.hostOwner('gw1'), undefined);
+    assert.equal(server.closeRevoked(new Set(['A2'])), 0, 'nothing left to close');
+  });
+
+  it('closes the streams of revoked certificates', async () => {
+    const live = await agent('A1', '127.0.0.1:1');
+    assert.equal(server.closeRevoked(new Set(['Z9'])), 0);
+    assert.equal(server.closeRevoked(new Set(['A1'])), 1);
+    assert.equal(live.status?.code, grpc.status.UNAUTHENTICATED);
+    assert.match(live.status?.details ?? '', /A1 was revoked/);
   });
 });

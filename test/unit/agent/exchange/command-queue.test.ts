@@ -403,14 +403,20 @@ describe('exchange: command queue', () => {
 
   it('asks the scheduler again when it said when (wakeInMs), without a new command', async () => {
     const picks: number[] = [];
+    const inner = new PriorityScheduler();
     const notBefore100: CommandScheduler = {
-      pick: (waiting, now) => {
+      get size(): number {
+        return inner.size;
+      },
+      add: (item) => inner.add(item),
+      take: (now) => {
         picks.push(now);
-        return now >= 100 && waiting.length > 0 ? 0 : -1;
+        return now >= 100 ? inner.take(now) : undefined;
       },
       completed: () => undefined,
       wakeInMs: (now) => 100 - now,
-      removeConsumer: () => undefined,
+      removeConsumer: (consumer) => inner.removeConsumer(consumer),
+      clear: () => inner.clear(),
     };
     const { queue, time, writes } = setup({ scheduler: notBefore100 });
     time.advance(20);

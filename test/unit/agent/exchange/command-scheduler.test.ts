@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { type Command, type CommandScheduler, PriorityScheduler } from '../../../../agent/exchange/command-scheduler';
+import { type Command, PriorityScheduler, type Queued } from '../../../../agent/exchange/command-scheduler';
 import { TimeSliceScheduler } from '../../../../agent/exchange/time-slice-scheduler';
 import { ValidationError } from '../../../../src/errors';
 
@@ -13,7 +13,7 @@ function command(consumer: string, priority = 0, label = ''): Command {
  * each command holds the device for duration(consumer) ms. Returns who held the device, in order.
  */
 function simulate(
-  scheduler: CommandScheduler,
+  scheduler: TimeSliceScheduler,
   consumers: readonly string[],
   duration: (consumer: string) => number,
   untilMs: number,
@@ -51,14 +51,85 @@ function lcg(seed: number): () => number {
   };
 }
 
+/** Takes everything waiting, in the order the scheduler serves it. */
+function drain(s: PriorityScheduler): string[] {
+  const order: string[] = [];
+  for (let q = s.take(0); q !== undefined; q = s.take(0)) order.push(q.command.request.toString());
+  return order;
+}
+
 describe('exchange: priority scheduler', () => {
-  it('picks the highest priority, the first to arrive among equals, and nothing when nothing waits', () => {
+  const queued = (consumer: string, priority: number, label: string): Queued => ({ command: command(consumer, priority, label) });
+
+  it('takes the highest priority, the first to arrive among equals, and nothing when nothing waits', () => {
     const s = new PriorityScheduler();
-    assert.equal(s.pick([], 0), -1);
-    assert.equal(s.pick([command('a', 1), command('b', 1), command('c', 1)], 0), 0);
-    assert.equal(s.pick([command('a', 1), command('b', 5), command('c', 5), command('d', -3)], 0), 1);
-    assert.equal(s.pick([command('a', -2), command('b', -1)], 0), 1);
+    assert.equal(s.take(0), undefined);
+    for (const [c, p, l] of [['a', 1, 'a1'], ['b', 1, 'b1'], ['c', 1, 'c1']] as const) s.add(queued(c, p, l));
+    assert.deepEqual(drain(s), ['a1', 'b1', 'c1']);
+    for (const [c, p, l] of [['a', 1, 'a1'], ['b', 5, 'b5'], ['c', 5, 'c5'], ['d', -3, 'd-3']] as const) s.add(queued(c, p, l));
+    assert.deepEqual(drain(s), ['b5', 'c5', 'a1', 'd-3']);
+    s.add(queued('a', -2, 'a-2'));
+    s.add(queued('b', -1, 'b-1'));
+    assert.equal(s.take(0)?.command.request.toString(), 'b-1');
+    assert.equal(s.size, 1);
     assert.equal(s.wakeInMs(0), undefined);
+  });
+
+  it('takes out a leaving consumer\'s commands and everything on clear, in arrival order', () => {
+    const s = new PriorityScheduler();
+    for (const [c, p, l] of [['a', 0, 'a0'], ['b', 9, 'b9'], ['a', 9, 'a9'], ['b', 0, 'b0'], ['a', 3, 'a3']] as const) s.add(queued(c, p, l));
+    assert.deepEqual(s.removeConsumer('a').map((q) => q.command.request.toString()), ['a0', 'a9', 'a3']);
+    assert.equal(s.size, 2);
+    s.add(queued('c', 5, 'c5'));
+    assert.deepEqual(s.clear().map((q) => q.command.request.toString()), ['b9', 'b0', 'c5']);
+    assert.equal(s.size, 0);
+    assert.equal(s.take(0), undefined);
+  });
+
+  it('keeps arrival order through a long-lived level (10,000 through one priority, never empty)', () => {
+    const s = new PriorityScheduler();
+    const served: number[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      s.add(queued('a', 1, String(i)));
+      if (i % 2 === 1) served.push(Number(s.take(0)?.command.request.toString()));
+    }
+    for (let q = s.take(0); q !== undefined; q = s.take(0)) served.push(Number(q.command.request.toString()));
+    assert.deepEqual(served, Array.from({ length: 10_000 }, (_, i) => i));
+  });
+
+  it('property: serves exactly the order of a linear scan (highest priority, then arrival) under any adds, takes and leaves', () => {
+    type Op = { add: [string, number] } | { take: true } | { leave: string };
+    const op = fc.oneof(
+      fc.record({ add: fc.tuple(fc.constantFrom('a', 'b', 'c'), fc.integer({ min: -3, max: 3 })) }),
+      fc.record({ take: fc.constant(true as const) }),
+      fc.record({ leave: fc.constantFrom('a', 'b', 'c') }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 3000 }), (ops: Op[]) => {
+        const s = new PriorityScheduler();
+        // The model: every waiting command in arrival order; the one served is the first of the highest priority.
+        let model: Command[] = [];
+        let n = 0;
+        for (const o of ops) {
+          if ('add' in o) {
+            const c = command(o.add[0], o.add[1], String(n++));
+            model.push(c);
+            s.add({ command: c });
+          } else if ('take' in o) {
+            const top = model.reduce<Command | undefined>((best, c) => (best === undefined || c.priority > best.priority ? c : best), undefined);
+            assert.equal(s.take(0)?.command, top);
+            model = model.filter((c) => c !== top);
+          } else {
+            const leaving = model.filter((c) => c.consumer === o.leave);
+            assert.deepEqual(s.removeConsumer(o.leave).map((q) => q.command), leaving);
+            model = model.filter((c) => c.consumer !== o.leave);
+          }
+          assert.equal(s.size, model.length);
+        }
+        assert.deepEqual(s.clear().map((q) => q.command), model);
+      }),
+      { numRuns: 200 },
+    );
   });
 });
 

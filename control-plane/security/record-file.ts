@@ -1,18 +1,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { errorMessage, UnavailableError } from '../../src/errors';
-import type { TokenRecord } from './bootstrap-tokens';
 import { writeAtomic } from './certificate-authority';
 
-/** `<dataDir>/tokens.json` (0600): the token records, hashes only, rewritten whole on each change. */
-export class TokenStore {
+/**
+ * `<dataDir>/<name>` (0600): a list of records under one key (`{"tokens": [...]}`), rewritten
+ * whole and atomically on each change. Holds hashes and serials, never secrets.
+ */
+export class RecordFile<T> {
   readonly file: string;
 
-  constructor(dataDir: string) {
-    this.file = path.join(dataDir, 'tokens.json');
+  constructor(
+    dataDir: string,
+    name: string,
+    private readonly key: string,
+  ) {
+    this.file = path.join(dataDir, name);
   }
 
-  load(): TokenRecord[] {
+  load(): T[] {
     let text: string;
     try {
       text = fs.readFileSync(this.file, 'utf8');
@@ -21,17 +27,17 @@ export class TokenStore {
       throw new UnavailableError(`cannot read ${this.file}: ${errorMessage(err)}`, { cause: err });
     }
     try {
-      const parsed = JSON.parse(text) as { tokens?: TokenRecord[] };
-      return Array.isArray(parsed.tokens) ? parsed.tokens : [];
+      const list = (JSON.parse(text) as Record<string, unknown>)[this.key];
+      return Array.isArray(list) ? (list as T[]) : [];
     } catch (err) {
       throw new UnavailableError(`${this.file} is corrupt: ${errorMessage(err)}`, { cause: err });
     }
   }
 
-  save(records: readonly TokenRecord[]): void {
+  save(records: readonly T[]): void {
     try {
       fs.mkdirSync(path.dirname(this.file), { recursive: true });
-      writeAtomic(this.file, JSON.stringify({ tokens: records }, null, 2) + '\n', 0o600);
+      writeAtomic(this.file, JSON.stringify({ [this.key]: records }, null, 2) + '\n', 0o600);
     } catch (err) {
       throw new UnavailableError(`cannot write ${this.file}: ${errorMessage(err)}`, { cause: err });
     }
