@@ -36,6 +36,7 @@ import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
 import { StateStore } from './state-store';
 import { clientCredentialFiles } from '../src/security/client-credential-files';
+import { JoinThrottle, throttledJoin } from './security/join-throttle';
 import { localHostFacts, type ServedNames, servedNames } from '../src/security/served-names';
 
 export interface ControlPlaneOptions {
@@ -161,7 +162,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   const server = new grpc.Server();
   const implementations: Record<(typeof SERVICES)[keyof typeof SERVICES], grpc.UntypedServiceImplementation> = {
-    identity: secure ? identityService({ ca: secure.ca, access: secure.access, certTtlMs, log }, secure.identities) : {},
+    identity: secure ? withJoinThrottle(identityService({ ca: secure.ca, access: secure.access, certTtlMs, log }, secure.identities), stats) : {},
     registry: registryService(state, loads, log),
     bindings: bindingsService(state, log),
     status: statusService(proxies, log),
@@ -295,6 +296,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   };
 }
 
+/** The Identity service with its Join slowed per source after failures (control-plane/security/join-throttle.ts). */
+function withJoinThrottle(identity: grpc.UntypedServiceImplementation, stats: Stats): grpc.UntypedServiceImplementation {
+  return { ...identity, Join: throttledJoin(identity.Join as grpc.handleUnaryCall<unknown, unknown>, new JoinThrottle(), stats) };
+}
+
 function flag(name: string, value: string): HostPort {
   try {
     return parseHostPort(value);
@@ -342,6 +348,7 @@ function bind(server: grpc.Server, address: HostPort, credentials: grpc.ServerCr
 const LOAD_REPORT_FRESH_MS = 5000;
 
 const STATS_HELP: Readonly<Record<string, string>> = {
+  joins_throttled: 'Identity/Join attempts slowed after failed joins from their address, by outcome (delayed, refused)',
   admin_requests_refused: 'Admin HTTP requests refused, per reason (unknown_host: a Host header naming neither loopback nor this server)',
   xds_pushes: 'Discovery responses sent, by type URL',
   xds_acks: 'Discovery responses acknowledged, by type URL',
