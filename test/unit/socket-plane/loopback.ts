@@ -1,5 +1,6 @@
 import * as net from 'node:net';
-import { type ConnectionOptions, FramedConnection } from '../../../src/socket-plane/connection';
+import { type ConnectionOptions, FramedConnection, type OpenDecision } from '../../../src/socket-plane/connection';
+import type { Session } from '../../../src/socket-plane/session';
 
 export interface Loopback {
   client: FramedConnection;
@@ -36,4 +37,11 @@ export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, m
       resolve(value);
     });
   });
+}
+
+/** Opens a session from the client and accepts it on the server. */
+export async function openPair(lb: Loopback): Promise<{ client: Session; server: Session }> {
+  const accepted = once<OpenDecision>(lb.server, 'open').then((d) => d.accept());
+  const client = await lb.client.openSession({ mappingId: 'm1', workloadId: 'app1' });
+  return { client, server: await accepted };
 }

@@ -1,11 +1,10 @@
 import { strict as assert } from 'node:assert';
 import { Duplex } from 'node:stream';
 import { DeviceMeshError } from '../../../src/errors';
-import type { OpenDecision } from '../../../src/socket-plane/connection';
 import { INITIAL_WINDOW } from '../../../src/socket-plane/frame';
 import { pipeSession } from '../../../src/socket-plane/pipe';
 import type { Session } from '../../../src/socket-plane/session';
-import { type Loopback, loopback, once } from './loopback';
+import { type Loopback, loopback, once, openPair } from './loopback';
 
 /** An app that does not read: its first write never completes, so everything after it stays unflushed. */
 class StalledApp extends Duplex {
@@ -20,12 +19,6 @@ class StalledApp extends Duplex {
   override _write(_chunk: Buffer, _encoding: BufferEncoding, _callback: (err?: Error | null) => void): void {
     // Never done: the app is not reading.
   }
-}
-
-async function openPair(lb: Loopback): Promise<{ client: Session; server: Session }> {
-  const accepted = once<OpenDecision>(lb.server, 'open').then((d) => d.accept());
-  const client = await lb.client.openSession({ mappingId: 'm1', workloadId: 'app1' });
-  return { client, server: await accepted };
 }
 
 /** Writes `total` bytes from `session` in 64 KiB chunks, waiting for credit between them. */

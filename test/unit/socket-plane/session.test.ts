@@ -9,16 +9,10 @@ import { CommandOp, type CommandRequest } from '../../../src/socket-plane/device
 import { type DeviceEvent, DeviceEventType } from '../../../src/socket-plane/device-event';
 import { FrameDecoder } from '../../../src/socket-plane/frame-decoder';
 import type { Session } from '../../../src/socket-plane/session';
-import { type Loopback, loopback, once } from './loopback';
+import { type Loopback, loopback, once, openPair } from './loopback';
 
 const OPEN = { mappingId: 'm1', workloadId: 'app1' };
 
-/** Opens a session from the client and accepts it on the server. */
-async function openPair(lb: Loopback): Promise<{ client: Session; server: Session }> {
-  const accepted = once<OpenDecision>(lb.server, 'open').then((d) => d.accept());
-  const client = await lb.client.openSession(OPEN);
-  return { client, server: await accepted };
-}
 
 function collect(session: Session): { chunks: Buffer[]; ended: Promise<Buffer> } {
   const chunks: Buffer[] = [];
