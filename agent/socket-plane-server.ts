@@ -44,12 +44,27 @@ export interface SocketPlaneServerOptions {
    * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte.
    */
   handshakeTimeoutMs?: number;
+  /**
+   * A handshake pending this long (default 1 s; off when not shorter than the handshake deadline)
+   * is given up for a new connection from its address that the limits would refuse: before TLS a
+   * sidecar and a neighbour on its address look alike, so idle neighbours must not hold its slots.
+   */
+  handshakeEvictAfterMs?: number;
 }
 
 const CLOSE_GRACE_MS = 1000;
 export const DEFAULT_MAX_CONNECTIONS_PER_PEER = 64;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
+export const DEFAULT_HANDSHAKE_EVICT_AFTER_MS = 1_000;
+
+/** A TLS handshake under way: its socket, its source address, when it was accepted, its deadline. */
+interface PendingHandshake {
+  socket: net.Socket;
+  address: string;
+  at: number;
+  timer: NodeJS.Timeout;
+}
 export const DEFAULT_CONNECTION_RATE_PER_PEER = 10;
 export const DEFAULT_CONNECTION_BURST_PER_PEER = 64;
 
@@ -88,8 +103,10 @@ export class SocketPlaneServer {
   private readonly gate: AcceptGate;
   private readonly connectionsRefused: RefusalLog;
   private readonly sessionsRefused: RefusalLog;
-  /** Pending TLS handshakes by remote host:port, each with its deadline timer. */
-  private readonly handshakes = new Map<string, NodeJS.Timeout>();
+  /** Pending TLS handshakes by remote host:port, oldest first. */
+  private readonly handshakes = new Map<string, PendingHandshake>();
+  /** The same, by source address: the oldest of an address is its first. */
+  private readonly handshakesByAddress = new Map<string, Map<string, PendingHandshake>>();
   private readonly unsubscribeRotation: () => void = () => undefined;
   private active = 0;
   /** Configuration checks and changes under way for the last mapping update, each with its refusal. */
@@ -107,8 +124,11 @@ export class SocketPlaneServer {
     // One plain listener: limits apply to the raw TCP connection, and only admitted ones are handed
     // to TLS (emit 'connection', Node's way to feed a tls.Server), so a flood costs no TLS work.
     this.server = net.createServer((socket) => this.onAccept(socket));
-    this.gate = new AcceptGate(this.server, this.limiter, (reason, peer) =>
-      this.connectionsRefused.refuse(reason, peer, {}, 'socket plane: connection refused by a connection limit'),
+    this.gate = new AcceptGate(
+      this.server,
+      this.limiter,
+      (reason, peer) => this.connectionsRefused.refuse(reason, peer, {}, 'socket plane: connection refused by a connection limit'),
+      (address, reason) => this.evictStaleHandshake(reason === 'too_many_connections' ? undefined : address),
     );
     const identity = options.tls;
     if (identity) {
@@ -150,7 +170,7 @@ export class SocketPlaneServer {
   /** Stops accepting and closes every connection with a GOAWAY (their sessions end with it). */
   close(): Promise<void> {
     this.unsubscribeRotation();
-    for (const timer of this.handshakes.values()) clearTimeout(timer);
+    for (const pending of this.handshakes.values()) clearTimeout(pending.timer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const conns = [...this.connections];
     for (const conn of conns) conn.goAway({ code: 'UNAVAILABLE', message: 'agent shutting down' });
@@ -185,20 +205,56 @@ export class SocketPlaneServer {
       this.onSocket(socket, undefined);
       return;
     }
-    const timeoutMs = this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const timeoutMs = this.handshakeTimeoutMs;
     const timer = setTimeout(() => {
-      this.handshakes.delete(peer);
+      this.handshakeDone(peer);
       this.connectionsRefused.refuse('handshake_timeout', peer, { timeoutMs }, 'socket plane: TLS handshake not complete in time; connection closed');
       socket.destroy();
     }, timeoutMs);
-    this.handshakes.set(peer, timer);
+    const address = socket.remoteAddress ?? '?';
+    const pending: PendingHandshake = { socket, address, at: Date.now(), timer };
+    this.handshakes.set(peer, pending);
+    let ofAddress = this.handshakesByAddress.get(address);
+    if (!ofAddress) {
+      ofAddress = new Map();
+      this.handshakesByAddress.set(address, ofAddress);
+    }
+    ofAddress.set(peer, pending);
     socket.once('close', () => this.handshakeDone(peer));
     this.tlsServer.emit('connection', socket);
   }
 
+  private get handshakeTimeoutMs(): number {
+    return this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  }
+
   private handshakeDone(peer: string): void {
-    clearTimeout(this.handshakes.get(peer));
+    const pending = this.handshakes.get(peer);
+    if (!pending) return;
+    clearTimeout(pending.timer);
     this.handshakes.delete(peer);
+    const ofAddress = this.handshakesByAddress.get(pending.address);
+    ofAddress?.delete(peer);
+    if (ofAddress?.size === 0) this.handshakesByAddress.delete(pending.address);
+  }
+
+  /**
+   * Closes the oldest handshake pending past the eviction age, of `address` (or of anyone), to make
+   * room for a new connection; false when there is none. Only the oldest is looked at: O(1) a refusal.
+   */
+  private evictStaleHandshake(address: string | undefined): boolean {
+    const evictAfterMs = this.options.handshakeEvictAfterMs ?? DEFAULT_HANDSHAKE_EVICT_AFTER_MS;
+    if (!this.tlsServer || evictAfterMs >= this.handshakeTimeoutMs) return false;
+    const pool = address === undefined ? this.handshakes : this.handshakesByAddress.get(address);
+    const oldest = pool?.entries().next().value;
+    if (!oldest) return false;
+    const [peer, pending] = oldest;
+    const ageMs = Date.now() - pending.at;
+    if (ageMs < evictAfterMs) return false;
+    this.handshakeDone(peer);
+    this.connectionsRefused.refuse('handshake_evicted', peer, { ageMs }, 'socket plane: TLS handshake pending too long, given up for a new connection; connection closed');
+    pending.socket.destroy();
+    return true;
   }
 
   private onHandshakeError(err: Error & { code?: string }, socket: tls.TLSSocket): void {
@@ -225,6 +281,8 @@ export class SocketPlaneServer {
       socket.destroySoon();
       return;
     }
+    // A verified peer's connection is not charged to its address's rate: neighbours draining it cannot lock it out.
+    this.limiter.refund(socket.remoteAddress ?? '?');
     this.options.log.debug({ peer, identity: formatSpiffeId(identity), serial }, 'socket plane: peer authenticated');
     this.onSocket(socket, identity, serial);
   }

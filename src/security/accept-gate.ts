@@ -12,6 +12,12 @@ interface ListeningHandle {
   onconnection: (this: ListeningHandle, status: number, client?: AcceptedHandle) => void;
 }
 
+/**
+ * Asked before a connection from `address` is refused for `reason`: true when it made room (closed
+ * a connection that may be given up for a new one), so the new one is admitted uncharged.
+ */
+export type CrowdedListener = (address: string, reason: LimitRefusal) => boolean;
+
 /** Called for each refused connection, with the reason and the peer's host:port. */
 export type RefusalListener = (reason: LimitRefusal, peer: string) => void;
 
@@ -35,6 +41,7 @@ export class AcceptGate {
     private readonly server: net.Server,
     private readonly limiter: ConnectionLimiter,
     private readonly onRefused: RefusalListener,
+    private readonly onCrowded: CrowdedListener = () => false,
   ) {
     if (server.listening) this.install();
     else server.once('listening', () => this.install());
@@ -56,11 +63,23 @@ export class AcceptGate {
       socket.once('close', () => this.limiter.release(counted));
       return true;
     }
-    const refused = this.limiter.admit(socket);
-    if (!refused) return true;
+    const address = socket.remoteAddress ?? '?';
+    if (!this.take(address)) {
+      socket.once('close', () => this.limiter.release(address));
+      return true;
+    }
+    const refused = this.limiter.take(address) ?? 'too_many_connections';
     this.onRefused(refused, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
     socket.destroy();
     return false;
+  }
+
+  /** The limiter's check, with room made (and no charge) when the listener can give up a connection. */
+  private take(address: string): LimitRefusal | undefined {
+    const refused = this.limiter.take(address);
+    if (!refused || !this.onCrowded(address, refused)) return refused;
+    this.limiter.takeOver(address);
+    return undefined;
   }
 
   private install(): void {
@@ -76,7 +95,7 @@ export class AcceptGate {
       const peer: { address?: string; port?: number } = {};
       client.getpeername(peer);
       const address = peer.address ?? '?';
-      const refused = gate.limiter.take(address);
+      const refused = gate.take(address);
       if (refused) {
         client.close();
         gate.onRefused(refused, `${address}:${peer.port ?? '?'}`);

@@ -71,6 +71,26 @@ export class ConnectionLimiter {
     return undefined;
   }
 
+  /**
+   * Counts one more connection from `address` without checking the limits or charging the rate:
+   * for a connection admitted in place of one just evicted (whose close releases its own count).
+   */
+  takeOver(address: string): void {
+    const peer = this.peers.get(address);
+    if (!peer) {
+      this.peers.set(address, { open: 1, tokens: this.burst, at: this.now() });
+    } else {
+      peer.open += 1;
+    }
+    this.total += 1;
+  }
+
+  /** Gives back the rate token `address` was charged: its connection proved itself (a verified peer). */
+  refund(address: string): void {
+    const peer = this.peers.get(address);
+    if (peer && this.limits.ratePerPeer > 0) peer.tokens = Math.min(this.burst, peer.tokens + 1);
+  }
+
   release(address: string): void {
     const peer = this.peers.get(address);
     if (!peer || peer.open === 0) return;
