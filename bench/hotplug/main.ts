@@ -9,15 +9,15 @@
  * The watcher has no option to run without inotify, so the safety-rescan-only path is not
  * measured; see docs/benchmarks.md.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
 import type { MeshOverview } from '../../src/admin/mesh-overview';
-import { cleanUpOnExit, freePort, type MachineInfo, machineInfo, makeTempDir, runMain, trackChild, writeResults } from '../common/bench-run';
+import { cleanUpOnExit, freePort, type MachineInfo, machineInfo, makeTempDir, runMain, writeResults } from '../common/bench-run';
 import { startSecureControlPlane } from '../common/mesh-cli';
 import { BIN, Child, sleep, waitFor } from '../data-path/children';
+import { socatVersion } from '../data-path/pty-echo';
 import { type Percentiles, percentiles, round } from '../data-path/report';
 import { parseOptions, USAGE } from './options';
 
@@ -34,6 +34,7 @@ interface HotplugReport {
   finishedAt: string;
   command: string;
   machine: MachineInfo;
+  socat: string;
   options: { rounds: number; pollMs: number };
   units: { latency: 'ms' };
   goalMs: number;
@@ -47,10 +48,6 @@ interface HotplugReport {
 
 function progress(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);
-}
-
-function haveSocat(): boolean {
-  return spawnSync('socat', ['-V'], { stdio: 'ignore' }).status === 0;
 }
 
 /** GET http://`admin`/api/overview, parsed. */
@@ -112,7 +109,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  if (!haveSocat()) {
+  const socatAt = socatVersion();
+  if (!socatAt) {
     process.stderr.write('bench:hotplug: skipped: socat is not installed (scripts/install-test-deps.sh installs it)\n');
     return 0;
   }
@@ -134,11 +132,10 @@ export async function main(argv: string[]): Promise<number> {
   // One pty for the whole run, made outside the watched directory: each plug is a symlink(2) to it
   // at a known instant, each pull an unlink(2), as udev makes and removes /dev/serial/by-id links.
   const ptyLink = path.join(dir, 'pty');
-  const socat = spawn('socat', [`pty,raw,echo=0,link=${ptyLink}`, `pty,raw,echo=0,link=${path.join(dir, 'peer')}`], { stdio: 'ignore' });
-  const socatExited = trackChild(socat);
+  const socat = Child.spawn('socat', 'socat', [`pty,raw,echo=0,link=${ptyLink}`, `pty,raw,echo=0,link=${path.join(dir, 'peer')}`], path.join(dir, 'socat.log'));
   const device = path.join(watched, 'ttyHP0');
   try {
-    const hopeless = (): Error | undefined => controlPlane.exitError() ?? agent.exitError();
+    const hopeless = (): Error | undefined => controlPlane.exitError() ?? agent.exitError() ?? socat.exitError();
     await waitFor('the socat pty', () => fs.existsSync(ptyLink), 5000);
     const target = fs.readlinkSync(ptyLink);
     await waitFor('the agent to join the control plane', async () => (await overview(admin)).hosts.some((h) => h.id === HOST_ID && h.state === 'CONNECTED'), 30_000, hopeless);
@@ -159,6 +156,7 @@ export async function main(argv: string[]): Promise<number> {
       finishedAt: new Date().toISOString(),
       command: ['node', path.relative(process.cwd(), process.argv[1] ?? 'dist/bench/hotplug/main.js'), ...argv].join(' '),
       machine: machineInfo(),
+      socat: socatAt,
       options: { rounds: options.rounds, pollMs: options.pollMs },
       units: { latency: 'ms' },
       goalMs: GOAL_MS,
@@ -170,8 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     writeResults(options.out, report, formatReport(report));
     return 0;
   } finally {
-    socat.kill('SIGTERM');
-    await Promise.all([socatExited, agent.stop(), controlPlane.stop()]);
+    await Promise.all([socat.stop(), agent.stop(), controlPlane.stop()]);
   }
 }
 

@@ -1,7 +1,5 @@
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ValidationError } from '../../src/errors';
-import { REPO_ROOT } from '../common/bench-run';
+import { integerFlag as integer, resultsFile } from '../common/bench-options';
 
 export interface HotplugOptions {
   /** Plug-and-pull rounds, each timed both ways. */
@@ -21,12 +19,6 @@ export const USAGE = [
   '  --out FILE    JSON results (default bench/results/hotplug-<timestamp>.json)',
 ].join('\n');
 
-function integer(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new ValidationError(`--${name}`, `"${value}" is not an integer from ${min} to ${max}`);
-  return n;
-}
-
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): HotplugOptions | undefined {
   const { values } = parseArgs({
@@ -43,11 +35,10 @@ export function parseOptions(argv: string[], now = new Date()): HotplugOptions |
   });
   if (values.help) return undefined;
   const quick = values.quick ?? false;
-  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   return {
     rounds: integer('rounds', values.rounds ?? (quick ? '2' : '10'), 1, 1000),
     pollMs: integer('poll-ms', values['poll-ms'] ?? '10', 1, 1000),
     quick,
-    out: path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results', `hotplug-${stamp}.json`)),
+    out: resultsFile('hotplug', values.out, now),
   };
 }
