@@ -185,6 +185,15 @@ function createState(file, chips) {
   writeState(file, state);
 }
 
+/** Releases the lines of `chipName` this process holds, as the kernel does when it exits. */
+function releaseOwn(file, chipName, offsets) {
+  transact(file, (state) => {
+    const chip = state.chips.find((c) => c.name === chipName);
+    if (!chip) return;
+    for (const o of offsets) if (chip.lines[o].holder && chip.lines[o].holder.pid === process.pid) release(chip.lines[o]);
+  });
+}
+
 function removeChip(file, name) {
   transact(file, (state) => {
     state.chips = state.chips.filter((c) => c.name !== name);
@@ -288,6 +297,7 @@ module.exports = {
   removeChip,
   lineLevel,
   release,
+  releaseOwn,
   lookupChip,
   sortedChips,
   request,
