@@ -15,7 +15,7 @@ export interface GpioDriverOptions {
 const MAX_LINE_CAPABILITIES = 32;
 
 /**
- * GPIO chips (/dev/gpiochipN) through the libgpiod 1.6 command-line tools. One device is one
+ * GPIO chips (/dev/gpiochipN) through the libgpiod command-line tools (v1.6 or v2). One device is one
  * chip; the mapping's settings pick its lines and their direction, edges, bias and polarity.
  */
 export class GpioDriver implements DeviceDriver {

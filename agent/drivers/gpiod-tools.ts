@@ -5,11 +5,14 @@ import {
   type GpioBias,
   type GpioChipLines,
   type GpioEdgeEvent,
+  type GpiodGeneration,
   type GpiodetectResult,
+  parseGpiodVersion,
   parseGpiodetect,
   parseGpiogetValues,
   parseGpioinfo,
   parseGpiomonEvent,
+  parseGpiomonEventV2,
 } from './gpiod-output';
 
 const RUN_TIMEOUT_MS = 10_000;
@@ -24,8 +27,10 @@ export interface GpioLineFlags {
   bias: GpioBias;
 }
 
-function flagArgs(flags: GpioLineFlags): string[] {
-  return [...(flags.activeLow ? ['--active-low'] : []), ...(flags.bias !== 'as-is' ? [`--bias=${flags.bias}`] : [])];
+/** v2 spells the bias 'disable' of v1.6 as 'disabled'; the long options are otherwise the same. */
+function flagArgs(flags: GpioLineFlags, generation: GpiodGeneration): string[] {
+  const bias = generation === 2 && flags.bias === 'disable' ? 'disabled' : flags.bias;
+  return [...(flags.activeLow ? ['--active-low'] : []), ...(flags.bias !== 'as-is' ? [`--bias=${bias}`] : [])];
 }
 
 const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,13 +91,18 @@ export class GpiodProcess {
   }
 }
 
-/** gpiomon, its default event format read line by line. */
+/** gpiomon, its events read line by line (v1.6: the default format; v2: `--format='%o %E %S'`). */
 export class GpioMonitor extends GpiodProcess {
   private partial = '';
   private eventListener: ((event: GpioEdgeEvent) => void) | null = null;
   private malformedListener: ((err: DeviceError) => void) | null = null;
 
-  constructor(child: ChildProcess, description: string, spawnError: (err: Error) => Error) {
+  constructor(
+    child: ChildProcess,
+    description: string,
+    spawnError: (err: Error) => Error,
+    private readonly parse: (line: string) => GpioEdgeEvent,
+  ) {
     super(child, description, spawnError);
     child.stdout?.setEncoding('utf8').on('data', (text: string) => this.take(text));
   }
@@ -111,7 +121,7 @@ export class GpioMonitor extends GpiodProcess {
     }
     for (const line of lines) {
       try {
-        this.eventListener?.(parseGpiomonEvent(line));
+        this.eventListener?.(this.parse(line));
       } catch (err) {
         if (err instanceof DeviceError) this.malformedListener?.(err);
         else throw err;
@@ -121,47 +131,79 @@ export class GpioMonitor extends GpiodProcess {
 }
 
 /**
- * The libgpiod 1.6 command-line tools (Debian package gpiod), run as child processes: the same
- * code runs against the real tools and against the fake ones of the tests, only `toolDir` differs.
+ * The libgpiod command-line tools (Debian package gpiod), v1.6 or v2 — whichever is installed,
+ * asked once with `gpiodetect --version` — run as child processes: the same code runs against
+ * the real tools and against the fake ones of the tests, only `toolDir` (or PATH) differs.
  */
 export class GpiodTools {
+  private generationAnswer: Promise<GpiodGeneration> | null = null;
+
   /** @param toolDir where gpiodetect, gpioinfo … are; unset: found on PATH. */
   constructor(private readonly toolDir?: string) {}
 
+  /** The installed generation; a failed look is not remembered, so installing the tools later works. */
+  generation(signal?: AbortSignal): Promise<GpiodGeneration> {
+    if (!this.generationAnswer) {
+      const answer = this.run('gpiodetect', ['--version'], signal).then(parseGpiodVersion);
+      this.generationAnswer = answer;
+      answer.catch(() => {
+        if (this.generationAnswer === answer) this.generationAnswer = null;
+      });
+    }
+    return this.generationAnswer;
+  }
+
   async detect(signal?: AbortSignal): Promise<GpiodetectResult> {
+    await this.generation(signal);
     return parseGpiodetect(await this.run('gpiodetect', [], signal));
   }
 
+  /** v2's gpioinfo takes one chip per -c; v1.6's takes the chips as arguments. */
   async info(chips: readonly string[], signal?: AbortSignal): Promise<GpioChipLines[]> {
-    const result = parseGpioinfo(await this.run('gpioinfo', [...chips], signal));
+    const generation = await this.generation(signal);
+    const result =
+      generation === 1
+        ? parseGpioinfo(await this.run('gpioinfo', [...chips], signal), 1)
+        : (await Promise.all(chips.map(async (chip) => parseGpioinfo(await this.run('gpioinfo', ['-c', chip], signal), 2)))).flat();
     if (result.length !== chips.length) throw new DeviceError(`gpioinfo described ${result.length} chips for ${chips.length} asked`);
     return result;
   }
 
   /** Requests the lines as inputs (that is what gpioget does), reads them and releases them. */
   async get(chip: string, offsets: readonly number[], flags: GpioLineFlags, signal?: AbortSignal): Promise<Array<0 | 1>> {
-    const out = await this.run('gpioget', [...flagArgs(flags), chip, ...offsets.map(String)], signal);
+    const generation = await this.generation(signal);
+    const lines = offsets.map(String);
+    const args = generation === 1 ? [...flagArgs(flags, 1), chip, ...lines] : ['--numeric', ...flagArgs(flags, 2), '-c', chip, ...lines];
+    const out = await this.run('gpioget', args, signal);
     return parseGpiogetValues(out, offsets.length);
   }
 
   /**
-   * Drives one line with a gpioset that stays running (--mode=signal): libgpiod 1.6 releases a
-   * line when its process exits and the value need not survive that. Resolves once the line is held.
+   * Drives one line with a gpioset that stays running (v1.6: --mode=signal; v2 does by default):
+   * libgpiod releases a line when its process exits and the value need not survive that.
+   * Resolves once the line is held.
    */
   async hold(chip: string, offset: number, value: 0 | 1, flags: GpioLineFlags, signal?: AbortSignal): Promise<GpiodProcess> {
-    const args = ['--mode=signal', ...flagArgs(flags), chip, `${offset}=${value}`];
+    const generation = await this.generation(signal);
+    const line = `${offset}=${value}`;
+    const args = generation === 1 ? ['--mode=signal', ...flagArgs(flags, 1), chip, line] : [...flagArgs(flags, 2), '-c', chip, line];
     const proc = new GpiodProcess(this.spawn('gpioset', args), `gpioset ${args.join(' ')}`, (err) => this.spawnError('gpioset', err));
     await this.untilHeld(proc, chip, [offset], 'gpioset', signal);
     return proc;
   }
 
   /**
-   * One gpiomon for the lines of a chip, both edges, line-buffered (a pipe is block-buffered
-   * otherwise and events would wait for 4 KiB). Resolves once the lines are held.
+   * One gpiomon for the lines of a chip, both edges. v1.6 must be told --line-buffered (a pipe is
+   * block-buffered otherwise and events would wait for 4 KiB); v2 flushes each event itself.
+   * Resolves once the lines are held.
    */
   async monitor(chip: string, offsets: readonly number[], bias: GpioBias, signal?: AbortSignal): Promise<GpioMonitor> {
-    const args = ['--line-buffered', ...flagArgs({ activeLow: false, bias }), chip, ...offsets.map(String)];
-    const mon = new GpioMonitor(this.spawn('gpiomon', args), `gpiomon ${args.join(' ')}`, (err) => this.spawnError('gpiomon', err));
+    const generation = await this.generation(signal);
+    const flags = flagArgs({ activeLow: false, bias }, generation);
+    const lines = offsets.map(String);
+    const args = generation === 1 ? ['--line-buffered', ...flags, chip, ...lines] : ['--edges=both', '--format=%o %E %S', ...flags, '-c', chip, ...lines];
+    const parse = generation === 1 ? parseGpiomonEvent : parseGpiomonEventV2;
+    const mon = new GpioMonitor(this.spawn('gpiomon', args), `gpiomon ${args.join(' ')}`, (err) => this.spawnError('gpiomon', err), parse);
     await this.untilHeld(mon, chip, offsets, 'gpiomon', signal);
     return mon;
   }
@@ -194,7 +236,7 @@ export class GpiodTools {
   private spawnError(tool: string, err: Error): Error {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       const where = this.toolDir === undefined ? 'on PATH' : `in ${this.toolDir}`;
-      return new UnavailableError(`${tool} not found ${where}: the GPIO driver needs the libgpiod 1.6 tools (Debian/Ubuntu: apt install gpiod)`);
+      return new UnavailableError(`${tool} not found ${where}: the GPIO driver needs the libgpiod tools, v1.6 or v2 (Debian/Ubuntu: apt install gpiod)`);
     }
     if (err.name === 'AbortError') return new DeviceError(`${tool} stopped: the device was closed`);
     return new DeviceError(`${tool}: ${err.message}`, { cause: err });

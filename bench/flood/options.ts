@@ -1,7 +1,5 @@
-import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ValidationError } from '../../src/errors';
-import { REPO_ROOT } from '../common/bench-run';
+import { integerFlag as integer, resultsFile } from '../common/bench-options';
 
 export interface FloodOptions {
   /** Timed round trips idle, and again during the flood, per run. */
@@ -24,12 +22,6 @@ export const USAGE = [
   '  --out FILE        JSON results (default bench/results/flood-<timestamp>.json)',
 ].join('\n');
 
-function integer(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new ValidationError(`--${name}`, `"${value}" is not an integer from ${min} to ${max}`);
-  return n;
-}
-
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): FloodOptions | undefined {
   const { values } = parseArgs({
@@ -47,12 +39,11 @@ export function parseOptions(argv: string[], now = new Date()): FloodOptions | u
   });
   if (values.help) return undefined;
   const quick = values.quick ?? false;
-  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   return {
     roundTrips: integer('round-trips', values['round-trips'] ?? (quick ? '2000' : '20000'), 10, 1_000_000),
     rates: (values.rates ?? (quick ? '5000' : '5000,10000,20000')).split(',').map((r) => integer('rates', r.trim(), 1, 1_000_000)),
     rounds: integer('rounds', values.rounds ?? (quick ? '1' : '3'), 1, 100),
     quick,
-    out: path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results', `flood-${stamp}.json`)),
+    out: resultsFile('flood', values.out, now),
   };
 }

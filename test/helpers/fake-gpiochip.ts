@@ -5,6 +5,8 @@ import * as path from 'node:path';
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 /** The fake libgpiod 1.6 tools (gpiodetect, gpioinfo, gpioget, gpioset, gpiomon). */
 export const FAKE_GPIOD_DIR = path.join(REPO_ROOT, 'test', 'tools', 'fake-gpiod');
+/** The fake libgpiod v2 tools, their v2 flags and output, on the same fake chips. */
+export const FAKE_GPIOD_V2_DIR = path.join(REPO_ROOT, 'test', 'tools', 'fake-gpiod-v2');
 
 export interface FakeChipSpec {
   name: string;
@@ -49,7 +51,7 @@ interface FakeStateModule {
 const state = require(path.join(FAKE_GPIOD_DIR, 'fake-gpiochip-state.js')) as FakeStateModule;
 
 /**
- * Fake gpiochips for the fake libgpiod tools: a state file in a temp dir, named to the tools by
+ * Fake gpiochips for the fake libgpiod tools (both generations): a state file in a temp dir, named to the tools by
  * FAKE_GPIOD_STATE in this process's environment (the driver's children inherit it).
  */
 export class FakeGpioChips {

@@ -1,6 +1,7 @@
 'use strict';
 /**
- * The shared state of the fake gpiochips behind the fake libgpiod 1.6 tools in this directory:
+ * The shared state of the fake gpiochips behind the fake libgpiod 1.6 tools in this directory
+ * (and the fake v2 tools in ../fake-gpiod-v2):
  * one JSON file (its path in FAKE_GPIOD_STATE) that every tool process and the test read and
  * change under a lock file, written by rename so a reader never sees half a file.
  *
@@ -184,6 +185,15 @@ function createState(file, chips) {
   writeState(file, state);
 }
 
+/** Releases the lines of `chipName` this process holds, as the kernel does when it exits. */
+function releaseOwn(file, chipName, offsets) {
+  transact(file, (state) => {
+    const chip = state.chips.find((c) => c.name === chipName);
+    if (!chip) return;
+    for (const o of offsets) if (chip.lines[o].holder && chip.lines[o].holder.pid === process.pid) release(chip.lines[o]);
+  });
+}
+
 function removeChip(file, name) {
   transact(file, (state) => {
     state.chips = state.chips.filter((c) => c.name !== name);
@@ -206,9 +216,9 @@ function diePerror(message, err) {
   die(`${message}: ${err.message}`);
 }
 
-function printVersion() {
+function printVersion(version = VERSION) {
   process.stdout.write(
-    `${progname()} (libgpiod) v${VERSION}\nCopyright (C) 2017-2018 Bartosz Golaszewski\nLicense: LGPLv2.1\n` +
+    `${progname()} (libgpiod) v${version}\nCopyright (C) 2017-2018 Bartosz Golaszewski\nLicense: LGPLv2.1\n` +
       'This is free software: you are free to change and redistribute it.\nThere is NO WARRANTY, to the extent permitted by law.\n',
   );
 }
@@ -287,6 +297,7 @@ module.exports = {
   removeChip,
   lineLevel,
   release,
+  releaseOwn,
   lookupChip,
   sortedChips,
   request,

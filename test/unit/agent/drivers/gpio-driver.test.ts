@@ -5,10 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { DeviceConfig, DeviceHandle } from '../../../../agent/drivers/device-driver';
 import { GpioDriver } from '../../../../agent/drivers/gpio-driver';
+import { GpiodTools } from '../../../../agent/drivers/gpiod-tools';
 import { DeviceError, UnavailableError, UnsupportedError, ValidationError } from '../../../../src/errors';
 import { CommandOp } from '../../../../src/socket-plane/device-command';
 import { type DeviceEvent, DeviceEventType } from '../../../../src/socket-plane/device-event';
-import { FAKE_GPIOD_DIR, FakeGpioChips } from '../../../helpers/fake-gpiochip';
+import { FAKE_GPIOD_DIR, FAKE_GPIOD_V2_DIR, FakeGpioChips } from '../../../helpers/fake-gpiochip';
 import { waitFor } from '../helpers';
 
 const CHIP = '/dev/gpiochip0';
@@ -25,8 +26,15 @@ function isValidation(pattern: RegExp): (err: unknown) => boolean {
   return (err) => err instanceof ValidationError && pattern.test(err.message);
 }
 
-describe('agent/drivers/gpio-driver (fake libgpiod 1.6 tools)', () => {
+/** v1.6 is named to the driver by toolDir, v2 is put first on PATH: both ways the driver finds its tools. */
+const GENERATIONS = [
+  { name: '1.6', dir: FAKE_GPIOD_DIR, onPath: false, major: 1 },
+  { name: 'v2', dir: FAKE_GPIOD_V2_DIR, onPath: true, major: 2 },
+];
+
+for (const generation of GENERATIONS) describe(`agent/drivers/gpio-driver (fake libgpiod ${generation.name} tools)`, () => {
   let chips: FakeGpioChips;
+  const savedPath = process.env.PATH;
   let driver: GpioDriver;
   let handles: DeviceHandle[];
 
@@ -44,13 +52,15 @@ describe('agent/drivers/gpio-driver (fake libgpiod 1.6 tools)', () => {
       { name: 'gpiochip0', label: 'fake-A', lines: 8, named: { 0: 'LED', 1: 'RELAY', 3: 'BUTTON', 4: 'DOOR' }, usedBy: { 7: 'kernel' } },
       { name: 'gpiochip1', label: 'fake-B', lines: 4 },
     ]);
-    driver = new GpioDriver({ toolDir: FAKE_GPIOD_DIR });
+    if (generation.onPath) process.env.PATH = `${generation.dir}${path.delimiter}${savedPath ?? ''}`;
+    driver = new GpioDriver(generation.onPath ? {} : { toolDir: generation.dir });
     handles = [];
   });
 
   afterEach(async () => {
     for (const h of handles) await h.close();
     chips.cleanup();
+    process.env.PATH = savedPath;
   });
 
   it('lists each chip with its label, line count and named lines', async () => {
@@ -215,6 +225,13 @@ describe('agent/drivers/gpio-driver (fake libgpiod 1.6 tools)', () => {
     await assert.rejects(driver.open('/dev/gpiochip9', config({})), (err: unknown) => err instanceof DeviceError && /No such file or directory/.test(err.message));
   });
 
+  it('speaks the generation the installed tools report', async () => {
+    assert.equal(await new GpiodTools(generation.dir).generation(), generation.major);
+    const { handle } = await open({ lines: 'LED,BUTTON', 'direction.LED': 'output', 'initial.LED': '1', 'edge.BUTTON': 'both', 'bias.BUTTON': 'disable' });
+    assert.equal(chips.line('gpiochip0', 3).holder?.bias, 'disable', 'bias disable reaches the line in either spelling');
+    assert.equal((await handle.execute(command(CommandOp.GpioGet, 'LED'))).value, 1);
+  });
+
   it('opens a chip once at a time, and close releases every line', async () => {
     const { handle } = await open({ lines: 'LED,BUTTON', 'direction.LED': 'output', 'edge.BUTTON': 'both' });
     await assert.rejects(driver.open(CHIP, config({})), (err: unknown) => err instanceof DeviceError && /already open/.test(err.message));
@@ -260,9 +277,16 @@ describe('agent/drivers/gpio-driver (the real libgpiod tools on PATH)', () => {
     }
   });
 
-  it('lists exactly the chips real gpiodetect prints', async () => {
-    const printed = execFileSync('gpiodetect', { encoding: 'utf8' }).split('\n').filter((l) => l !== '').length;
-    assert.equal((await new GpioDriver().list()).length, printed);
+  it('detects the generation real gpiodetect --version reports, and lists exactly the chips it prints', async () => {
+    const major = /\(libgpiod\) v(\d+)\./.exec(execFileSync('gpiodetect', ['--version'], { encoding: 'utf8' }));
+    assert.ok(major, 'gpiodetect --version names a libgpiod version');
+    assert.equal(await new GpiodTools().generation(), Number(major[1]));
+    const printed = execFileSync('gpiodetect', { encoding: 'utf8' }).split('\n').filter((l) => l !== '');
+    const listed = await new GpioDriver().list();
+    assert.deepEqual(
+      listed.map((d) => d.path),
+      printed.map((l) => `/dev/${l.split(' ')[0]}`),
+    );
   });
 
   it('reports what real gpioinfo says about a chip that is not there', async () => {

@@ -2,10 +2,12 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import {
   GpiodOutputError,
+  parseGpiodVersion,
   parseGpiodetect,
   parseGpiogetValues,
   parseGpioinfo,
   parseGpiomonEvent,
+  parseGpiomonEventV2,
 } from '../../../../agent/drivers/gpiod-output';
 import { DeviceError } from '../../../../src/errors';
 
@@ -134,6 +136,66 @@ describe('agent/drivers/gpiod-output', () => {
           assert.deepEqual(parseGpiomonEvent(text), { offset, rising, sec, nsec });
         }),
       );
+    });
+  });
+
+  describe('libgpiod v2', () => {
+    /** print_line_info() of v2's gpioinfo: a tab after the offset and after the padded name. */
+    const V2_INFO = [
+      'gpiochip0 - 5 lines:',
+      '\tline   0:\t"ID_SDA"        \tinput',
+      '\tline   1:\tunnamed         \tinput consumer=kernel',
+      '\tline   2:\t"GPIO17"        \toutput active-low bias=pull-up consumer="gpioset"',
+      '\tline   3:\tunnamed         \tinput drive=open-drain bias=disabled edges=both event-clock=realtime debounce-period=10ms consumer="my mon"',
+      '\tline   4:\t"a-very-long-line-name"\toutput consumer=""',
+      '',
+    ].join('\n');
+
+    it('reads the generation from gpiodetect --version', () => {
+      assert.equal(parseGpiodVersion('gpiodetect (libgpiod) v1.6.3\nCopyright (C) 2017-2018 Bartosz Golaszewski\n'), 1);
+      assert.equal(parseGpiodVersion('gpiodetect (libgpiod) v2.1.3\nCopyright (C) 2017-2023 Bartosz Golaszewski\n'), 2);
+      for (const bad of ['', 'gpiodetect v2.1\n', 'gpiodetect (libgpiod) v3.0\n', 'gpiodetect (libgpiod) vX\n']) {
+        assert.throws(() => parseGpiodVersion(bad), GpiodOutputError, bad);
+      }
+    });
+
+    it('reads every line of v2 gpioinfo', () => {
+      const [chip] = parseGpioinfo(V2_INFO, 2);
+      assert.deepEqual(
+        chip.lines.map((l) => [l.offset, l.name, l.used, l.consumer, l.direction, l.activeLow, l.bias, l.drive]),
+        [
+          [0, 'ID_SDA', false, null, 'input', false, 'as-is', 'push-pull'],
+          [1, null, true, null, 'input', false, 'as-is', 'push-pull'],
+          [2, 'GPIO17', true, 'gpioset', 'output', true, 'pull-up', 'push-pull'],
+          [3, null, true, 'my mon', 'input', false, 'disable', 'open-drain'],
+          [4, 'a-very-long-line-name', true, '', 'output', false, 'as-is', 'push-pull'],
+        ],
+      );
+    });
+
+    it('refuses v2 gpioinfo with unknown attributes, bad values, lines out of order or the v1.6 format', () => {
+      const bad = [
+        'gpiochip0 - 1 lines:\n\tline   0:\tunnamed         \tinput sparkly\n',
+        'gpiochip0 - 1 lines:\n\tline   0:\tunnamed         \tinput bias=sideways\n',
+        'gpiochip0 - 1 lines:\n\tline   0:\tunnamed         \tinput drive\n',
+        'gpiochip0 - 1 lines:\n\tline   1:\tunnamed         \tinput\n',
+        'gpiochip0 - 1 lines:\n\tline   0:      unnamed       unused   input  active-high \n',
+        'gpiochip0 - 2 lines:\n\tline   0:\tunnamed         \tinput\n',
+      ];
+      for (const out of bad) assert.throws(() => parseGpioinfo(out, 2), GpiodOutputError, out);
+      assert.throws(() => parseGpioinfo(GPIOINFO, 2), GpiodOutputError);
+    });
+
+    it("reads back what gpiomon --format='%o %E %S' prints, and refuses the rest (property)", () => {
+      fc.assert(
+        fc.property(fc.boolean(), fc.nat(1023), fc.nat(2 ** 40), fc.nat(999_999_999), (rising, offset, sec, nsec) => {
+          const line = `${offset} ${rising ? 'rising' : 'falling'} ${sec}.${String(nsec).padStart(9, '0')}`;
+          assert.deepEqual(parseGpiomonEventV2(line), { offset, rising, sec, nsec });
+        }),
+      );
+      for (const bad of ['', '3 rising', '3 up 1.000000000', '3 rising 1.5', 'x rising 1.000000000', '3 rising 1.000000000 ']) {
+        assert.throws(() => parseGpiomonEventV2(bad), (err: unknown) => err instanceof GpiodOutputError && err instanceof DeviceError, bad);
+      }
     });
   });
 });
