@@ -136,7 +136,7 @@ describe('Kubernetes controller against a fake API server (list/watch wire forma
     api.create('bindings', 'bad', { ...bindingSpec(7103), virtual: { name: 'm', protocol: 'telnet', listen: '127.0.0.1:7103' } });
     await waitStatus('bindings', 'bad', (s) => s.phase === 'REFUSED', 'status REFUSED');
     const s = status('bindings', 'bad') as Record<string, unknown>;
-    assert.match(String(s.message), /^binding\/bad: document 1 \(binding\/bad\): virtual\.protocol: "telnet" is not one of raw, rfc2217, grpc, pty$/);
+    assert.match(String(s.message), /^binding\/bad: document 1 \(binding\/bad\): virtual\.protocol: "telnet" is not one of raw, rfc2217, grpc, pty, modbus-tcp$/);
     assert.equal(s.observedGeneration, 1);
     await waitFor(() => api.events.length > 0, 'an Event', 10_000);
     const event = api.events[0] as StoredObject & { involvedObject: Record<string, unknown>; reason: string; type: string; message: string };
