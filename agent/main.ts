@@ -37,6 +37,8 @@ export interface AgentOptions {
   admin: string;
   /** Cameras and microphones: 'device' (default) or 'lavfi', ffmpeg's test sources where there is no capture hardware. */
   captureSource?: CaptureSource;
+  /** Where the serial listing reads sysfs and names the ports (default /sys and /dev). */
+  serialListingRoots?: { sys: string; dev: string };
   /** How often loads are measured and reported (default 1000). */
   loadIntervalMs?: number;
   /** Joining the mesh: token, identity dir, or --insecure. */
@@ -127,7 +129,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
-  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()], ...(options.captureSource ? { captureSource: options.captureSource } : {}) });
+  const drivers = new DriverRegistry({
+    simulatedModems: [...simulated.keys()],
+    ...(options.captureSource ? { captureSource: options.captureSource } : {}),
+    ...(options.serialListingRoots ? { serialListingRoots: options.serialListingRoots } : {}),
+  });
   const stats = new Stats(STATS_HELP, processStatsOptions());
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((device, onConfiguration) => ({

@@ -198,6 +198,7 @@ function derive(
     serial: effective.serial,
     version: sources.version,
     settings: { ...binding.settings },
+    roaming: isRoaming(binding.device),
   };
   // The unchanged mapping itself, so that later stages can tell it unchanged by identity.
   const kept = before && sameContent({ ...before, version: '' }, { ...mapping, version: '' }) ? before : mapping;
