@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { generateMappings } from '../../../control-plane/mapping-generator';
+import { generateMappings } from '../../helpers/generate-mappings';
 import { nodeKey, SnapshotCache } from '../../../control-plane/snapshot-cache';
 import type { ChangeKind } from '../../../control-plane/state';
 import type { Binding, Mapping } from '../../../src/proto/types';
