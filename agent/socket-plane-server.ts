@@ -2,7 +2,7 @@ import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
-import { DeviceMeshError, errorMessage } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
 import { AcceptGate } from '../src/security/accept-gate';
@@ -366,7 +366,7 @@ export class SocketPlaneServer {
         });
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+        const code = errorCode(err, 'DEVICE_ERROR');
         refuse({ code, message: errorMessage(err) });
       },
     );

@@ -1,6 +1,6 @@
 import * as net from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
 import type { Session } from '../src/socket-plane/session';
@@ -185,7 +185,7 @@ export class VirtualDeviceListener implements VirtualListener {
         bridge(socket, session, { mapping, stats, log, subnegotiationTimeoutMs: this.ctx.limits?.subnegotiationTimeoutMs });
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
+        const code = errorCode(err, 'UNAVAILABLE');
         span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
         stats.add('app_connections_refused', 1, { reason: code });
         log.warn({ ...bindingLabels(mapping), agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage, UnavailableError } from '../src/errors';
 import { type ControlRequest, lineWords } from '../src/pty/line-control';
 import { type PtyLineSettings, ptyLineSettings, withPtyLineSettings } from '../src/pty/termios2';
 import type { Mapping } from '../src/proto/types';
@@ -179,7 +179,7 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
         bridge.start();
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
+        const code = errorCode(err, 'UNAVAILABLE');
         stats.add('app_connections_refused', 1, { reason: code });
         log.warn({ ...bindingLabels(mapping), code, error: errorMessage(err) }, 'session refused; hanging the app up');
         if (generation === master.generation) this.hangUp();
