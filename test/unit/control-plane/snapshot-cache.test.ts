@@ -27,7 +27,7 @@ describe('control-plane snapshot cache', () => {
     assert.deepEqual(cache.snapshot('agent', 'gw1').mappings.map((m) => m.binding), ['a', 'b']);
     const resources = cache.snapshot('sidecar', 'app2').resources;
     assert.equal(resources[0]?.type_url, MAPPING_TYPE_URL);
-    assert.equal(unpackAny<Mapping>(resources[0]!, MAPPING_TYPE_URL).binding, 'b');
+    assert.equal(unpackAny(resources[0]!, MAPPING_TYPE_URL).binding, 'b');
   });
 
   it('bumps only the proxies whose resources a change touches', () => {
