@@ -8,6 +8,7 @@ import type { DiscoveryRequest, DiscoveryResponse, XdsNode, XdsStatus } from '..
 import { SPIFFE_CHANNEL_OPTIONS } from '../security/control-plane-identity';
 import { Backoff } from '../util/backoff';
 import { unpackAny } from './any';
+import type { ResourceTypes } from './type-urls';
 import { type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, WILDCARD } from './delta-messages';
 import { applyDelta, NO_RESOURCES, type ResourceSet, versionsOf } from './delta-resources';
 import type { AdsProtocol } from './protocols';
@@ -25,13 +26,16 @@ export interface ProxyIdentity {
  * throw to NACK with the error's message (the handler keeps whatever it could apply, as Envoy
  * does with listeners).
  */
-export type ResourceHandler = (resources: unknown[], version: string) => Promise<void> | void;
+export type ResourceHandler<R = unknown> = (resources: R[], version: string) => Promise<void> | void;
+
+/** A handler per resource type subscribed to, given that type's decoded messages. */
+export type ResourceHandlers = { [U in keyof ResourceTypes]?: ResourceHandler<ResourceTypes[U]> };
 
 export interface AdsClientOptions {
   /** host:port of the control plane, or of its replicas separated by commas: a lost stream moves on to the next. */
   address: string;
   identity: ProxyIdentity;
-  handlers: Record<string, ResourceHandler>;
+  handlers: ResourceHandlers;
   log: Logger;
   credentials?: grpc.ChannelCredentials;
   /**
@@ -262,9 +266,18 @@ export class AdsClient extends EventEmitter {
     });
   }
 
+  /**
+   * The handler of a type URL a response names. Its resources were decoded as that very type
+   * (unpackAny with the response's type URL), so they are the messages the handler takes.
+   */
+  private handlerFor(typeUrl: string): ResourceHandler | undefined {
+    const handlers: Partial<Record<string, ResourceHandler<never>>> = this.options.handlers;
+    return Object.hasOwn(handlers, typeUrl) ? (handlers[typeUrl] as ResourceHandler | undefined) : undefined;
+  }
+
   /** Applies one response of a type after the ones before it; records and announces the outcome. */
   private enqueue(typeUrl: string, version: string, apply: (handler: ResourceHandler) => Promise<void>): Promise<Outcome> {
-    const handler = this.options.handlers[typeUrl];
+    const handler = this.handlerFor(typeUrl);
     const previous = this.applying.get(typeUrl) ?? Promise.resolve();
     const outcome = previous.then(async (): Promise<Outcome> => {
       let rejection: string | undefined;
