@@ -1,4 +1,4 @@
-import { errorMessage, ValidationError } from '../src/errors';
+import { ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { startAdminServer, type RunningAdmin } from '../src/admin/admin-server';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
@@ -6,6 +6,7 @@ import { Stats } from '../src/telemetry/stats';
 import { parseAddressList, parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
+import { DeviceConfigurator } from './device-configurator';
 import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
 import { DeviceWatcher } from './device-watcher';
 import { DriverRegistry, type DriverStatus } from './driver-registry';
@@ -143,6 +144,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log: log.child({ device: device.path }),
     onConfiguration,
   }));
+  const configurator = new DeviceConfigurator({ mappings, devices, log: log.child({ module: 'configurator' }) });
   const watcher = new DeviceWatcher({ watches: options.watch, log: log.child({ module: 'watcher' }), list: (kind) => drivers.list(kind) });
   const server = new SocketPlaneServer({
     listen: options.listen,
@@ -188,21 +190,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ...channel,
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
     handlers: {
-      // A mapping the table refuses, or whose configuration its device refuses, NACKs the update.
+      // The configurator's verdict is the answer: a NACK carries every mapping it refused and why.
       [MAPPING_TYPE_URL]: async (resources, version) => {
-        let invalid: unknown;
-        try {
-          mappings.apply(resources, version);
-        } catch (err) {
-          invalid = err;
-        }
-        const refused = await server.settle();
-        if (refused.length === 0) {
-          if (invalid !== undefined) throw invalid;
-          return;
-        }
-        const problems = invalid === undefined ? refused : [errorMessage(invalid), ...refused];
-        throw new ValidationError(`mappings version ${version}`, problems.join('; '));
+        const verdict = await configurator.apply(resources, version);
+        if (!verdict.ack) throw verdict.error;
       },
     },
     log: log.child({ module: 'ads' }),

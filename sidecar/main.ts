@@ -1,6 +1,5 @@
 import { startAdminServer } from '../src/admin/admin-server';
 import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { parseAddressList } from '../src/util/address';
@@ -84,7 +83,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     handlers: {
       [MAPPING_TYPE_URL]: async (resources) => {
         try {
-          await devices.apply(resources as Mapping[]);
+          await devices.apply(resources);
         } finally {
           // A partly applied set still serves: readiness means "has a configuration", not "all of it".
           applied = true;
