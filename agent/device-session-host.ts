@@ -11,15 +11,15 @@ import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Stats } from '../src/telemetry/stats';
 import { contextFromTraceparent, meshTracer } from '../src/telemetry/trace-context';
 import type { Mapping, SharingMode } from '../src/proto/types';
-import { BindingLimits } from './binding-limits';
-import { DeviceExchange, type ExchangeConsumer } from './device-exchange';
+import { BindingLimits } from './limits/binding-limits';
+import { DeviceExchange, type ExchangeConsumer } from './exchange/device-exchange';
 import { fanOutFrame, type FrameConsumer } from './frame-fanout';
 import type { DeviceConfig, DeviceDriver, DeviceHandle } from './drivers/device-driver';
 import type { CommandAccess } from './exchange/command-codec';
-import { RateMeter } from './exchange/rate-meter';
-import { TokenBucket } from './exchange/token-bucket';
-import { OutputPacer } from './output-pacer';
-import { type GateOptions, gatedWrite } from './rate-gate';
+import { TokenBucket } from '../src/limits/token-bucket';
+import { LimitGate } from './limits/limit-gate';
+import { OutputPacer } from './limits/output-pacer';
+import { RateMeter } from './limits/rate-meter';
 
 /** The buffer of each session's adapter, per direction. */
 const PORT_HIGH_WATER_MARK = 64 * 1024;
@@ -526,7 +526,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer, FrameConsum
   private readonly bytesToDevice: Counter;
   private readonly writesRefused: Counter;
 
-  private readonly gate: GateOptions;
+  private readonly gate: LimitGate;
   /** Device output to this session, at the binding's rate in slow mode. */
   private readonly pacer: OutputPacer;
 
@@ -541,14 +541,7 @@ export class SessionPort extends Duplex implements ExchangeConsumer, FrameConsum
     this.mappingId = mapping.id;
     this.priority = mapping.policy?.priority ?? 0;
     this.weight = mapping.policy?.weight || 1;
-    this.gate = {
-      buckets: [limits.bytes, host.deviceBucket],
-      get drop(): boolean {
-        return limits.drop;
-      },
-      dropped: (n) => limits.droppedBytes.add(n),
-      throttled: () => limits.markThrottled(),
-    };
+    this.gate = new LimitGate(limits, host.deviceBucket, host.deviceMeter);
     this.pacer = new OutputPacer({
       bucket: limits.bytes,
       drop: () => limits.drop,
@@ -644,12 +637,10 @@ export class SessionPort extends Duplex implements ExchangeConsumer, FrameConsum
       callback(new PermissionDeniedError(`device ${this.host.path} is broadcast: only ${this.host.writerWorkload ?? 'its writer'} writes to it`));
       return;
     }
-    gatedWrite(chunk, this.gate, this.writePiece, callback);
+    this.gate.write(chunk, this.writePiece, callback);
   }
 
   private readonly writePiece = (piece: Buffer, callback: (err?: Error | null) => void): void => {
-    this.limits.meter.record(piece.length);
-    this.host.deviceMeter.record(piece.length);
     this.host.write(this, piece, callback);
   };
 

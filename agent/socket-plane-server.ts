@@ -1,10 +1,8 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { isDeepStrictEqual } from 'node:util';
-import { DeviceMeshError, errorMessage } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
 import { AcceptGate } from '../src/security/accept-gate';
 import { ConnectionLimiter } from '../src/security/connection-limiter';
 import { RefusalLog } from '../src/security/refusal-log';
@@ -17,7 +15,7 @@ import { encodeFrame, FrameType } from '../src/socket-plane/frame';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
-import { deviceConfig } from './device-session-host';
+import { withdrawn } from './device-configurator';
 import type { MappingTable } from './mapping-table';
 
 export interface SocketPlaneServerOptions {
@@ -77,10 +75,6 @@ const REFUSAL_REASON: Partial<Record<string, string>> = {
   DEVICE_ERROR: 'device_error',
 };
 
-function withdrawn(mappingId: string): ErrorPayload {
-  return { code: 'NOT_FOUND', message: `binding withdrawn (mapping ${mappingId})` };
-}
-
 /**
  * The agent's end of the socket plane: sidecars connect, and each OPEN names a mapping and the
  * workload asking. A session is accepted only for a mapping of this agent, owned by that
@@ -109,8 +103,6 @@ export class SocketPlaneServer {
   private readonly handshakesByAddress = new Map<string, Map<string, PendingHandshake>>();
   private readonly unsubscribeRotation: () => void = () => undefined;
   private active = 0;
-  /** Configuration checks and changes under way for the last mapping update, each with its refusal. */
-  private checks: Array<Promise<string | undefined>> = [];
 
   constructor(private readonly options: SocketPlaneServerOptions) {
     this.limiter = new ConnectionLimiter({
@@ -142,9 +134,6 @@ export class SocketPlaneServer {
       });
       this.tlsServer = tlsServer;
     }
-    options.mappings.on('removed', (m: Mapping) => this.onMappingRemoved(m));
-    options.mappings.on('changed', (m: Mapping, old: Mapping) => this.onMappingChanged(m, old));
-    options.mappings.on('added', (m: Mapping) => this.checks.push(this.check(m)));
     options.stats.set('sessions_active', 0);
   }
 
@@ -366,57 +355,9 @@ export class SocketPlaneServer {
         });
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+        const code = errorCode(err, 'DEVICE_ERROR');
         refuse({ code, message: errorMessage(err) });
       },
     );
-  }
-
-  /**
-   * Waits for the checks and changes the last mapping update started and returns what the
-   * drivers refused, each as "mapping <id>: <reason>": the discovery stream NACKs with them.
-   */
-  async settle(): Promise<string[]> {
-    const checks = this.checks;
-    this.checks = [];
-    return (await Promise.all(checks)).filter((r): r is string => r !== undefined);
-  }
-
-  /** The driver's verdict on a mapping's configuration, while its device is here to ask. */
-  private check(m: Mapping): Promise<string | undefined> {
-    const record = this.options.devices.get(m.devicePath);
-    if (!record) return Promise.resolve(undefined);
-    try {
-      record.driver.validate(deviceConfig(m));
-      return Promise.resolve(undefined);
-    } catch (err) {
-      return Promise.resolve(`mapping ${m.id}: ${errorMessage(err)}`);
-    }
-  }
-
-  private onMappingRemoved(m: Mapping): void {
-    this.options.devices.get(m.devicePath)?.host.resetMapping(m.id, withdrawn(m.id));
-  }
-
-  private onMappingChanged(m: Mapping, old: Mapping): void {
-    const host = this.options.devices.get(old.devicePath)?.host;
-    if (!host) return;
-    if (old.devicePath !== m.devicePath || old.workloadId !== m.workloadId) {
-      host.resetMapping(m.id, withdrawn(m.id));
-      return;
-    }
-    host.retune(m);
-    if (isDeepStrictEqual(old.serial, m.serial) && isDeepStrictEqual(old.settings, m.settings)) return;
-    const checked = this.check(m).then(async (refused) => {
-      if (refused) return refused;
-      try {
-        if (await host.update(m)) this.options.log.info({ mapping: m.id, device: m.devicePath, serial: m.serial, settings: m.settings }, 'device configuration updated');
-        return undefined;
-      } catch (err) {
-        this.options.log.warn({ mapping: m.id, device: m.devicePath, error: errorMessage(err) }, 'device refused the configuration');
-        return `mapping ${m.id}: device ${m.devicePath} refused the configuration: ${errorMessage(err)}`;
-      }
-    });
-    this.checks.push(checked);
   }
 }

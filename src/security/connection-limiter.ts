@@ -1,4 +1,5 @@
 import type * as net from 'node:net';
+import { TokenBucket } from '../limits/token-bucket';
 
 /** Why a connection was turned away by a ConnectionLimiter: the `reason` label. */
 export type LimitRefusal = 'too_many_connections_from_peer' | 'too_many_connections' | 'connection_rate_from_peer';
@@ -16,9 +17,8 @@ export interface ConnectionLimits {
 
 interface PeerState {
   open: number;
-  /** Token bucket of new connections: tokens left, as of `at`. */
-  tokens: number;
-  at: number;
+  /** New connections from the peer: rate `ratePerPeer` (0: unlimited), burst `burstPerPeer`. */
+  rate: TokenBucket;
 }
 
 /** Peers remembered for their rate only; beyond this, those with a full bucket and no connection are forgotten. */
@@ -49,23 +49,16 @@ export class ConnectionLimiter {
 
   /** The accounting of `admit` without a socket: undefined when `address` may open one more. */
   take(address: string): LimitRefusal | undefined {
-    const t = this.now();
-    const { perPeer, total, ratePerPeer } = this.limits;
-    const burst = this.burst;
+    const { perPeer, total } = this.limits;
     let peer = this.peers.get(address);
     if (!peer) {
-      if (this.peers.size >= MAX_REMEMBERED) this.forgetIdle(t);
-      peer = { open: 0, tokens: burst, at: t };
-      this.peers.set(address, peer);
+      if (this.peers.size >= MAX_REMEMBERED) this.forgetIdle();
+      peer = this.remember(address, 0);
     }
-    if (ratePerPeer > 0) {
-      peer.tokens = Math.min(burst, peer.tokens + ((t - peer.at) / 1000) * ratePerPeer);
-      peer.at = t;
-      if (peer.tokens < 1) return 'connection_rate_from_peer';
-    }
+    if (peer.rate.available() < 1) return 'connection_rate_from_peer';
     if (peer.open >= perPeer) return 'too_many_connections_from_peer';
     if (this.total >= total) return 'too_many_connections';
-    if (ratePerPeer > 0) peer.tokens -= 1;
+    peer.rate.take(1);
     peer.open += 1;
     this.total += 1;
     return undefined;
@@ -77,18 +70,15 @@ export class ConnectionLimiter {
    */
   takeOver(address: string): void {
     const peer = this.peers.get(address);
-    if (!peer) {
-      this.peers.set(address, { open: 1, tokens: this.burst, at: this.now() });
-    } else {
-      peer.open += 1;
-    }
+    if (!peer) this.remember(address, 1);
+    else peer.open += 1;
     this.total += 1;
   }
 
   /** Gives back the rate token `address` was charged: its connection proved itself (a verified peer). */
   refund(address: string): void {
     const peer = this.peers.get(address);
-    if (peer && this.limits.ratePerPeer > 0) peer.tokens = Math.min(this.burst, peer.tokens + 1);
+    peer?.rate.give(1);
   }
 
   release(address: string): void {
@@ -102,15 +92,16 @@ export class ConnectionLimiter {
     return this.total;
   }
 
-  private get burst(): number {
-    return this.limits.burstPerPeer ?? this.limits.ratePerPeer;
+  private remember(address: string, open: number): PeerState {
+    // A burst of 0 is the bucket's default: one second's worth of the rate.
+    const peer = { open, rate: new TokenBucket(this.limits.ratePerPeer, this.limits.burstPerPeer ?? 0, this.now) };
+    this.peers.set(address, peer);
+    return peer;
   }
 
-  private forgetIdle(t: number): void {
-    const { ratePerPeer } = this.limits;
+  private forgetIdle(): void {
     for (const [address, peer] of this.peers) {
-      const full = ratePerPeer === 0 || peer.tokens + ((t - peer.at) / 1000) * ratePerPeer >= this.burst;
-      if (peer.open === 0 && full) this.peers.delete(address);
+      if (peer.open === 0 && peer.rate.available() >= peer.rate.burst) this.peers.delete(address);
     }
   }
 }

@@ -1,19 +1,20 @@
 import { performance } from 'node:perf_hooks';
 import { type Context, type Span, SpanStatusCode, trace } from '@opentelemetry/api';
-import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../src/errors';
-import type { Logger } from '../src/log';
-import { DEFAULT_POLICY, perConsumerQueueFor } from '../src/model/policy-defaults';
-import type { Policy, SerialConfig } from '../src/proto/types';
-import type { Histogram, Stats } from '../src/telemetry/stats';
-import { meshTracer } from '../src/telemetry/trace-context';
-import type { BindingLimits } from './binding-limits';
-import type { CommandAccess, CommandCodec, CommandSplitter } from './exchange/command-codec';
-import { CommandQueue, type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
-import { type CommandScheduler, PriorityScheduler } from './exchange/command-scheduler';
-import { commandCodec, readyPattern } from './exchange/framing-from-policy';
-import type { RateMeter } from './exchange/rate-meter';
-import { TimeSliceScheduler } from './exchange/time-slice-scheduler';
-import type { TokenBucket } from './exchange/token-bucket';
+import { DeviceError, type DeviceMeshError, errorMessage, ResourceExhaustedError, TimeoutError } from '../../src/errors';
+import type { Logger } from '../../src/log';
+import { DEFAULT_POLICY, perConsumerQueueFor } from '../../src/model/policy-defaults';
+import type { Policy, SerialConfig } from '../../src/proto/types';
+import type { Histogram, Stats } from '../../src/telemetry/stats';
+import { meshTracer } from '../../src/telemetry/trace-context';
+import type { BindingLimits } from '../limits/binding-limits';
+import { LimitGate } from '../limits/limit-gate';
+import type { RateMeter } from '../limits/rate-meter';
+import type { CommandAccess, CommandCodec, CommandSplitter } from './command-codec';
+import { CommandQueue, type QueueTimers, REAL_TIMERS } from './command-queue';
+import { type CommandScheduler, PriorityScheduler } from './command-scheduler';
+import { commandCodec, readyPattern } from './framing-from-policy';
+import { TimeSliceScheduler } from './time-slice-scheduler';
+import type { TokenBucket } from '../../src/limits/token-bucket';
 
 /** The largest command or response the exchange takes; beyond it the sender gets an error. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -120,7 +121,8 @@ export class DeviceExchange {
   }
 
   add(consumer: ExchangeConsumer): void {
-    this.consumers.set(consumer.key, { consumer, splitter: this.codec.splitter(), outstanding: 0, wake: undefined });
+    const gate = new LimitGate(consumer.limits, this.options.deviceBucket, this.options.deviceMeter, this.options.timers);
+    this.consumers.set(consumer.key, { consumer, gate, splitter: this.codec.splitter(), outstanding: 0, wake: undefined });
   }
 
   remove(key: string): void {
@@ -170,7 +172,12 @@ export class DeviceExchange {
   private async submitAll(state: ConsumerState, commands: Buffer[]): Promise<void> {
     for (const request of commands) {
       const limits = state.consumer.limits;
-      if (!(await this.admit(state, request))) continue;
+      if (!(await state.gate.admit(request.length))) {
+        // A codec that answers failures in its protocol's words answers the dropped command too.
+        const answer = this.codec.failed(request, new ResourceExhaustedError('over the rate limit: dropped'), 0);
+        if (answer !== undefined) this.reply(state, answer);
+        continue;
+      }
       const prepared = this.codec.prepare(request, state.consumer.access);
       if (prepared.answer !== undefined) {
         this.options.stats.add('commands', 1, { device: this.options.device, outcome: 'refused_by_codec' });
@@ -225,60 +232,6 @@ export class DeviceExchange {
   /** Bytes for a consumer that is still here; nothing for an empty answer (a Modbus broadcast's). */
   private reply(state: ConsumerState, bytes: Buffer): void {
     if (bytes.length > 0 && this.consumers.get(state.consumer.key) === state) state.consumer.receive(bytes);
-  }
-
-  /**
-   * Charges one command to the binding's command and byte buckets and to the device's capacity:
-   * slow mode waits until every bucket has paid for every byte (in pieces of at most a burst, so a
-   * command larger than a burst passes too); drop mode takes it only if all of it can go now
-   * (a command larger than a byte burst once that bucket is full), else drops and counts it (a
-   * codec that answers failures in its protocol's words answers the dropped one too).
-   */
-  private async admit(state: ConsumerState, request: Buffer): Promise<boolean> {
-    const bytes = request.length;
-    const limits = state.consumer.limits;
-    const device = this.options.deviceBucket;
-    if (!limits.limited && device.ratePerSecond === 0) return true;
-    if (limits.drop) {
-      const need = Math.min(bytes, limits.bytes.burst || bytes);
-      const deviceNeed = Math.min(bytes, device.burst || bytes);
-      if (limits.commands.available() >= 1 && limits.bytes.available() >= need && device.available() >= deviceNeed) {
-        limits.commands.take(1);
-        limits.bytes.take(need);
-        device.take(deviceNeed);
-        return true;
-      }
-      limits.droppedCommands.add(1);
-      limits.droppedBytes.add(bytes);
-      limits.markThrottled();
-      const answer = this.codec.failed(request, new ResourceExhaustedError('over the rate limit: dropped'), 0);
-      if (answer !== undefined) this.reply(state, answer);
-      return false;
-    }
-    let piece = bytes;
-    if (limits.bytes.ratePerSecond > 0) piece = Math.min(piece, limits.bytes.burst);
-    if (device.ratePerSecond > 0) piece = Math.min(piece, device.burst);
-    let command = 1;
-    for (let left = bytes; left > 0 || command > 0; ) {
-      const n = Math.min(piece, left);
-      const delay = Math.max(limits.commands.delayFor(command), limits.bytes.delayFor(n), device.delayFor(n));
-      if (delay > 0) {
-        limits.markThrottled();
-        await this.sleep(delay);
-        continue;
-      }
-      limits.commands.take(command);
-      limits.bytes.take(n);
-      device.take(n);
-      command = 0;
-      left -= n;
-    }
-    return true;
-  }
-
-  private sleep(ms: number): Promise<void> {
-    const timers = this.options.timers ?? REAL_TIMERS;
-    return new Promise((resolve) => timers.setTimeout(resolve, ms));
   }
 
   private commandFailed(state: ConsumerState, err: unknown): void {
@@ -341,6 +294,8 @@ interface TracedCommand {
 
 interface ConsumerState {
   consumer: ExchangeConsumer;
+  /** Its binding's limits and the device's capacity, charged per command. */
+  gate: LimitGate;
   splitter: CommandSplitter;
   /** Commands queued or running. */
   outstanding: number;

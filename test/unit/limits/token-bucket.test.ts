@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { TokenBucket } from '../../../agent/exchange/token-bucket';
+import { TokenBucket } from '../../../src/limits/token-bucket';
 import { ValidationError } from '../../../src/errors';
 
 /** A clock the test moves by hand. */

@@ -1,16 +1,11 @@
-import type { Mapping, Policy } from '../src/proto/types';
-import { bindingLabels } from '../src/telemetry/binding-labels';
-import type { Counter, Stats } from '../src/telemetry/stats';
-import { RateMeter } from './exchange/rate-meter';
-import { TokenBucket } from './exchange/token-bucket';
+import type { Mapping, Policy } from '../../src/proto/types';
+import { bindingLabels } from '../../src/telemetry/binding-labels';
+import type { Counter, Stats } from '../../src/telemetry/stats';
+import { RateMeter } from './rate-meter';
+import { TokenBucket } from '../../src/limits/token-bucket';
 
 /** How long after being held back or dropping a binding still counts as throttled in its load report. */
 const THROTTLED_WINDOW_MS = 1000;
-
-/** A rate of 0 is unlimited; a burst of 0 is one second's worth of the rate. */
-function burstFor(rate: number, burst: number): number {
-  return rate === 0 ? 0 : Math.max(1, burst > 0 ? burst : rate);
-}
 
 /** The bytes per second a mapping may move: the smaller of its policy's limit and its adaptive share; 0 = unlimited. */
 export function byteRate(mapping: Mapping): number {
@@ -60,9 +55,9 @@ export class BindingLimits {
   retune(mapping: Mapping): void {
     const policy: Policy | null = mapping.policy;
     const rate = byteRate(mapping);
-    this.bytes.configure(rate, burstFor(rate, Number(policy?.burstBytes ?? '0')));
-    const commandRate = policy?.commandsPerSecond ?? 0;
-    this.commands.configure(commandRate, burstFor(commandRate, policy?.burstCommands ?? 0));
+    // A burst of 0 is the bucket's default (one second's worth of the rate).
+    this.bytes.configure(rate, Number(policy?.burstBytes ?? '0'));
+    this.commands.configure(policy?.commandsPerSecond ?? 0, policy?.burstCommands ?? 0);
     this.drop = policy?.overLimit === 'OVER_LIMIT_DROP';
   }
 

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { RateMeter } from '../../../agent/exchange/rate-meter';
-import { ValidationError } from '../../../src/errors';
+import { RateMeter } from '../../../../agent/limits/rate-meter';
+import { ValidationError } from '../../../../src/errors';
 
 function manualClock(): { now: () => number; advance: (ms: number) => void } {
   let t = 5000;

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { TokenBucket } from '../../../agent/exchange/token-bucket';
-import { OutputPacer } from '../../../agent/output-pacer';
-import { VirtualTime } from './exchange/virtual-time';
+import { TokenBucket } from '../../../../src/limits/token-bucket';
+import { OutputPacer } from '../../../../agent/limits/output-pacer';
+import { VirtualTime } from '../exchange/virtual-time';
 
 interface Rig {
   time: VirtualTime;

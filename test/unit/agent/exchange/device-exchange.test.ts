@@ -1,16 +1,16 @@
 import { strict as assert } from 'node:assert';
 import { ROOT_CONTEXT } from '@opentelemetry/api';
-import { BindingLimits } from '../../../agent/binding-limits';
-import { DeviceExchange, type ExchangeConsumer } from '../../../agent/device-exchange';
-import { RateMeter } from '../../../agent/exchange/rate-meter';
-import { TokenBucket } from '../../../agent/exchange/token-bucket';
-import type { DeviceMeshError } from '../../../src/errors';
-import { DEFAULT_POLICY } from '../../../src/model/policy-defaults';
-import type { OverLimit, Policy, SharingMode } from '../../../src/proto/types';
-import { Stats } from '../../../src/telemetry/stats';
-import { mapping } from '../../integration/agent/fake-control-plane';
-import { VirtualTime } from './exchange/virtual-time';
-import { testLogger } from './helpers';
+import { BindingLimits } from '../../../../agent/limits/binding-limits';
+import { DeviceExchange, type ExchangeConsumer } from '../../../../agent/exchange/device-exchange';
+import { RateMeter } from '../../../../agent/limits/rate-meter';
+import { TokenBucket } from '../../../../src/limits/token-bucket';
+import type { DeviceMeshError } from '../../../../src/errors';
+import { DEFAULT_POLICY } from '../../../../src/model/policy-defaults';
+import type { OverLimit, Policy, SharingMode } from '../../../../src/proto/types';
+import { Stats } from '../../../../src/telemetry/stats';
+import { mapping } from '../../../integration/agent/fake-control-plane';
+import { VirtualTime } from './virtual-time';
+import { testLogger } from '../helpers';
 
 /** A command of `size` bytes, its last the request terminator. */
 function commandOf(size: number, fill = 'x'): Buffer {

@@ -1,8 +1,6 @@
-import { type QueueTimers, REAL_TIMERS } from './exchange/command-queue';
-import type { TokenBucket } from './exchange/token-bucket';
-
-/** The most bytes released per timer while a limit applies, as gatedWrite writes them (a smooth pace, few timers). */
-const MAX_PIECE = 4096;
+import { type QueueTimers, REAL_TIMERS } from '../exchange/command-queue';
+import type { TokenBucket } from '../../src/limits/token-bucket';
+import { MAX_PIECE } from './limit-gate';
 
 export interface OutputPacerOptions {
   /** The binding's byte bucket, which its writes to the device are charged to as well. */

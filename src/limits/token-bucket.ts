@@ -1,10 +1,13 @@
 import { performance } from 'node:perf_hooks';
-import { ValidationError } from '../../src/errors';
+import { ValidationError } from '../errors';
 
 /**
  * A token bucket: tokens accrue at `ratePerSecond` up to `burst`, and each unit sent (a byte, a
  * command) takes one. Tokens are refilled lazily from the clock on each call, so the bucket costs
  * no timer and no allocation per call: fit for the data path. A rate of 0 means unlimited.
+ *
+ * The one bucket of the mesh: the agent's byte, command and device limits and the socket
+ * plane's connection rate per peer all count with it, so the burst default lives only here.
  */
 export class TokenBucket {
   private rate = 0;
@@ -62,6 +65,13 @@ export class TokenBucket {
     this.refill();
     const missing = Math.min(n, this.size) - this.tokens;
     return missing <= 0 ? 0 : Math.ceil((missing * 1000) / this.rate);
+  }
+
+  /** Gives back up to n tokens taken (a charge proved unwarranted), never beyond the burst. */
+  give(n: number): void {
+    if (this.rate === 0 || n <= 0) return;
+    this.refill();
+    this.tokens = Math.min(this.size, this.tokens + n);
   }
 
   /** New rate and burst (adaptive limits), keeping the tokens earned so far, capped at the new burst. */
