@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
+import { errorCode, errorMessage, ProtocolError } from '../src/errors';
 import {
   ComPort,
   type ComPortRequest,
@@ -433,7 +433,7 @@ class Rfc2217Server {
   };
 
   private readonly onAppError = (err: Error): void =>
-    this.session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
+    this.session.reset({ code: errorCode(err, 'UNAVAILABLE'), message: errorMessage(err) });
 
   private readonly onSessionClose = (err: Error | undefined): void => {
     clearTimeout(this.subnegotiationTimer);

@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import { DeviceMeshError, errorMessage } from '../errors';
+import { errorCode, errorMessage } from '../errors';
 import type { ConsumerSession } from './consumer-session';
 
 /** What a pipe tells its owner about bytes and sessions its stream left behind. */
@@ -66,7 +66,7 @@ export function pipeSession(session: ConsumerSession, stream: Duplex, options: P
     if (!stream.destroyed) stream.end();
   };
   const onStreamError = (err: Error): void =>
-    session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
+    session.reset({ code: errorCode(err, 'UNAVAILABLE'), message: errorMessage(err) });
   const onStreamClose = (): void => {
     gone = true;
     // Written but never flushed: a finished stream delivered them, a destroyed one threw them away.
