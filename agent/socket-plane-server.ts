@@ -17,7 +17,7 @@ import { encodeFrame, FrameType } from '../src/socket-plane/frame';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
-import { deviceConfig } from './device-session-host';
+import { deviceConfig } from './device/device-config';
 import type { MappingTable } from './mapping-table';
 
 export interface SocketPlaneServerOptions {
