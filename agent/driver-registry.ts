@@ -19,6 +19,8 @@ export interface DriverRegistryOptions {
   simulatedModems: readonly string[];
   /** Where cameras and microphones are captured from (default: the devices; lavfi: ffmpeg's test sources). */
   captureSource?: CaptureSource;
+  /** Where the serial listing reads sysfs and names the ports (default /sys and /dev): a container's mount of the host's. */
+  serialListingRoots?: { sys: string; dev: string };
 }
 
 /** One driver's state for /config_dump: loaded, or why not. */
@@ -44,7 +46,8 @@ export class DriverRegistry {
     const sim = this.simulatedModems;
     this.simulated = new SerialDriver(sim, { readBack: (path) => sim.lineSettings(path) });
     // Listed from sysfs, not with serialport's list() (which spawns udevadm): see docs/devices.md.
-    this.register(new SerialDriver(autoDetect(), { readBack: readTermios, list: () => listSysfsSerialPorts() }));
+    const roots = options.serialListingRoots;
+    this.register(new SerialDriver(autoDetect(), { readBack: readTermios, list: () => (roots ? listSysfsSerialPorts(roots.sys, roots.dev) : listSysfsSerialPorts()) }));
     this.register(new HidDriver());
     this.register(new GpioDriver());
     this.register(new SensorDriver());

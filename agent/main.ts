@@ -1,4 +1,4 @@
-import { errorMessage, ValidationError } from '../src/errors';
+import { ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { startAdminServer, type RunningAdmin } from '../src/admin/admin-server';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
@@ -6,6 +6,7 @@ import { Stats } from '../src/telemetry/stats';
 import { parseAddressList, parseHostPort } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
+import { DeviceConfigurator } from './device-configurator';
 import { DeviceInventory, type DeviceRecord, type IdentifiedDevice } from './device-inventory';
 import { DeviceWatcher } from './device-watcher';
 import { DriverRegistry, type DriverStatus } from './driver-registry';
@@ -37,6 +38,8 @@ export interface AgentOptions {
   admin: string;
   /** Cameras and microphones: 'device' (default) or 'lavfi', ffmpeg's test sources where there is no capture hardware. */
   captureSource?: CaptureSource;
+  /** Where the serial listing reads sysfs and names the ports (default /sys and /dev). */
+  serialListingRoots?: { sys: string; dev: string };
   /** How often loads are measured and reported (default 1000). */
   loadIntervalMs?: number;
   /** Joining the mesh: token, identity dir, or --insecure. */
@@ -127,7 +130,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }
   const channel = credentials.channel ? { credentials: credentials.channel } : {};
 
-  const drivers = new DriverRegistry({ simulatedModems: [...simulated.keys()], ...(options.captureSource ? { captureSource: options.captureSource } : {}) });
+  const drivers = new DriverRegistry({
+    simulatedModems: [...simulated.keys()],
+    ...(options.captureSource ? { captureSource: options.captureSource } : {}),
+    ...(options.serialListingRoots ? { serialListingRoots: options.serialListingRoots } : {}),
+  });
   const stats = new Stats(STATS_HELP, processStatsOptions());
   const mappings = new MappingTable(hostId);
   const devices = new DeviceInventory((device, onConfiguration) => ({
@@ -137,6 +144,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log: log.child({ device: device.path }),
     onConfiguration,
   }));
+  const configurator = new DeviceConfigurator({ mappings, devices, log: log.child({ module: 'configurator' }) });
   const watcher = new DeviceWatcher({ watches: options.watch, log: log.child({ module: 'watcher' }), list: (kind) => drivers.list(kind) });
   const server = new SocketPlaneServer({
     listen: options.listen,
@@ -182,21 +190,10 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     ...channel,
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
     handlers: {
-      // A mapping the table refuses, or whose configuration its device refuses, NACKs the update.
+      // The configurator's verdict is the answer: a NACK carries every mapping it refused and why.
       [MAPPING_TYPE_URL]: async (resources, version) => {
-        let invalid: unknown;
-        try {
-          mappings.apply(resources, version);
-        } catch (err) {
-          invalid = err;
-        }
-        const refused = await server.settle();
-        if (refused.length === 0) {
-          if (invalid !== undefined) throw invalid;
-          return;
-        }
-        const problems = invalid === undefined ? refused : [errorMessage(invalid), ...refused];
-        throw new ValidationError(`mappings version ${version}`, problems.join('; '));
+        const verdict = await configurator.apply(resources, version);
+        if (!verdict.ack) throw verdict.error;
       },
     },
     log: log.child({ module: 'ads' }),

@@ -1,23 +1,31 @@
-import { EventEmitter } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
-import { ValidationError } from '../src/errors';
 import type { Mapping } from '../src/proto/types';
 
 /**
- * The mappings the control plane gave this agent, from the discovery stream's state-of-the-world
- * updates. Each update is validated mapping by mapping: the good ones are applied, a bad one
- * keeps its last good version (if any) and makes apply() throw, which the ADS client turns into
- * a NACK, as Envoy does with a bad listener.
- *
- * Events: `added` (Mapping), `changed` (Mapping, previous: Mapping), `removed` (Mapping).
+ * What a state-of-the-world update of the mappings comes to against the table, before anything
+ * is applied: the set it asks for (each good mapping, and each bad one's last good version, if
+ * any, as Envoy keeps a bad listener's), the problems of the bad ones, and the difference.
  */
-export class MappingTable extends EventEmitter {
+export interface MappingPlan {
+  version: string;
+  next: Map<string, Mapping>;
+  /** One per refused resource: "mapping <id>: <reason>" (or "mapping #<index>: …" without an id). */
+  problems: string[];
+  added: Mapping[];
+  /** [the new version, the one it replaces]. */
+  changed: Array<[Mapping, Mapping]>;
+  removed: Mapping[];
+}
+
+/**
+ * The mappings the control plane gave this agent, as the DeviceConfigurator last applied them.
+ * `plan` checks an update against it (pure); `commit` makes a set the current one.
+ */
+export class MappingTable {
   private readonly mappings = new Map<string, Mapping>();
   private appliedVersion: string | undefined;
 
-  constructor(private readonly hostId: string) {
-    super();
-  }
+  constructor(private readonly hostId: string) {}
 
   get(id: string): Mapping | undefined {
     return this.mappings.get(id);
@@ -32,8 +40,8 @@ export class MappingTable extends EventEmitter {
     return this.appliedVersion;
   }
 
-  /** An ADS ResourceHandler for MAPPING_TYPE_URL. */
-  apply(resources: readonly unknown[], version: string): void {
+  /** Checks each resource of an update and compares the set it asks for with the table's; changes nothing. */
+  plan(resources: readonly unknown[], version: string): MappingPlan {
     const next = new Map<string, Mapping>();
     const problems: string[] = [];
     resources.forEach((resource, index) => {
@@ -57,15 +65,14 @@ export class MappingTable extends EventEmitter {
       if (!old) added.push(m);
       else if (old !== m && !isDeepStrictEqual(old, m)) changed.push([m, old]);
     }
+    return { version, next, problems, added, changed, removed };
+  }
 
+  /** Makes `mappings` the table, at `version`. */
+  commit(mappings: ReadonlyMap<string, Mapping>, version: string): void {
     this.mappings.clear();
-    for (const [id, m] of next) this.mappings.set(id, m);
+    for (const [id, m] of mappings) this.mappings.set(id, m);
     this.appliedVersion = version;
-    for (const m of removed) this.emit('removed', m);
-    for (const [m, old] of changed) this.emit('changed', m, old);
-    for (const m of added) this.emit('added', m);
-
-    if (problems.length > 0) throw new ValidationError(`mappings version ${version}`, problems.join('; '));
   }
 
   private check(resource: unknown, accepted: Map<string, Mapping>): string | undefined {

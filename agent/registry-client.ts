@@ -1,8 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
+import { isReplicaDown, ReplicaSet } from '../src/grpc/replica-set';
 import { serviceClient } from '../src/proto/load';
 import { SPIFFE_CHANNEL_OPTIONS } from '../src/security/control-plane-identity';
 import type { PhysicalEndpoint, ReportLoadRequest, ReportLoadResponse } from '../src/proto/types';
-import { parseAddressList } from '../src/util/address';
 
 type Unary<Req, Res> = (req: Req, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => void;
 
@@ -19,9 +19,6 @@ export interface RegistryClient {
   close(): void;
 }
 
-/** Failures that say "this replica is not there", not "this request is wrong": the next call tries the next replica. */
-const REPLICA_DOWN = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
-
 /**
  * A Registry client for `address`: one host:port, or control-plane replicas separated by commas.
  * With replicas, a call that finds its replica gone moves the next call on to the next one; the
@@ -29,14 +26,12 @@ const REPLICA_DOWN = new Set<number>([grpc.status.UNAVAILABLE, grpc.status.DEADL
  */
 export function registryClient(address: string, credentials?: grpc.ChannelCredentials): RegistryClient {
   const Ctor = serviceClient('devicemesh.v1.Registry');
-  const clients = parseAddressList(address).map((a) => new Ctor(a, credentials ?? grpc.credentials.createInsecure(), credentials ? SPIFFE_CHANNEL_OPTIONS : {}) as unknown as RegistryClient);
-  let current = 0;
+  const replicas = new ReplicaSet(address, (a) => new Ctor(a, credentials ?? grpc.credentials.createInsecure(), credentials ? SPIFFE_CHANNEL_OPTIONS : {}) as unknown as RegistryClient);
   const rotating = <Req, Res>(method: 'reportHost' | 'reportLoad'): Unary<Req, Res> => {
     return (req, options, cb) => {
-      const used = current;
-      const client = clients[used] as RegistryClient;
-      (client[method] as unknown as Unary<Req, Res>).call(client, req, options, (err, res) => {
-        if (err && REPLICA_DOWN.has(err.code) && current === used) current = (used + 1) % clients.length;
+      const used = replicas.current();
+      (used.client[method] as unknown as Unary<Req, Res>).call(used.client, req, options, (err, res) => {
+        if (err && isReplicaDown(err)) replicas.failed(used);
         cb(err, res);
       });
     };
@@ -45,7 +40,7 @@ export function registryClient(address: string, credentials?: grpc.ChannelCreden
     reportHost: rotating('reportHost'),
     reportLoad: rotating('reportLoad'),
     close: () => {
-      for (const c of clients) c.close();
+      for (const c of replicas.clients()) c.close();
     },
   };
 }

@@ -1,11 +1,10 @@
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
-import { isDeepStrictEqual } from 'node:util';
-import { DeviceMeshError, errorMessage } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
 import { AcceptGate } from '../src/security/accept-gate';
+import { AddressPool } from '../src/security/address-pool';
 import { ConnectionLimiter } from '../src/security/connection-limiter';
 import { RefusalLog } from '../src/security/refusal-log';
 import { handshakeRefusal, PeerRefusedError, socketPlaneServerContext, verifiedPeerIdentity } from '../src/security/socket-plane-tls';
@@ -17,7 +16,7 @@ import { encodeFrame, FrameType } from '../src/socket-plane/frame';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
-import { deviceConfig } from './device/device-config';
+import { withdrawn } from './device-configurator';
 import type { MappingTable } from './mapping-table';
 
 export interface SocketPlaneServerOptions {
@@ -31,17 +30,35 @@ export interface SocketPlaneServerOptions {
   connection?: ConnectionOptions;
   /** Serve mTLS with these credentials, the peer's workload identity checked on every OPEN; without, plaintext (`--insecure`). */
   tls?: TlsIdentity;
-  /** Most connections one peer address may hold (default 64); more are closed on accept. */
+  /**
+   * Most connections one peer address may have that have sent a byte and not yet completed mTLS
+   * (plaintext: that have sent a byte, until they close) (default 64); more are closed at their first byte.
+   */
   maxConnectionsPerPeer?: number;
-  /** Most connections in all (default 4096). */
+  /** Most TCP connections in all (default 4096): at the cap a newcomer evicts the oldest silent one, or is refused on accept. */
   maxConnections?: number;
-  /** New connections per second from one peer address, sustained (default 10; 0 = no limit). */
+  /** Connections per second from one peer address that send a first byte, sustained (default 10; 0 = no limit). */
   connectionRatePerPeer?: number;
-  /** New connections from one peer address at once before the rate applies (default 64: sidecars of one host redialling after an agent restart). */
+  /** Such connections from one peer address at once before the rate applies (default 64: sidecars of one host redialling after an agent restart). */
   connectionBurstPerPeer?: number;
   /**
+   * Silent connections (accepted, no byte yet) one peer address may hold past `silentGraceMs`
+   * (default 64): beyond it a newcomer from that address evicts its oldest one.
+   */
+  maxSilentPerPeer?: number;
+  /** The same, in all (default 1024): beyond it a newcomer evicts the oldest silent connection of anyone. */
+  maxSilent?: number;
+  /**
+   * A silent connection younger than this (default 500 ms) is not evicted: the time a client has to
+   * send its first byte (a sidecar sends its ClientHello within a millisecond of connecting).
+   */
+  silentGraceMs?: number;
+  /** Most authenticated connections one verified identity (SPIFFE ID) may hold (default 64). */
+  maxConnectionsPerIdentity?: number;
+  /**
    * A TLS handshake must be complete this long after the TCP accept (default 5 s), however the
-   * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte.
+   * peer trickles its bytes: Node's own handshakeTimeout restarts on every byte. A connection
+   * still silent then is closed too.
    */
   handshakeTimeoutMs?: number;
   /**
@@ -58,15 +75,21 @@ export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 5_000;
 export const DEFAULT_HANDSHAKE_EVICT_AFTER_MS = 1_000;
 
-/** A TLS handshake under way: its socket, its source address, when it was accepted, its deadline. */
-interface PendingHandshake {
+export const DEFAULT_CONNECTION_RATE_PER_PEER = 10;
+export const DEFAULT_CONNECTION_BURST_PER_PEER = 64;
+export const DEFAULT_MAX_SILENT_PER_PEER = 64;
+export const DEFAULT_MAX_SILENT = 1024;
+export const DEFAULT_SILENT_GRACE_MS = 500;
+export const DEFAULT_MAX_CONNECTIONS_PER_IDENTITY = 64;
+
+/** A connection that has not completed mTLS: its socket, peer host:port, source address, when it was accepted, its deadline. */
+interface PreTlsConnection {
   socket: net.Socket;
+  peer: string;
   address: string;
   at: number;
   timer: NodeJS.Timeout;
 }
-export const DEFAULT_CONNECTION_RATE_PER_PEER = 10;
-export const DEFAULT_CONNECTION_BURST_PER_PEER = 64;
 
 /** Label of `sessions_refused` per refusal code. */
 const REFUSAL_REASON: Partial<Record<string, string>> = {
@@ -77,8 +100,10 @@ const REFUSAL_REASON: Partial<Record<string, string>> = {
   DEVICE_ERROR: 'device_error',
 };
 
-function withdrawn(mappingId: string): ErrorPayload {
-  return { code: 'NOT_FOUND', message: `binding withdrawn (mapping ${mappingId})` };
+/** The peer learns why instead of seeing a bare close. */
+function goAwayAndClose(socket: tls.TLSSocket, err: ErrorPayload): void {
+  socket.end(encodeFrame(FrameType.GoAway, 0, encodeError(err)));
+  socket.destroySoon();
 }
 
 /**
@@ -99,36 +124,44 @@ export class SocketPlaneServer {
   /** The certificate serial (upper-case hex) each TLS connection was made with. */
   private readonly serials = new Map<FramedConnection, string>();
   private revoked: ReadonlySet<string> = new Set();
+  /** Every TCP connection until it closes: the global cap, checked on accept. */
   private readonly limiter: ConnectionLimiter;
+  /** Connections past their first byte and not yet authenticated, per address, and their rate. */
+  private readonly handshakeLimiter: ConnectionLimiter;
+  /** Authenticated connections per verified identity. */
+  private readonly identityLimiter: ConnectionLimiter;
   private readonly gate: AcceptGate;
   private readonly connectionsRefused: RefusalLog;
   private readonly sessionsRefused: RefusalLog;
-  /** Pending TLS handshakes by remote host:port, oldest first. */
-  private readonly handshakes = new Map<string, PendingHandshake>();
-  /** The same, by source address: the oldest of an address is its first. */
-  private readonly handshakesByAddress = new Map<string, Map<string, PendingHandshake>>();
+  /** Accepted connections that have sent nothing yet. */
+  private readonly silent = new AddressPool<PreTlsConnection>();
+  /** Connections whose first byte came, TLS handshake under way. */
+  private readonly handshakes = new AddressPool<PreTlsConnection>();
   private readonly unsubscribeRotation: () => void = () => undefined;
   private active = 0;
-  /** Configuration checks and changes under way for the last mapping update, each with its refusal. */
-  private checks: Array<Promise<string | undefined>> = [];
 
   constructor(private readonly options: SocketPlaneServerOptions) {
-    this.limiter = new ConnectionLimiter({
+    this.limiter = new ConnectionLimiter({ perPeer: Infinity, total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, ratePerPeer: 0 });
+    // Before its first byte a connection costs a descriptor only, and a sidecar and a neighbour on
+    // its address look alike: per-address limits and the rate are charged at the first byte.
+    this.handshakeLimiter = new ConnectionLimiter({
       perPeer: options.maxConnectionsPerPeer ?? DEFAULT_MAX_CONNECTIONS_PER_PEER,
-      total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      total: Infinity,
       ratePerPeer: options.connectionRatePerPeer ?? DEFAULT_CONNECTION_RATE_PER_PEER,
       burstPerPeer: options.connectionBurstPerPeer ?? DEFAULT_CONNECTION_BURST_PER_PEER,
     });
+    this.identityLimiter = new ConnectionLimiter({ perPeer: options.maxConnectionsPerIdentity ?? DEFAULT_MAX_CONNECTIONS_PER_IDENTITY, total: Infinity, ratePerPeer: 0 });
     this.connectionsRefused = new RefusalLog('socket_plane_connections_refused', options.stats, options.log);
     this.sessionsRefused = new RefusalLog('sessions_refused', options.stats, options.log);
     // One plain listener: limits apply to the raw TCP connection, and only admitted ones are handed
-    // to TLS (emit 'connection', Node's way to feed a tls.Server), so a flood costs no TLS work.
+    // to TLS at their first byte (emit 'connection', Node's way to feed a tls.Server), so a flood costs no TLS work.
     this.server = net.createServer((socket) => this.onAccept(socket));
     this.gate = new AcceptGate(
       this.server,
       this.limiter,
       (reason, peer) => this.connectionsRefused.refuse(reason, peer, {}, 'socket plane: connection refused by a connection limit'),
-      (address, reason) => this.evictStaleHandshake(reason === 'too_many_connections' ? undefined : address),
+      // The only refusal on accept is the global cap: the oldest silent connection of anyone makes room first.
+      () => this.evictOldestSilent() || this.evictStaleHandshake(undefined),
     );
     const identity = options.tls;
     if (identity) {
@@ -142,9 +175,6 @@ export class SocketPlaneServer {
       });
       this.tlsServer = tlsServer;
     }
-    options.mappings.on('removed', (m: Mapping) => this.onMappingRemoved(m));
-    options.mappings.on('changed', (m: Mapping, old: Mapping) => this.onMappingChanged(m, old));
-    options.mappings.on('added', (m: Mapping) => this.checks.push(this.check(m)));
     options.stats.set('sessions_active', 0);
   }
 
@@ -170,7 +200,7 @@ export class SocketPlaneServer {
   /** Stops accepting and closes every connection with a GOAWAY (their sessions end with it). */
   close(): Promise<void> {
     this.unsubscribeRotation();
-    for (const pending of this.handshakes.values()) clearTimeout(pending.timer);
+    for (const pending of [...this.silent.values(), ...this.handshakes.values()]) clearTimeout(pending.timer);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     const conns = [...this.connections];
     for (const conn of conns) conn.goAway({ code: 'UNAVAILABLE', message: 'agent shutting down' });
@@ -197,30 +227,53 @@ export class SocketPlaneServer {
     }
   }
 
-  /** Every TCP connection, TLS or not: the connection limits, and the handshake deadline. */
+  /**
+   * Every TCP connection, TLS or not: the global cap, then the silent pool until its first byte,
+   * and the handshake deadline from now.
+   */
   private onAccept(socket: net.Socket): void {
     if (!this.gate.admit(socket)) return;
-    const peer = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+    this.options.stats.add('socket_plane_connections_accepted', 1);
+    const address = socket.remoteAddress ?? '?';
+    const peer = `${address}:${socket.remotePort ?? '?'}`;
+    const timeoutMs = this.handshakeTimeoutMs;
+    const timer = setTimeout(() => {
+      const stage = this.silent.delete(peer) ? 'silent_timeout' : 'handshake_timeout';
+      this.handshakeDone(peer);
+      this.connectionsRefused.refuse(stage, peer, { timeoutMs }, 'socket plane: TLS handshake not complete in time; connection closed');
+      socket.destroy();
+    }, timeoutMs);
+    const connection: PreTlsConnection = { socket, peer, address, at: Date.now(), timer };
+    this.silent.add(peer, address, connection);
+    socket.once('close', () => {
+      if (this.silent.delete(peer)) clearTimeout(timer);
+      this.handshakeDone(peer);
+    });
+    // 'readable' leaves the first bytes in the socket's buffer, where the TLS socket (or the framed connection) reads them.
+    socket.once('readable', () => {
+      if (socket.readableLength > 0 && this.silent.delete(peer)) this.onFirstByte(connection);
+    });
+    this.evictSilentBeyond(address, this.options.maxSilentPerPeer ?? DEFAULT_MAX_SILENT_PER_PEER, connection.at);
+    this.evictSilentBeyond(undefined, this.options.maxSilent ?? DEFAULT_MAX_SILENT, connection.at);
+  }
+
+  /** A connection's first byte: the per-address limit and rate are charged now, and TLS (or the framing) begins. */
+  private onFirstByte(connection: PreTlsConnection): void {
+    const { socket, peer, address, timer } = connection;
+    const refused = this.handshakeLimiter.takeOrMakeRoom(address, () => this.evictStaleHandshake(address));
+    if (refused) {
+      clearTimeout(timer);
+      this.connectionsRefused.refuse(refused, peer, {}, 'socket plane: connection refused by a connection limit');
+      socket.destroy();
+      return;
+    }
     if (!this.tlsServer) {
+      clearTimeout(timer);
+      socket.once('close', () => this.handshakeLimiter.release(address));
       this.onSocket(socket, undefined);
       return;
     }
-    const timeoutMs = this.handshakeTimeoutMs;
-    const timer = setTimeout(() => {
-      this.handshakeDone(peer);
-      this.connectionsRefused.refuse('handshake_timeout', peer, { timeoutMs }, 'socket plane: TLS handshake not complete in time; connection closed');
-      socket.destroy();
-    }, timeoutMs);
-    const address = socket.remoteAddress ?? '?';
-    const pending: PendingHandshake = { socket, address, at: Date.now(), timer };
-    this.handshakes.set(peer, pending);
-    let ofAddress = this.handshakesByAddress.get(address);
-    if (!ofAddress) {
-      ofAddress = new Map();
-      this.handshakesByAddress.set(address, ofAddress);
-    }
-    ofAddress.set(peer, pending);
-    socket.once('close', () => this.handshakeDone(peer));
+    this.handshakes.add(peer, address, connection);
     this.tlsServer.emit('connection', socket);
   }
 
@@ -228,14 +281,40 @@ export class SocketPlaneServer {
     return this.options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   }
 
+  /** The handshake of `peer` ended (or its connection closed): its deadline and its per-address count go. */
   private handshakeDone(peer: string): void {
-    const pending = this.handshakes.get(peer);
+    const pending = this.handshakes.delete(peer);
     if (!pending) return;
     clearTimeout(pending.timer);
-    this.handshakes.delete(peer);
-    const ofAddress = this.handshakesByAddress.get(pending.address);
-    ofAddress?.delete(peer);
-    if (ofAddress?.size === 0) this.handshakesByAddress.delete(pending.address);
+    this.handshakeLimiter.release(pending.address);
+  }
+
+  /**
+   * Evicts the oldest silent connections of `address` (or of anyone) while it has more than `cap`;
+   * none younger than the grace, which a client has to send its first byte in.
+   */
+  private evictSilentBeyond(address: string | undefined, cap: number, now: number): void {
+    const graceMs = this.options.silentGraceMs ?? DEFAULT_SILENT_GRACE_MS;
+    while (this.silent.size(address) > cap) {
+      const oldest = this.silent.oldest(address);
+      if (!oldest || now - oldest.at < graceMs) return;
+      this.evictSilent(oldest, now);
+    }
+  }
+
+  /** At the global cap: the oldest silent connection of anyone gives way, whatever its age. */
+  private evictOldestSilent(): boolean {
+    const oldest = this.silent.oldest();
+    if (!oldest) return false;
+    this.evictSilent(oldest, Date.now());
+    return true;
+  }
+
+  private evictSilent(connection: PreTlsConnection, now: number): void {
+    this.silent.delete(connection.peer);
+    clearTimeout(connection.timer);
+    this.connectionsRefused.refuse('silent_evicted', connection.peer, { ageMs: now - connection.at }, 'socket plane: connection silent since its accept, given up for a new one; connection closed');
+    connection.socket.destroy();
   }
 
   /**
@@ -245,14 +324,12 @@ export class SocketPlaneServer {
   private evictStaleHandshake(address: string | undefined): boolean {
     const evictAfterMs = this.options.handshakeEvictAfterMs ?? DEFAULT_HANDSHAKE_EVICT_AFTER_MS;
     if (!this.tlsServer || evictAfterMs >= this.handshakeTimeoutMs) return false;
-    const pool = address === undefined ? this.handshakes : this.handshakesByAddress.get(address);
-    const oldest = pool?.entries().next().value;
-    if (!oldest) return false;
-    const [peer, pending] = oldest;
+    const pending = this.handshakes.oldest(address);
+    if (!pending) return false;
     const ageMs = Date.now() - pending.at;
     if (ageMs < evictAfterMs) return false;
-    this.handshakeDone(peer);
-    this.connectionsRefused.refuse('handshake_evicted', peer, { ageMs }, 'socket plane: TLS handshake pending too long, given up for a new connection; connection closed');
+    this.handshakeDone(pending.peer);
+    this.connectionsRefused.refuse('handshake_evicted', pending.peer, { ageMs }, 'socket plane: TLS handshake pending too long, given up for a new connection; connection closed');
     pending.socket.destroy();
     return true;
   }
@@ -276,14 +353,21 @@ export class SocketPlaneServer {
     } catch (err) {
       const reason = err instanceof PeerRefusedError ? err.reason : 'untrusted_certificate';
       this.connectionsRefused.refuse(reason, peer, { error: errorMessage(err) }, 'socket plane: peer not authenticated; connection closed');
-      // The sidecar learns why instead of seeing a bare close.
-      socket.end(encodeFrame(FrameType.GoAway, 0, encodeError({ code: 'UNAUTHENTICATED', message: errorMessage(err) })));
-      socket.destroySoon();
+      goAwayAndClose(socket, { code: 'UNAUTHENTICATED', message: errorMessage(err) });
       return;
     }
     // A verified peer's connection is not charged to its address's rate: neighbours draining it cannot lock it out.
-    this.limiter.refund(socket.remoteAddress ?? '?');
-    this.options.log.debug({ peer, identity: formatSpiffeId(identity), serial }, 'socket plane: peer authenticated');
+    this.handshakeLimiter.refund(socket.remoteAddress ?? '?');
+    // From here it counts against its identity, not its address: nothing unauthenticated competes with it.
+    const who = formatSpiffeId(identity);
+    if (this.identityLimiter.take(who)) {
+      const limit = this.identityLimiter.limits.perPeer;
+      this.connectionsRefused.refuse('too_many_connections_from_identity', peer, { identity: who, limit }, 'socket plane: identity holds too many connections; connection closed');
+      goAwayAndClose(socket, { code: 'RESOURCE_EXHAUSTED', message: `${who} already holds ${limit} socket-plane connections` });
+      return;
+    }
+    socket.once('close', () => this.identityLimiter.release(who));
+    this.options.log.debug({ peer, identity: who, serial }, 'socket plane: peer authenticated');
     this.onSocket(socket, identity, serial);
   }
 
@@ -366,57 +450,9 @@ export class SocketPlaneServer {
         });
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+        const code = errorCode(err, 'DEVICE_ERROR');
         refuse({ code, message: errorMessage(err) });
       },
     );
-  }
-
-  /**
-   * Waits for the checks and changes the last mapping update started and returns what the
-   * drivers refused, each as "mapping <id>: <reason>": the discovery stream NACKs with them.
-   */
-  async settle(): Promise<string[]> {
-    const checks = this.checks;
-    this.checks = [];
-    return (await Promise.all(checks)).filter((r): r is string => r !== undefined);
-  }
-
-  /** The driver's verdict on a mapping's configuration, while its device is here to ask. */
-  private check(m: Mapping): Promise<string | undefined> {
-    const record = this.options.devices.get(m.devicePath);
-    if (!record) return Promise.resolve(undefined);
-    try {
-      record.driver.validate(deviceConfig(m));
-      return Promise.resolve(undefined);
-    } catch (err) {
-      return Promise.resolve(`mapping ${m.id}: ${errorMessage(err)}`);
-    }
-  }
-
-  private onMappingRemoved(m: Mapping): void {
-    this.options.devices.get(m.devicePath)?.host.resetMapping(m.id, withdrawn(m.id));
-  }
-
-  private onMappingChanged(m: Mapping, old: Mapping): void {
-    const host = this.options.devices.get(old.devicePath)?.host;
-    if (!host) return;
-    if (old.devicePath !== m.devicePath || old.workloadId !== m.workloadId) {
-      host.resetMapping(m.id, withdrawn(m.id));
-      return;
-    }
-    host.retune(m);
-    if (isDeepStrictEqual(old.serial, m.serial) && isDeepStrictEqual(old.settings, m.settings)) return;
-    const checked = this.check(m).then(async (refused) => {
-      if (refused) return refused;
-      try {
-        if (await host.update(m)) this.options.log.info({ mapping: m.id, device: m.devicePath, serial: m.serial, settings: m.settings }, 'device configuration updated');
-        return undefined;
-      } catch (err) {
-        this.options.log.warn({ mapping: m.id, device: m.devicePath, error: errorMessage(err) }, 'device refused the configuration');
-        return `mapping ${m.id}: device ${m.devicePath} refused the configuration: ${errorMessage(err)}`;
-      }
-    });
-    this.checks.push(checked);
   }
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, errorMessage, type ErrorCode, UnavailableError, ValidationError } from '../src/errors';
+import { DeviceMeshError, errorMessage, UnavailableError, ValidationError } from '../src/errors';
+import { errorCodeOf } from '../src/grpc/grpc-errors';
 import { serviceClient } from '../src/proto/load';
 import { SPIFFE_CHANNEL_OPTIONS, spiffeServerCheck } from '../src/security/control-plane-identity';
 import { parseHostPort } from '../src/util/address';
@@ -12,16 +13,6 @@ type UnaryMethod = (
   options: grpc.CallOptions,
   callback: (err: grpc.ServiceError | null, response: unknown) => void,
 ) => void;
-
-const CODE_NAMES: Partial<Record<grpc.status, ErrorCode>> = {
-  [grpc.status.INVALID_ARGUMENT]: 'INVALID_DOCUMENT',
-  [grpc.status.NOT_FOUND]: 'NOT_FOUND',
-  [grpc.status.ALREADY_EXISTS]: 'ALREADY_EXISTS',
-  [grpc.status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
-  [grpc.status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
-  [grpc.status.UNAVAILABLE]: 'UNAVAILABLE',
-  [grpc.status.DEADLINE_EXCEEDED]: 'UNAVAILABLE',
-};
 
 /** How the CLI reaches the control plane: plaintext (--insecure), or TLS trusting `caPem`, with the operator's bearer token if it has one. */
 export type ClientSecurity = { insecure: true } | { insecure?: false; caPem: string; operatorToken?: string };
@@ -114,7 +105,7 @@ export class ControlPlaneClient {
           reject(new DeviceMeshError('UNAUTHENTICATED', `${err.details} (give --operator-token-file, e.g. <data-dir>/operator.token)`));
           return;
         }
-        reject(new DeviceMeshError(CODE_NAMES[err.code as grpc.status] ?? 'INTERNAL', err.details || err.message));
+        reject(new DeviceMeshError(errorCodeOf(err.code), err.details || err.message));
       });
     });
   }

@@ -1,8 +1,8 @@
 import type { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
-import { toServiceError } from '../src/grpc/grpc-errors';
+import { errorMessage, ProtocolError } from '../src/errors';
+import { grpcStatusOf } from '../src/grpc/grpc-errors';
 import type { Logger } from '../src/log';
 import type { XdsNode, XdsStatus } from '../src/proto/types';
 import { parseHostPort } from '../src/util/address';
@@ -13,8 +13,6 @@ import { timestampOf } from './canonical';
 import type { ProxyStatusTracker } from './proxy-status';
 import { nodeKey, type ProxyKind, type Snapshot, type SnapshotCache, type SnapshotChange } from './snapshot-cache';
 
-/** Errors whose own status the proxy gets; any other is INTERNAL. */
-const KEPT_CODES: ReadonlySet<string> = new Set(['UNAVAILABLE', 'PERMISSION_DENIED', 'UNAUTHENTICATED', 'ALREADY_EXISTS']);
 const SERVED_TYPES: ReadonlySet<string> = new Set([MAPPING_TYPE_URL]);
 export const CONTROL_PLANE_ID = 'devicemesh-control-plane';
 /** A NACK's message is stored and listed: a proxy cannot make it arbitrarily large. */
@@ -324,11 +322,8 @@ export abstract class AdsStream<Req = unknown, Res = unknown, T extends TypeStat
   }
 
   private fail(err: unknown): void {
-    const invalid = err instanceof ProtocolError;
-    const known = err instanceof DeviceMeshError && KEPT_CODES.has(err.code);
-    const status = invalid ? grpc.status.INVALID_ARGUMENT : known ? ((toServiceError(err).code as grpc.status) ?? grpc.status.INTERNAL) : grpc.status.INTERNAL;
     this.services.log.warn({ node: this.node?.id, peer: this.peer, protocol: this.protocol, error: errorMessage(err) }, 'discovery stream closed with an error');
-    this.end(status, errorMessage(err));
+    this.end(grpcStatusOf(err), errorMessage(err));
   }
 
   private cleanup(): void {

@@ -45,6 +45,7 @@ export function canonicalPolicy(p: Partial<Policy>): Policy {
     minBytesPerSecond: String(p.minBytesPerSecond ?? '0'),
     deviceBytesPerSecond: String(p.deviceBytesPerSecond ?? '0'),
     units: [...(p.units ?? [])],
+    roamingHoldMs: p.roamingHoldMs ?? 0,
   };
 }
 
@@ -159,6 +160,7 @@ export function canonicalMapping(m: Partial<Mapping>): Mapping {
     version: m.version ?? '',
     settings: sortedRecord(m.settings),
     adaptiveLimit: m.adaptiveLimit ? canonicalAdaptiveLimit(m.adaptiveLimit) : null,
+    roaming: m.roaming ?? false,
   };
 }
 

@@ -76,6 +76,7 @@ export function effectivePolicy(binding: Binding, policies: Pick<ReadonlyMap<str
     minBytesPerSecond: pick(DEFAULT_POLICY.minBytesPerSecond, ...ps.map((p) => p.minBytesPerSecond)),
     deviceBytesPerSecond: pick(DEFAULT_POLICY.deviceBytesPerSecond, ...ps.map((p) => p.deviceBytesPerSecond)),
     units: [...([...ps].reverse().find((p) => p.units.length > 0)?.units ?? [])],
+    roamingHoldMs: pick(DEFAULT_POLICY.roamingHoldMs, ...ps.map((p) => p.roamingHoldMs)),
   };
   policy.perConsumerQueue = pick(perConsumerQueueFor(policy.queueDepth), ...ps.map((p) => p.perConsumerQueue));
 

@@ -3,19 +3,8 @@ import type { AdaptiveLimit, Binding, BindingStatus, DeviceSelector, Host, Mappi
 import { canonicalBinding, canonicalVirtual, compareStrings, sameContent } from './canonical';
 import { effectivePolicy } from './effective-policy';
 import { isRoaming, presentHosts } from '../src/model/roaming';
-import { describeSelector, Register } from './register';
+import { describeSelector } from './register';
 import { sharingRefusal } from './sharing-modes';
-
-export interface MappingInputs {
-  bindings: readonly Binding[];
-  policies: readonly Policy[];
-  endpoints: readonly PhysicalEndpoint[];
-  hosts: readonly Host[];
-  /** The control-plane version being generated. */
-  version: string;
-  /** The mappings of the previous generation: unchanged content keeps its version. */
-  previous: readonly Mapping[];
-}
 
 /** Where a generation reads its inputs: the control plane's draft, indexed. */
 export interface MappingSources {
@@ -69,25 +58,6 @@ interface Candidate {
   shown: Binding;
   mapping: Mapping;
   exclusive: boolean;
-}
-
-/**
- * The mapping table: every binding whose device is in the register (present, or unknown since a
- * restart — withdrawing live mappings on a control-plane restart would cut every session) and
- * whose host has announced its socket plane becomes a mapping; the others get a status saying
- * why not. From scratch: the reference `generateFrom` must agree with.
- */
-export function generateMappings(inputs: MappingInputs): GeneratedMappings {
-  const register = new Register(inputs.endpoints, inputs.hosts);
-  return generateFrom({
-    bindings: inputs.bindings,
-    policies: new Map(inputs.policies.map((p) => [p.name, p])),
-    select: (selector) => register.select(selector),
-    byDeviceId: (id) => register.byDeviceId(id),
-    host: (id) => register.host(id),
-    version: inputs.version,
-    previous: { mappings: inputs.previous },
-  });
 }
 
 /**
@@ -198,6 +168,7 @@ function derive(
     serial: effective.serial,
     version: sources.version,
     settings: { ...binding.settings },
+    roaming: isRoaming(binding.device),
   };
   // The unchanged mapping itself, so that later stages can tell it unchanged by identity.
   const kept = before && sameContent({ ...before, version: '' }, { ...mapping, version: '' }) ? before : mapping;

@@ -1,16 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import * as net from 'node:net';
-import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { type Span, SpanStatusCode } from '@opentelemetry/api';
 import { toServiceError } from '../src/grpc/grpc-errors';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
 import { serviceDefinition } from '../src/proto/load';
 import type { Mapping } from '../src/proto/types';
 import type { DeviceCommand } from '../src/socket-plane/device-command';
 import type { DeviceEvent } from '../src/socket-plane/device-event';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Counter, Labels } from '../src/telemetry/stats';
-import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import {
   commandErrorResponse,
   commandReplyResponse,
@@ -22,6 +21,7 @@ import {
   toDeviceCommand,
 } from './grpc-device-messages';
 import { AppConnectionGate } from './app-connection-limits';
+import { AppSessions, ByteReport } from './app-sessions';
 import type { ListenerContext } from './listener';
 import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
 
@@ -35,12 +35,11 @@ const CLOSE_GRACE_MS = 2_000;
 interface AppCall {
   call: DeviceCall;
   /** Set once the agent accepted the OPEN. */
-  session: Session | undefined;
+  session: ConsumerSession | undefined;
   /** Payload bytes relayed, and how much of them the stats already have. */
   bytesIn: number;
   bytesOut: number;
-  reportedIn: number;
-  reportedOut: number;
+  bytes: ByteReport;
   inputEnded: boolean;
   done: boolean;
   /** The call's span; the agent's spans of its session continue it. */
@@ -62,6 +61,7 @@ export class GrpcDeviceListener implements VirtualListener {
   private readonly eventsDropped: Counter;
   private readonly server = new grpc.Server();
   private readonly gate: AppConnectionGate;
+  private readonly sessions: AppSessions;
   private boundAddress = '';
   private closing = false;
 
@@ -76,6 +76,7 @@ export class GrpcDeviceListener implements VirtualListener {
     // Without TLS: the app is on loopback or in the workload's own network namespace.
     const injector = this.server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
     this.gate = new AppConnectionGate(tcp, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
+    this.sessions = new AppSessions(ctx, () => this.current);
     tcp.on('connection', (socket: net.Socket) => {
       if (!this.gate.admit(socket)) return;
       this.gate.requireHttp2Preface(socket);
@@ -109,9 +110,14 @@ export class GrpcDeviceListener implements VirtualListener {
     return this.calls.size;
   }
 
-  /** Same listen address, new content: calls made from now on use it, live ones are left alone. */
+  /** Same listen address, new content: calls made from now on use it; live ones keep theirs, and held ones try it. */
   update(mapping: Mapping): void {
     this.current = mapping;
+    this.sessions.changed();
+  }
+
+  withdraw(): void {
+    this.sessions.withdraw();
   }
 
   /** Moves the byte counts of live calls into the stats. */
@@ -146,28 +152,18 @@ export class GrpcDeviceListener implements VirtualListener {
   }
 
   private onCall(call: DeviceCall): void {
-    const { stats, log, pool, workloadId } = this.ctx;
+    const { stats } = this.ctx;
     const mapping = this.current;
     stats.add('app_connections', 1, this.mappingLabels);
-    const span = meshTracer().startSpan('app call', {
-      kind: SpanKind.SERVER,
-      attributes: { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': workloadId },
-    });
-    const app: AppCall = { call, session: undefined, bytesIn: 0, bytesOut: 0, reportedIn: 0, reportedOut: 0, inputEnded: false, done: false, span };
+    const span = this.sessions.span('app call', mapping);
+    const app: AppCall = { call, session: undefined, bytesIn: 0, bytesOut: 0, bytes: new ByteReport(stats, this.mappingLabels), inputEnded: false, done: false, span };
     this.calls.add(app);
     call.once('cancelled', () => this.finish(app, new UnavailableError('the app cancelled the call')));
     if (this.closing) {
       this.finish(app, new UnavailableError(`virtual device ${mapping.id} is closing`));
       return;
     }
-    let opening: Promise<Session>;
-    try {
-      const traceparent = traceparentOf(span);
-      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId, ...(traceparent ? { traceparent } : {}) });
-    } catch (err) {
-      opening = Promise.reject(err);
-    }
-    opening.then(
+    this.sessions.open(mapping, span).then(
       (session) => {
         if (app.done) {
           session.reset({ code: 'UNAVAILABLE', message: 'the app call ended before the session opened' });
@@ -176,18 +172,12 @@ export class GrpcDeviceListener implements VirtualListener {
         app.session = session;
         this.relay(app, session, mapping);
       },
-      (err: unknown) => {
-        const failure = err instanceof DeviceMeshError ? err : new UnavailableError(errorMessage(err));
-        stats.add('app_connections_refused', 1, { reason: failure.code });
-        const fields = { mapping: mapping.id, agent: mapping.agentAddress, code: failure.code, error: failure.message };
-        log.warn(fields, 'session refused; ending the call');
-        this.finish(app, failure);
-      },
+      (err: unknown) => this.finish(app, this.sessions.refused(err, mapping, span, 'ending the call')),
     );
   }
 
   /** Joins the call and the session both ways, each side's backpressure holding back the other. */
-  private relay(app: AppCall, session: Session, mapping: Mapping): void {
+  private relay(app: AppCall, session: ConsumerSession, mapping: Mapping): void {
     const { call } = app;
     let unflushed = 0;
     this.send(app, openedResponse(mapping));
@@ -227,7 +217,7 @@ export class GrpcDeviceListener implements VirtualListener {
     });
   }
 
-  private onRequest(app: AppCall, session: Session, request: DeviceRequestMessage): void {
+  private onRequest(app: AppCall, session: ConsumerSession, request: DeviceRequestMessage): void {
     switch (request.request) {
       case 'data':
         if (app.inputEnded) {
@@ -250,7 +240,7 @@ export class GrpcDeviceListener implements VirtualListener {
     }
   }
 
-  private command(app: AppCall, session: Session, message: DeviceCommandMessage): void {
+  private command(app: AppCall, session: ConsumerSession, message: DeviceCommandMessage): void {
     const { requestId } = message;
     let command: DeviceCommand;
     try {
@@ -289,10 +279,6 @@ export class GrpcDeviceListener implements VirtualListener {
   }
 
   private report(app: AppCall): void {
-    const { stats } = this.ctx;
-    if (app.bytesIn > app.reportedIn) stats.add('bytes_app_to_device', app.bytesIn - app.reportedIn, this.mappingLabels);
-    if (app.bytesOut > app.reportedOut) stats.add('bytes_device_to_app', app.bytesOut - app.reportedOut, this.mappingLabels);
-    app.reportedIn = app.bytesIn;
-    app.reportedOut = app.bytesOut;
+    app.bytes.report(app.bytesIn, app.bytesOut);
   }
 }

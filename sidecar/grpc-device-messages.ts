@@ -1,4 +1,4 @@
-import { DeviceMeshError, errorMessage } from '../src/errors';
+import { DeviceMeshError, errorCode, errorMessage } from '../src/errors';
 import type { DeviceKind, Mapping, Timestamp } from '../src/proto/types';
 import { CommandOp, type CommandReply, type DeviceCommand } from '../src/socket-plane/device-command';
 import { type DeviceEvent, DeviceEventType } from '../src/socket-plane/device-event';
@@ -92,7 +92,7 @@ export function commandReplyResponse(requestId: number, reply: CommandReply): De
 
 /** A failed command, as its result: the app's stream goes on. */
 export function commandErrorResponse(requestId: number, err: unknown): DeviceResponseMessage {
-  const code = err instanceof DeviceMeshError ? err.code : 'INTERNAL';
+  const code = errorCode(err, 'INTERNAL');
   return { commandResult: { requestId, ok: false, value: 0, data: EMPTY, error: { code, message: errorMessage(err) } } };
 }
 

@@ -1,17 +1,17 @@
 import * as net from 'node:net';
-import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
+import { type DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { Mapping, VirtualProtocol } from '../src/proto/types';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
-import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
+import { AppSessions, ByteReport } from './app-sessions';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
 import { probeWhilePaused } from './paused-app-probe';
 import { bridgeRfc2217 } from './rfc2217-bridge';
+import type { RoamingMoves } from './roaming-moves';
 import { rawBridge, type SessionBridge } from './session-bridge';
 import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
 
@@ -22,15 +22,15 @@ export interface ListenerContext {
   stats: Stats;
   log: Logger;
   limits?: AppListenerLimits;
+  /** Where roaming moves are shown (/config_dump); without, they are only logged and counted. */
+  moves?: RoamingMoves;
 }
 
 interface AppConnection {
   socket: net.Socket;
   /** Set once the agent accepted the OPEN. */
-  session: Session | undefined;
-  /** Socket byte counts already added to the stats. */
-  reportedRead: number;
-  reportedWritten: number;
+  session: ConsumerSession | undefined;
+  bytes: ByteReport;
 }
 
 /** How each TCP virtual protocol joins an app connection to its session. */
@@ -77,6 +77,7 @@ export class VirtualDeviceListener implements VirtualListener {
   private readonly connections = new Set<AppConnection>();
   private readonly mappingLabels: Labels;
   private readonly gate: AppConnectionGate;
+  private readonly sessions: AppSessions;
   private closing = false;
 
   private constructor(
@@ -87,6 +88,7 @@ export class VirtualDeviceListener implements VirtualListener {
   ) {
     this.mappingLabels = bindingLabels(current);
     this.gate = new AppConnectionGate(server, ctx.limits, ctx.stats, ctx.log, () => this.current.id);
+    this.sessions = new AppSessions(ctx, () => this.current);
     server.on('connection', (socket) => this.onConnection(socket));
   }
 
@@ -106,9 +108,14 @@ export class VirtualDeviceListener implements VirtualListener {
     return this.connections.size;
   }
 
-  /** Same listen address, new content: app connections made from now on use it, live ones are left alone. */
+  /** Same listen address, new content: app connections made from now on use it; live ones keep theirs, and held ones try it. */
   update(mapping: Mapping): void {
     this.current = mapping;
+    this.sessions.changed();
+  }
+
+  withdraw(): void {
+    this.sessions.withdraw();
   }
 
   /** Moves the byte counts of live connections into the stats (cheap: reads the sockets' own counters). */
@@ -140,19 +147,15 @@ export class VirtualDeviceListener implements VirtualListener {
   }
 
   private onConnection(socket: net.Socket): void {
-    const { stats, log, pool, workloadId } = this.ctx;
+    const { stats, log } = this.ctx;
     const mapping = this.current;
     if (!this.gate.admit(socket)) return;
     socket.setNoDelay(true);
     probeWhilePaused(socket);
     stats.add('app_connections', 1, this.mappingLabels);
-    const conn: AppConnection = { socket, session: undefined, reportedRead: 0, reportedWritten: 0 };
+    const conn: AppConnection = { socket, session: undefined, bytes: new ByteReport(stats, this.mappingLabels) };
     this.connections.add(conn);
-    // One span per app connection: the agent's command spans continue its trace (traceparent in the OPEN).
-    const span = meshTracer().startSpan('app connection', {
-      kind: SpanKind.SERVER,
-      attributes: { 'devicemesh.binding': mapping.binding, 'devicemesh.mapping': mapping.id, 'devicemesh.workload': workloadId },
-    });
+    const span = this.sessions.span('app connection', mapping);
     // Kept for the socket's whole life: an error after the session is gone must not go unhandled.
     socket.on('error', (err) => log.debug({ mapping: mapping.id, error: err.message }, 'app connection error'));
     socket.once('end', () => log.debug({ mapping: mapping.id }, 'app finished sending'));
@@ -163,14 +166,7 @@ export class VirtualDeviceListener implements VirtualListener {
       span.end();
       log.debug({ mapping: mapping.id, bytesIn: socket.bytesRead, bytesOut: socket.bytesWritten }, 'app connection closed');
     });
-    let opening: Promise<Session>;
-    try {
-      const traceparent = traceparentOf(span);
-      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId, ...(traceparent ? { traceparent } : {}) });
-    } catch (err) {
-      opening = Promise.reject(err);
-    }
-    opening.then(
+    this.sessions.open(mapping, span).then(
       (session) => {
         if (this.closing || socket.destroyed) {
           session.reset({ code: 'UNAVAILABLE', message: 'the app connection closed before the session opened' });
@@ -185,21 +181,13 @@ export class VirtualDeviceListener implements VirtualListener {
         bridge(socket, session, { mapping, stats, log, subnegotiationTimeoutMs: this.ctx.limits?.subnegotiationTimeoutMs });
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
-        span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
-        stats.add('app_connections_refused', 1, { reason: code });
-        log.warn({ ...bindingLabels(mapping), agent: mapping.agentAddress, code, error: errorMessage(err) }, 'session refused; closing the app connection');
+        this.sessions.refused(err, mapping, span, 'closing the app connection');
         socket.destroy();
       },
     );
   }
 
   private report(conn: AppConnection): void {
-    const read = conn.socket.bytesRead;
-    const written = conn.socket.bytesWritten;
-    if (read > conn.reportedRead) this.ctx.stats.add('bytes_app_to_device', read - conn.reportedRead, this.mappingLabels);
-    if (written > conn.reportedWritten) this.ctx.stats.add('bytes_device_to_app', written - conn.reportedWritten, this.mappingLabels);
-    conn.reportedRead = read;
-    conn.reportedWritten = written;
+    conn.bytes.report(conn.socket.bytesRead, conn.socket.bytesWritten);
   }
 }

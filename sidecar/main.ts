@@ -1,12 +1,12 @@
 import { startAdminServer } from '../src/admin/admin-server';
 import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
 import { processStatsOptions } from '../src/telemetry/process-telemetry';
 import { Stats } from '../src/telemetry/stats';
 import { parseAddressList } from '../src/util/address';
 import { AdsClient } from '../src/xds/ads-client';
 import { MAPPING_TYPE_URL } from '../src/xds/type-urls';
 import { AgentPool } from './agent-pool';
+import { RoamingMoves } from './roaming-moves';
 import type { AppListenerLimits } from './app-connection-limits';
 import { VirtualDevices } from './virtual-devices';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
@@ -45,6 +45,11 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   bytes_app_to_device: 'Bytes read from apps and relayed towards the device',
   bytes_device_to_app: 'Bytes relayed from the device to apps',
   listeners: 'Virtual device listeners currently bound',
+  roaming_holds: 'App connections of a roaming binding held because their device went away (docs/roaming.md)',
+  roaming_held_bytes: 'Bytes an app sent while held for its moving device',
+  roaming_resumes: 'Held app connections resumed on the gateway the device moved to',
+  roaming_hold_expiries: 'Held app connections closed because the device did not come back within roamingHoldMs (or the app overran the held writes)',
+  roaming_held_bytes_dropped: 'Held bytes dropped because the hold ended without a device (expired, or the app went away)',
 };
 
 /**
@@ -62,7 +67,8 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
   const stats = new Stats(STATS_HELP, processStatsOptions());
   stats.set('listeners', 0);
   const pool = new AgentPool(log, credentials.manager ? { tls: credentials.manager } : {});
-  const devices = new VirtualDevices({ workloadId, pool, stats, log, ...(options.appLimits ? { limits: options.appLimits } : {}) });
+  const moves = new RoamingMoves();
+  const devices = new VirtualDevices({ workloadId, pool, stats, log, moves, ...(options.appLimits ? { limits: options.appLimits } : {}) });
 
   let applied = false;
   let draining = false;
@@ -77,7 +83,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
     handlers: {
       [MAPPING_TYPE_URL]: async (resources) => {
         try {
-          await devices.apply(resources as Mapping[]);
+          await devices.apply(resources);
         } finally {
           // A partly applied set still serves: readiness means "has a configuration", not "all of it".
           applied = true;
@@ -113,6 +119,7 @@ export async function startSidecar(options: SidecarOptions): Promise<RunningSide
         controlPlaneConnected: connected,
         versions: ads.versions(),
         mappings: devices.state(),
+        roamingMoves: moves.list(),
         lastNack,
       }),
     },

@@ -5,7 +5,7 @@ import { packetFlagNames, PacketStatus } from '../src/pty/packet-mode';
 import { type PtyLineSettings, ptyLineSettings, type Termios2, withPtyLineSettings } from '../src/pty/termios2';
 import { CommandOp, type CommandReply } from '../src/socket-plane/device-command';
 import { type DeviceEvent, DeviceEventType } from '../src/socket-plane/device-event';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import type { PtyMaster } from './pty-master';
 
@@ -46,7 +46,7 @@ export class PtyBridge {
 
   constructor(
     private readonly master: PtyMaster,
-    private readonly session: Session,
+    private readonly session: ConsumerSession,
     private readonly ctx: PtyBridgeContext,
     shown: PtyLineSettings,
   ) {

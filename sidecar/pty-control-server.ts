@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
+import { errorCode, errorMessage, ProtocolError } from '../src/errors';
 import type { Logger } from '../src/log';
 import { type ControlRequest, lineWords, MAX_CONTROL_LINE, parseControlRequest } from '../src/pty/line-control';
 import type { Labels, Stats } from '../src/telemetry/stats';
@@ -100,7 +100,7 @@ export class PtyControlServer {
       this.stats.add('pty_control_requests', 1, { ...this.labels, verb: request.verb === 'set' ? request.setting : request.verb });
       return await this.target.control(request);
     } catch (err) {
-      const code = err instanceof DeviceMeshError ? err.code : 'INTERNAL';
+      const code = errorCode(err, 'INTERNAL');
       this.stats.add('pty_control_errors', 1, { ...this.labels, code });
       return `error ${code} ${errorMessage(err).replace(/\n/g, ' ')}`;
     }

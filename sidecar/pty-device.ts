@@ -4,10 +4,11 @@ import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
 import { type ControlRequest, lineWords } from '../src/pty/line-control';
 import { type PtyLineSettings, ptyLineSettings, withPtyLineSettings } from '../src/pty/termios2';
 import type { Mapping } from '../src/proto/types';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels } from '../src/telemetry/stats';
 import { accountId } from './account-ids';
+import { AppSessions, ByteReport } from './app-sessions';
 import type { ListenerContext } from './listener';
 import { PtyBridge } from './pty-bridge';
 import { PtyControlServer } from './pty-control-server';
@@ -50,11 +51,11 @@ function relink(target: string, link: string): void {
 export class PtyDevice implements VirtualListener, PtyMasterSink {
   private master: PtyMaster;
   private bridge: PtyBridge | undefined;
-  private session: Session | undefined;
+  private session: ConsumerSession | undefined;
   private controlServer: PtyControlServer | undefined;
   /** Byte counts of the current master already added to the stats. */
-  private reportedRead = 0;
-  private reportedWritten = 0;
+  private readonly bytes: ByteReport;
+  private readonly sessions: AppSessions;
   /** What the slave's termios shows between apps. */
   private shown: PtyLineSettings;
   private closing = false;
@@ -67,6 +68,8 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
     private readonly ctx: ListenerContext,
   ) {
     this.labels = bindingLabels(current);
+    this.bytes = new ByteReport(ctx.stats, this.labels);
+    this.sessions = new AppSessions(ctx, () => this.current);
     this.master = this.createPty();
     this.shown = ptyLineSettings(this.master.termios());
   }
@@ -107,6 +110,7 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
 
   update(mapping: Mapping): void {
     this.current = mapping;
+    this.sessions.changed();
     accessOf(mapping).then(
       (access) => {
         this.access = access;
@@ -116,13 +120,13 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
     );
   }
 
+  withdraw(): void {
+    this.sessions.withdraw();
+  }
+
   /** Moves the master's byte counts into the stats (plain fields on the data path, read only when someone looks). */
   flushStats(): void {
-    const { bytesRead, bytesWritten } = this.master;
-    if (bytesRead > this.reportedRead) this.ctx.stats.add('bytes_app_to_device', bytesRead - this.reportedRead, this.labels);
-    if (bytesWritten > this.reportedWritten) this.ctx.stats.add('bytes_device_to_app', bytesWritten - this.reportedWritten, this.labels);
-    this.reportedRead = bytesRead;
-    this.reportedWritten = bytesWritten;
+    this.bytes.report(this.master.bytesRead, this.master.bytesWritten);
   }
 
   async drain(timeoutMs: number, reason: string): Promise<void> {
@@ -156,17 +160,11 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
 
   appOpened(): void {
     const mapping = this.current;
-    const { pool, workloadId, stats, log } = this.ctx;
+    const { stats, log } = this.ctx;
     const master = this.master;
     const generation = master.generation;
     stats.add('app_connections', 1, this.labels);
-    let opening: Promise<Session>;
-    try {
-      opening = pool.connection(mapping.agentAddress, mapping.hostId).openSession({ mappingId: mapping.id, workloadId });
-    } catch (err) {
-      opening = Promise.reject(err);
-    }
-    opening.then(
+    this.sessions.open(mapping).then(
       (session) => {
         if (this.closing || generation !== master.generation || !master.isAppOpen) {
           session.end();
@@ -179,9 +177,7 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
         bridge.start();
       },
       (err: unknown) => {
-        const code = err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE';
-        stats.add('app_connections_refused', 1, { reason: code });
-        log.warn({ ...bindingLabels(mapping), code, error: errorMessage(err) }, 'session refused; hanging the app up');
+        this.sessions.refused(err, mapping, undefined, 'hanging the app up');
         if (generation === master.generation) this.hangUp();
       },
     );
@@ -236,7 +232,7 @@ export class PtyDevice implements VirtualListener, PtyMasterSink {
     this.flushStats();
     try {
       this.master.replace();
-      this.reportedRead = this.reportedWritten = 0;
+      this.bytes.restart();
       this.link();
       this.showBetweenApps(settings);
     } catch (err) {

@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { DeviceMeshError, errorMessage, ProtocolError } from '../src/errors';
+import { errorCode, errorMessage, ProtocolError } from '../src/errors';
 import {
   ComPort,
   type ComPortRequest,
@@ -19,7 +19,7 @@ import { type TelnetItem, TelnetParser } from '../src/rfc2217/telnet-parser';
 import { CommandOp, type CommandReply } from '../src/socket-plane/device-command';
 import { type DeviceEvent, DeviceEventType, ModemLine } from '../src/socket-plane/device-event';
 import type { Logger } from '../src/log';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import type { Labels } from '../src/telemetry/stats';
 import { closeWithin, type PipeOptions } from '../src/socket-plane/pipe';
 import { appGoneOptions, type BridgeContext, DEFAULT_SUBNEGOTIATION_TIMEOUT_MS, type SessionBridge } from './session-bridge';
@@ -89,7 +89,7 @@ class Rfc2217Server {
 
   constructor(
     private readonly app: net.Socket,
-    private readonly session: Session,
+    private readonly session: ConsumerSession,
     private readonly ctx: BridgeContext,
   ) {
     this.log = ctx.log.child({ mapping: ctx.mapping.id });
@@ -433,7 +433,7 @@ class Rfc2217Server {
   };
 
   private readonly onAppError = (err: Error): void =>
-    this.session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
+    this.session.reset({ code: errorCode(err, 'UNAVAILABLE'), message: errorMessage(err) });
 
   private readonly onSessionClose = (err: Error | undefined): void => {
     clearTimeout(this.subnegotiationTimer);

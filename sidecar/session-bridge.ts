@@ -2,7 +2,7 @@ import type * as net from 'node:net';
 import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
 import { type PipeOptions, pipeSession } from '../src/socket-plane/pipe';
-import type { Session } from '../src/socket-plane/session';
+import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import type { Stats } from '../src/telemetry/stats';
 
 /** What a bridge may use besides the two ends. */
@@ -47,7 +47,7 @@ export function appGoneOptions(ctx: BridgeContext): Required<PipeOptions> {
  * app side. It owns both from then on: it ends the session when the app goes and closes the app
  * connection when the session ends.
  */
-export type SessionBridge = (app: net.Socket, session: Session, ctx: BridgeContext) => void;
+export type SessionBridge = (app: net.Socket, session: ConsumerSession, ctx: BridgeContext) => void;
 
 /** RAW: the app's bytes are the device's bytes, both ways, with backpressure. */
 export const rawBridge: SessionBridge = (app, session, ctx) => pipeSession(session, app, appGoneOptions(ctx));

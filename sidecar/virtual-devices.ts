@@ -1,4 +1,5 @@
 import { DeviceMeshError, errorMessage } from '../src/errors';
+import { DEFAULT_POLICY } from '../src/model/policy-defaults';
 import type { Mapping } from '../src/proto/types';
 import { GrpcDeviceListener } from './grpc-device-listener';
 import { checkServable, type ListenerContext, VirtualDeviceListener } from './listener';
@@ -29,6 +30,8 @@ export interface VirtualDeviceState {
  */
 export class VirtualDevices {
   private readonly listeners = new Map<string, VirtualListener>();
+  /** Withdrawn roaming mappings whose apps are held for their device, until it comes back or the hold ends. */
+  private readonly lingering = new Map<string, { listener: VirtualListener; timer: NodeJS.Timeout }>();
   private closed = false;
 
   constructor(private readonly ctx: ListenerContext) {}
@@ -36,6 +39,7 @@ export class VirtualDevices {
   /** Applies a whole mapping set; throws one error naming every mapping it could not apply. */
   async apply(mappings: readonly Mapping[]): Promise<void> {
     const failures: string[] = [];
+    this.revive(mappings);
     const previous = new Map([...this.listeners].map(([id, listener]) => [id, listener.mapping]));
     const next = new Map<string, Mapping>();
     const seen = new Set<string>();
@@ -58,6 +62,10 @@ export class VirtualDevices {
       diff.removed.map((m) => {
         const listener = this.listeners.get(m.id) as VirtualListener;
         this.listeners.delete(m.id);
+        if (m.roaming && listener.withdraw && listener.connectionCount > 0) {
+          this.linger(m, listener);
+          return Promise.resolve();
+        }
         return listener.close(`mapping ${m.id} was withdrawn`);
       }),
     );
@@ -99,9 +107,48 @@ export class VirtualDevices {
    */
   async drain(timeoutMs: number): Promise<void> {
     this.closed = true;
-    const all = [...this.listeners.values()];
+    for (const { timer } of this.lingering.values()) clearTimeout(timer);
+    const all = [...this.listeners.values(), ...[...this.lingering.values()].map((l) => l.listener)];
     this.listeners.clear();
+    this.lingering.clear();
     await Promise.all(all.map((l) => l.drain(timeoutMs, 'sidecar shutting down')));
+  }
+
+  /**
+   * A roaming mapping withdrawn while apps are connected: its device left one gateway and has not
+   * been reported by another yet. The listener stays bound and its apps are held, for the hold's
+   * deadline; then it closes as a withdrawn mapping does.
+   */
+  private linger(mapping: Mapping, listener: VirtualListener): void {
+    listener.withdraw?.();
+    const holdMs = mapping.policy?.roamingHoldMs || DEFAULT_POLICY.roamingHoldMs;
+    const timer = setTimeout(() => {
+      this.lingering.delete(mapping.id);
+      void listener.close(`mapping ${mapping.id} was withdrawn and did not come back within ${holdMs} ms`);
+    }, holdMs);
+    this.lingering.set(mapping.id, { listener, timer });
+    this.ctx.log.info({ mapping: mapping.id, connections: listener.connectionCount, holdMs }, 'roaming mapping withdrawn: holding its app connections for the device');
+  }
+
+  /** Lingering mappings back in the set (the device reappeared) take their listener back, at the same address. */
+  private revive(mappings: readonly Mapping[]): void {
+    for (const mapping of mappings) {
+      const entry = this.lingering.get(mapping.id);
+      if (!entry || this.listeners.has(mapping.id)) continue;
+      try {
+        checkServable(mapping, this.ctx.workloadId);
+      } catch {
+        continue;
+      }
+      this.lingering.delete(mapping.id);
+      clearTimeout(entry.timer);
+      if (mapping.virtual?.listen !== entry.listener.mapping.virtual?.listen || mapping.virtual?.path !== entry.listener.mapping.virtual?.path) {
+        void entry.listener.close(`mapping ${mapping.id} came back at another address`);
+        continue;
+      }
+      this.listeners.set(mapping.id, entry.listener);
+      entry.listener.update(mapping);
+    }
   }
 
   /**

@@ -10,6 +10,8 @@ export interface VirtualListener {
   readonly connectionCount: number;
   /** Same listen address, new content: connections made from now on use it. */
   update(mapping: Mapping): void;
+  /** A roaming mapping was withdrawn (its device is on no gateway): the listener stays, its held apps wait for `update`. */
+  withdraw?(): void;
   flushStats(): void;
   /** What /config_dump shows of the device beside its mapping, where there is more than the mapping says. */
   state?(): Record<string, string>;

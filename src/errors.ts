@@ -105,6 +105,14 @@ export class UnsupportedError extends DeviceMeshError {
   }
 }
 
+/**
+ * The code of anything thrown: a devicemesh error's own, anything else `fallback` (what a foreign
+ * failure means where it was caught: a device failing, a peer gone, a bug of ours).
+ */
+export function errorCode(err: unknown, fallback: ErrorCode): ErrorCode {
+  return err instanceof DeviceMeshError ? err.code : fallback;
+}
+
 /** The message of anything thrown, for logs and one-line CLI errors. */
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;

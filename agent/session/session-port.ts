@@ -1,6 +1,6 @@
 import { Duplex } from 'node:stream';
 import { type Context, ROOT_CONTEXT, SpanStatusCode } from '@opentelemetry/api';
-import { DeviceMeshError, errorMessage } from '../../src/errors';
+import { type DeviceMeshError, errorCode, errorMessage } from '../../src/errors';
 import type { Mapping } from '../../src/proto/types';
 import type { ErrorPayload } from '../../src/socket-plane/control-messages';
 import { CommandOp, type CommandReply, type CommandRequest } from '../../src/socket-plane/device-command';
@@ -111,7 +111,7 @@ export class SessionPort extends Duplex implements AccessMember {
           session.respond({ requestId: command.requestId, ok: true, value: reply.value, data: reply.data });
         },
         (err: unknown) => {
-          const code = err instanceof DeviceMeshError ? err.code : 'DEVICE_ERROR';
+          const code = errorCode(err, 'DEVICE_ERROR');
           span.setStatus({ code: SpanStatusCode.ERROR, message: errorMessage(err) });
           span.end();
           session.respond({ requestId: command.requestId, ok: false, code, message: errorMessage(err) });

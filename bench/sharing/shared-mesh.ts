@@ -15,6 +15,14 @@ export interface SharedBinding {
   protocol: string;
   policy: string;
   serial?: string;
+  /** The binding's device settings (a camera's width, height, fps …), as YAML flow text. */
+  settings?: string;
+}
+
+/** What the agent runs with beyond the watch: more flags, and variables over the benchmark's environment. */
+export interface AgentExtras {
+  args?: readonly string[];
+  env?: NodeJS.ProcessEnv;
 }
 
 const AT_BINDING: SharedBinding = { protocol: 'raw', policy: SHARED_POLICY };
@@ -27,14 +35,17 @@ const AT_BINDING: SharedBinding = { protocol: 'raw', policy: SHARED_POLICY };
 export class SharedMesh {
   private constructor(
     readonly listenPort: number,
+    /** The agent's admin port (its /stats/prometheus). */
+    readonly agentAdmin: number,
     private readonly children: Child[],
   ) {}
 
-  static async start(dir: string, watch: string, device: string, binding: SharedBinding = AT_BINDING): Promise<SharedMesh> {
+  static async start(dir: string, watch: string, device: string, binding: SharedBinding = AT_BINDING, agent: AgentExtras = {}): Promise<SharedMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
-    const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
+    const start = (name: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Child =>
+      Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), { ...env, ...extraEnv });
     const dataDir = path.join(dir, 'data');
     // Secure as an operator runs it: the agent and the sidecar join with tokens made by the CLI.
     const { controlPlane, cli, hostTokenFile, workloadTokenFile } = await startSecureControlPlane(
@@ -47,11 +58,11 @@ export class SharedMesh {
       controlPlane,
       start('agent', [
         'agent', '--host-id', HOST_ID, '--control-plane', cp, '--listen', `127.0.0.1:${agentPort}`, '--watch', watch, '--admin', `127.0.0.1:${agentAdmin}`,
-        '--token-file', hostTokenFile,
-      ]),
+        '--token-file', hostTokenFile, ...(agent.args ?? []),
+      ], agent.env),
       start('sidecar', ['sidecar', '--workload-id', WORKLOAD_ID, '--control-plane', cp, '--admin', `127.0.0.1:${sidecarAdmin}`, '--token-file', workloadTokenFile]),
     ];
-    const mesh = new SharedMesh(listenPort, children);
+    const mesh = new SharedMesh(listenPort, agentAdmin, children);
     try {
       const exited = (): Error | undefined => children.map((c) => c.exitError()).find((e) => e !== undefined);
       await waitFor(
@@ -74,6 +85,7 @@ export class SharedMesh {
           `virtual: { name: ${BINDING}, protocol: ${binding.protocol}, listen: 127.0.0.1:${listenPort} }`,
           `policy: { ${binding.policy} }`,
           ...(binding.serial === undefined ? [] : [`serial: { ${binding.serial} }`]),
+          ...(binding.settings === undefined ? [] : [`settings: { ${binding.settings} }`]),
           '',
         ].join('\n'),
       );

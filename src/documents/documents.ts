@@ -11,6 +11,7 @@ const POLICY_FIELDS = [
   'workloads', 'access', 'sharing', 'bytesPerSecond', 'queueDepth', 'commandTimeoutMs', 'priority', 'pinSerial', 'commandsPerSecond',
   'burstBytes', 'burstCommands', 'overLimit', 'requestTerminator', 'response', 'perConsumerQueue', 'timeSliceMs', 'weight',
   'unsolicitedOwner', 'waitWhenBusy', 'readyPattern', 'minBytesPerSecond', 'deviceBytesPerSecond', 'units',
+  'roamingHoldMs',
 ];
 /** A response rule is exactly one of these keys. */
 const RESPONSE_FIELDS: Readonly<Record<string, ResponseFramingKind>> = {
@@ -165,6 +166,7 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     deviceBytesPerSecond: String(r.integer('deviceBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
     // Modbus unit ids: 0 (broadcast) to 247.
     units: r.integerList('units', 0, 247),
+    roamingHoldMs: r.integer('roamingHoldMs', 0, 3_600_000),
   };
 }
 

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
-import { DeviceMeshError, errorMessage, type ErrorCode } from '../errors';
+import { DeviceMeshError, errorCode, errorMessage, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
 
+/** The one table of devicemesh codes and gRPC statuses, both ways: every server and client of the mesh uses it. */
 const GRPC_CODES: Record<ErrorCode, grpc.status> = {
   INVALID_ARGUMENT: grpc.status.INVALID_ARGUMENT,
   INVALID_DOCUMENT: grpc.status.INVALID_ARGUMENT,
@@ -18,11 +19,34 @@ const GRPC_CODES: Record<ErrorCode, grpc.status> = {
   INTERNAL: grpc.status.INTERNAL,
 };
 
+/** A status's code the other way; a status no devicemesh code maps to is INTERNAL. */
+const ERROR_CODES: Partial<Record<grpc.status, ErrorCode>> = {
+  [grpc.status.INVALID_ARGUMENT]: 'INVALID_DOCUMENT',
+  [grpc.status.NOT_FOUND]: 'NOT_FOUND',
+  [grpc.status.ALREADY_EXISTS]: 'ALREADY_EXISTS',
+  [grpc.status.PERMISSION_DENIED]: 'PERMISSION_DENIED',
+  [grpc.status.UNAUTHENTICATED]: 'UNAUTHENTICATED',
+  [grpc.status.UNAVAILABLE]: 'UNAVAILABLE',
+  [grpc.status.FAILED_PRECONDITION]: 'DEVICE_ERROR',
+  [grpc.status.RESOURCE_EXHAUSTED]: 'RESOURCE_EXHAUSTED',
+  [grpc.status.DEADLINE_EXCEEDED]: 'DEADLINE_EXCEEDED',
+  [grpc.status.UNIMPLEMENTED]: 'UNIMPLEMENTED',
+};
+
+/** The gRPC status of anything thrown: a devicemesh error's by its code, anything else (a bug of ours) INTERNAL. */
+export function grpcStatusOf(err: unknown): grpc.status {
+  return GRPC_CODES[errorCode(err, 'INTERNAL')];
+}
+
+/** The devicemesh code of a gRPC status a client received. */
+export function errorCodeOf(status: grpc.status): ErrorCode {
+  return ERROR_CODES[status] ?? 'INTERNAL';
+}
+
 /** A devicemesh error as a gRPC status whose details are the error's message. */
 export function toServiceError(err: unknown): Partial<grpc.ServiceError> {
-  const code = err instanceof DeviceMeshError ? GRPC_CODES[err.code] : grpc.status.INTERNAL;
   const details = errorMessage(err);
-  return Object.assign(new Error(details), { code, details });
+  return Object.assign(new Error(details), { code: grpcStatusOf(err), details });
 }
 
 /** A unary handler from an async function: its result is the response, its error the status. */

@@ -26,6 +26,7 @@ export const EMPTY_POLICY: Readonly<Policy> = Object.freeze({
   minBytesPerSecond: '0',
   deviceBytesPerSecond: '0',
   units: [],
+  roamingHoldMs: 0,
 });
 
 /** A line: what a command's response is when the policy does not say. */
@@ -58,4 +59,5 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   perConsumerQueue: perConsumerQueueFor(64),
   timeSliceMs: 100,
   weight: 1,
+  roamingHoldMs: 10_000,
 });

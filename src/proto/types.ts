@@ -131,6 +131,7 @@ export interface Policy {
   minBytesPerSecond: string;
   deviceBytesPerSecond: string;
   units: number[];
+  roamingHoldMs: number;
 }
 
 export interface ResponseFraming {
@@ -189,6 +190,7 @@ export interface Mapping {
   version: string;
   settings: Record<string, string>;
   adaptiveLimit: AdaptiveLimit | null;
+  roaming: boolean;
 }
 
 export interface BindingStatus {

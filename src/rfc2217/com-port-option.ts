@@ -46,9 +46,8 @@ export enum Control {
   FlowDsr = 19,
 }
 
-/** PURGE-DATA values. */
+/** PURGE-DATA values (RFC 2217: 1 receive, 2 transmit, 3 both): what the bridge acts on is the receive bit. */
 export const PURGE_RECEIVE = 1;
-export const PURGE_TRANSMIT = 2;
 export const PURGE_BOTH = 3;
 
 /** NOTIFY-MODEMSTATE bits. */

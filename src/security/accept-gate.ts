@@ -76,10 +76,7 @@ export class AcceptGate {
 
   /** The limiter's check, with room made (and no charge) when the listener can give up a connection. */
   private take(address: string): LimitRefusal | undefined {
-    const refused = this.limiter.take(address);
-    if (!refused || !this.onCrowded(address, refused)) return refused;
-    this.limiter.takeOver(address);
-    return undefined;
+    return this.limiter.takeOrMakeRoom(address, (reason) => this.onCrowded(address, reason));
   }
 
   private install(): void {

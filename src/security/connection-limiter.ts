@@ -65,6 +65,17 @@ export class ConnectionLimiter {
   }
 
   /**
+   * `take`, except that when `makeRoom(reason)` closes a connection that may be given up for a new
+   * one (and says so), the new one is counted in its place uncharged instead of being refused.
+   */
+  takeOrMakeRoom(address: string, makeRoom: (reason: LimitRefusal) => boolean): LimitRefusal | undefined {
+    const refused = this.take(address);
+    if (!refused || !makeRoom(refused)) return refused;
+    this.takeOver(address);
+    return undefined;
+  }
+
+  /**
    * Counts one more connection from `address` without checking the limits or charging the rate:
    * for a connection admitted in place of one just evicted (whose close releases its own count).
    */

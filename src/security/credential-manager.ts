@@ -5,8 +5,9 @@ import { X509Certificate } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { DeviceMeshError, errorMessage, UnauthenticatedError, UnavailableError, ValidationError } from '../errors';
 import type { Logger } from '../log';
+import { ReplicaSet } from '../grpc/replica-set';
 import { serviceClient } from '../proto/load';
-import { parseAddressList, parseHostPort } from '../util/address';
+import { parseHostPort } from '../util/address';
 import { Backoff } from '../util/backoff';
 import { presentedChain, SPIFFE_CHANNEL_OPTIONS, spiffeServerCheck } from './control-plane-identity';
 import { formatSpiffeId, sameIdentity, spiffeIdOfCertificate } from './spiffe-id';
@@ -66,16 +67,15 @@ export class CredentialManager implements TlsIdentity {
   private wake: (() => void) | undefined;
   private closed = false;
   private credentials: grpc.ChannelCredentials | undefined;
-  /** Control-plane replicas (`a:15010,b:15010`); a failed join or renewal tries the next one. */
-  private readonly replicas: string[];
-  private replica = 0;
+  /** Control-plane replicas (`a:15010,b:15010`); a failed join or renewal tries the next one. Each call dials afresh, with the credentials it needs. */
+  private readonly replicas: ReplicaSet<undefined>;
 
   constructor(private readonly options: CredentialManagerOptions) {
-    this.replicas = parseAddressList(options.controlPlane);
+    this.replicas = new ReplicaSet(options.controlPlane, () => undefined);
   }
 
   private get controlPlane(): string {
-    return this.replicas[this.replica % this.replicas.length] as string;
+    return this.replicas.current().address;
   }
 
   /** Resolves once the process has a certificate (from its identity dir, or by joining, retrying while the control plane is away). */
@@ -95,7 +95,7 @@ export class CredentialManager implements TlsIdentity {
         if (final) throw err;
         const delay = this.backoff.next();
         this.options.log.warn({ controlPlane: this.controlPlane, error: errorMessage(err), retryInMs: Math.round(delay) }, 'joining the mesh failed; retrying');
-        this.replica++;
+        this.replicas.failed();
         await this.sleep(delay);
       }
     }
@@ -169,7 +169,7 @@ export class CredentialManager implements TlsIdentity {
         (err: unknown) => {
           const delay = this.backoff.next();
           this.options.log.warn({ controlPlane: this.controlPlane, error: errorMessage(err), retryInMs: Math.round(delay) }, 'renewing the certificate failed; retrying');
-          this.replica++;
+          this.replicas.failed();
           this.scheduleRenew(delay);
         },
       );

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
+import { ReplicaSet } from '../grpc/replica-set';
 import type { Logger } from '../log';
 import { serviceClient } from '../proto/load';
-import { parseAddressList } from '../util/address';
 import { Backoff } from '../util/backoff';
 import { SPIFFE_CHANNEL_OPTIONS } from './control-plane-identity';
 
@@ -24,22 +24,20 @@ interface IdentityWatchClient extends grpc.Client {
  * reopened with backoff; the last list received stays in force meanwhile.
  */
 export class RevocationWatch {
-  private readonly clients: IdentityWatchClient[];
+  private readonly replicas: ReplicaSet<IdentityWatchClient>;
   private readonly backoff = new Backoff(250, 5000);
-  private current = 0;
   private stream: grpc.ClientReadableStream<{ serials: string[] }> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(private readonly options: RevocationWatchOptions) {
     const Ctor = serviceClient('devicemesh.v1.Identity');
-    this.clients = parseAddressList(options.address).map((a) => new Ctor(a, options.credentials, SPIFFE_CHANNEL_OPTIONS) as unknown as IdentityWatchClient);
+    this.replicas = new ReplicaSet(options.address, (a) => new Ctor(a, options.credentials, SPIFFE_CHANNEL_OPTIONS) as unknown as IdentityWatchClient);
   }
 
   start(): void {
     if (this.closed || this.stream) return;
-    const client = this.clients[this.current] as IdentityWatchClient;
-    const stream = client.watchRevocations({});
+    const stream = this.replicas.current().client.watchRevocations({});
     this.stream = stream;
     stream.on('data', (list: { serials: string[] }) => {
       this.backoff.reset();
@@ -53,14 +51,14 @@ export class RevocationWatch {
     this.closed = true;
     clearTimeout(this.timer);
     this.stream?.cancel();
-    for (const c of this.clients) c.close();
+    for (const c of this.replicas.clients()) c.close();
   }
 
   private retry(stream: grpc.ClientReadableStream<unknown>, reason: string): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     if (this.closed) return;
-    this.current = (this.current + 1) % this.clients.length;
+    this.replicas.failed();
     const delay = this.backoff.next();
     this.options.log.debug({ reason, retryInMs: Math.round(delay) }, 'revocation watch broken; reopening');
     this.timer = setTimeout(() => this.start(), delay);

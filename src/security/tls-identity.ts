@@ -23,8 +23,3 @@ export interface TlsIdentity {
   /** Calls `listener` after every rotation with the new material; returns the unsubscribe. */
   onRotate(listener: (material: TlsMaterial) => void): () => void;
 }
-
-/** Credentials that never rotate: given by files (an external CA), or in tests. */
-export function staticTlsIdentity(material: TlsMaterial): TlsIdentity {
-  return { current: () => material, onRotate: () => () => undefined };
-}

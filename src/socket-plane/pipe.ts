@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import { DeviceMeshError, errorMessage } from '../errors';
-import type { Session } from './session';
+import { errorCode, errorMessage } from '../errors';
+import type { ConsumerSession } from './consumer-session';
 
 /** What a pipe tells its owner about bytes and sessions its stream left behind. */
 export interface PipeOptions {
@@ -20,7 +20,7 @@ export interface PipeOptions {
  * Starts the closeWithinMs clock of a session whose stream has gone: the session is reset unless it
  * has closed by then. The caller clears the timer when the session closes.
  */
-export function closeWithin(session: Session, options: PipeOptions): NodeJS.Timeout | undefined {
+export function closeWithin(session: ConsumerSession, options: PipeOptions): NodeJS.Timeout | undefined {
   const ms = options.closeWithinMs;
   if (ms === undefined || session.closed) return undefined;
   return setTimeout(() => {
@@ -36,7 +36,7 @@ export function closeWithin(session: Session, options: PipeOptions): NodeJS.Time
  * whatever the session still delivers is dropped with its credit given back, so the peer is never
  * left waiting on a window that no one will open.
  */
-export function pipeSession(session: Session, stream: Duplex, options: PipeOptions = {}): void {
+export function pipeSession(session: ConsumerSession, stream: Duplex, options: PipeOptions = {}): void {
   let unflushed = 0;
   let gone = false;
   let closeTimer: NodeJS.Timeout | undefined;
@@ -66,7 +66,7 @@ export function pipeSession(session: Session, stream: Duplex, options: PipeOptio
     if (!stream.destroyed) stream.end();
   };
   const onStreamError = (err: Error): void =>
-    session.reset({ code: err instanceof DeviceMeshError ? err.code : 'UNAVAILABLE', message: errorMessage(err) });
+    session.reset({ code: errorCode(err, 'UNAVAILABLE'), message: errorMessage(err) });
   const onStreamClose = (): void => {
     gone = true;
     // Written but never flushed: a finished stream delivered them, a destroyed one threw them away.

@@ -84,6 +84,14 @@ export class Session extends EventEmitter {
     if (this.toGrant >= INITIAL_WINDOW / 4) this.grant();
   }
 
+  /**
+   * Once closed: the bytes written that never went out for want of credit, in order, handed over
+   * (a relay that resumes elsewhere sends them there). Empty while open.
+   */
+  takeUnsent(): Buffer[] {
+    return this.finished ? this.queued.splice(0) : [];
+  }
+
   /** Half close: this side sends no more. Queued bytes still go first. */
   end(): void {
     if (this.localClosed || this.finished) return;
@@ -236,7 +244,7 @@ export class Session extends EventEmitter {
   private finish(err: DeviceMeshError | undefined): void {
     if (this.finished) return;
     this.finished = true;
-    this.queued.length = 0;
+    // `queued` is kept for takeUnsent: bytes accepted from the consumer that never went out.
     const gone = err ?? new UnavailableError(`session ${this.id} closed before the device answered`);
     for (const pending of this.pendingCommands.values()) pending.reject(gone);
     this.pendingCommands.clear();

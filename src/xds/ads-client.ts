@@ -2,12 +2,13 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../errors';
 import type { Logger } from '../log';
+import { ReplicaSet } from '../grpc/replica-set';
 import { serviceClient } from '../proto/load';
 import type { DiscoveryRequest, DiscoveryResponse, XdsNode, XdsStatus } from '../proto/types';
 import { SPIFFE_CHANNEL_OPTIONS } from '../security/control-plane-identity';
 import { Backoff } from '../util/backoff';
-import { parseAddressList } from '../util/address';
 import { unpackAny } from './any';
+import type { ResourceTypes } from './type-urls';
 import { type DeltaDiscoveryRequest, type DeltaDiscoveryResponse, WILDCARD } from './delta-messages';
 import { applyDelta, NO_RESOURCES, type ResourceSet, versionsOf } from './delta-resources';
 import type { AdsProtocol } from './protocols';
@@ -25,13 +26,16 @@ export interface ProxyIdentity {
  * throw to NACK with the error's message (the handler keeps whatever it could apply, as Envoy
  * does with listeners).
  */
-export type ResourceHandler = (resources: unknown[], version: string) => Promise<void> | void;
+export type ResourceHandler<R = unknown> = (resources: R[], version: string) => Promise<void> | void;
+
+/** A handler per resource type subscribed to, given that type's decoded messages. */
+export type ResourceHandlers = { [U in keyof ResourceTypes]?: ResourceHandler<ResourceTypes[U]> };
 
 export interface AdsClientOptions {
   /** host:port of the control plane, or of its replicas separated by commas: a lost stream moves on to the next. */
   address: string;
   identity: ProxyIdentity;
-  handlers: Record<string, ResourceHandler>;
+  handlers: ResourceHandlers;
   log: Logger;
   credentials?: grpc.ChannelCredentials;
   /**
@@ -68,9 +72,8 @@ interface Outcome {
  * `rejected` (typeUrl, version, message).
  */
 export class AdsClient extends EventEmitter {
-  /** One channel per control-plane replica; `current` is the one the stream uses. */
-  private readonly clients: { address: string; client: grpc.Client }[];
-  private current = 0;
+  /** One channel per control-plane replica; the current one is the one the stream uses. */
+  private readonly replicas: ReplicaSet<grpc.Client>;
   private readonly backoff = new Backoff(250, 5000);
   private readonly ackedVersion = new Map<string, string>();
   /** Incremental: the last good resources per type. */
@@ -86,22 +89,23 @@ export class AdsClient extends EventEmitter {
     super();
     this.protocol = options.protocol ?? 'delta';
     const Ctor = serviceClient('envoy.service.discovery.v3.AggregatedDiscoveryService');
-    this.clients = parseAddressList(options.address).map((address) => ({
-      address,
-      client: new Ctor(address, options.credentials ?? grpc.credentials.createInsecure(), {
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5_000,
-        'grpc.keepalive_permit_without_calls': 1,
-        'grpc.initial_reconnect_backoff_ms': 250,
-        'grpc.max_reconnect_backoff_ms': 5_000,
-        ...(options.credentials ? SPIFFE_CHANNEL_OPTIONS : {}),
-      }),
-    }));
+    this.replicas = new ReplicaSet(
+      options.address,
+      (address) =>
+        new Ctor(address, options.credentials ?? grpc.credentials.createInsecure(), {
+          'grpc.keepalive_time_ms': 10_000,
+          'grpc.keepalive_timeout_ms': 5_000,
+          'grpc.keepalive_permit_without_calls': 1,
+          'grpc.initial_reconnect_backoff_ms': 250,
+          'grpc.max_reconnect_backoff_ms': 5_000,
+          ...(options.credentials ? SPIFFE_CHANNEL_OPTIONS : {}),
+        }),
+    );
   }
 
   /** The control-plane address the stream uses (or will use next). */
   address(): string {
-    return this.clients[this.current]?.address ?? '';
+    return this.replicas.current().address;
   }
 
   start(): void {
@@ -114,7 +118,7 @@ export class AdsClient extends EventEmitter {
     clearTimeout(this.retryTimer);
     this.stream?.call.cancel();
     this.stream = undefined;
-    for (const { client } of this.clients) client.close();
+    for (const client of this.replicas.clients()) client.close();
   }
 
   /** The version last ACKed per type URL. */
@@ -141,7 +145,7 @@ export class AdsClient extends EventEmitter {
 
   private open(): void {
     if (this.stopped) return;
-    const methods = this.clients[this.current]?.client as unknown as { streamAggregatedResources(): SotwCall; deltaAggregatedResources(): DeltaCall };
+    const methods = this.replicas.current().client as unknown as { streamAggregatedResources(): SotwCall; deltaAggregatedResources(): DeltaCall };
     const stream: Stream =
       this.protocol === 'delta'
         ? { protocol: 'delta', call: methods.deltaAggregatedResources(), answered: false }
@@ -218,7 +222,7 @@ export class AdsClient extends EventEmitter {
     const delay = this.backoff.next();
     const lost = this.address();
     // Replicas serve the same state: the next one resumes where this one left off (the versions held are declared on connecting).
-    this.current = (this.current + 1) % this.clients.length;
+    this.replicas.failed();
     this.options.log.warn({ reason, controlPlane: lost, next: this.address(), retryInMs: Math.round(delay) }, 'discovery stream lost; keeping last good configuration');
     this.emit('disconnected', reason);
     this.retryTimer = setTimeout(() => this.open(), delay);
@@ -262,9 +266,18 @@ export class AdsClient extends EventEmitter {
     });
   }
 
+  /**
+   * The handler of a type URL a response names. Its resources were decoded as that very type
+   * (unpackAny with the response's type URL), so they are the messages the handler takes.
+   */
+  private handlerFor(typeUrl: string): ResourceHandler | undefined {
+    const handlers: Partial<Record<string, ResourceHandler<never>>> = this.options.handlers;
+    return Object.hasOwn(handlers, typeUrl) ? (handlers[typeUrl] as ResourceHandler | undefined) : undefined;
+  }
+
   /** Applies one response of a type after the ones before it; records and announces the outcome. */
   private enqueue(typeUrl: string, version: string, apply: (handler: ResourceHandler) => Promise<void>): Promise<Outcome> {
-    const handler = this.options.handlers[typeUrl];
+    const handler = this.handlerFor(typeUrl);
     const previous = this.applying.get(typeUrl) ?? Promise.resolve();
     const outcome = previous.then(async (): Promise<Outcome> => {
       let rejection: string | undefined;

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { AGENT_FLAGS, appLimits, SIDECAR_FLAGS, socketPlaneLimits } from '../../cli/commands/processes';
 import { parseFlags } from '../../cli/flags';
 import { ValidationError } from '../../src/errors';
+import { PREFACE } from '../../src/socket-plane/frame';
 import { dialTcp as dial, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 
 describe('hardening limits as flags', function () {
@@ -23,7 +24,11 @@ describe('hardening limits as flags', function () {
     ]);
     try {
       const first = await waitFor('the socket plane to accept', () => dial(listen).catch(() => undefined), 20_000);
+      // The per-address limit counts connections that have spoken (issue 15: silent ones are pooled apart), so both send the preface.
+      first.socket.write(PREFACE);
+      await new Promise((r) => setTimeout(r, 100));
       const second = await dial(listen);
+      second.socket.write(PREFACE);
       await second.closed;
       const metrics = await waitFor('the refusal counted', async () => {
         const r = await httpGet(`http://${admin}/stats/prometheus`).catch(() => undefined);

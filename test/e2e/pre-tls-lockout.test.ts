@@ -5,8 +5,16 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppClient } from '../helpers/app-client';
 import { EchoResponder } from '../helpers/echo-responder';
-import { cli, freePort, MeshProcess, waitFor } from '../helpers/processes';
+import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
+
+/**
+ * The agent closes a socket-plane connection without sessions this soon, so that every app request
+ * of a case needs a new dial through the neighbour's connections (as in the issue, once the link had idle-closed).
+ */
+const IDLE_TIMEOUT = '250ms';
+/** Requests per case, each over a connection dialled for it. */
+const REQUESTS = 10;
 
 /** A connection the agent closes this soon after the connect was refused by a limit: tried again this much later. */
 const REFUSED_WITHIN_MS = 50;
@@ -66,8 +74,17 @@ describe('e2e: idle pre-TLS connections from the sidecar\'s address do not lock 
   const startAgent = (): MeshProcess =>
     MeshProcess.start('e2e-lockout-agent', [
       'agent', '--host-id', 'gw1', '--control-plane', cp, '--listen', `127.0.0.1:${ports.agent}`,
-      '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${ports.agentAdmin}`,
+      '--watch', path.join(tmp, 'tty*'), '--admin', `127.0.0.1:${ports.agentAdmin}`, '--idle-timeout', IDLE_TIMEOUT,
     ]);
+
+  /** A counter of the agent's admin stats, summed over its label sets (0 before its first count). */
+  const agentCounter = async (name: string, labels = ''): Promise<number> => {
+    const body = (await httpGet(`http://127.0.0.1:${ports.agentAdmin}/stats/prometheus`)).body;
+    return body
+      .split('\n')
+      .filter((l) => l.startsWith(`devicemesh_${name}`) && l.includes(labels))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+  };
 
   /** One app request: a fresh app connection whose bytes come back from the device. */
   const request = async (n: number): Promise<boolean> => {
@@ -111,8 +128,8 @@ describe('e2e: idle pre-TLS connections from the sidecar\'s address do not lock 
     await pty?.remove();
   });
 
-  for (const count of [64]) {
-    it(`${count} idle pre-TLS connections from 127.0.0.1: the sidecar reconnects to the restarted agent and 20 of 20 requests succeed`, async () => {
+  for (const count of [64, 300]) {
+    it(`${count} idle pre-TLS connections from 127.0.0.1: the sidecar reconnects to the restarted agent and every app request succeeds, each over a new connection`, async () => {
       await agent.stop('SIGKILL');
       agent = startAgent();
       const holder = new IdleHolder(ports.agent, count);
@@ -126,9 +143,22 @@ describe('e2e: idle pre-TLS connections from the sidecar\'s address do not lock 
         const started = Date.now();
         await waitFor('the sidecar to reconnect and an app request answered', () => request(1), 30_000);
         console.log(`      reconnected ${Date.now() - started} ms after the neighbour took its connections`);
+        const idleClosedAbove = (n: number): Promise<boolean> =>
+          waitFor("the sidecar's connection to idle-close", async () => (await agentCounter('socket_plane_idle_closed')) > n, 10_000);
+        await idleClosedAbove(0);
         let answered = 0;
-        for (let n = 0; n < 20; n += 1) if (await request(n + 2)) answered += 1;
-        assert.equal(answered, 20, `${answered} of 20 app requests answered`);
+        for (let n = 0; n < REQUESTS; n += 1) {
+          // The last request's connection has idle-closed: this one is dialled anew, through the neighbour's.
+          const closed = await agentCounter('socket_plane_idle_closed');
+          if (!(await request(n + 2))) continue;
+          answered += 1;
+          await idleClosedAbove(closed);
+        }
+        const evicted = await agentCounter('socket_plane_connections_refused', 'reason="silent_evicted"');
+        const timedOut = await agentCounter('socket_plane_connections_refused', 'reason="silent_timeout"');
+        console.log(`      ${answered} of ${REQUESTS} answered, each over a new connection; the agent closed ${evicted} silent connections by eviction, ${timedOut} at the deadline`);
+        assert.equal(answered, REQUESTS, `${answered} of ${REQUESTS} app requests answered`);
+        assert.ok(evicted + timedOut > 0, "the neighbour's silent connections were there all along");
       } finally {
         holder.stop();
       }

@@ -114,5 +114,6 @@ export function mapping(fields: Partial<Mapping> & Pick<Mapping, 'id' | 'deviceP
     version: '1',
     ...fields,
     adaptiveLimit: fields.adaptiveLimit ?? null,
+    roaming: fields.roaming ?? false,
   };
 }

@@ -5,6 +5,7 @@ import { DeviceInventory } from '../../../agent/device-inventory';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { SimulatedModemBinding, type SimulatedModemPort } from '../../../agent/drivers/simulated-modem';
 import { MappingTable } from '../../../agent/mapping-table';
+import { applyMappings } from '../../helpers/apply-mappings';
 import { SocketPlaneServer } from '../../../agent/socket-plane-server';
 import { AgentPool } from '../../../sidecar/agent-pool';
 import { DeviceMeshError } from '../../../src/errors';
@@ -77,13 +78,15 @@ describe('agent: socket plane over mTLS — authentication, authorization, rotat
     server = new SocketPlaneServer({ listen: '127.0.0.1:0', hostId: 'gw1', mappings, devices, stats, log, tls: agentIdentity });
     address = await server.listen();
     port = Number(address.split(':')[1]);
-    mappings.apply(
+    await applyMappings(
+      mappings,
+      devices,
       [
         mapping({ id: 'm-app1', devicePath: 'sim:modem0', workloadId: 'app1', agentAddress: address }),
         mapping({ id: 'm-app1b', devicePath: 'sim:modem1', workloadId: 'app1', agentAddress: address }),
         mapping({ id: 'm-app2', devicePath: 'sim:modem2', workloadId: 'app2', agentAddress: address }),
       ],
-      '1',
+      log,
     );
   });
 

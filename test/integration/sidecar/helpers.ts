@@ -29,6 +29,7 @@ export function mapping(id: string, listen: string, agentAddress: string, protoc
     version: '1',
     settings: {},
     adaptiveLimit: null,
+    roaming: false,
   };
 }
 

@@ -9,6 +9,7 @@ import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { SimulatedModemBinding } from '../../../agent/drivers/simulated-modem';
 import { readTermios } from '../../../agent/drivers/termios-readback';
 import { MappingTable } from '../../../agent/mapping-table';
+import { applyMappings } from '../../helpers/apply-mappings';
 import { SocketPlaneServer } from '../../../agent/socket-plane-server';
 import { AgentPool } from '../../../sidecar/agent-pool';
 import { VirtualDevices } from '../../../sidecar/virtual-devices';
@@ -75,7 +76,7 @@ describe('sidecar: virtual serial port (pty) through the agent’s serial driver
       return { ...m, devicePath, virtual: { ...(m.virtual as NonNullable<Mapping['virtual']>), path: at, owner: '', group: '', mode: 0o600 } };
     };
     const set = [onPty('echo', port, echoLink), onPty('fake', fakePort, 'sim:modem0')];
-    mappings.apply(set, '1');
+    await applyMappings(mappings, devices, set, log);
     pool = new AgentPool(log);
     sidecar = new VirtualDevices({ workloadId: WORKLOAD, pool, stats, log });
     await sidecar.apply(set);

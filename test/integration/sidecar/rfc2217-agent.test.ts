@@ -3,6 +3,7 @@ import { DeviceInventory } from '../../../agent/device-inventory';
 import { SIMULATED_MODEM_IDENTITY, SimulatedModemBinding } from '../../../agent/drivers/simulated-modem';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { MappingTable } from '../../../agent/mapping-table';
+import { applyMappings } from '../../helpers/apply-mappings';
 import { SocketPlaneServer } from '../../../agent/socket-plane-server';
 import { AgentPool } from '../../../sidecar/agent-pool';
 import { VirtualDeviceListener } from '../../../sidecar/listener';
@@ -61,7 +62,7 @@ describe('sidecar: RFC 2217 through the agent’s serial driver to a simulated m
       policy,
     });
     const set = [onModem('free', ports.free, null), onModem('pinned', ports.pinned, PINNED)];
-    mappings.apply(set, '1');
+    await applyMappings(mappings, devices, set, log);
     pool = new AgentPool(log);
     for (const m of set) listeners.push(await VirtualDeviceListener.start(m, { workloadId: WORKLOAD, pool, stats, log }));
   });

@@ -7,7 +7,7 @@ import { binding, endpoint, host, policy } from './fixtures';
 function mapping(overrides: Partial<Mapping> = {}): Mapping {
   return {
     id: 'm1', binding: 'b1', workloadId: 'app1', virtual: null, physicalId: 'gw1/usb-1', hostId: 'gw1', devicePath: '/dev/ttyUSB0',
-    kind: 'DEVICE_KIND_SERIAL', agentAddress: '127.0.0.1:15020', policy: null, serial: null, version: '7', settings: {}, adaptiveLimit: null,
+    kind: 'DEVICE_KIND_SERIAL', agentAddress: '127.0.0.1:15020', policy: null, serial: null, version: '7', settings: {}, adaptiveLimit: null, roaming: false,
     ...overrides,
   };
 }

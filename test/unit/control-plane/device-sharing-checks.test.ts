@@ -1,5 +1,5 @@
 import { checkApply, type Documents } from '../../../control-plane/conflicts';
-import { generateMappings } from '../../../control-plane/mapping-generator';
+import { generateMappings } from '../../helpers/generate-mappings';
 import { Register } from '../../../control-plane/register';
 import { sharingRefusal } from '../../../control-plane/sharing-modes';
 import type { Binding, DeviceKind, DeviceSelector, PhysicalEndpoint, Policy, SharingMode } from '../../../src/proto/types';

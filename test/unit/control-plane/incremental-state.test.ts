@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { generateMappings } from '../../../control-plane/mapping-generator';
+import { generateMappings } from '../../helpers/generate-mappings';
 import { Register, selectEndpoint } from '../../../control-plane/register';
 import { ControlPlaneState } from '../../../control-plane/state';
 import { StateStore } from '../../../control-plane/state-store';

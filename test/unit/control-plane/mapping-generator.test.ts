@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { generateMappings, mappingId, type MappingInputs } from '../../../control-plane/mapping-generator';
+import { mappingId } from '../../../control-plane/mapping-generator';
+import { generateMappings, type MappingInputs } from '../../helpers/generate-mappings';
 import { binding, endpoint, host, policy } from './fixtures';
 
 function inputs(overrides: Partial<MappingInputs> = {}): MappingInputs {

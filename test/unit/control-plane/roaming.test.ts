@@ -1,5 +1,6 @@
 import * as assert from 'node:assert/strict';
-import { generateFrom, generateMappings, mappingId, type MappingInputs } from '../../../control-plane/mapping-generator';
+import { generateFrom, mappingId } from '../../../control-plane/mapping-generator';
+import { generateMappings, type MappingInputs } from '../../helpers/generate-mappings';
 import { Register } from '../../../control-plane/register';
 import { conflictingDeviceIds, isRoaming, presentHosts } from '../../../src/model/roaming';
 import type { PhysicalEndpoint } from '../../../src/proto/types';

@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { generateMappings } from '../../../control-plane/mapping-generator';
+import { generateMappings } from '../../helpers/generate-mappings';
 import { nodeKey, SnapshotCache } from '../../../control-plane/snapshot-cache';
 import type { ChangeKind } from '../../../control-plane/state';
 import type { Binding, Mapping } from '../../../src/proto/types';
@@ -27,7 +27,7 @@ describe('control-plane snapshot cache', () => {
     assert.deepEqual(cache.snapshot('agent', 'gw1').mappings.map((m) => m.binding), ['a', 'b']);
     const resources = cache.snapshot('sidecar', 'app2').resources;
     assert.equal(resources[0]?.type_url, MAPPING_TYPE_URL);
-    assert.equal(unpackAny<Mapping>(resources[0]!, MAPPING_TYPE_URL).binding, 'b');
+    assert.equal(unpackAny(resources[0]!, MAPPING_TYPE_URL).binding, 'b');
   });
 
   it('bumps only the proxies whose resources a change touches', () => {

@@ -20,6 +20,7 @@ function mapping(id: string, listen = '127.0.0.1:7000', agentAddress = '10.0.0.1
     serial: { baudRate: 115200, dataBits: 8, parity: 'PARITY_NONE', stopBits: 'STOP_BITS_ONE', flowControl: 'FLOW_CONTROL_NONE' },
     version: '1',
     adaptiveLimit: null,
+    roaming: false,
   };
 }
 

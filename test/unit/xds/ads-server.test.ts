@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { AdsServer } from '../../../control-plane/ads-server';
-import { generateMappings } from '../../../control-plane/mapping-generator';
+import { generateMappings } from '../../helpers/generate-mappings';
 import { ProxyStatusTracker } from '../../../control-plane/proxy-status';
 import { SnapshotCache } from '../../../control-plane/snapshot-cache';
 import type { Mapping, Timestamp } from '../../../src/proto/types';
