@@ -103,7 +103,7 @@ function readBinding(r: DocumentReader): Binding {
   const device = r.child('device');
   device?.onlyKnown(['host', 'path', 'id']);
   const virtual = r.child('virtual');
-  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode']);
+  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode', 'oneHop']);
   const policy = r.child('policy');
   const serial = r.child('serial');
   const binding: Binding = {
@@ -120,6 +120,7 @@ function readBinding(r: DocumentReader): Binding {
           owner: virtual.string('owner'),
           group: virtual.string('group'),
           mode: readMode(virtual),
+          ...(virtual.boolean('oneHop') ? { oneHop: true } : {}),
         }
       : null,
     policy: policy ? readPolicy(policy, '') : null,
