@@ -9,7 +9,7 @@ import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { AppSessions, ByteReport } from './app-sessions';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
-import { probeWhilePaused } from './paused-app-probe';
+import { probeWhilePaused } from '../src/bridge/paused-app-probe';
 import { bridgeRfc2217 } from '../src/bridge/rfc2217-bridge';
 import type { RoamingMoves } from './roaming-moves';
 import { rawBridge, type SessionBridge } from '../src/bridge/session-bridge';
