@@ -2,6 +2,7 @@ import { ValidationError } from '../errors';
 import * as path from 'node:path';
 import type { Binding, Policy, SerialConfig, VirtualEndpoint } from '../proto/types';
 import { parseHostPort } from '../util/address';
+import { MAX_ROAMING_HOLD_MS } from './policy-defaults';
 
 const NAME = /^[a-z0-9]([-a-z0-9._]{0,61}[a-z0-9])?$/;
 const BAUD_MAX = 4_000_000;
@@ -34,6 +35,11 @@ export function validatePolicy(where: string, policy: Policy): void {
   }
   if (policy.queueDepth > 65_536) {
     throw new ValidationError(`${where}: policy.queueDepth`, `${policy.queueDepth} is above the limit of 65536`);
+  }
+  // Over gRPC the field is a uint32: a value past the bound arrives there without the document reader's check.
+  const hold = policy.roamingHoldMs ?? 0;
+  if (!Number.isInteger(hold) || hold < 0 || hold > MAX_ROAMING_HOLD_MS) {
+    throw new ValidationError(`${where}: policy.roamingHoldMs`, `${hold} is out of range (0 to ${MAX_ROAMING_HOLD_MS})`);
   }
   for (const w of policy.workloads) checkName(where, 'policy.workloads[]', w);
   if (policy.unsolicitedOwner) checkName(where, 'policy.unsolicitedOwner', policy.unsolicitedOwner);
