@@ -5,7 +5,7 @@ import type { Session } from '../src/socket-plane/session';
 import type { Stats } from '../src/telemetry/stats';
 import type { DeviceInventory } from './device-inventory';
 import { withdrawn } from './device-configurator';
-import type { SessionPort } from './device-session-host';
+import type { SessionPort } from './session/session-port';
 import type { MappingTable } from './mapping-table';
 
 export interface SessionAdmissionOptions {
