@@ -54,23 +54,22 @@ export class OneHopEndpoints {
     }
     await Promise.all(closing);
     const problems: string[] = [];
-    await Promise.all(
-      [...wanted.values()].map(async (m) => {
-        const served = this.endpoints.get(m.id);
-        if (served) {
-          served.endpoint.update(m);
-          return;
-        }
-        try {
-          const owner = { uid: (await accountId('passwd', m.virtual?.owner)) ?? process.getuid?.() ?? 0, gid: await accountId('group', m.virtual?.group) };
-          this.endpoints.set(m.id, { key: socketKey(m), endpoint: await OneHopEndpoint.start(m, owner, this.ctx) });
-        } catch (err) {
-          this.ctx.stats.add('one_hop_endpoints_failed', 1, { mapping: m.id });
-          this.ctx.log.warn({ mapping: m.id, path: m.virtual?.path, error: errorMessage(err) }, 'cannot serve the one-hop endpoint');
-          problems.push(`mapping ${m.id}: one-hop endpoint ${m.virtual?.path ?? ''}: ${errorMessage(err)}`);
-        }
-      }),
-    );
+    // One at a time: endpoints of one workload share its directory, which the first one creates.
+    for (const m of wanted.values()) {
+      const served = this.endpoints.get(m.id);
+      if (served) {
+        served.endpoint.update(m);
+        continue;
+      }
+      try {
+        const owner = { uid: (await accountId('passwd', m.virtual?.owner)) ?? process.getuid?.() ?? 0, gid: await accountId('group', m.virtual?.group) };
+        this.endpoints.set(m.id, { key: socketKey(m), endpoint: await OneHopEndpoint.start(m, owner, this.ctx) });
+      } catch (err) {
+        this.ctx.stats.add('one_hop_endpoints_failed', 1, { mapping: m.id });
+        this.ctx.log.warn({ mapping: m.id, path: m.virtual?.path, error: errorMessage(err) }, 'cannot serve the one-hop endpoint');
+        problems.push(`mapping ${m.id}: one-hop endpoint ${m.virtual?.path ?? ''}: ${errorMessage(err)}`);
+      }
+    }
     return problems;
   }
 }
