@@ -104,7 +104,7 @@ function readBinding(r: DocumentReader): Binding {
   const device = r.child('device');
   device?.onlyKnown(['host', 'path', 'id']);
   const virtual = r.child('virtual');
-  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode']);
+  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode', 'oneHop']);
   const policy = r.child('policy');
   const serial = r.child('serial');
   const binding: Binding = {
@@ -121,6 +121,7 @@ function readBinding(r: DocumentReader): Binding {
           owner: virtual.string('owner'),
           group: virtual.string('group'),
           mode: readMode(virtual),
+          ...(virtual.boolean('oneHop') ? { oneHop: true } : {}),
         }
       : null,
     policy: policy ? readPolicy(policy, '') : null,
