@@ -17,7 +17,11 @@ function statusField(status: string, name: string, pid: number): number {
 }
 
 export function residentMemory(pid: number): ResidentMemory {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return parseResidentMemory(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), pid);
+}
+
+/** The resident memory in the text of /proc/<pid>/status. */
+export function parseResidentMemory(status: string, pid: number): ResidentMemory {
   return {
     rssMB: round1(statusField(status, 'VmRSS', pid)),
     anonMB: round1(statusField(status, 'RssAnon', pid)),
