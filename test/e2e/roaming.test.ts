@@ -83,8 +83,13 @@ describe('e2e: a roaming binding follows its device between gateways, its app co
       return dump.mappings.some((m) => m.binding === 'follow' && m.version === version) || undefined;
     }, 30_000);
   const heldOnce = async (before: number): Promise<unknown> => waitFor('the sidecar to hold the app connection', async () => (await stat('roaming_holds')) > before || undefined, 15_000);
-  const token = async (kind: 'host' | 'workload', id: string): Promise<string> =>
-    (await client.call<{ token: string }>('Identity', 'CreateToken', { kind, id, ttlSeconds: '600', reusable: false, allowedAddresses: [] })).token;
+  /** A join token in a file (a token on the command line draws the process's warning). */
+  const tokenFile = async (kind: 'host' | 'workload', id: string): Promise<string> => {
+    const { token } = await client.call<{ token: string }>('Identity', 'CreateToken', { kind, id, ttlSeconds: '600', reusable: false, allowedAddresses: [] });
+    const file = path.join(tmp, `${kind}-${id}.token`);
+    fs.writeFileSync(file, token, { mode: 0o600 });
+    return file;
+  };
 
   async function plug(name: string): Promise<void> {
     const g = gw(name);
@@ -128,11 +133,11 @@ describe('e2e: a roaming binding follows its device between gateways, its app co
       const g: Gateway = { name, host, sysfs, dev };
       g.agent = host.start(`e2e-roaming-agent-${name}`, [
         'agent', '--host-id', name, '--control-plane', cp, '--listen', `${host.address}:${await freePort()}`, '--admin', `127.0.0.1:${await freePort()}`,
-        '--sysfs-root', sysfs.root, '--dev-root', dev, '--watch', path.join(dev, 'ttyRoam*'), '--token', await token('host', name),
+        '--sysfs-root', sysfs.root, '--dev-root', dev, '--watch', path.join(dev, 'ttyRoam*'), '--token-file', await tokenFile('host', name),
       ]);
       gateways.set(name, g);
     }
-    sidecar = MeshProcess.start('e2e-roaming-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', cp, '--admin', sidecarAdmin, '--token', await token('workload', 'app1')]);
+    sidecar = MeshProcess.start('e2e-roaming-sidecar', ['sidecar', '--workload-id', 'app1', '--control-plane', cp, '--admin', sidecarAdmin, '--token-file', await tokenFile('workload', 'app1')]);
   });
 
   after(async () => {
