@@ -63,7 +63,7 @@ export class Child {
   private constructor(
     readonly name: string,
     readonly process: ChildProcess,
-    private readonly logFile: string,
+    readonly logFile: string,
   ) {
     this.exited = trackChild(process);
   }

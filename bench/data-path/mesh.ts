@@ -4,6 +4,7 @@ import type { ListEndpointsResponse } from '../../src/proto/types';
 import { startPlaintextControlPlane, startSecureControlPlane } from '../common/mesh-cli';
 import { accepts, BIN, Child, freePort, waitFor } from './children';
 import { BAUD_RATE } from './line-settings';
+import { profileEnv, profileNodeArgs } from './profile-args';
 
 const HOST_ID = 'bench-gw';
 const WORKLOAD_ID = 'bench-app';
@@ -27,6 +28,17 @@ export function bindingYaml(device: string, end: VirtualEnd): string {
   ].join('\n');
 }
 
+export interface MeshOptions {
+  /** `plaintext`: every process with --insecure, to show what mTLS costs on the path. */
+  security?: 'mtls' | 'plaintext';
+  /** The app opens a virtual serial port linked here (protocol pty) instead of a TCP port. */
+  ptyPath?: string;
+  /** What the virtual device's TCP port speaks when there is no `ptyPath`. */
+  tcpProtocol?: 'raw' | 'rfc2217';
+  /** Sidecar and agent run with the CPU profiler, --trace-gc and the loop probe, their files here (see profile.ts). */
+  profileDir?: string;
+}
+
 /**
  * The whole mesh as an operator runs it, each part its own process started through the CLI at
  * the default log level (info, pinned so that the caller's DEVICEMESH_LOG_LEVEL cannot change the
@@ -42,22 +54,17 @@ export class DeviceMesh {
     readonly sidecar: Child,
   ) {}
 
-  /**
-   * `plaintext`: every process with --insecure, to show what mTLS costs on the path. `tcpProtocol`:
-   * what the virtual device's TCP port speaks when there is no `ptyPath`.
-   */
-  static async start(
-    dir: string,
-    watch: string,
-    device: string,
-    security: 'mtls' | 'plaintext' = 'mtls',
-    ptyPath?: string,
-    tcpProtocol: 'raw' | 'rfc2217' = 'raw',
-  ): Promise<DeviceMesh> {
+  static async start(dir: string, watch: string, device: string, options: MeshOptions = {}): Promise<DeviceMesh> {
+    const { security = 'mtls', ptyPath, tcpProtocol = 'raw', profileDir } = options;
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
-    const start = (name: string, args: string[]): Child => Child.spawn(name, process.execPath, [BIN, ...args], path.join(dir, `${name}.log`), env);
+    const start = (name: string, args: string[]): Child => {
+      const profiled = profileDir !== undefined && (name === 'agent' || name === 'sidecar');
+      const nodeArgs = profiled ? profileNodeArgs(profileDir, name) : [];
+      const childEnv = profiled ? { ...env, ...profileEnv(profileDir, name) } : env;
+      return Child.spawn(name, process.execPath, [...nodeArgs, BIN, ...args], path.join(dir, `${name}.log`), childEnv);
+    };
     const dataDir = path.join(dir, 'data');
     const listen = { grpc: cp, admin: `127.0.0.1:${cpAdmin}` };
     const members = { hostId: HOST_ID, workloadId: WORKLOAD_ID };

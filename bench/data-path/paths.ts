@@ -54,6 +54,8 @@ export interface PathSetup {
   connect(): Promise<AppConnection>;
   /** Every process of the path but the benchmark's own, for the CPU figures. */
   processes(): Child[];
+  /** The processes running the loop probe (profile mode): SIGUSR2 opens and closes their windows. */
+  profiled?: () => Child[];
   close(): Promise<void>;
 }
 
@@ -87,8 +89,8 @@ async function eventLoopSerialConnect(device: string): Promise<AppConnection> {
   return { stream, close: () => stream.close().catch(() => undefined) };
 }
 
-/** Sets up `name` in a directory of its own under `root`. */
-export async function setUpPath(name: PathName, root: string): Promise<PathSetup> {
+/** Sets up `name` in a directory of its own under `root`; a devicemesh path is profiled into `profileDir`/`name` when it is given. */
+export async function setUpPath(name: PathName, root: string, profileDir?: string): Promise<PathSetup> {
   const dir = path.join(root, name);
   fs.mkdirSync(dir);
   // The device link matches the agent's --watch glob; the echo's end of the pair does not.
@@ -141,11 +143,16 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
       case 'devicemesh-pty': {
         // The app's port is out of the agent's --watch glob, or the agent would take it for a device.
         const appPort = name === 'devicemesh-pty' ? path.join(dir, 'app', 'ttyDM0') : undefined;
-        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, name === 'devicemesh-plaintext' ? 'plaintext' : 'mtls', appPort);
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, {
+          security: name === 'devicemesh-plaintext' ? 'plaintext' : 'mtls',
+          ...(appPort ? { ptyPath: appPort } : {}),
+          ...(profileDir ? { profileDir: path.join(profileDir, name) } : {}),
+        });
         return {
           name,
           connect: () => (appPort ? serialConnect(appPort) : tcpConnect(mesh.listenPort)),
           processes: () => [...mesh.processes(), ...pty.processes()],
+          ...(profileDir ? { profiled: () => [mesh.sidecar, mesh.agent] } : {}),
           close: async () => {
             await mesh.stop();
             await pty.close();

@@ -89,7 +89,7 @@ class SettingsPath {
         await pty.close();
       };
     } else {
-      const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, 'mtls', undefined, 'rfc2217');
+      const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, { tcpProtocol: 'rfc2217' });
       port = mesh.listenPort;
       this.stop = async () => {
         await mesh.stop();
