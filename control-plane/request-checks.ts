@@ -42,7 +42,7 @@ export function checkBindingDocument(binding: Binding): void {
       throw new ValidationError(`${where}: virtual.workloadId`, `"${virtual.workloadId}" is not the binding's workload "${binding.workload}"; leave it empty`);
     }
     oneOf(where, 'virtual.protocol', virtual.protocol, Object.values(PROTOCOL));
-    if (virtual.protocol !== 'VIRTUAL_PROTOCOL_PTY' && parseHostPort(virtual.listen).port === 0) {
+    if (virtual.protocol !== 'VIRTUAL_PROTOCOL_PTY' && !virtual.oneHop && parseHostPort(virtual.listen).port === 0) {
       throw new ValidationError(`${where}: virtual.listen`, 'port 0 would listen on a random port, which the app could not know');
     }
   }

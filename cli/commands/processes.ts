@@ -17,7 +17,7 @@ import {
   DEFAULT_GRPC_PREFACE_TIMEOUT_MS,
 } from '../../sidecar/app-connection-limits';
 import { startSidecar } from '../../sidecar/main';
-import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
+import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../src/bridge/session-bridge';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

@@ -26,6 +26,17 @@ export class AppClient {
     });
   }
 
+  /** The same app on a Unix socket (a one-hop endpoint). */
+  static connectPath(socketPath: string): Promise<AppClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ path: socketPath }, () => {
+        socket.off('error', reject);
+        resolve(new AppClient(socket));
+      });
+      socket.once('error', reject);
+    });
+  }
+
   get received(): number {
     return this.length;
   }
