@@ -65,7 +65,7 @@ export interface Target {
   value: number;
   comparison: '<' | '≤' | '≥';
   limit: number;
-  unit: 'µs' | '%';
+  unit: 'µs' | '%' | '× ser2net';
   met: boolean;
 }
 
@@ -127,41 +127,64 @@ export function versusDirect(paths: readonly PathOutcome[]): VersusDirect[] {
   }));
 }
 
+function target(name: string, value: number, comparison: Target['comparison'], limit: number, unit: Target['unit']): Target {
+  return {
+    name,
+    value: round(value, unit === '× ser2net' ? 2 : 1),
+    comparison,
+    limit: round(limit, unit === '× ser2net' ? 2 : 1),
+    unit,
+    met: comparison === '<' ? value < limit : comparison === '≤' ? value <= limit : value >= limit,
+  };
+}
+
+const ROUND_TRIP_PHASES = [['fresh ports', (p: MeasuredPath) => p.roundTripUs], ['after bulk', (p: MeasuredPath) => p.roundTripAfterBulkUs]] as const;
+
+function measuredPath(paths: readonly PathOutcome[], name: PathName): MeasuredPath | undefined {
+  return paths.find((p): p is MeasuredPath => p.path === name && isMeasured(p));
+}
+
 /**
  * The issue's targets for devicemesh: added round trip over direct p50 < 150 µs and p99 < 1 ms;
  * a round trip at least as short as ser2net's (p50 and p99, each against the better of the
  * ser2net configurations measured); bulk at least 80 % of direct. The round-trip targets are
  * checked on fresh ports and again after the bulk transfer. Only those whose paths were measured.
+ * Then the one-hop path's (issue 17): p50 ≤ 1.1 × ser2net's, p99 ≤ 2 × ser2net's, bulk ≥ 95 % of direct.
  */
 export function targetsOf(paths: readonly PathOutcome[]): Target[] {
-  const find = (name: PathName): MeasuredPath | undefined => paths.find((p): p is MeasuredPath => p.path === name && isMeasured(p));
-  const mesh = find('devicemesh');
-  const direct = find('direct');
-  const ser2nets = (['ser2net', 'ser2net-tuned'] as const).map(find).filter((p): p is MeasuredPath => p !== undefined);
-  if (!mesh) return [];
-  const t = (name: string, value: number, comparison: Target['comparison'], limit: number, unit: Target['unit']): Target => ({
-    name,
-    value: round(value),
-    comparison,
-    limit: round(limit),
-    unit,
-    met: comparison === '<' ? value < limit : comparison === '≤' ? value <= limit : value >= limit,
-  });
+  const mesh = measuredPath(paths, 'devicemesh');
+  const direct = measuredPath(paths, 'direct');
+  const ser2nets = (['ser2net', 'ser2net-tuned'] as const).map((n) => measuredPath(paths, n)).filter((p): p is MeasuredPath => p !== undefined);
   const out: Target[] = [];
-  const phases = [['fresh ports', (p: MeasuredPath) => p.roundTripUs], ['after bulk', (p: MeasuredPath) => p.roundTripAfterBulkUs]] as const;
-  for (const [phase, rt] of phases) {
+  for (const [phase, rt] of ROUND_TRIP_PHASES) {
+    if (!mesh) break;
     if (direct) {
       out.push(
-        t(`added round trip over direct, p50, ${phase}`, rt(mesh).p50 - rt(direct).p50, '<', 150, 'µs'),
-        t(`added round trip over direct, p99, ${phase}`, rt(mesh).p99 - rt(direct).p99, '<', 1000, 'µs'),
+        target(`added round trip over direct, p50, ${phase}`, rt(mesh).p50 - rt(direct).p50, '<', 150, 'µs'),
+        target(`added round trip over direct, p99, ${phase}`, rt(mesh).p99 - rt(direct).p99, '<', 1000, 'µs'),
       );
     }
     for (const q of ['p50', 'p99'] as const) {
       const best = ser2nets.reduce<MeasuredPath | undefined>((b, p) => (!b || rt(p)[q] < rt(b)[q] ? p : b), undefined);
-      if (best) out.push(t(`round trip ${q} at most ${best.path}'s, ${phase}`, rt(mesh)[q], '≤', rt(best)[q], 'µs'));
+      if (best) out.push(target(`round trip ${q} at most ${best.path}'s, ${phase}`, rt(mesh)[q], '≤', rt(best)[q], 'µs'));
     }
   }
-  if (direct) out.push(t('bulk throughput, % of direct', (100 * mesh.bulk.mbPerSecond) / direct.bulk.mbPerSecond, '≥', 80, '%'));
+  if (mesh && direct) out.push(target('bulk throughput, % of direct', (100 * mesh.bulk.mbPerSecond) / direct.bulk.mbPerSecond, '≥', 80, '%'));
+  return [...out, ...oneHopTargets(measuredPath(paths, 'devicemesh-one-hop'), direct, ser2nets)];
+}
+
+/** One hop against the better ser2net configuration measured, as a ratio of round trips. */
+function oneHopTargets(oneHop: MeasuredPath | undefined, direct: MeasuredPath | undefined, ser2nets: readonly MeasuredPath[]): Target[] {
+  if (!oneHop) return [];
+  const out: Target[] = [];
+  const limits = { p50: 1.1, p99: 2 } as const;
+  for (const [phase, rt] of ROUND_TRIP_PHASES) {
+    for (const q of ['p50', 'p99'] as const) {
+      const best = ser2nets.reduce<MeasuredPath | undefined>((b, p) => (!b || rt(p)[q] < rt(b)[q] ? p : b), undefined);
+      if (best) out.push(target(`one-hop round trip ${q} ÷ ${best.path}'s, ${phase}`, rt(oneHop)[q] / rt(best)[q], '≤', limits[q], '× ser2net'));
+    }
+  }
+  if (direct) out.push(target('one-hop bulk throughput, % of direct', (100 * oneHop.bulk.mbPerSecond) / direct.bulk.mbPerSecond, '≥', 95, '%'));
   return out;
 }
 
@@ -246,9 +269,10 @@ export function formatReport(r: DataPathReport): string {
   } else {
     out.push('devicemesh targets (reported, not enforced):');
     for (const t of r.targets) {
-      const value = `${t.value.toFixed(t.unit === '%' ? 1 : 0)} ${t.unit}`;
-      const limit = `${t.limit.toFixed(0)} ${t.unit}`;
-      out.push(`  ${t.name.padEnd(54)} ${value.padStart(10)}  ${t.comparison} ${limit.padEnd(8)}  ${t.met ? 'met' : 'MISSED'}`);
+      const digits = t.unit === '× ser2net' ? 2 : t.unit === '%' ? 1 : 0;
+      const value = `${t.value.toFixed(digits)} ${t.unit}`;
+      const limit = `${t.limit.toFixed(t.unit === '× ser2net' ? 1 : 0)} ${t.unit}`;
+      out.push(`  ${t.name.padEnd(58)} ${value.padStart(14)}  ${t.comparison} ${limit.padEnd(12)}  ${t.met ? 'met' : 'MISSED'}`);
     }
   }
   return out.join('\n');

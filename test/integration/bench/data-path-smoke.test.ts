@@ -45,7 +45,7 @@ describe('bench/data-path --quick', function () {
     assert.equal(typeof report.machine.node, 'string');
     assert.deepEqual(
       report.paths.map((p: { path: string }) => p.path),
-      ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'],
+      ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-one-hop'],
     );
     const haveSer2net = installed('ser2net', '-v');
     assert.equal(report.tools.ser2net === null, !haveSer2net);
@@ -72,6 +72,7 @@ describe('bench/data-path --quick', function () {
     }
     const versus = report.versusDirect.map((v: { path: string }) => v.path);
     assert.ok(versus.includes('devicemesh'), `no devicemesh comparison: ${JSON.stringify(versus)}`);
+    assert.ok(versus.includes('devicemesh-one-hop'), `no one-hop comparison: ${JSON.stringify(versus)}`);
     for (const v of report.versusDirect) {
       for (const f of ['p50', 'p90', 'p99']) {
         assertFinite(v.addedRoundTripUs[f], `${v.path} addedRoundTripUs.${f}`);
