@@ -109,7 +109,7 @@ describe('bench/data-path --quick', function () {
   it('refuses a bad flag with exit status 2 and says which', async () => {
     const bad = await runBench(['--paths', 'direct,carrier-pigeon']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-plaintext, devicemesh-pty/);
+    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-one-hop, devicemesh-plaintext, devicemesh-pty/);
     const rounds = await runBench(['--iterations', '3', '--rounds', '4']);
     assert.equal(rounds.code, 2);
     assert.match(rounds.stderr, /--rounds 4 is more than --iterations 3/);
