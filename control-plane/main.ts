@@ -31,6 +31,7 @@ import { DEFAULT_TOKEN_TTL_MS } from './security/bootstrap-tokens';
 import { identityService } from './services/identity-service';
 import { statusService } from './services/status-service';
 import { checkTrustDomain, DEFAULT_TRUST_DOMAIN } from '../src/security/spiffe-id';
+import { RoamingMoves } from './roaming-moves';
 import { SnapshotCache } from './snapshot-cache';
 import { ControlPlaneState } from './state';
 import type { StateBackend } from './state-backend';
@@ -156,6 +157,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     ads.notify(cache.update(mappings, version, kinds));
     gauges();
   });
+  const roamingMoves = new RoamingMoves();
+  const bindingNames = (): Set<string> => new Set(state.bindingStatuses().map((s) => s.binding?.name ?? ''));
+  roamingMoves.observe(state.mappings(), bindingNames(), Date.now());
+  state.onCommit((mappings) => {
+    for (const move of roamingMoves.observe(mappings, bindingNames(), Date.now())) log.info(move, 'roaming binding moved to another gateway');
+  });
 
   const loads = new LoadReports();
   const adaptation = new AdaptationLoop({ state, reports: loads, stats, log, intervalMs: adaptIntervalMs, ...options.adaptation });
@@ -216,6 +223,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
         mappings: state.mappings(),
         proxies: proxies.list(),
         adaptation: adaptation.events.list(),
+        roamingMoves: roamingMoves.list(),
         load: (hostId, mappingId) => {
           const host = loads.fresh(hostId, LOAD_REPORT_FRESH_MS);
           const report = host?.bindings.get(mappingId);

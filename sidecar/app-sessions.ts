@@ -1,14 +1,14 @@
 import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { DeviceMeshError, errorMessage, UnavailableError } from '../src/errors';
 import { DEFAULT_POLICY } from '../src/model/policy-defaults';
-import type { Mapping } from '../src/proto/types';
+import type { Mapping, Policy } from '../src/proto/types';
 import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import type { Session } from '../src/socket-plane/session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels, Stats } from '../src/telemetry/stats';
 import { meshTracer, traceparentOf } from '../src/telemetry/trace-context';
 import type { ListenerContext } from './listener';
-import { RoamingSession } from './roaming-session';
+import { type RoamingLimits, RoamingSession } from './roaming-session';
 
 /** Byte counts of one app connection (running totals) as far as the stats already have them. */
 export class ByteReport {
@@ -70,14 +70,12 @@ export class AppSessions {
     const traceparent = span ? traceparentOf(span) : undefined;
     const session = await this.openOn(mapping, traceparent);
     if (!mapping.roaming) return session;
-    const policy = mapping.policy;
     const roaming = new RoamingSession(
       session,
       mapping,
       { current: () => (this.withdrawn ? undefined : this.mapping()), open: (m) => this.openOn(m, traceparent) },
       {
-        holdMs: policy?.roamingHoldMs || DEFAULT_POLICY.roamingHoldMs,
-        depth: policy?.queueDepth || DEFAULT_POLICY.queueDepth,
+        ...roamingLimits(mapping.policy),
         stats: this.ctx.stats,
         log: this.ctx.log,
         ...(this.ctx.moves ? { moves: this.ctx.moves } : {}),
@@ -100,7 +98,8 @@ export class AppSessions {
   /** The mapping changed, or came back after a withdrawal: held apps try where it leads now. */
   changed(): void {
     this.withdrawn = false;
-    for (const r of this.roaming) r.mappingChanged();
+    const limits = roamingLimits(this.mapping().policy);
+    for (const r of this.roaming) r.mappingChanged(limits);
   }
 
   /** The mapping was withdrawn (its device is on no gateway): held apps wait for it to come back. */
@@ -116,4 +115,8 @@ export class AppSessions {
       return Promise.reject(err);
     }
   }
+}
+
+function roamingLimits(policy: Policy | null): RoamingLimits {
+  return { holdMs: policy?.roamingHoldMs || DEFAULT_POLICY.roamingHoldMs, depth: policy?.queueDepth || DEFAULT_POLICY.queueDepth };
 }

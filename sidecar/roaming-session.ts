@@ -18,11 +18,15 @@ export interface RoamingTarget {
   open(mapping: Mapping): Promise<Session>;
 }
 
-export interface RoamingOptions {
+/** The mapping's policy as a hold applies it. */
+export interface RoamingLimits {
   /** How long an app is held without a device before it gets the error. */
   holdMs: number;
   /** App writes held at most before reading from the app stops (the policy's queue depth). */
   depth: number;
+}
+
+export interface RoamingOptions extends RoamingLimits {
   stats: Stats;
   log: Logger;
   moves?: RoamingMoves;
@@ -35,6 +39,7 @@ const DEVICE_GONE = new Set(['DEVICE_ERROR', 'UNAVAILABLE']);
 
 interface Hold {
   since: number;
+  holdMs: number;
   cause: DeviceMeshError;
   /** host/device of the lost session. */
   from: string;
@@ -77,6 +82,8 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
   /** Device bytes of the live session the app has not taken yet. */
   private outstanding = 0;
   private hold: Hold | undefined;
+  /** The policy now: a changed deadline applies from the next hold on, a changed bound at once. */
+  private limits: RoamingLimits;
   private readonly labels: Labels;
   private readonly heldCounter: Counter;
 
@@ -88,6 +95,7 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
   ) {
     super();
     this.at = mapping;
+    this.limits = { holdMs: options.holdMs, depth: options.depth };
     this.labels = { mapping: mapping.id };
     this.heldCounter = options.stats.counter('roaming_held_bytes', this.labels);
     this.attach(session);
@@ -106,12 +114,12 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
     if (this.finished || this.ended) return false;
     if (this.session) return this.session.write(chunk);
     this.keep(chunk);
-    if (this.held.length > 2 * this.options.depth) {
+    if (this.held.length > 2 * this.limits.depth) {
       // A writer that ignores backpressure: past the bound, the app gets the error now.
-      this.expire(new ResourceExhaustedError(`more than ${this.options.depth} writes held while the device moved`));
+      this.expire(new ResourceExhaustedError(`more than ${this.limits.depth} writes held while the device moved`));
       return false;
     }
-    if (this.held.length < this.options.depth) return true;
+    if (this.held.length < this.limits.depth) return true;
     this.wantsDrain = true;
     return false;
   }
@@ -143,8 +151,9 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
     return Promise.reject(new UnavailableError(`the device of mapping ${this.at.id} is moving between gateways`));
   }
 
-  /** The listener's mapping changed (or came back): a held app tries the agent it leads to now. */
-  mappingChanged(): void {
+  /** The listener's mapping changed (or came back), with its policy's `limits`: a held app tries the agent it leads to now. */
+  mappingChanged(limits: RoamingLimits): void {
+    this.limits = limits;
     const hold = this.hold;
     if (!hold) return;
     clearTimeout(hold.retry);
@@ -206,10 +215,12 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
   };
 
   private startHold(cause: DeviceMeshError): void {
-    const { holdMs, stats, log } = this.options;
+    const { stats, log } = this.options;
+    const { holdMs } = this.limits;
     stats.add('roaming_holds', 1, this.labels);
     const hold: Hold = {
       since: Date.now(),
+      holdMs,
       cause,
       from: where(this.at),
       deadline: setTimeout(() => this.expire(), holdMs),
@@ -278,11 +289,11 @@ export class RoamingSession extends EventEmitter<ConsumerSessionEvents> implemen
     if (!hold) return;
     this.endHold(hold);
     const dropped = this.heldBytes;
-    const { stats, holdMs } = this.options;
+    const { stats } = this.options;
     stats.add('roaming_hold_expiries', 1, this.labels);
     if (dropped > 0) stats.add('roaming_held_bytes_dropped', dropped, this.labels);
     this.record(hold, 'expired', '', dropped);
-    const reason = why ? why.message : `not back on any gateway within ${holdMs} ms`;
+    const reason = why ? why.message : `not back on any gateway within ${hold.holdMs} ms`;
     const err = new DeviceMeshError(why?.code ?? hold.cause.code, `${hold.cause.message}; ${reason} (${dropped} held bytes dropped)`);
     this.options.log.warn({ mapping: this.at.id, from: hold.from, code: err.code, error: err.message }, 'roaming: hold ended; closing the app connection');
     this.finish(err);

@@ -7,6 +7,9 @@ import { diffMappings } from './mapping-diff';
 import { PtyDevice } from './pty-device';
 import type { VirtualListener } from './virtual-listener';
 
+/** A withdrawn roaming mapping's listener outlives its held apps' deadline by this much. */
+const LINGER_MARGIN_MS = 1_000;
+
 /** One served virtual device, as /config_dump shows it. */
 export interface VirtualDeviceState {
   id: string;
@@ -117,7 +120,8 @@ export class VirtualDevices {
   /**
    * A roaming mapping withdrawn while apps are connected: its device left one gateway and has not
    * been reported by another yet. The listener stays bound and its apps are held, for the hold's
-   * deadline; then it closes as a withdrawn mapping does.
+   * deadline and a margin (so that each held app gets its hold's own error first); then it closes as
+   * a withdrawn mapping does.
    */
   private linger(mapping: Mapping, listener: VirtualListener): void {
     listener.withdraw?.();
@@ -125,7 +129,7 @@ export class VirtualDevices {
     const timer = setTimeout(() => {
       this.lingering.delete(mapping.id);
       void listener.close(`mapping ${mapping.id} was withdrawn and did not come back within ${holdMs} ms`);
-    }, holdMs);
+    }, holdMs + LINGER_MARGIN_MS);
     this.lingering.set(mapping.id, { listener, timer });
     this.ctx.log.info({ mapping: mapping.id, connections: listener.connectionCount, holdMs }, 'roaming mapping withdrawn: holding its app connections for the device');
   }

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { integerFlag as integer, resultsFile } from '../common/bench-options';
+import { benchArgs, integerFlag as integer } from '../common/bench-options';
 
 export interface FloodOptions {
   /** Timed round trips idle, and again during the flood, per run. */
@@ -24,26 +23,14 @@ export const USAGE = [
 
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): FloodOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'round-trips': { type: 'string' },
-      rates: { type: 'string' },
-      rounds: { type: 'string' },
-      quick: { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return undefined;
-  const quick = values.quick ?? false;
+  const args = benchArgs('flood', argv, ['round-trips', 'rates', 'rounds'], now);
+  if (!args) return undefined;
+  const { values, quick, out } = args;
   return {
     roundTrips: integer('round-trips', values['round-trips'] ?? (quick ? '2000' : '20000'), 10, 1_000_000),
     rates: (values.rates ?? (quick ? '5000' : '5000,10000,20000')).split(',').map((r) => integer('rates', r.trim(), 1, 1_000_000)),
     rounds: integer('rounds', values.rounds ?? (quick ? '1' : '3'), 1, 100),
     quick,
-    out: resultsFile('flood', values.out, now),
+    out,
   };
 }

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { integerFlag as integer, resultsFile } from '../common/bench-options';
+import { benchArgs, integerFlag as integer } from '../common/bench-options';
 
 export interface HotplugOptions {
   /** Plug-and-pull rounds, each timed both ways. */
@@ -21,24 +20,13 @@ export const USAGE = [
 
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): HotplugOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      rounds: { type: 'string' },
-      'poll-ms': { type: 'string' },
-      quick: { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return undefined;
-  const quick = values.quick ?? false;
+  const args = benchArgs('hotplug', argv, ['rounds', 'poll-ms'], now);
+  if (!args) return undefined;
+  const { values, quick, out } = args;
   return {
     rounds: integer('rounds', values.rounds ?? (quick ? '2' : '10'), 1, 1000),
     pollMs: integer('poll-ms', values['poll-ms'] ?? '10', 1, 1000),
     quick,
-    out: resultsFile('hotplug', values.out, now),
+    out,
   };
 }

@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { integerFlag as integer, resultsFile } from '../common/bench-options';
+import { benchArgs, integerFlag as integer } from '../common/bench-options';
 
 export interface MediaOptions {
   /** Seconds of frames measured, after the warm-up. */
@@ -26,22 +25,9 @@ export const USAGE = [
 
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): MediaOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      seconds: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      fps: { type: 'string' },
-      quick: { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return undefined;
-  const quick = values.quick ?? false;
+  const args = benchArgs('media', argv, ['seconds', 'width', 'height', 'fps'], now);
+  if (!args) return undefined;
+  const { values, quick, out } = args;
   return {
     seconds: integer('seconds', values.seconds ?? (quick ? '3' : '20'), 1, 3600),
     warmUpSeconds: quick ? 1 : 2,
@@ -49,6 +35,6 @@ export function parseOptions(argv: string[], now = new Date()): MediaOptions | u
     height: integer('height', values.height ?? '480', 16, 4320),
     fps: integer('fps', values.fps ?? '30', 1, 240),
     quick,
-    out: resultsFile('media', values.out, now),
+    out,
   };
 }

@@ -9,9 +9,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { errorMessage, ValidationError } from '../../src/errors';
 import { rtuTiming } from '../../src/modbus/silent-interval';
+import { benchArgs, secondsFlag } from '../common/bench-options';
 import { cleanUpOnExit, machineInfo, makeTempDir, REPO_ROOT, removeTempDir, runMain, trackChild, writeResults } from '../common/bench-run';
 import { waitFor } from '../data-path/children';
 import { socatVersion } from '../data-path/pty-echo';
@@ -169,28 +169,25 @@ function format(runs: Run[], machine: ReturnType<typeof machineInfo>): string {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { seconds: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
+  const startedAt = new Date();
+  const args = benchArgs('modbus', argv, ['seconds'], startedAt);
+  if (!args) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const quick = values.quick ?? false;
-  const seconds = Number(values.seconds ?? (quick ? '1' : '5'));
-  if (!(seconds > 0 && seconds <= 3600)) throw new ValidationError('--seconds', `"${values.seconds}" is not a number of seconds from 0 to 3600`);
+  const { values, quick, out } = args;
+  const seconds = secondsFlag('seconds', values.seconds ?? (quick ? '1' : '5'), 3600);
   if (!socatVersion()) {
     process.stderr.write('bench:modbus: socat is not installed (scripts/install-test-deps.sh): the bus is a socat pty pair\n');
     return 1;
   }
   const counts = quick ? [1, 4] : [1, 4, 16];
   cleanUpOnExit();
-  const startedAt = new Date();
   const dir = makeTempDir('devicemesh-bench-modbus-');
   try {
     const runs: Run[] = [];
     for (const baud of [115200, 9600]) runs.push(...(await benchBaud(dir, baud, counts, seconds)));
     const machine = machineInfo();
-    const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-    const out = path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results', `modbus-${stamp}.json`));
     writeResults(out, { benchmark: 'modbus', startedAt: startedAt.toISOString(), machine, registersPerRead: REGISTERS, runs }, format(runs, machine));
     return 0;
   } catch (err) {

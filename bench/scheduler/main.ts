@@ -6,17 +6,17 @@
  * pick scans the arrival-ordered array, every dispatch splices it). Alternating rounds, median.
  * Prints a table and writes bench/results/scheduler-<timestamp>.json. See docs/benchmarks.md.
  */
-import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CommandQueue } from '../../agent/exchange/command-queue';
 import { type Command, type CommandScheduler, PriorityScheduler, type Queued } from '../../agent/exchange/command-scheduler';
 import { ValidationError } from '../../src/errors';
-import { machineInfo, REPO_ROOT, runMain, writeResults } from '../common/bench-run';
+import { benchArgs, integerFlag } from '../common/bench-options';
+import { machineInfo, runMain, writeResults } from '../common/bench-run';
 
 const USAGE = [
   'usage: npm run bench:scheduler -- [flags]   (or node dist/bench/scheduler/main.js [flags])',
   '',
   '  --rounds N    alternating rounds per size (default 7)',
+  '  --quick       smoke run: 2 rounds',
   '  --out FILE    JSON results (default bench/results/scheduler-<timestamp>.json)',
 ].join('\n');
 
@@ -139,14 +139,13 @@ async function benchSize(n: number, rounds: number): Promise<SizeResult> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { rounds: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, strict: true });
-  if (values.help) {
+  const startedAt = new Date();
+  const args = benchArgs('scheduler', argv, ['rounds'], startedAt);
+  if (!args) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const rounds = Number(values.rounds ?? '7');
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 1000) throw new ValidationError('--rounds', `"${values.rounds}" is not a whole number from 1 to 1000`);
-  const startedAt = new Date();
+  const rounds = integerFlag('rounds', args.values.rounds ?? (args.quick ? '2' : '7'), 1, 1000);
   const results: SizeResult[] = [];
   for (const n of SIZES) results.push(await benchSize(n, rounds));
   const machine = machineInfo();
@@ -160,9 +159,7 @@ async function main(argv: string[]): Promise<number> {
     'Both served the commands in the same order (checked each size).',
     `machine: ${machine.cpus} × ${machine.cpuModel}, load ${machine.loadAverage.join(' ')}`,
   ].join('\n');
-  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-  const out = path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results', `scheduler-${stamp}.json`));
-  writeResults(out, { benchmark: 'scheduler', startedAt: startedAt.toISOString(), machine, rounds, consumers: CONSUMERS, results }, text);
+  writeResults(args.out, { benchmark: 'scheduler', startedAt: startedAt.toISOString(), machine, rounds, consumers: CONSUMERS, results }, text);
   return 0;
 }
 

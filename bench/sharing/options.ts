@@ -1,7 +1,4 @@
-import * as path from 'node:path';
-import { parseArgs } from 'node:util';
-import { ValidationError } from '../../src/errors';
-import { REPO_ROOT } from '../common/bench-run';
+import { benchArgs, secondsFlag } from '../common/bench-options';
 
 export interface SharingOptions {
   /** Measured seconds per consumer count. */
@@ -23,23 +20,14 @@ export const USAGE = [
 
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): SharingOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: { seconds: { type: 'string' }, quick: { type: 'boolean' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return undefined;
-  const quick = values.quick ?? false;
-  const secondsText = values.seconds ?? (quick ? '1' : '5');
-  const seconds = Number(secondsText);
-  if (!/^\d+(\.\d+)?$/.test(secondsText) || seconds <= 0 || seconds > 3600) throw new ValidationError('--seconds', `"${secondsText}" is not a number of seconds from 0 to 3600`);
-  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const args = benchArgs('sharing', argv, ['seconds'], now);
+  if (!args) return undefined;
+  const { values, quick, out } = args;
   return {
-    seconds,
+    seconds: secondsFlag('seconds', values.seconds ?? (quick ? '1' : '5'), 3600),
     consumers: quick ? [1, 8] : [1, 8, 64],
     queueCommands: quick ? 5000 : 20_000,
     quick,
-    out: path.resolve(values.out ?? path.join(REPO_ROOT, 'bench', 'results', `sharing-${stamp}.json`)),
+    out,
   };
 }

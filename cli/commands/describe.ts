@@ -7,9 +7,11 @@ import type {
   MappingOverview,
   MeshOverview,
   ProxyOverview,
+  RoamingMoveOverview,
 } from '../../src/admin/mesh-overview';
 import { errorMessage, NotFoundError, ValidationError } from '../../src/errors';
 import type { Binding, ListBindingsResponse, ListMappingsResponse, ListProxiesResponse, Mapping } from '../../src/proto/types';
+import { isRoaming } from '../../src/model/roaming';
 import { virtualAddress } from '../../src/model/virtual-address';
 import { fetchOverview } from '../admin-client';
 import { type FlagSpec, parseFlags } from '../flags';
@@ -35,6 +37,8 @@ export interface BindingDescription {
   /** Why there are no rates when the admin could not be asked. */
   ratesUnavailable: string;
   adaptation: AdaptationOverview[];
+  /** A roaming binding's latest moves between gateways (from the admin, as the rates). */
+  moves: RoamingMoveOverview[];
   errors: string[];
 }
 
@@ -64,6 +68,7 @@ export async function describeResource(args: readonly string[], out: NodeJS.Writ
       mappings: mapping ? [mapping] : [],
       proxies: proxies.proxies,
       adaptation: [],
+      roamingMoves: [],
       load: () => undefined,
       now: Date.now(),
     });
@@ -109,6 +114,7 @@ function describeBinding(
     rates,
     ratesUnavailable,
     adaptation: (live?.adaptation ?? []).filter((e) => e.binding === binding.name).slice(-10),
+    moves: (live?.roamingMoves ?? []).filter((e) => e.binding === binding.name).slice(-10),
     errors,
   };
 }
@@ -121,7 +127,7 @@ function renderDescription(d: BindingDescription): string {
   const b = d.binding;
   row('Name', b.name);
   row('Workload', b.workload);
-  row('Device', b.device ? `${b.device.host}:${b.device.path || b.device.id}` : '');
+  row('Device', !b.device ? '' : isRoaming(b.device) ? `${b.device.id} (roaming: whichever gateway reports it)` : `${b.device.host}:${b.device.path || b.device.id}`);
   row('Virtual', b.virtual ? virtualAddress(b.virtual) : '');
   row('Phase', d.phase);
   if (d.message) row('Message', d.message);
@@ -143,6 +149,7 @@ function renderDescription(d: BindingDescription): string {
     row('Queue depth', p.queueDepth, '  ');
     row('Command timeout', `${p.commandTimeoutMs} ms`, '  ');
     row('Priority', p.priority, '  ');
+    if (m.roaming) row('Roaming hold', `${p.roamingHoldMs} ms`, '  ');
   }
   lines.push('Proxies:');
   if (d.proxies.length === 0) lines.push('  none connected');
@@ -166,6 +173,14 @@ function renderDescription(d: BindingDescription): string {
     lines.push('Limit changes:');
     for (const e of d.adaptation) {
       lines.push(`  ${new Date(e.at).toISOString()}  ${e.from ? formatRate(e.from) : 'none'} → ${e.to ? formatRate(e.to) : 'none'}  ${e.reason}`);
+    }
+  }
+  if (b.device && isRoaming(b.device)) {
+    if (d.moves.length === 0) {
+      row('Moves', d.ratesUnavailable ? `unavailable: ${d.ratesUnavailable}` : 'none');
+    } else {
+      lines.push('Moves:');
+      for (const e of d.moves) lines.push(`  ${new Date(e.at).toISOString()}  ${e.from} → ${e.to}  (version ${e.version}, no gateway for ${e.awayMs} ms)`);
     }
   }
   if (d.errors.length === 0) {

@@ -6,6 +6,7 @@ import type {
   MappingOverview,
   MeshOverview,
   ProxyOverview,
+  RoamingMoveOverview,
 } from '../../src/admin/mesh-overview';
 import { ACCESS, OVER_LIMIT, SHARING, wordFor } from '../../src/documents/enum-names';
 import { virtualAddress } from '../../src/model/virtual-address';
@@ -22,6 +23,7 @@ export interface OverviewInput {
   mappings: readonly Mapping[];
   proxies: readonly ProxyStatus[];
   adaptation: readonly AdaptationEvent[];
+  roamingMoves: readonly RoamingMoveOverview[];
   /** The binding's entry of its host's latest fresh load report, with when it arrived (ms). */
   load(hostId: string, mappingId: string): { report: BindingLoadReport; receivedAt: number } | undefined;
   now: number;
@@ -42,6 +44,7 @@ export function buildOverview(input: OverviewInput): MeshOverview {
     adaptation: input.adaptation.map(
       (e): AdaptationOverview => ({ binding: e.binding, device: e.device, from: e.from, to: e.to, reason: e.reason, at: e.at }),
     ),
+    roamingMoves: [...input.roamingMoves],
   };
 }
 
@@ -103,9 +106,11 @@ function mappingOf(m: Mapping): MappingOverview {
       commandTimeoutMs: p?.commandTimeoutMs || DEFAULT_POLICY.commandTimeoutMs,
       priority: p?.priority ?? 0,
       overLimit: (p && wordFor(OVER_LIMIT, p.overLimit)) || 'slow',
+      roamingHoldMs: p?.roamingHoldMs || DEFAULT_POLICY.roamingHoldMs,
     },
     adaptiveLimit: Number(m.adaptiveLimit?.bytesPerSecond ?? '0'),
     adaptiveReason: m.adaptiveLimit?.reason ?? '',
+    roaming: m.roaming,
   };
 }
 

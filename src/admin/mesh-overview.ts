@@ -11,6 +11,8 @@ export interface MeshOverview {
   proxies: ProxyOverview[];
   /** The latest adaptive limit changes, oldest first. */
   adaptation: AdaptationOverview[];
+  /** The latest moves of roaming bindings between gateways, oldest first. */
+  roamingMoves: RoamingMoveOverview[];
 }
 
 export interface HostOverview {
@@ -55,6 +57,8 @@ export interface MappingOverview {
   /** bytes/s the bandwidth controller holds it to now, 0 when none. */
   adaptiveLimit: number;
   adaptiveReason: string;
+  /** The binding names a device id without a host: the mapping follows the device between gateways. */
+  roaming: boolean;
 }
 
 export interface EffectivePolicyOverview {
@@ -67,6 +71,8 @@ export interface EffectivePolicyOverview {
   commandTimeoutMs: number;
   priority: number;
   overLimit: string;
+  /** How long a roaming binding's apps are held while its device moves. */
+  roamingHoldMs: number;
 }
 
 export interface BindingRates {
@@ -107,6 +113,20 @@ export interface AdaptationOverview {
   to: number;
   /** Which metric caused it and its values, in words. */
   reason: string;
+  /** ms since the epoch. */
+  at: number;
+}
+
+/** A roaming binding's mapping that came back pointing at another gateway's device than it last did. */
+export interface RoamingMoveOverview {
+  binding: string;
+  /** The physical ids (host/device id) it pointed at before and after. */
+  from: string;
+  to: string;
+  /** How long no gateway had it mapped (0: it moved in one commit). */
+  awayMs: number;
+  /** The config version that carried the move. */
+  version: string;
   /** ms since the epoch. */
   at: number;
 }

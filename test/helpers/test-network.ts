@@ -38,12 +38,7 @@ export class TestNetwork {
       const address = `127.0.0.${n + 1}`;
       return { name, address, start: (label, args) => MeshProcess.start(label, args) };
     }
-    if (!this.bridge) {
-      this.bridge = `dmb${this.id}`;
-      run(['link', 'add', this.bridge, 'type', 'bridge']);
-      run(['addr', 'add', `${this.subnet}.254/24`, 'dev', this.bridge]);
-      run(['link', 'set', this.bridge, 'up']);
-    }
+    const bridge = this.ensureBridge();
     const ns = `dmn${this.id}${n}`;
     const veth = `dmv${this.id}${n}`;
     const peer = `dmp${this.id}${n}`;
@@ -55,13 +50,30 @@ export class TestNetwork {
     run(['-n', ns, 'addr', 'add', `${address}/24`, 'dev', peer]);
     run(['-n', ns, 'link', 'set', peer, 'up']);
     run(['-n', ns, 'link', 'set', 'lo', 'up']);
-    run(['link', 'set', veth, 'master', this.bridge]);
+    run(['link', 'set', veth, 'master', bridge]);
     run(['link', 'set', veth, 'up']);
     return {
       name,
       address,
       start: (label, args) => MeshProcess.start(label, args, {}, ['ip', 'netns', 'exec', ns]),
     };
+  }
+
+  /** The test's own namespace as the hosts reach it: the bridge's address, or 127.0.0.1 without namespaces. */
+  localAddress(): string {
+    if (!this.isolated) return '127.0.0.1';
+    this.ensureBridge();
+    return `${this.subnet}.254`;
+  }
+
+  private ensureBridge(): string {
+    if (this.bridge) return this.bridge;
+    const bridge = `dmb${this.id}`;
+    run(['link', 'add', bridge, 'type', 'bridge']);
+    run(['addr', 'add', `${this.subnet}.254/24`, 'dev', bridge]);
+    run(['link', 'set', bridge, 'up']);
+    this.bridge = bridge;
+    return bridge;
   }
 
   /** Removes the namespaces (their veths go with them) and the bridge. */

@@ -16,7 +16,7 @@ function input(overrides: Partial<OverviewInput> = {}): OverviewInput {
   const status: BindingStatus = { binding: binding('b1'), phase: 'BINDING_PHASE_MAPPED', message: '', mappingId: 'm1' };
   return {
     version: '9', hosts: [host('gw1')], endpoints: [endpoint('gw1', 'usb-1', { path: '/dev/ttyUSB0' })], bindings: [status],
-    mappings: [mapping()], proxies: [], adaptation: [], load: () => undefined, now: 1000,
+    mappings: [mapping()], proxies: [], adaptation: [], roamingMoves: [], load: () => undefined, now: 1000,
     ...overrides,
   };
 }
@@ -31,6 +31,7 @@ describe('control plane: the dashboard overview', () => {
     assert.equal(b?.mapping?.id, 'm1');
     assert.deepEqual(b?.mapping?.policy, {
       sharing: 'shared', access: 'read-write', bytesPerSecond: 5000, commandsPerSecond: 0, queueDepth: 8, commandTimeoutMs: DEFAULT_POLICY.commandTimeoutMs, priority: 0, overLimit: 'slow',
+      roamingHoldMs: DEFAULT_POLICY.roamingHoldMs,
     });
     assert.equal(b?.rates, null, 'no load report: no rates');
   });

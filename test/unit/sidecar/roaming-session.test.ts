@@ -88,6 +88,8 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
     await Promise.all([gwa.close(), gwb.close()]);
   });
 
+  const LIMITS = { holdMs: 5_000, depth: 4 };
+
   async function start(holdMs = 300): Promise<{ roaming: RoamingSession; onA: Session }> {
     const m = now as Mapping;
     const opened = await target.open(m);
@@ -110,7 +112,7 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
     await assert.rejects(roaming.command({ op: 1, target: '', value: 0, data: Buffer.alloc(0) }), (err: DeviceMeshError) => err.code === 'UNAVAILABLE');
     // The mapping now leads to gateway B.
     now = mapping('gwb', 'b:1');
-    roaming.mappingChanged();
+    roaming.mappingChanged(LIMITS);
     await sleep(100);
     const onB = deviceSide.get('gwb') as Session;
     assert.ok(onB, 'a session opened on B');
@@ -139,7 +141,7 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
   it('opens on the new gateway at once when the mapping moved before the old session was lost', async () => {
     const { roaming, onA } = await start(5_000);
     now = mapping('gwb', 'b:1');
-    roaming.mappingChanged();
+    roaming.mappingChanged(LIMITS);
     assert.deepEqual(opens, ['gwa'], 'a live session is not moved');
     onA.reset({ code: 'UNAVAILABLE', message: 'agent gwa shutting down' });
     await sleep(100);
@@ -156,7 +158,7 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
     assert.deepEqual(opens, ['gwa'], 'no open while the mapping is withdrawn');
     bAccepts = false;
     now = mapping('gwb', 'b:1');
-    roaming.mappingChanged();
+    roaming.mappingChanged(LIMITS);
     await sleep(100);
     assert.equal(roaming.holding, true, 'still held after a refusal');
     bAccepts = true;
@@ -173,7 +175,7 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
     assert.deepEqual(results, [true, true, true, false], 'the fourth held write fills the depth of 4');
     const drained = once(roaming, 'drain', 2_000);
     now = mapping('gwb', 'b:1');
-    roaming.mappingChanged();
+    roaming.mappingChanged(LIMITS);
     await drained;
     const atB = texts.get('gwb') as () => string;
     await sleep(50);
@@ -193,6 +195,15 @@ describe('sidecar: a roaming session holds its app across a device move', () => 
     assert.equal(stats.get('roaming_hold_expiries', { mapping: 'follow-1' }), 1);
     assert.equal(stats.get('roaming_held_bytes_dropped', { mapping: 'follow-1' }), 4);
     assert.equal(moves.list()[0]?.outcome, 'expired');
+  });
+
+  it('takes a changed policy\'s deadline for the next hold (the binding re-applied while the app stays connected)', async () => {
+    const { roaming, onA } = await start(5_000);
+    roaming.mappingChanged({ holdMs: 150, depth: 4 });
+    assert.equal(roaming.holding, false, 'a live session is not disturbed');
+    onA.reset({ code: 'DEVICE_ERROR', message: 'device /dev/ttyUSB0 removed' });
+    const [err] = await once<[DeviceMeshError]>(roaming, 'close', 2_000).then((e) => [e as unknown as DeviceMeshError]);
+    assert.equal(err.message, 'device /dev/ttyUSB0 removed; not back on any gateway within 150 ms (0 held bytes dropped)');
   });
 
   it('an app that overruns the held writes (ignoring backpressure) gets RESOURCE_EXHAUSTED at once', async () => {
