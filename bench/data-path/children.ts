@@ -38,9 +38,10 @@ export async function waitFor<T>(
 }
 
 /** True once something accepts TCP connections on 127.0.0.1:`port` (the probe connection is closed at once). */
-export function accepts(port: number): Promise<boolean> {
+export function accepts(where: number | string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port }, () => {
+    // A number is a loopback TCP port, a string a Unix socket's path.
+    const socket = net.connect(typeof where === 'number' ? { host: '127.0.0.1', port: where } : { path: where }, () => {
       socket.destroy();
       resolve(true);
     });
@@ -63,7 +64,7 @@ export class Child {
   private constructor(
     readonly name: string,
     readonly process: ChildProcess,
-    private readonly logFile: string,
+    readonly logFile: string,
   ) {
     this.exited = trackChild(process);
   }

@@ -10,9 +10,10 @@ import { machineInfo, runMain, writeResults } from '../common/bench-run';
 import { cleanUpOnExit, makeTempDir, removeTempDir } from './children';
 import { type BenchOptions, parseOptions, USAGE } from './options';
 import { PathRun } from './path-run';
-import { PATH_DESCRIPTIONS } from './paths';
+import { PATH_DESCRIPTIONS, type PathName } from './paths';
+import { formatProfile, type ProcessProfile } from './profile';
 import { socatVersion } from './pty-echo';
-import { type DataPathReport, formatReport, isFailed, type PathOutcome, type RoundTripPhase, targetsOf, versusDirect } from './report';
+import { type DataPathReport, formatReport, isFailed, type PathOutcome, type RoundTripPhase, targetsOf, versusDirect, versusSer2net } from './report';
 import { ser2netVersion } from './ser2net';
 
 export const SER2NET_MISSING = 'ser2net not installed: skipping that path (apt-get install ser2net)';
@@ -82,6 +83,7 @@ export async function main(argv: string[]): Promise<number> {
     } finally {
       for (const run of runs) await run.close();
     }
+    const profiles: Array<{ path: PathName } & ProcessProfile> = runs.flatMap((run) => run.profiles().map((p) => ({ path: run.name, ...p })));
     const paths: PathOutcome[] = options.paths.map(
       (name) => runs.find((r) => r.name === name)?.outcome() ?? { path: name, description: PATH_DESCRIPTIONS[name], skipped: SER2NET_MISSING },
     );
@@ -97,9 +99,12 @@ export async function main(argv: string[]): Promise<number> {
       units: { roundTrip: 'µs', throughput: 'MB/s (10^6 bytes per second)' },
       paths,
       versusDirect: versusDirect(paths),
+      versusSer2net: versusSer2net(paths),
       targets: targetsOf(paths),
+      ...(profiles.length > 0 ? { profiles } : {}),
     };
-    writeResults(out, report, formatReport(report));
+    const profileText = profiles.map((p) => formatProfile(p.path, p)).join('\n\n');
+    writeResults(out, report, profileText ? `${formatReport(report)}\n\nprofiles (timed round trips on fresh ports only):\n${profileText}` : formatReport(report));
     return paths.some(isFailed) ? 1 : 0;
   } finally {
     removeTempDir(root);

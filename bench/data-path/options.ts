@@ -17,6 +17,10 @@ export interface BenchOptions {
   /** The round trips and the bulk transfer are each split into this many rounds, taken in turn across the paths. */
   rounds: number;
   quick: boolean;
+  /** Profile mode: the devicemesh paths' sidecar and agent are profiled into this directory (see profile.ts). */
+  profile?: string;
+  /** What the profile's windows cover: the timed round trips on fresh ports, or the timed bulk transfer. */
+  profilePhase: 'round-trips' | 'bulk';
   out: string;
 }
 
@@ -29,6 +33,8 @@ const FLAGS: [string, string, string][] = [
   ['--chunk-kib N', 'size of each bulk write in KiB (default 64)', 'DEVICEMESH_BENCH_CHUNK_KIB'],
   ['--rounds N', 'split each phase into N rounds, paths taking turns (default 5)', 'DEVICEMESH_BENCH_ROUNDS'],
   ['--quick', 'smoke run: 200 round trips after 100, 4 MiB bulk, 2 rounds', 'DEVICEMESH_BENCH_QUICK=1'],
+  ['--profile DIR', 'CPU profile, --trace-gc and event-loop probe of sidecar and agent into DIR', 'DEVICEMESH_BENCH_PROFILE'],
+  ['--profile-phase P', 'what --profile covers: round-trips (on fresh ports) or bulk (default round-trips)', 'DEVICEMESH_BENCH_PROFILE_PHASE'],
   ['--out FILE', 'JSON results (default bench/results/data-path-<timestamp>.json)', 'DEVICEMESH_BENCH_OUT'],
 ];
 
@@ -40,7 +46,7 @@ export const USAGE = [
 
 const FULL = { iterations: '2000', warmup: '3000', 'bulk-mib': '32', rounds: '5' };
 const QUICK = { iterations: '200', warmup: '100', 'bulk-mib': '4', rounds: '2' };
-type Flag = 'paths' | 'iterations' | 'warmup' | 'message-bytes' | 'bulk-mib' | 'chunk-kib' | 'rounds' | 'out';
+type Flag = 'paths' | 'iterations' | 'warmup' | 'message-bytes' | 'bulk-mib' | 'chunk-kib' | 'rounds' | 'profile' | 'profile-phase' | 'out';
 
 function integer(name: string, value: string, min: number, max: number): number {
   const n = Number(value);
@@ -66,6 +72,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
       'chunk-kib': { type: 'string' },
       rounds: { type: 'string' },
       quick: { type: 'boolean' },
+      profile: { type: 'string' },
+      'profile-phase': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -85,6 +93,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   }
   const iterations = integer('iterations', pick('iterations', ''), 1, 10_000_000);
   const rounds = integer('rounds', pick('rounds', ''), 1, 1000);
+  const profilePhase = pick('profile-phase', 'round-trips');
+  if (profilePhase !== 'round-trips' && profilePhase !== 'bulk') throw new Error(`--profile-phase: "${profilePhase}" is not round-trips or bulk`);
   if (rounds > iterations) throw new Error(`--rounds ${rounds} is more than --iterations ${iterations}: every round needs a round trip`);
   return {
     // In the order of PATH_NAMES, whatever order they were asked in: direct first, the reference.
@@ -96,6 +106,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
     chunkKiB: integer('chunk-kib', pick('chunk-kib', '64'), 1, 16_384),
     rounds,
     quick,
+    ...(pick('profile', '') ? { profile: path.resolve(pick('profile', '')) } : {}),
+    profilePhase,
     out: path.resolve(pick('out', path.join(REPO_ROOT, 'bench', 'results', timestampedName(now)))),
   };
 }

@@ -1,6 +1,8 @@
+import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
 import { type Child, cpuSecondsOf, sleep } from './children';
 import { bulkTransfer, roundTrips } from './measure';
+import { type ProcessProfile, readProcessProfile } from './profile';
 import type { BenchOptions } from './options';
 import { type AppConnection, PATH_DESCRIPTIONS, type PathName, type PathSetup, setUpPath } from './paths';
 import { type CpuUse, type PathOutcome, percentiles, round, type RoundTripPhase } from './report';
@@ -10,6 +12,15 @@ const ROUND_TRIP_TIMEOUT_MS = 10_000;
 const BULK_STALL_MS = 15_000;
 const CONNECT_ATTEMPTS = 5;
 const KiB = 1024;
+
+/** Time for a SIGUSR2 to reach the probes before the round trips start (and after they end). */
+const WINDOW_SETTLE_MS = 100;
+
+/** Opens or closes the loop probe's window in each process. */
+async function toggleWindows(processes: Child[]): Promise<void> {
+  for (const c of processes) c.process.kill('SIGUSR2');
+  await sleep(WINDOW_SETTLE_MS);
+}
 
 /** CPU seconds of the benchmark itself (the app) and of each of the path's processes. */
 function cpuSnapshot(processes: Child[]): Record<string, number> {
@@ -50,6 +61,8 @@ export class PathRun {
   };
   private readonly bulkCpu: CpuUse = { wallSeconds: 0, bySeconds: {} };
   private error: string | undefined;
+  /** Round trips (or, profiling bulk, message-sized pieces of it) timed inside the profiled processes' windows. */
+  private profiledRoundTrips = 0;
 
   constructor(
     readonly name: PathName,
@@ -65,7 +78,7 @@ export class PathRun {
   start(root: string): Promise<void> {
     return this.step(async () => {
       this.progress(`${this.name}: setting up`);
-      this.setup = await setUpPath(this.name, root);
+      this.setup = await setUpPath(this.name, root, this.options.profile);
       this.conn = await this.connectWorking(this.setup);
       if (this.options.warmup > 0) await roundTrips(this.conn.stream, this.options.messageBytes, this.options.warmup, ROUND_TRIP_TIMEOUT_MS);
     });
@@ -74,8 +87,8 @@ export class PathRun {
   roundTrips(phase: RoundTripPhase, count: number): Promise<void> {
     return this.step(async () => {
       const { setup, conn } = this.started();
-      const times = await addingCpu(this.roundTripCpu[phase], setup.processes(), () =>
-        roundTrips(conn.stream, this.options.messageBytes, count, ROUND_TRIP_TIMEOUT_MS),
+      const times = await this.inWindow(phase === 'fresh' && this.options.profilePhase === 'round-trips', count, () =>
+        addingCpu(this.roundTripCpu[phase], setup.processes(), () => roundTrips(conn.stream, this.options.messageBytes, count, ROUND_TRIP_TIMEOUT_MS)),
       );
       this.times[phase].push(...times);
     });
@@ -93,7 +106,9 @@ export class PathRun {
   bulk(bytes: number): Promise<void> {
     return this.step(async () => {
       const { setup, conn } = this.started();
-      const r = await addingCpu(this.bulkCpu, setup.processes(), () => bulkTransfer(conn.stream, bytes, this.options.chunkKiB * KiB, BULK_STALL_MS));
+      const r = await this.inWindow(this.options.profilePhase === 'bulk', bytes / this.options.messageBytes, () =>
+        addingCpu(this.bulkCpu, setup.processes(), () => bulkTransfer(conn.stream, bytes, this.options.chunkKiB * KiB, BULK_STALL_MS)),
+      );
       this.bulkBytes += r.bytes;
       this.bulkSeconds += r.seconds;
     });
@@ -115,6 +130,29 @@ export class PathRun {
   async close(): Promise<void> {
     await this.conn?.close();
     await this.setup?.close();
+  }
+
+  /**
+   * Runs `task` inside the profiled processes' windows when `wanted` (profile mode), counting
+   * `units` (round trips; for bulk, message-sized pieces of it) toward the per-round-trip figures.
+   */
+  private async inWindow<T>(wanted: boolean, units: number, task: () => Promise<T>): Promise<T> {
+    const profiled = wanted ? (this.setup?.profiled?.() ?? []) : [];
+    if (profiled.length === 0) return task();
+    await toggleWindows(profiled);
+    try {
+      return await task();
+    } finally {
+      await toggleWindows(profiled);
+      this.profiledRoundTrips += units;
+    }
+  }
+
+  /** Profile mode, once closed: what the profiled processes recorded in their windows. */
+  profiles(): ProcessProfile[] {
+    const dir = this.options.profile;
+    if (!dir || this.failed || !this.setup?.profiled) return [];
+    return this.setup.profiled().map((c) => readProcessProfile(path.join(dir, this.name), c.name, c.logFile, this.profiledRoundTrips));
   }
 
   private started(): { setup: PathSetup; conn: AppConnection } {

@@ -21,15 +21,16 @@ import { Ser2net } from './ser2net';
  * - ser2net-tuned: the same with ser2net set for speed (no chardelay, 64 KiB buffers, TCP_NODELAY);
  * - node-relay: TCP to one Node process that pipes it to the pty with the
  *   agent's serial stream and nothing else: the floor of any proxy written in Node;
- * - devicemesh: TCP to the sidecar's virtual device → socket plane (mTLS, the default) → agent → the pty;
+ * - devicemesh: TCP to the sidecar's virtual device → socket plane (mTLS, the default) → agent → the pty (two hops);
+ * - devicemesh-one-hop: the agent's own one-hop Unix socket → agent → the pty, no sidecar (docs/one-hop.md);
  * - devicemesh-plaintext (not run by default): the same with every process --insecure, to show what mTLS costs;
  * - devicemesh-pty (not run by default; `npm run bench:pty` runs it beside direct and devicemesh):
  *   the app opens the sidecar's virtual serial port (protocol pty) with serialport, then the same way on.
  */
-export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-plaintext', 'devicemesh-pty'] as const;
+export const PATH_NAMES = ['direct', 'direct-event-loop', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-one-hop', 'devicemesh-plaintext', 'devicemesh-pty'] as const;
 export type PathName = (typeof PATH_NAMES)[number];
 /** The paths of a run that does not name them. */
-export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'];
+export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-one-hop'];
 
 export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   direct: 'app opens the pty (serialport) → socat pty pair → echo',
@@ -38,6 +39,7 @@ export const PATH_DESCRIPTIONS: Record<PathName, string> = {
   'ser2net-tuned': 'app → TCP → ser2net (chardelay off, 64 KiB buffers, TCP_NODELAY) → pty → echo',
   'node-relay': 'app → TCP → one Node process piping to the pty (no framing, no policy) → echo',
   devicemesh: 'app → TCP → sidecar → socket plane (mTLS) → agent → pty → echo',
+  'devicemesh-one-hop': 'app → Unix socket → agent (one hop, no sidecar) → pty → echo',
   'devicemesh-plaintext': 'app → TCP → sidecar → socket plane (plaintext, --insecure) → agent → pty → echo',
   'devicemesh-pty': 'app opens the sidecar\'s pty (serialport) → sidecar → socket plane (mTLS) → agent → pty → echo',
 };
@@ -54,12 +56,15 @@ export interface PathSetup {
   connect(): Promise<AppConnection>;
   /** Every process of the path but the benchmark's own, for the CPU figures. */
   processes(): Child[];
+  /** The processes running the loop probe (profile mode): SIGUSR2 opens and closes their windows. */
+  profiled?: () => Child[];
   close(): Promise<void>;
 }
 
-function tcpConnect(port: number): Promise<AppConnection> {
+/** A number is a loopback TCP port, a string a Unix socket's path. */
+function socketConnect(where: number | string): Promise<AppConnection> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: '127.0.0.1', port, noDelay: true }, () => {
+    const socket = net.connect(typeof where === 'number' ? { host: '127.0.0.1', port: where, noDelay: true } : { path: where }, () => {
       socket.off('error', reject);
       socket.on('error', () => undefined);
       resolve({
@@ -87,8 +92,8 @@ async function eventLoopSerialConnect(device: string): Promise<AppConnection> {
   return { stream, close: () => stream.close().catch(() => undefined) };
 }
 
-/** Sets up `name` in a directory of its own under `root`. */
-export async function setUpPath(name: PathName, root: string): Promise<PathSetup> {
+/** Sets up `name` in a directory of its own under `root`; a devicemesh path is profiled into `profileDir`/`name` when it is given. */
+export async function setUpPath(name: PathName, root: string, profileDir?: string): Promise<PathSetup> {
   const dir = path.join(root, name);
   fs.mkdirSync(dir);
   // The device link matches the agent's --watch glob; the echo's end of the pair does not.
@@ -114,7 +119,7 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
         const ser2net = await Ser2net.start(dir, pty.device, name === 'ser2net-tuned');
         return {
           name,
-          connect: () => tcpConnect(ser2net.port),
+          connect: () => socketConnect(ser2net.port),
           processes: () => [ser2net.child, ...pty.processes()],
           close: async () => {
             await ser2net.stop();
@@ -128,7 +133,7 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
         await waitFor('the Node relay to accept connections', () => accepts(port), 10_000, () => relay.exitError());
         return {
           name,
-          connect: () => tcpConnect(port),
+          connect: () => socketConnect(port),
           processes: () => [relay, ...pty.processes()],
           close: async () => {
             await relay.stop();
@@ -138,14 +143,22 @@ export async function setUpPath(name: PathName, root: string): Promise<PathSetup
       }
       case 'devicemesh':
       case 'devicemesh-plaintext':
-      case 'devicemesh-pty': {
+      case 'devicemesh-pty':
+      case 'devicemesh-one-hop': {
         // The app's port is out of the agent's --watch glob, or the agent would take it for a device.
         const appPort = name === 'devicemesh-pty' ? path.join(dir, 'app', 'ttyDM0') : undefined;
-        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, name === 'devicemesh-plaintext' ? 'plaintext' : 'mtls', appPort);
+        const oneHop = name === 'devicemesh-one-hop' ? path.join(dir, 'run', 'bench-app', 'device.sock') : undefined;
+        const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, {
+          security: name === 'devicemesh-plaintext' ? 'plaintext' : 'mtls',
+          ...(appPort ? { ptyPath: appPort } : {}),
+          ...(oneHop ? { oneHopSocket: oneHop } : {}),
+          ...(profileDir ? { profileDir: path.join(profileDir, name) } : {}),
+        });
         return {
           name,
-          connect: () => (appPort ? serialConnect(appPort) : tcpConnect(mesh.listenPort)),
+          connect: () => (appPort ? serialConnect(appPort) : socketConnect(oneHop ?? mesh.listenPort)),
           processes: () => [...mesh.processes(), ...pty.processes()],
+          ...(profileDir ? { profiled: () => (mesh.sidecar ? [mesh.sidecar, mesh.agent] : [mesh.agent]) } : {}),
           close: async () => {
             await mesh.stop();
             await pty.close();

@@ -93,7 +93,9 @@ export async function main(argv: string[]): Promise<number> {
     progress('starting the mesh: control plane, agent, sidecar, one binding');
     pty = await PtyEcho.create(dir, 'ttyFOOT0');
     mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device);
-    const pids: Record<Measured, number> = { 'bare-node': bare.pid, sidecar: mesh.sidecar.pid, agent: mesh.agent.pid, 'control-plane': mesh.controlPlane.pid };
+    // A two-hop mesh always has its sidecar (only a one-hop one runs without).
+    const sidecar = mesh.sidecar as Child;
+    const pids: Record<Measured, number> = { 'bare-node': bare.pid, sidecar: sidecar.pid, agent: mesh.agent.pid, 'control-plane': mesh.controlPlane.pid };
     progress(`idling ${options.settleSeconds} s`);
     await sleep(options.settleSeconds * 1000);
     const probes = async (): Promise<Record<Measured, ProbeSnapshot>> => {

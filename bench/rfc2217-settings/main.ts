@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { errorMessage } from '../../src/errors';
 import { ComPort } from '../../src/rfc2217/com-port-option';
 import { cleanUpOnExit, type MachineInfo, machineInfo, makeTempDir, removeTempDir, runMain, writeResults } from '../common/bench-run';
+import { shares } from '../data-path/main';
 import { DeviceMesh } from '../data-path/mesh';
 import { PtyEcho, socatVersion } from '../data-path/pty-echo';
 import { type Percentiles, percentiles } from '../data-path/report';
@@ -89,7 +90,7 @@ class SettingsPath {
         await pty.close();
       };
     } else {
-      const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, 'mtls', undefined, 'rfc2217');
+      const mesh = await DeviceMesh.start(dir, path.join(dir, 'tty*'), pty.device, { tcpProtocol: 'rfc2217' });
       port = mesh.listenPort;
       this.stop = async () => {
         await mesh.stop();
@@ -124,11 +125,6 @@ class SettingsPath {
     await this.client?.close();
     await this.stop?.();
   }
-}
-
-/** `total` cut into `parts` whole shares that add up to it. */
-function shares(total: number, parts: number): number[] {
-  return Array.from({ length: parts }, (_, i) => Math.floor((total * (i + 1)) / parts) - Math.floor((total * i) / parts));
 }
 
 async function measure(runs: SettingsPath[], root: string, o: Rfc2217SettingsOptions): Promise<void> {

@@ -15,12 +15,14 @@ export interface LocalSessionPair {
  * half close, reset, commands and their limit, events) without a frame, a copy or a buffer.
  */
 class DirectTransport implements SessionTransport {
+  /** The session that sends through this transport, and the one it reaches. */
+  own: Session | undefined;
   peer: Session | undefined;
 
   constructor(private readonly eventRoom: () => boolean) {}
 
   sendData(_session: number, chunk: Buffer): void {
-    this.peer?.receiveData(chunk);
+    if (this.peer && !this.peer.receiveData(chunk)) this.broken('DATA beyond the credit granted');
   }
 
   sendWindow(_session: number, increment: number): void {
@@ -47,11 +49,16 @@ class DirectTransport implements SessionTransport {
   }
 
   sendCommandResult(_session: number, result: CommandResult): void {
-    this.peer?.receiveCommandResult(result);
+    if (this.peer && !this.peer.receiveCommandResult(result)) this.broken(`COMMAND_RESULT for request ${result.requestId}, which nobody waits for`);
   }
 
   released(): void {
     this.peer = undefined;
+  }
+
+  /** What would close a socket-plane connection as a protocol error ends this pair, both ends told why. */
+  private broken(what: string): void {
+    this.own?.reset({ code: 'PROTOCOL_ERROR', message: `local session: ${what}` });
   }
 }
 
@@ -68,7 +75,9 @@ export function localSessionPair(id: number, eventRoom: () => boolean): LocalSes
   const toConsumer = new DirectTransport(eventRoom);
   const consumer = new Session(id, toDevice);
   const device = new Session(id, toConsumer);
+  toDevice.own = consumer;
   toDevice.peer = device;
+  toConsumer.own = device;
   toConsumer.peer = consumer;
   return { consumer, device };
 }

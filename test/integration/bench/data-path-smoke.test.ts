@@ -45,7 +45,7 @@ describe('bench/data-path --quick', function () {
     assert.equal(typeof report.machine.node, 'string');
     assert.deepEqual(
       report.paths.map((p: { path: string }) => p.path),
-      ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh'],
+      ['direct', 'ser2net', 'ser2net-tuned', 'node-relay', 'devicemesh', 'devicemesh-one-hop'],
     );
     const haveSer2net = installed('ser2net', '-v');
     assert.equal(report.tools.ser2net === null, !haveSer2net);
@@ -72,6 +72,7 @@ describe('bench/data-path --quick', function () {
     }
     const versus = report.versusDirect.map((v: { path: string }) => v.path);
     assert.ok(versus.includes('devicemesh'), `no devicemesh comparison: ${JSON.stringify(versus)}`);
+    assert.ok(versus.includes('devicemesh-one-hop'), `no one-hop comparison: ${JSON.stringify(versus)}`);
     for (const v of report.versusDirect) {
       for (const f of ['p50', 'p90', 'p99']) {
         assertFinite(v.addedRoundTripUs[f], `${v.path} addedRoundTripUs.${f}`);
@@ -80,8 +81,9 @@ describe('bench/data-path --quick', function () {
       assertFinite(v.throughputPercentOfDirect, `${v.path} throughputPercentOfDirect`);
     }
     // Which targets are met depends on the machine; that there is a verdict for each does not:
-    // per phase (fresh ports, after bulk) p50 and p99 over direct and against ser2net, then bulk.
-    assert.equal(report.targets.length, haveSer2net ? 9 : 5);
+    // per phase (fresh ports, after bulk) p50 and p99 over direct and against ser2net, then bulk;
+    // then one hop's p50 and p99 against ser2net per phase, and its bulk.
+    assert.equal(report.targets.length, haveSer2net ? 9 + 5 : 5 + 1);
     for (const t of report.targets) {
       assertFinite(t.value, `target ${t.name}`);
       assert.equal(typeof t.met, 'boolean');
@@ -108,7 +110,7 @@ describe('bench/data-path --quick', function () {
   it('refuses a bad flag with exit status 2 and says which', async () => {
     const bad = await runBench(['--paths', 'direct,carrier-pigeon']);
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-plaintext, devicemesh-pty/);
+    assert.match(bad.stderr, /--paths: "carrier-pigeon" is not one of direct, direct-event-loop, ser2net, ser2net-tuned, node-relay, devicemesh, devicemesh-one-hop, devicemesh-plaintext, devicemesh-pty/);
     const rounds = await runBench(['--iterations', '3', '--rounds', '4']);
     assert.equal(rounds.code, 2);
     assert.match(rounds.stderr, /--rounds 4 is more than --iterations 3/);
