@@ -1,5 +1,4 @@
-import { parseArgs } from 'node:util';
-import { integerFlag as integer, resultsFile } from '../common/bench-options';
+import { benchArgs, integerFlag as integer } from '../common/bench-options';
 
 export interface Rfc2217SettingsOptions {
   /** SET-BAUDRATE changes per path. */
@@ -27,22 +26,9 @@ export const USAGE = [
 
 /** Undefined means --help. */
 export function parseOptions(argv: string[], now = new Date()): Rfc2217SettingsOptions | undefined {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      changes: { type: 'string' },
-      'reopen-changes': { type: 'string' },
-      warmup: { type: 'string' },
-      rounds: { type: 'string' },
-      quick: { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) return undefined;
-  const quick = values.quick ?? false;
+  const args = benchArgs('rfc2217-settings', argv, ['changes', 'reopen-changes', 'warmup', 'rounds'], now);
+  if (!args) return undefined;
+  const { values, quick, out } = args;
   const changes = integer('changes', values.changes ?? (quick ? '20' : '100'), 1, 100_000);
   const reopenChanges = integer('reopen-changes', values['reopen-changes'] ?? (quick ? '4' : '20'), 1, 100_000);
   const rounds = integer('rounds', values.rounds ?? (quick ? '2' : '5'), 1, Math.min(changes, reopenChanges));
@@ -52,6 +38,6 @@ export function parseOptions(argv: string[], now = new Date()): Rfc2217SettingsO
     warmup: integer('warmup', values.warmup ?? (quick ? '4' : '20'), 0, 100_000),
     rounds,
     quick,
-    out: resultsFile('rfc2217-settings', values.out, now),
+    out,
   };
 }
