@@ -4,7 +4,7 @@ import type { Logger } from '../src/log';
 import type { Mapping } from '../src/proto/types';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
 import type { DeviceInventory } from './device-inventory';
-import { deviceConfig } from './device-session-host';
+import { deviceConfig } from './device/device-config';
 import type { MappingTable } from './mapping-table';
 
 /** What applying one mapping update came to: the ADS handler ACKs or NACKs with it. */

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ErrorPayload } from '../src/socket-plane/control-messages';
-import { DeviceSessionHost, type DeviceSessionHostOptions } from './device-session-host';
+import { DeviceSessionHost, type DeviceSessionHostOptions } from './session/device-session-host';
 import type { DeviceDriver, DiscoveredDevice } from './drivers/device-driver';
 
 /** A device with the identity it is registered under. */

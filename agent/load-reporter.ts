@@ -3,7 +3,7 @@ import { errorMessage } from '../src/errors';
 import type { Logger } from '../src/log';
 import type { ReportLoadRequest } from '../src/proto/types';
 import type { Stats } from '../src/telemetry/stats';
-import type { BindingLoadSample } from './device-session-host';
+import type { BindingLoadSample } from './session/device-session-host';
 import { type RegistryClient, registryClient } from './registry-client';
 
 /** One device's measured load, as the reporter gathers it. */

@@ -16,6 +16,9 @@ import { MappingTable } from './mapping-table';
 import { LoadReporter } from './load-reporter';
 import { Registration, type ReportedDevice } from './registration';
 import { SocketPlaneServer, type SocketPlaneServerOptions } from './socket-plane-server';
+import { SessionAdmission } from './session-admission';
+import { DEFAULT_ONE_HOP_CONNECTIONS, OneHopEndpoints } from './one-hop/one-hop-endpoints';
+import { RefusalLog } from '../src/security/refusal-log';
 import { memberCredentials, type MemberSecurityOptions, warnInsecure } from '../src/security/member-security';
 import { RevocationWatch } from '../src/security/revocation-watch';
 
@@ -105,6 +108,11 @@ const STATS_HELP: Readonly<Record<string, string>> = {
   rate_limit_throttled: 'Times a binding was held back or had data dropped by its rate limits, per mapping, binding and device',
   media_frames_dropped: 'Whole video frames or audio packets of a capture not sent to a session that was not reading, per mapping, binding and device',
   device_presence_changes: 'Devices that appeared (added) or vanished (removed), per device',
+  app_connections: 'App connections accepted on one-hop endpoints, per mapping, binding and device',
+  app_connections_refused: 'App connections on one-hop endpoints refused before a session, per reason',
+  one_hop_endpoints_failed: 'One-hop endpoints the agent could not serve (directory of another owner, unknown owner, bind failure), per mapping',
+  app_gone_dropped_bytes: 'Device bytes for a one-hop app that had gone, dropped with their credit returned, per mapping',
+  app_gone_sessions_reset: 'One-hop sessions reset because they had not finished after their app went away, per mapping',
 };
 
 /**
@@ -146,11 +154,20 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   }));
   const configurator = new DeviceConfigurator({ mappings, devices, log: log.child({ module: 'configurator' }) });
   const watcher = new DeviceWatcher({ watches: options.watch, log: log.child({ module: 'watcher' }), list: (kind) => drivers.list(kind) });
+  const admission = new SessionAdmission({ hostId, mappings, devices, stats, log: log.child({ module: 'sessions' }) });
+  const oneHop = new OneHopEndpoints({
+    admission,
+    refusals: new RefusalLog('sessions_refused', stats, log.child({ module: 'one-hop' })),
+    stats,
+    log: log.child({ module: 'one-hop' }),
+    maxConnections: DEFAULT_ONE_HOP_CONNECTIONS,
+  });
   const server = new SocketPlaneServer({
     listen: options.listen,
     hostId,
     mappings,
     devices,
+    admission,
     stats,
     log: log.child({ module: 'socket-plane' }),
     ...(credentials.manager ? { tls: credentials.manager } : {}),
@@ -191,8 +208,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     identity: { id: hostId, kind: 'agent', metadata: { socketPlane: advertise } },
     handlers: {
       // The configurator's verdict is the answer: a NACK carries every mapping it refused and why.
+      // One-hop endpoints follow the table as applied, so an endpoint the agent cannot serve is NACKed too.
       [MAPPING_TYPE_URL]: async (resources, version) => {
         const verdict = await configurator.apply(resources, version);
+        const problems = await oneHop.sync(mappings.all());
+        if (problems.length > 0) {
+          const before = verdict.ack ? `mappings version ${version}:` : `${verdict.error.message};`;
+          throw new ValidationError('', `${before} ${problems.join('; ')}`);
+        }
         if (!verdict.ack) throw verdict.error;
       },
     },
@@ -224,6 +247,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           })),
           registration: registration.status(),
           mappings: mappings.all(),
+          oneHop: oneHop.state(),
         }),
       },
       log,
@@ -288,7 +312,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         // The control plane hears that the devices are gone while their sessions end.
         await Promise.all([
           registration.withdraw(WITHDRAW_TIMEOUT_MS),
-          server.close().then(() => devices.close({ code: 'UNAVAILABLE', message: `agent ${hostId} shutting down; its devices are absent` })),
+          Promise.all([server.close(), oneHop.close()]).then(() => devices.close({ code: 'UNAVAILABLE', message: `agent ${hostId} shutting down; its devices are absent` })),
         ]);
         await admin.close();
         credentials.close();

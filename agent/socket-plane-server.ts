@@ -16,8 +16,8 @@ import { encodeFrame, FrameType } from '../src/socket-plane/frame';
 import type { Stats } from '../src/telemetry/stats';
 import { formatHostPort, parseHostPort } from '../src/util/address';
 import type { DeviceInventory } from './device-inventory';
-import { withdrawn } from './device-configurator';
 import type { MappingTable } from './mapping-table';
+import { refusalReason, SessionAdmission } from './session-admission';
 
 export interface SocketPlaneServerOptions {
   /** host:port to listen on; port 0 picks a free one. */
@@ -28,6 +28,8 @@ export interface SocketPlaneServerOptions {
   stats: Stats;
   log: Logger;
   connection?: ConnectionOptions;
+  /** How sessions reach their devices; shared with the agent's one-hop endpoints (default: one of its own over `mappings` and `devices`). */
+  admission?: SessionAdmission;
   /** Serve mTLS with these credentials, the peer's workload identity checked on every OPEN; without, plaintext (`--insecure`). */
   tls?: TlsIdentity;
   /**
@@ -91,15 +93,6 @@ interface PreTlsConnection {
   timer: NodeJS.Timeout;
 }
 
-/** Label of `sessions_refused` per refusal code. */
-const REFUSAL_REASON: Partial<Record<string, string>> = {
-  NOT_FOUND: 'unknown_mapping',
-  PERMISSION_DENIED: 'permission_denied',
-  UNAVAILABLE: 'device_absent',
-  RESOURCE_EXHAUSTED: 'in_use',
-  DEVICE_ERROR: 'device_error',
-};
-
 /** The peer learns why instead of seeing a bare close. */
 function goAwayAndClose(socket: tls.TLSSocket, err: ErrorPayload): void {
   socket.end(encodeFrame(FrameType.GoAway, 0, encodeError(err)));
@@ -138,9 +131,10 @@ export class SocketPlaneServer {
   /** Connections whose first byte came, TLS handshake under way. */
   private readonly handshakes = new AddressPool<PreTlsConnection>();
   private readonly unsubscribeRotation: () => void = () => undefined;
-  private active = 0;
+  private readonly admission: SessionAdmission;
 
   constructor(private readonly options: SocketPlaneServerOptions) {
+    this.admission = options.admission ?? new SessionAdmission(options);
     this.limiter = new ConnectionLimiter({ perPeer: Infinity, total: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS, ratePerPeer: 0 });
     // Before its first byte a connection costs a descriptor only, and a sidecar and a neighbour on
     // its address look alike: per-address limits and the rate are charged at the first byte.
@@ -175,7 +169,6 @@ export class SocketPlaneServer {
       });
       this.tlsServer = tlsServer;
     }
-    options.stats.set('sessions_active', 0);
   }
 
   /** TCP connections counted by the connection limits (TLS handshakes under way included). */
@@ -404,9 +397,8 @@ export class SocketPlaneServer {
 
   private onOpen(conn: FramedConnection, decision: OpenDecision, peer: string, identity: SpiffeId | undefined): void {
     const { mappingId, workloadId } = decision.request;
-    const { mappings, devices, log, stats } = this.options;
     const who = identity ? formatSpiffeId(identity) : 'plaintext peer';
-    const refuse = (err: ErrorPayload, reason = REFUSAL_REASON[err.code] ?? err.code.toLowerCase()): void => {
+    const refuse = (err: ErrorPayload, reason = refusalReason(err.code)): void => {
       this.sessionsRefused.refuse(reason, peer, { identity: who, mapping: mappingId, workload: workloadId, code: err.code, error: err.message }, 'session refused');
       decision.refuse(err);
     };
@@ -415,44 +407,12 @@ export class SocketPlaneServer {
       const denied = this.identityRefusal(identity, workloadId);
       if (denied) return refuse(denied.err, denied.reason);
     }
-    const mapping = mappings.get(mappingId);
-    if (!mapping) return refuse({ code: 'NOT_FOUND', message: `unknown mapping ${mappingId}` });
-    if (mapping.workloadId !== workloadId) {
-      return refuse({ code: 'PERMISSION_DENIED', message: `mapping ${mappingId} does not belong to workload ${workloadId}` });
-    }
-    const device = devices.get(mapping.devicePath);
-    if (!device?.present) {
-      return refuse({ code: 'UNAVAILABLE', message: `device ${mapping.devicePath} is not present on host ${this.options.hostId}` });
-    }
-
-    device.host.open(mapping).then(
-      (port) => {
-        // The connection or the mapping may have gone while the device opened.
-        if (conn.isClosed) {
-          port.destroy();
-          return;
-        }
-        const current = mappings.get(mappingId);
-        if (!current || current.workloadId !== workloadId || current.devicePath !== mapping.devicePath) {
-          port.destroy();
-          refuse(withdrawn(mappingId));
-          return;
-        }
-        const session = decision.accept();
-        port.attach(session, decision.request.traceparent);
-        stats.add('sessions_opened', 1);
-        stats.set('sessions_active', ++this.active);
-        const ids = { mapping: mappingId, binding: mapping.binding, workload: workloadId, device: mapping.devicePath };
-        log.info({ peer, identity: who, ...ids, session: session.id }, 'session opened');
-        session.once('close', (err?: DeviceMeshError) => {
-          stats.set('sessions_active', --this.active);
-          log.info({ peer, ...ids, session: session.id, code: err?.code, error: err?.message }, 'session closed');
-        });
+    this.admission.open(mappingId, workloadId, () => conn.isClosed).then(
+      (admitted) => {
+        if (!admitted) return;
+        this.admission.attach(admitted.port, decision.accept(), admitted.mapping, { peer, identity: who }, decision.request.traceparent);
       },
-      (err: unknown) => {
-        const code = errorCode(err, 'DEVICE_ERROR');
-        refuse({ code, message: errorMessage(err) });
-      },
+      (err: unknown) => refuse({ code: errorCode(err, 'DEVICE_ERROR'), message: errorMessage(err) }),
     );
   }
 }

@@ -89,6 +89,7 @@ export function canonicalVirtual(v: Partial<VirtualEndpoint>): VirtualEndpoint {
   if (v.owner) out.owner = v.owner;
   if (v.group) out.group = v.group;
   if (v.mode) out.mode = v.mode;
+  if (v.oneHop) out.oneHop = true;
   return out;
 }
 

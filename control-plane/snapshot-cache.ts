@@ -85,7 +85,8 @@ export class SnapshotCache {
         const json = stableJson(m);
         packed.set(m.id, before?.json === json ? { ...before, mapping: m } : { mapping: m, json, resource: packResource(m) });
       }
-      add(nodeKey('sidecar', m.workloadId), m);
+      // A one-hop endpoint is the agent's to serve (docs/one-hop.md): no sidecar carries it.
+      if (!m.virtual?.oneHop) add(nodeKey('sidecar', m.workloadId), m);
       add(nodeKey('agent', m.hostId), m);
     }
     const previous = this.packed;

@@ -9,10 +9,10 @@ import { parseHostPort } from '../src/util/address';
 import type { AgentPool } from './agent-pool';
 import { AppSessions, ByteReport } from './app-sessions';
 import { AppConnectionGate, type AppListenerLimits } from './app-connection-limits';
-import { probeWhilePaused } from './paused-app-probe';
-import { bridgeRfc2217 } from './rfc2217-bridge';
+import { probeWhilePaused } from '../src/bridge/paused-app-probe';
+import { bridgeRfc2217 } from '../src/bridge/rfc2217-bridge';
 import type { RoamingMoves } from './roaming-moves';
-import { rawBridge, type SessionBridge } from './session-bridge';
+import { rawBridge, type SessionBridge } from '../src/bridge/session-bridge';
 import { bindAppListener, drainPeriod, type VirtualListener } from './virtual-listener';
 
 /** What every listener of a sidecar shares. */

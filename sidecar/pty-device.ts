@@ -7,7 +7,7 @@ import type { Mapping } from '../src/proto/types';
 import type { ConsumerSession } from '../src/socket-plane/consumer-session';
 import { bindingLabels } from '../src/telemetry/binding-labels';
 import type { Labels } from '../src/telemetry/stats';
-import { accountId } from './account-ids';
+import { accountId } from '../src/util/account-ids';
 import { AppSessions, ByteReport } from './app-sessions';
 import type { ListenerContext } from './listener';
 import { PtyBridge } from './pty-bridge';

@@ -1,58 +1,25 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import { UnavailableError, UnsupportedError } from '../src/errors';
+import { UnavailableError } from '../src/errors';
+import { errnoName, ioctl as libcIoctl, type Libc, libc, TCGETS2 } from '../src/pty/libc';
 import { decodeTermios2, encodeTermios2, EXTPROC, type Termios2, TERMIOS2_SIZE } from '../src/pty/termios2';
 
 /** ioctl numbers (asm-generic and x86: the same on linux-x64 and linux-arm64). */
 const TIOCPKT = 0x5420;
 const TIOCSPTLCK = 0x40045431;
 const TIOCGPTN = 0x80045430;
-const TCGETS2 = 0x802c542a;
 const TCSETS2 = 0x402c542b;
 const TIOCSLCKTRMIOS = 0x5457;
 const POLLHUP = 0x10;
 /** struct termios as TIOCSLCKTRMIOS reads it: its c_lflag is at offset 12, the rest stays 0 (unlocked). */
 const LOCK_SIZE = 60;
+const FEATURE = 'virtual protocol pty';
 
-type Ioctl = (fd: number, request: number, type: string, arg: Buffer) => number;
-type Poll = (fds: Buffer, n: number, timeoutMs: number) => number;
-interface Libc {
-  ioctl: Ioctl;
-  poll: Poll;
-  dup2(from: number, to: number): number;
-  errno(): number;
-}
-
-let libc: Libc | undefined;
-
-/**
- * The calls Node has no binding for, through koffi (prebuilt for linux-x64 and linux-arm64 in
- * its npm package), loaded on the first pty so a sidecar without one never loads it.
- */
 function native(): Libc {
-  if (libc) return libc;
-  if (process.platform !== 'linux') throw new UnsupportedError(`virtual protocol pty needs Linux (this is ${process.platform})`);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const koffi = require('koffi') as typeof import('koffi');
-  const lib = koffi.load('libc.so.6');
-  libc = {
-    ioctl: lib.func('int ioctl(int fd, unsigned long request, ...)') as unknown as Ioctl,
-    poll: lib.func('int poll(_Inout_ uint8_t *fds, unsigned long nfds, int timeout)') as unknown as Poll,
-    dup2: lib.func('int dup2(int oldfd, int newfd)') as unknown as (from: number, to: number) => number,
-    errno: () => koffi.errno(),
-  };
-  return libc;
-}
-
-function errnoName(errno: number): string {
-  const entry = Object.entries(os.constants.errno).find(([, n]) => n === errno);
-  return entry ? entry[0] : `errno ${errno}`;
+  return libc(FEATURE);
 }
 
 function ioctl(fd: number, request: number, arg: Buffer, what: string): void {
-  const c = native();
-  if (c.ioctl(fd, request, 'uint8_t *', arg) === 0) return;
-  throw new UnavailableError(`pty: ${what} failed: ${errnoName(c.errno())}`);
+  libcIoctl(FEATURE, fd, request, arg, `pty: ${what}`);
 }
 
 /** A new pty master, non-blocking, unlocked; returns its fd and the slave's path (/dev/pts/N). */

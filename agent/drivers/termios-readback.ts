@@ -1,5 +1,7 @@
-import { execFile } from 'node:child_process';
-import { DeviceError, ProtocolError } from '../../src/errors';
+import * as fs from 'node:fs';
+import { DeviceError, errorMessage } from '../../src/errors';
+import { ioctl, TCGETS2 } from '../../src/pty/libc';
+import { CMSPAR, CRTSCTS, CSIZE, CSTOPB, decodeTermios2, IXOFF, IXON, PARENB, PARODD, type Termios2, TERMIOS2_SIZE } from '../../src/pty/termios2';
 
 /** A serial line's settings as the kernel has them, in the endpoint's configuration vocabulary. */
 export interface LineSettings {
@@ -10,50 +12,43 @@ export interface LineSettings {
   flowControl: 'none' | 'rtscts' | 'xonxoff';
 }
 
-const READ_TIMEOUT_MS = 2000;
+/** CS5..CS8 are 0, 0o20, 0o40, 0o60 within CSIZE. */
+const DATA_BITS = ['5', '6', '7', '8'] as const;
 
-/**
- * Parses `stty -a` output (GNU coreutils): "speed 9600 baud;" and the flag words, each either
- * "name" (set) or "-name" (clear). Throws a ProtocolError when a setting it needs is missing.
- */
-export function parseSttyAll(text: string): LineSettings {
-  const speed = /(?:^|\s)speed (\d+) baud;/.exec(text);
-  if (!speed) throw new ProtocolError('stty output has no "speed N baud;"');
-  const flags = new Map<string, boolean>();
-  for (const word of text.split(/\s+/)) {
-    const m = /^(-?)([a-z][a-z0-9]*)$/.exec(word);
-    if (m) flags.set(m[2] as string, m[1] === '');
-  }
-  const flag = (name: string): boolean => {
-    const v = flags.get(name);
-    if (v === undefined) throw new ProtocolError(`stty output has no "${name}" flag`);
-    return v;
-  };
-  const size = ['cs5', 'cs6', 'cs7', 'cs8'].find((cs) => flags.get(cs) === true);
-  if (!size) throw new ProtocolError('stty output has no character size (cs5..cs8)');
+/** The line settings a struct termios2 holds: its output speed, CSIZE, PARENB/PARODD/CMSPAR, CSTOPB, CRTSCTS and IXON+IXOFF. */
+export function lineSettingsOf(t: Termios2): LineSettings {
   let parity: LineSettings['parity'] = 'none';
-  if (flag('parenb')) {
-    const stick = flags.get('cmspar') === true;
-    const odd = flag('parodd');
-    parity = stick ? (odd ? 'mark' : 'space') : odd ? 'odd' : 'even';
+  if (t.cflag & PARENB) {
+    const odd = (t.cflag & PARODD) !== 0;
+    parity = t.cflag & CMSPAR ? (odd ? 'mark' : 'space') : odd ? 'odd' : 'even';
   }
-  const flowControl = flag('crtscts') ? 'rtscts' : flag('ixon') && flag('ixoff') ? 'xonxoff' : 'none';
-  return { baudRate: speed[1] as string, dataBits: size.slice(2), parity, stopBits: flag('cstopb') ? '2' : '1', flowControl };
+  const flowControl = t.cflag & CRTSCTS ? 'rtscts' : (t.iflag & (IXON | IXOFF)) === (IXON | IXOFF) ? 'xonxoff' : 'none';
+  return {
+    baudRate: String(t.ospeed),
+    dataBits: DATA_BITS[(t.cflag & CSIZE) >> 4] as string,
+    parity,
+    stopBits: t.cflag & CSTOPB ? '2' : '1',
+    flowControl,
+  };
 }
 
-/** Reads a tty's settings back with `stty -F` (which opens it non-blocking, beside our open). */
+/**
+ * Reads a tty's settings back from the kernel: opened non-blocking beside our open (as `stty -F`
+ * does), one TCGETS2, closed. Microseconds on the event loop, where forking `stty` cost the agent
+ * milliseconds of a blocked loop after every change (docs/benchmarks.md, RFC 2217 settings).
+ */
 export function readTermios(path: string): Promise<LineSettings> {
-  return new Promise((resolve, reject) => {
-    execFile('stty', ['-F', path, '-a'], { timeout: READ_TIMEOUT_MS }, (err, stdout, stderr) => {
-      if (err) {
-        reject(new DeviceError(`cannot read the line settings of ${path}: ${stderr.trim() || err.message}`, { cause: err }));
-        return;
-      }
-      try {
-        resolve(parseSttyAll(stdout));
-      } catch (parseErr) {
-        reject(parseErr);
-      }
-    });
-  });
+  const { O_RDONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
+  try {
+    const fd = fs.openSync(path, O_RDONLY | O_NOCTTY | O_NONBLOCK);
+    try {
+      const bytes = Buffer.alloc(TERMIOS2_SIZE);
+      ioctl('reading serial line settings', fd, TCGETS2, bytes, 'TCGETS2');
+      return Promise.resolve(lineSettingsOf(decodeTermios2(bytes)));
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    return Promise.reject(new DeviceError(`cannot read the line settings of ${path}: ${errorMessage(err)}`, { cause: err }));
+  }
 }

@@ -9,12 +9,12 @@ const HOST_ID = 'bench-gw';
 const WORKLOAD_ID = 'bench-app';
 const BINDING = 'bench-data-path';
 
-/** Where the app reaches the virtual device: a raw TCP port, or a pty linked at a path. */
-export type VirtualEnd = { protocol: 'raw'; port: number } | { protocol: 'pty'; path: string };
+/** Where the app reaches the virtual device: a raw or RFC 2217 TCP port, or a pty linked at a path. */
+export type VirtualEnd = { protocol: 'raw' | 'rfc2217'; port: number } | { protocol: 'pty'; path: string };
 
 /** The binding of the benchmark's device to its workload, at the line every path uses. */
 export function bindingYaml(device: string, end: VirtualEnd): string {
-  const where = end.protocol === 'raw' ? `listen: 127.0.0.1:${end.port}` : `path: ${end.path}, mode: "0600"`;
+  const where = end.protocol === 'pty' ? `path: ${end.path}, mode: "0600"` : `listen: 127.0.0.1:${end.port}`;
   return [
     'kind: Binding',
     `name: ${BINDING}`,
@@ -42,8 +42,18 @@ export class DeviceMesh {
     readonly sidecar: Child,
   ) {}
 
-  /** `plaintext`: every process with --insecure, to show what mTLS costs on the path. */
-  static async start(dir: string, watch: string, device: string, security: 'mtls' | 'plaintext' = 'mtls', ptyPath?: string): Promise<DeviceMesh> {
+  /**
+   * `plaintext`: every process with --insecure, to show what mTLS costs on the path. `tcpProtocol`:
+   * what the virtual device's TCP port speaks when there is no `ptyPath`.
+   */
+  static async start(
+    dir: string,
+    watch: string,
+    device: string,
+    security: 'mtls' | 'plaintext' = 'mtls',
+    ptyPath?: string,
+    tcpProtocol: 'raw' | 'rfc2217' = 'raw',
+  ): Promise<DeviceMesh> {
     const [cpPort, cpAdmin, agentPort, agentAdmin, sidecarAdmin, listenPort] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
     const cp = `127.0.0.1:${cpPort}`;
     const env: NodeJS.ProcessEnv = { ...process.env, DEVICEMESH_LOG_LEVEL: 'info' };
@@ -71,7 +81,7 @@ export class DeviceMesh {
       };
       await waitFor(`${device} to be PRESENT in the register`, present, 30_000, exited);
       const file = path.join(dir, 'binding.yaml');
-      fs.writeFileSync(file, bindingYaml(device, ptyPath ? { protocol: 'pty', path: ptyPath } : { protocol: 'raw', port: listenPort }));
+      fs.writeFileSync(file, bindingYaml(device, ptyPath ? { protocol: 'pty', path: ptyPath } : { protocol: tcpProtocol, port: listenPort }));
       await cli(['apply', '-f', file, '--control-plane', cp]);
       if (ptyPath) await waitFor(`the virtual serial port at ${ptyPath}`, () => fs.existsSync(ptyPath), 30_000, exited);
       else await waitFor('the virtual device to listen', () => accepts(listenPort), 30_000, exited);

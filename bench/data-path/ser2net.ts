@@ -20,11 +20,13 @@ const TUNED_BUFFER_BYTES = 65_536;
  * is ser2net's default unless `tuned`: then TCP_NODELAY (as the other paths' sockets), no
  * chardelay (by default ser2net holds what the device sent for the time of 2 characters, at
  * least 1000 µs, unless its buffer is full) and 64 KiB buffers instead of 64 bytes each way.
+ * `rfc2217`: the port speaks Telnet with RFC 2217 instead of raw bytes.
  */
-export function ser2netConfig(device: string, port: number, tuned: boolean): string {
+export function ser2netConfig(device: string, port: number, tuned: boolean, rfc2217 = false): string {
+  const tcp = tuned ? 'tcp(nodelay)' : 'tcp';
   const lines = [
     'connection: &bench',
-    `  accepter: ${tuned ? 'tcp(nodelay)' : 'tcp'},127.0.0.1,${port}`,
+    `  accepter: ${rfc2217 ? `telnet(rfc2217),${tcp}` : tcp},127.0.0.1,${port}`,
     `  connector: serialdev,${device},${BAUD_RATE}n81,local`,
     '  options:',
     '    kickolduser: true',
@@ -42,10 +44,10 @@ export class Ser2net {
     readonly child: Child,
   ) {}
 
-  static async start(dir: string, device: string, tuned: boolean): Promise<Ser2net> {
+  static async start(dir: string, device: string, tuned: boolean, rfc2217 = false): Promise<Ser2net> {
     const port = await freePort();
     const config = path.join(dir, 'ser2net.yaml');
-    fs.writeFileSync(config, ser2netConfig(device, port, tuned));
+    fs.writeFileSync(config, ser2netConfig(device, port, tuned, rfc2217));
     const child = Child.spawn('ser2net', 'ser2net', ['-n', '-d', '-c', config, '-P', path.join(dir, 'ser2net.pid')], path.join(dir, 'ser2net.log'));
     try {
       await waitFor('ser2net to accept connections', () => accepts(port), 10_000, () => child.exitError());

@@ -15,7 +15,7 @@ import {
   DEFAULT_APP_CONNECTIONS_PER_PEER,
   DEFAULT_GRPC_PREFACE_TIMEOUT_MS,
 } from '../../sidecar/app-connection-limits';
-import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../sidecar/session-bridge';
+import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../src/bridge/session-bridge';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
 import * as os from 'node:os';

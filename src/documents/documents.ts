@@ -1,5 +1,6 @@
 import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../errors';
+import { MAX_ROAMING_HOLD_MS } from '../model/policy-defaults';
 import { validateBinding, validatePolicy } from '../model/validate';
 import type { ApplyRequest, Binding, Policy, ResponseFraming, ResponseFramingKind, SerialConfig } from '../proto/types';
 import { documentFromCustomResource, isCustomResource } from './custom-resource';
@@ -103,7 +104,7 @@ function readBinding(r: DocumentReader): Binding {
   const device = r.child('device');
   device?.onlyKnown(['host', 'path', 'id']);
   const virtual = r.child('virtual');
-  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode']);
+  virtual?.onlyKnown(['name', 'protocol', 'listen', 'path', 'owner', 'group', 'mode', 'oneHop']);
   const policy = r.child('policy');
   const serial = r.child('serial');
   const binding: Binding = {
@@ -120,6 +121,7 @@ function readBinding(r: DocumentReader): Binding {
           owner: virtual.string('owner'),
           group: virtual.string('group'),
           mode: readMode(virtual),
+          ...(virtual.boolean('oneHop') ? { oneHop: true } : {}),
         }
       : null,
     policy: policy ? readPolicy(policy, '') : null,
@@ -166,7 +168,7 @@ function readPolicy(r: DocumentReader, name: string): Policy {
     deviceBytesPerSecond: String(r.integer('deviceBytesPerSecond', 0, Number.MAX_SAFE_INTEGER)),
     // Modbus unit ids: 0 (broadcast) to 247.
     units: r.integerList('units', 0, 247),
-    roamingHoldMs: r.integer('roamingHoldMs', 0, 3_600_000),
+    roamingHoldMs: r.integer('roamingHoldMs', 0, MAX_ROAMING_HOLD_MS),
   };
 }
 

@@ -61,3 +61,6 @@ export const DEFAULT_POLICY: Readonly<Policy> = Object.freeze({
   weight: 1,
   roamingHoldMs: 10_000,
 });
+
+/** The longest a roaming binding's app may be held while its device moves (an hour). */
+export const MAX_ROAMING_HOLD_MS = 3_600_000;

@@ -97,6 +97,8 @@ export interface VirtualEndpoint {
   owner?: string;
   group?: string;
   mode?: number;
+  /** One hop: the agent serves this endpoint on a Unix socket at `path` (absent when false, as the pty fields). */
+  oneHop?: boolean;
 }
 
 export interface Host {

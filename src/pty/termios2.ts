@@ -26,6 +26,10 @@ export const CBAUD = 0o10017;
 export const BOTHER = 0o10000;
 export const CRTSCTS = 0o20000000000;
 export const EXTPROC = 0o200000;
+export const CSIZE = 0o60;
+export const PARENB = 0o400;
+export const PARODD = 0o1000;
+export const CMSPAR = 0o10000000000;
 
 export function decodeTermios2(bytes: Buffer): Termios2 {
   if (bytes.length !== TERMIOS2_SIZE) throw new ProtocolError(`struct termios2 is ${TERMIOS2_SIZE} bytes, not ${bytes.length}`);

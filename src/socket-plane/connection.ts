@@ -36,7 +36,7 @@ export interface ConnectionOptions {
 }
 
 /** A peer that leaves this much unread gets no more events until it catches up. */
-const DEFAULT_EVENT_BACKLOG = 1 << 20;
+export const DEFAULT_EVENT_BACKLOG = 1 << 20;
 export const DEFAULT_MAX_SESSIONS = 1024;
 export const DEFAULT_PREFACE_TIMEOUT_MS = 10_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 120_000;

@@ -8,6 +8,7 @@ import { autoDetect } from '@serialport/bindings-cpp';
 import type { DeviceHandle } from '../../../agent/drivers/device-driver';
 import { SerialDriver } from '../../../agent/drivers/serial-driver';
 import { readTermios } from '../../../agent/drivers/termios-readback';
+import { DeviceError } from '../../../src/errors';
 import { CommandOp } from '../../../src/socket-plane/device-command';
 import { ModemLine } from '../../../src/socket-plane/device-event';
 import type { SerialConfig } from '../../../src/proto/types';
@@ -137,7 +138,7 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     assert.ok(Buffer.concat(echoed).equals(Buffer.concat(sent)), 'the far end got every byte once, in order');
   });
 
-  it('reads the line settings back from the kernel with stty, and reports what the pty refused', async () => {
+  it('reads the line settings back from the kernel (TCGETS2), and reports what the pty refused', async () => {
     const driver = new SerialDriver(autoDetect(), { readBack: readTermios });
     const config: SerialConfig = { baudRate: 9600, dataBits: 7, parity: 'PARITY_EVEN', stopBits: 'STOP_BITS_TWO', flowControl: 'FLOW_CONTROL_RTSCTS' };
     device = await driver.open(path.join(dir, 'ttyA'), lineConfig(config));
@@ -152,6 +153,11 @@ describe('agent/drivers/serial-driver on a socat pty pair', function () {
     assert.equal((await device.configuration()).baudRate, '57600');
     await waitFor(async () => (await device?.configuration())?.modemLines !== undefined, 'the modem-line poll to give up on the pty');
     assert.match((await device.configuration()).modemLines ?? '', /^unreadable: /);
+  });
+
+  it('refuses to read line settings from what is not a tty, or is not there, with a DeviceError', async () => {
+    await assert.rejects(readTermios('/dev/null'), (err: unknown) => err instanceof DeviceError && /\/dev\/null: .*TCGETS2 failed: ENOTTY/.test(err.message));
+    await assert.rejects(readTermios(path.join(dir, 'no-such-tty')), (err: unknown) => err instanceof DeviceError && /ENOENT/.test(err.message));
   });
 
   it('keeps DTR, RTS and BREAK as virtual line state on a pty, which refuses modem-control ioctls', async () => {

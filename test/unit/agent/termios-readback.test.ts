@@ -1,46 +1,73 @@
 import * as assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseSttyAll } from '../../../agent/drivers/termios-readback';
+import { lineSettingsOf } from '../../../agent/drivers/termios-readback';
 import { ProtocolError } from '../../../src/errors';
+import {
+  CMSPAR,
+  CRTSCTS,
+  CSTOPB,
+  decodeTermios2,
+  encodeTermios2,
+  IXOFF,
+  IXON,
+  PARENB,
+  PARODD,
+  type Termios2,
+  TERMIOS2_SIZE,
+} from '../../../src/pty/termios2';
 
-const PTY_9600 = `speed 9600 baud; rows 0; columns 0; line = 0;
-intr = ^C; quit = ^\\; erase = ^?; kill = ^U; eof = ^D; eol = <undef>;
-werase = ^W; lnext = ^V; discard = ^O; min = 1; time = 0;
--parenb -parodd -cmspar cs8 -hupcl cstopb cread -clocal crtscts
--ignbrk -brkint -ignpar -parmrk -inpck -istrip -inlcr -igncr -icrnl -ixon -ixoff
--iuclc -ixany -imaxbel -iutf8
-`;
+const CS7 = 0o40;
+const CS8 = 0o60;
+const CREAD = 0o200;
 
-describe('agent/drivers/termios-readback: stty -a output', () => {
-  it('reads speed, character size, parity, stop bits and flow control (captured from a socat pty)', () => {
-    assert.deepEqual(parseSttyAll(PTY_9600), { baudRate: '9600', dataBits: '8', parity: 'none', stopBits: '2', flowControl: 'rtscts' });
+/** A socat pty at 9600 with two stop bits and RTS/CTS, as the kernel returns it. */
+function termios(cflag: number, iflag = 0, speed = 9600): Termios2 {
+  return { iflag, oflag: 0, cflag: (cflag | CREAD) >>> 0, lflag: 0, line: 0, cc: Buffer.alloc(19), ispeed: speed, ospeed: speed };
+}
+
+describe('agent/drivers/termios-readback: struct termios2 → line settings', () => {
+  it('reads speed, character size, parity, stop bits and flow control', () => {
+    assert.deepEqual(lineSettingsOf(termios(CS8 | CSTOPB | CRTSCTS)), { baudRate: '9600', dataBits: '8', parity: 'none', stopBits: '2', flowControl: 'rtscts' });
+    assert.equal(lineSettingsOf(termios(CS8, 0, 250_000)).baudRate, '250000');
   });
 
-  it('tells even, odd, mark and space parity and XON/XOFF apart', () => {
-    const with_ = (flags: string): string => PTY_9600.replace('-parenb -parodd -cmspar cs8', flags).replace('-ixon -ixoff', 'ixon ixoff').replace(' crtscts', ' -crtscts');
-    assert.equal(parseSttyAll(with_('parenb -parodd -cmspar cs7')).parity, 'even');
-    assert.equal(parseSttyAll(with_('parenb parodd -cmspar cs7')).parity, 'odd');
-    assert.equal(parseSttyAll(with_('parenb parodd cmspar cs7')).parity, 'mark');
-    assert.equal(parseSttyAll(with_('parenb -parodd cmspar cs7')).parity, 'space');
-    assert.equal(parseSttyAll(with_('-parenb -parodd -cmspar cs5')).dataBits, '5');
-    assert.equal(parseSttyAll(with_('-parenb -parodd -cmspar cs8')).flowControl, 'xonxoff');
+  it('tells even, odd, mark and space parity, the character sizes and XON/XOFF apart', () => {
+    assert.equal(lineSettingsOf(termios(CS7 | PARENB)).parity, 'even');
+    assert.equal(lineSettingsOf(termios(CS7 | PARENB | PARODD)).parity, 'odd');
+    assert.equal(lineSettingsOf(termios(CS7 | PARENB | PARODD | CMSPAR)).parity, 'mark');
+    assert.equal(lineSettingsOf(termios(CS7 | PARENB | CMSPAR)).parity, 'space');
+    assert.equal(lineSettingsOf(termios(CMSPAR | PARODD)).parity, 'none');
+    assert.deepEqual([0, 0o20, CS7, CS8].map((cs) => lineSettingsOf(termios(cs)).dataBits), ['5', '6', '7', '8']);
+    assert.equal(lineSettingsOf(termios(CS8, IXON | IXOFF)).flowControl, 'xonxoff');
+    assert.equal(lineSettingsOf(termios(CS8, IXON)).flowControl, 'none');
+    assert.equal(lineSettingsOf(termios(CS8 | CRTSCTS, IXON | IXOFF)).flowControl, 'rtscts');
   });
 
-  it('names what is missing from malformed output', () => {
-    assert.throws(() => parseSttyAll(''), /no "speed N baud;"/);
-    assert.throws(() => parseSttyAll('speed 9600 baud; -parenb cstopb crtscts -ixon -ixoff'), /no character size/);
-    assert.throws(() => parseSttyAll('speed 9600 baud; cs8 -parenb crtscts -ixon -ixoff'), /no "cstopb" flag/);
-    assert.throws(() => parseSttyAll('stty: /dev/ttyX: Inappropriate ioctl for device'), ProtocolError);
+  it('refuses a struct of the wrong size with a ProtocolError', () => {
+    for (const n of [0, TERMIOS2_SIZE - 1, TERMIOS2_SIZE + 1, 60]) assert.throws(() => lineSettingsOf(decodeTermios2(Buffer.alloc(n))), ProtocolError);
   });
 
-  it('returns settings or throws ProtocolError for any text', () => {
+  it('gives valid settings for any 44 bytes, and what the flags say after an encode', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 400 }), (text) => {
-        try {
-          parseSttyAll(text);
-        } catch (err) {
-          assert.ok(err instanceof ProtocolError);
-        }
+      fc.property(fc.uint8Array({ minLength: TERMIOS2_SIZE, maxLength: TERMIOS2_SIZE }), (bytes) => {
+        const s = lineSettingsOf(decodeTermios2(Buffer.from(bytes)));
+        assert.ok(['5', '6', '7', '8'].includes(s.dataBits));
+        assert.ok(['none', 'even', 'odd', 'mark', 'space'].includes(s.parity));
+        assert.ok(['1', '2'].includes(s.stopBits));
+        assert.ok(['none', 'rtscts', 'xonxoff'].includes(s.flowControl));
+        assert.match(s.baudRate, /^\d+$/);
+      }),
+    );
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 3 }), fc.boolean(), fc.boolean(), fc.integer({ min: 1, max: 4_000_000 }), (size, stop2, rtscts, speed) => {
+        const t = decodeTermios2(encodeTermios2(termios((size << 4) | (stop2 ? CSTOPB : 0) | (rtscts ? CRTSCTS : 0), 0, speed)));
+        assert.deepEqual(lineSettingsOf(t), {
+          baudRate: String(speed),
+          dataBits: String(size + 5),
+          parity: 'none',
+          stopBits: stop2 ? '2' : '1',
+          flowControl: rtscts ? 'rtscts' : 'none',
+        });
       }),
     );
   });

@@ -3,7 +3,9 @@ import { generateFrom, mappingId } from '../../../control-plane/mapping-generato
 import { generateMappings, type MappingInputs } from '../../helpers/generate-mappings';
 import { Register } from '../../../control-plane/register';
 import { conflictingDeviceIds, isRoaming, presentHosts } from '../../../src/model/roaming';
-import type { PhysicalEndpoint } from '../../../src/proto/types';
+import type { Binding, PhysicalEndpoint } from '../../../src/proto/types';
+import { EMPTY_POLICY, MAX_ROAMING_HOLD_MS } from '../../../src/model/policy-defaults';
+import { ValidationError } from '../../../src/errors';
 import { validateBinding } from '../../../src/model/validate';
 import { binding, endpoint, host } from './fixtures';
 
@@ -27,6 +29,18 @@ describe('control-plane roaming bindings (a device id without a host)', () => {
     assert.equal(isRoaming(roaming.device!), true);
     validateBinding(roaming);
     assert.throws(() => validateBinding(binding('lost', { device: { host: '', path: '/dev/ttyUSB0', id: '' } })), /device\.host/);
+  });
+
+  it('refuses a roamingHoldMs past an hour as a typed error, as it arrives over gRPC (a uint32)', () => {
+    const held = (roamingHoldMs: number): Binding => ({ ...roaming, policy: { ...EMPTY_POLICY, roamingHoldMs } });
+    validateBinding(held(MAX_ROAMING_HOLD_MS));
+    for (const bad of [MAX_ROAMING_HOLD_MS + 1, 4_294_967_295, -1, 2.5]) {
+      assert.throws(() => validateBinding(held(bad)), (err: unknown) => {
+        assert.ok(err instanceof ValidationError, String(err));
+        assert.match(err.message, new RegExp(`binding/follow: policy\\.roamingHoldMs: ${bad} is out of range \\(0 to 3600000\\)`));
+        return true;
+      });
+    }
   });
 
   it('maps to whichever gateway reports the id, keeping one mapping id across the move', () => {

@@ -104,6 +104,19 @@ describe('documents', () => {
   it('refuses a missing device', () => expectInvalid(GOOD.replace('device: { host: gw1, path: /dev/ttyUSB0 }\n', ''), /device: is required/));
   it('refuses a device with neither path nor id', () => expectInvalid(GOOD.replace('path: /dev/ttyUSB0', 'path: ""'), /device: needs a path or an id/));
   it('refuses a string where a number belongs', () => expectInvalid(GOOD.replace('queueDepth: 64', 'queueDepth: lots'), /policy\.queueDepth: must be an integer/));
+  describe('policy.roamingHoldMs', () => {
+    const hold = (value: string): string => GOOD.replace('queueDepth: 64 }', `queueDepth: 64, roamingHoldMs: ${value} }`);
+    it('reads a hold within 0 to 3600000 ms', () => {
+      assert.equal(parseDocuments(hold('2500'), 'f').bindings[0]!.policy?.roamingHoldMs, 2500);
+      assert.equal(parseDocuments(hold('3600000'), 'f').bindings[0]!.policy?.roamingHoldMs, 3_600_000);
+      assert.equal(parseDocuments(GOOD, 'f').bindings[0]!.policy?.roamingHoldMs, 0, 'unset: the default hold');
+    });
+    it('refuses a negative hold', () => expectInvalid(hold('-1'), /document 1 \(binding\/app1-modem\): policy\.roamingHoldMs: -1 is out of range \(0 to 3600000\)/));
+    it('refuses a hold that is not a whole number of ms', () => expectInvalid(hold('1.5'), /policy\.roamingHoldMs: must be an integer, not number 1\.5/));
+    it('refuses a hold written as a string', () => expectInvalid(hold('"10s"'), /policy\.roamingHoldMs: must be an integer, not string "10s"/));
+    it('refuses a hold longer than an hour', () => expectInvalid(hold('3600001'), /policy\.roamingHoldMs: 3600001 is out of range \(0 to 3600000\)/));
+    it('refuses a hold in a Policy document too', () => expectInvalid(`${GOOD}roamingHoldMs: 1e12\n`, /document 2 \(policy\/lab\): roamingHoldMs: 1000000000000 is out of range/));
+  });
   it('refuses a bad name', () => expectInvalid(GOOD.replace('name: app1-modem', 'name: App1 Modem'), /name: "App1 Modem" is not a valid name/));
   it('refuses duplicate keys', () => expectInvalid('kind: Binding\nkind: Policy\nname: x\n', /invalid YAML/));
   it('names the second document when it is the bad one', () =>

@@ -1,9 +1,9 @@
 import type * as net from 'node:net';
-import type { Logger } from '../src/log';
-import type { Mapping } from '../src/proto/types';
-import { type PipeOptions, pipeSession } from '../src/socket-plane/pipe';
-import type { ConsumerSession } from '../src/socket-plane/consumer-session';
-import type { Stats } from '../src/telemetry/stats';
+import type { Logger } from '../log';
+import type { Mapping } from '../proto/types';
+import { type PipeOptions, pipeSession } from '../socket-plane/pipe';
+import type { ConsumerSession } from '../socket-plane/consumer-session';
+import type { Stats } from '../telemetry/stats';
 
 /** What a bridge may use besides the two ends. */
 export interface BridgeContext {

@@ -1,4 +1,4 @@
-import type { Counter } from '../src/telemetry/stats';
+import type { Counter } from '../../src/telemetry/stats';
 
 /** A session as frame fan-out sees it: its buffer, and whether it has had the stream header. */
 export interface FrameConsumer {

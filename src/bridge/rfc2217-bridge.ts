@@ -1,5 +1,5 @@
 import type * as net from 'node:net';
-import { errorCode, errorMessage, ProtocolError } from '../src/errors';
+import { errorCode, errorMessage, ProtocolError } from '../errors';
 import {
   ComPort,
   type ComPortRequest,
@@ -10,18 +10,18 @@ import {
   modemState,
   PURGE_BOTH,
   PURGE_RECEIVE,
-} from '../src/rfc2217/com-port-option';
-import { escapeIac } from '../src/rfc2217/iac-escape';
-import { OPT_BINARY, OPT_COM_PORT, OPT_SGA, type TelnetVerb, verbName } from '../src/rfc2217/telnet-codes';
-import { negotiation } from '../src/rfc2217/telnet-frames';
-import { TelnetOptions } from '../src/rfc2217/telnet-options';
-import { type TelnetItem, TelnetParser } from '../src/rfc2217/telnet-parser';
-import { CommandOp, type CommandReply } from '../src/socket-plane/device-command';
-import { type DeviceEvent, DeviceEventType, ModemLine } from '../src/socket-plane/device-event';
-import type { Logger } from '../src/log';
-import type { ConsumerSession } from '../src/socket-plane/consumer-session';
-import type { Labels } from '../src/telemetry/stats';
-import { closeWithin, type PipeOptions } from '../src/socket-plane/pipe';
+} from '../rfc2217/com-port-option';
+import { escapeIac } from '../rfc2217/iac-escape';
+import { OPT_BINARY, OPT_COM_PORT, OPT_SGA, type TelnetVerb, verbName } from '../rfc2217/telnet-codes';
+import { negotiation } from '../rfc2217/telnet-frames';
+import { TelnetOptions } from '../rfc2217/telnet-options';
+import { type TelnetItem, TelnetParser } from '../rfc2217/telnet-parser';
+import { CommandOp, type CommandReply } from '../socket-plane/device-command';
+import { type DeviceEvent, DeviceEventType, ModemLine } from '../socket-plane/device-event';
+import type { Logger } from '../log';
+import type { ConsumerSession } from '../socket-plane/consumer-session';
+import type { Labels } from '../telemetry/stats';
+import { closeWithin, type PipeOptions } from '../socket-plane/pipe';
 import { appGoneOptions, type BridgeContext, DEFAULT_SUBNEGOTIATION_TIMEOUT_MS, type SessionBridge } from './session-bridge';
 
 /** Offered both ways on connect; anything else is refused. */

@@ -1,18 +1,18 @@
 import * as assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
-import { DeviceSessionHost } from '../../../agent/device-session-host';
-import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from '../../../agent/drivers/device-driver';
-import { DeviceError, type DeviceMeshError, ValidationError } from '../../../src/errors';
-import type { Access, Mapping, SerialConfig, SharingMode } from '../../../src/proto/types';
-import type { ErrorPayload } from '../../../src/socket-plane/control-messages';
-import { CommandOp, type CommandRequest, type CommandResult, type DeviceCommand } from '../../../src/socket-plane/device-command';
-import { type DeviceEvent, DeviceEventType } from '../../../src/socket-plane/device-event';
-import { INITIAL_WINDOW } from '../../../src/socket-plane/frame';
-import { Session, type SessionTransport } from '../../../src/socket-plane/session';
-import { Stats } from '../../../src/telemetry/stats';
-import { mapping } from '../../integration/agent/fake-control-plane';
-import { testLogger, waitFor } from './helpers';
-import { EMPTY_POLICY } from '../../../src/model/policy-defaults';
+import { DeviceSessionHost } from '../../../../agent/session/device-session-host';
+import type { DeviceConfig, DeviceDriver, DeviceEventListener, DeviceHandle, DiscoveredDevice } from '../../../../agent/drivers/device-driver';
+import { DeviceError, type DeviceMeshError, ValidationError } from '../../../../src/errors';
+import type { Access, Mapping, SerialConfig, SharingMode } from '../../../../src/proto/types';
+import type { ErrorPayload } from '../../../../src/socket-plane/control-messages';
+import { CommandOp, type CommandRequest, type CommandResult, type DeviceCommand } from '../../../../src/socket-plane/device-command';
+import { type DeviceEvent, DeviceEventType } from '../../../../src/socket-plane/device-event';
+import { INITIAL_WINDOW } from '../../../../src/socket-plane/frame';
+import { Session, type SessionTransport } from '../../../../src/socket-plane/session';
+import { Stats } from '../../../../src/telemetry/stats';
+import { mapping } from '../../../integration/agent/fake-control-plane';
+import { testLogger, waitFor } from '../helpers';
+import { EMPTY_POLICY } from '../../../../src/model/policy-defaults';
 
 /** A device as a Duplex: what is written is kept; writes can be held to model a slow device. */
 class FakeDevice extends Duplex {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { fanOutFrame, type FrameConsumer } from '../../../agent/frame-fanout';
-import { type Counter, Stats } from '../../../src/telemetry/stats';
+import { fanOutFrame, type FrameConsumer } from '../../../../agent/access/frame-fanout';
+import { type Counter, Stats } from '../../../../src/telemetry/stats';
 
 class Consumer implements FrameConsumer {
   primed = false;

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { probeWhilePaused } from '../../../sidecar/paused-app-probe';
+import { probeWhilePaused } from '../../../src/bridge/paused-app-probe';
 
 /** A real loopback connection: the sidecar's accepted socket and the app's. */
 async function connection(): Promise<{ sidecar: net.Socket; app: net.Socket; close(): Promise<void> }> {

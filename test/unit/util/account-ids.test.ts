@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { accountId, parseGetentId } from '../../../sidecar/account-ids';
+import { accountId, parseGetentId } from '../../../src/util/account-ids';
 import { NotFoundError, ProtocolError } from '../../../src/errors';
 
-describe('sidecar: pty owner and group ids', () => {
+describe('account ids: owner and group of a pty or a one-hop socket', () => {
   it('reads the id out of a getent passwd or group line', () => {
     assert.equal(parseGetentId('root:x:0:0:root:/root:/bin/bash\n', 'root'), 0);
     assert.equal(parseGetentId('dialout:x:20:alice,bob', 'dialout'), 20);

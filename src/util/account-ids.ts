@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { NotFoundError, ProtocolError } from '../src/errors';
+import { NotFoundError, ProtocolError } from '../errors';
 
 /** One line of `getent passwd|group NAME`: name:password:id:… → the id. */
 export function parseGetentId(line: string, name: string): number {
