@@ -11,6 +11,7 @@ import { EchoResponder } from '../helpers/echo-responder';
 import { type OneGatewayMesh, startOneGatewayMesh } from '../helpers/one-gateway-mesh';
 import { cli, freePort, httpGet, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
+import { closesFramingBreakers, modemAnswersSettingsAndQueries, modemStateReachesPySerial, modemWorksAt7E1, movesEveryByteValue, sttyShows9600TwoStopBitsRtsCts, TWO_PROTOCOL_ERRORS } from '../helpers/rfc2217-cases';
 import { havePySerial, PySerialClient, TelnetClient } from '../helpers/rfc2217-clients';
 import { SlowReader } from '../helpers/slow-reader';
 
@@ -292,66 +293,29 @@ ${extra}
 
   // rfc2217.test.ts, each case on the pty and on the simulated modem, with pyserial on the Unix socket.
   it('RFC 2217: moves data both ways through pyserial, every byte value and 0xFF runs included', async () => {
-    const py = await pyserial('com');
-    const data = Buffer.alloc(4096);
-    for (let i = 0; i < data.length; i++) data[i] = i < 256 ? i : i % 5 === 0 ? 0xff : (i * 13) & 0xff;
-    data.fill(0xff, 1000, 1300);
-    await py.write(data);
-    assert.deepEqual(await py.read(data.length), data);
+    await movesEveryByteValue(await pyserial('com'));
   });
 
   it('RFC 2217: 9600 baud, 2 stop bits and RTS/CTS from pyserial are what the kernel has on the pty', async () => {
     await pyserial('com', { baudrate: 9600, stopbits: 2, rtscts: true });
-    const settings = stty('ttyOH2');
-    assert.match(settings, /speed 9600 baud/);
-    assert.match(settings, /(^|\s)cstopb(\s|$)/);
-    assert.match(settings, /(^|\s)crtscts(\s|$)/);
+    sttyShows9600TwoStopBitsRtsCts(stty('ttyOH2'));
   });
 
   it('RFC 2217: 7 data bits and even parity on the simulated modem: answered as asked, and the modem works at them', async () => {
-    const py = await pyserial('modem', { bytesize: 7, parity: 'E' });
-    await py.write(Buffer.from('AT\r'));
-    assert.equal((await py.read(9)).toString('latin1'), 'AT\r\r\nOK\r\n');
+    await modemWorksAt7E1(await pyserial('modem', { bytesize: 7, parity: 'E' }));
   });
 
   it('RFC 2217: on the simulated modem, settings answered as asked, queries answer the value in use', async () => {
-    const c = await telnet('modem');
-    assert.deepEqual([...(await c.request(2, [7]))], [7]);
-    assert.deepEqual([...(await c.request(3, [3]))], [3]);
-    assert.deepEqual([...(await c.request(2, [0]))], [7]);
-    assert.deepEqual([...(await c.request(3, [0]))], [3]);
-    assert.deepEqual([...(await c.request(1, [0, 0, 0, 0]))], [0, 1, 0xc2, 0x00], '115200, the binding’s');
-    assert.deepEqual([...(await c.request(4, [0]))], [1]);
+    await modemAnswersSettingsAndQueries(await telnet('modem'));
   });
 
   it('RFC 2217: modem-state notifications reach pyserial: carrier detect after dialling, DSR after DTR drops', async () => {
-    const py = await pyserial('modem');
-    const line = (name: string): Promise<unknown> => py.must({ op: 'get', name });
-    assert.equal(await line('cd'), false);
-    assert.equal(await line('dsr'), true);
-    await py.write(Buffer.from('ATD5551234\r'));
-    await waitFor('carrier detect', async () => (await line('cd')) === true, 10_000);
-    await py.must({ op: 'set', name: 'dtr', value: false });
-    await waitFor('DSR and carrier to drop', async () => (await line('dsr')) === false && (await line('cd')) === false, 10_000);
+    await modemStateReachesPySerial(await pyserial('modem'));
   });
 
   it('RFC 2217: closes clients that break the framing, ignores harmless garbage, and leaves the others untouched', async () => {
-    const py = await pyserial('com');
-    const truncated = await telnet('com');
-    truncated.send([0xff, 0xfa, 44, 1, 0, 0xff, 0xf1]);
-    await truncated.closed;
-    const oversized = await telnet('com');
-    oversized.send(Buffer.concat([Buffer.from([0xff, 0xfa, 44, 0]), Buffer.alloc(1000, 0x41)]));
-    await oversized.closed;
-    const harmless = await telnet('com');
-    harmless.send([0xff, 0xf1, 0xff, 0xfa, 99, 1, 0xff, 0xf0, 0xff, 0xfa, 44, 60, 0xff, 0xf0, 0xff, 0xfd, 77]);
-    assert.deepEqual([...(await harmless.request(2, [0]))], [8], 'the harmless one still gets answers');
-    assert.ok(harmless.items.some((i) => i.kind === 'negotiate' && i.verb === 0xfc && i.option === 77), 'DO 77 was refused with WONT');
-
-    const data = Buffer.from([0xff, 0x00, 0xff, 0xff, 0x41]);
-    await py.write(data);
-    assert.deepEqual(await py.read(data.length), data);
-    assert.match(await agentStats(), /^rfc2217_protocol_errors\{mapping=[^}]+\}: 2$/m);
+    await closesFramingBreakers(await pyserial('com'), () => telnet('com'));
+    assert.match(await agentStats(), TWO_PROTOCOL_ERRORS);
     assert.equal(mesh?.agent.child.exitCode, null, 'the agent still runs');
   });
 
