@@ -285,8 +285,10 @@ export async function dialTcp(port: number, localAddress = '127.0.0.1'): Promise
 
 export function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
+    // A fresh connection each time: a kept-alive one the server timed out while a spawnSync CLI
+    // call blocked this process would be reused and answer "socket hang up".
     http
-      .get(url, (res) => {
+      .get(url, { agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));
