@@ -1,8 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import * as protobuf from 'protobufjs';
 import { DeviceMeshError } from '../errors';
-import { includeDirs, protoFilesFor, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES, SERVICE_PROTO_FILES } from './paths';
+import { includeDirs, protoFilesFor, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES } from './paths';
 
 /** How every message becomes a JS object, on gRPC calls and in Any payloads alike. */
 export const OBJECT_OPTIONS = {
@@ -13,33 +12,12 @@ export const OBJECT_OPTIONS = {
   oneofs: true,
 } as const;
 
-// One of each per file (or set of files), built on first use: parsing a .proto costs start-up time and heap.
-const grpcObjects = new Map<string, grpc.GrpcObject>();
+// One root per set of files and one constructor per service, built on first use: parsing a .proto
+// costs start-up time and heap that a process which never calls its services need not spend.
 const roots = new Map<string, protobuf.Root>();
+const clients = new Map<string, grpc.ServiceClientConstructor>();
 
-function grpcObject(file: string): grpc.GrpcObject {
-  let object = grpcObjects.get(file);
-  if (!object) {
-    object = grpc.loadPackageDefinition(protoLoader.loadSync(file, { ...OBJECT_OPTIONS, includeDirs: includeDirs() }));
-    grpcObjects.set(file, object);
-  }
-  return object;
-}
-
-/** Looks up a service constructor, e.g. `devicemesh.v1.Registry`, loading only the file that defines it. */
-export function serviceClient(fullName: string): grpc.ServiceClientConstructor {
-  const file = Object.hasOwn(SERVICE_PROTO_FILES, fullName) ? SERVICE_PROTO_FILES[fullName] : undefined;
-  let node: unknown = file === undefined ? undefined : grpcObject(file);
-  for (const part of fullName.split('.')) node = (node as Record<string, unknown> | undefined)?.[part];
-  if (typeof node !== 'function' || !('service' in node)) throw new DeviceMeshError('INTERNAL', `no gRPC service ${fullName}`);
-  return node as grpc.ServiceClientConstructor;
-}
-
-export function serviceDefinition(fullName: string): grpc.ServiceDefinition {
-  return serviceClient(fullName).service;
-}
-
-/** A protobufjs root over `files` (by default every served one), for encoding and decoding `google.protobuf.Any` payloads. */
+/** A protobufjs root over `files` (by default every served one), for gRPC services and `google.protobuf.Any` payloads. */
 export function protobufRoot(files: readonly string[] = SERVED_PROTO_FILES): protobuf.Root {
   const key = files.join('\n');
   let root = roots.get(key);
@@ -59,4 +37,61 @@ export function protobufRoot(files: readonly string[] = SERVED_PROTO_FILES): pro
 /** A message type by full name, from only the files that can define it. */
 export function messageType(fullName: string): protobuf.Type {
   return protobufRoot(protoFilesFor(fullName)).lookupType(fullName);
+}
+
+function serializer(type: protobuf.Type): grpc.serialize<object> {
+  return (value: object): Buffer => {
+    if (Array.isArray(value)) throw new DeviceMeshError('INVALID_ARGUMENT', `Failed to serialize message: expected object with ${type.name} structure, got array instead`);
+    // On Node protobufjs's writer finishes in a Buffer: no copy.
+    return type.encode(type.fromObject(value)).finish() as Buffer;
+  };
+}
+
+function deserializer(type: protobuf.Type): grpc.deserialize<object> {
+  return (bytes: Buffer): object => type.toObject(type.decode(bytes), OBJECT_OPTIONS);
+}
+
+/**
+ * A service's methods as @grpc/proto-loader defines them (path, streaming, the same object
+ * conversion both ways, the lower-camel-case alias), straight from protobufjs: proto-loader would
+ * also build every message's descriptor, which nothing here reads and which costs most of a CLI
+ * command's start-up.
+ */
+function methodsOf(fullName: string): grpc.ServiceDefinition {
+  let service: protobuf.Service;
+  try {
+    service = protobufRoot(protoFilesFor(fullName)).lookupService(fullName);
+  } catch (err) {
+    throw new DeviceMeshError('INTERNAL', `no gRPC service ${fullName}`, { cause: err });
+  }
+  const methods: Record<string, grpc.MethodDefinition<object, object>> = {};
+  for (const method of service.methodsArray) {
+    const request = method.resolvedRequestType as protobuf.Type;
+    const response = method.resolvedResponseType as protobuf.Type;
+    methods[method.name] = {
+      path: `/${fullName}/${method.name}`,
+      requestStream: method.requestStream === true,
+      responseStream: method.responseStream === true,
+      requestSerialize: serializer(request),
+      requestDeserialize: deserializer(request),
+      responseSerialize: serializer(response),
+      responseDeserialize: deserializer(response),
+      originalName: method.name.charAt(0).toLowerCase() + method.name.slice(1),
+    };
+  }
+  return methods;
+}
+
+/** Looks up a service constructor, e.g. `devicemesh.v1.Registry`, parsing only the files of its package. */
+export function serviceClient(fullName: string): grpc.ServiceClientConstructor {
+  let client = clients.get(fullName);
+  if (!client) {
+    client = grpc.makeClientConstructor(methodsOf(fullName), fullName.slice(fullName.lastIndexOf('.') + 1));
+    clients.set(fullName, client);
+  }
+  return client;
+}
+
+export function serviceDefinition(fullName: string): grpc.ServiceDefinition {
+  return serviceClient(fullName).service;
 }
