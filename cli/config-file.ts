@@ -1,4 +1,3 @@
-import { parseDocument } from 'yaml';
 import { ValidationError } from '../src/errors';
 import type { FlagSpec } from './flags';
 
@@ -22,6 +21,8 @@ export const CONFIG_FLAG: FlagSpec = {
  */
 export function parseConfigFile(text: string, source: string, command: string, specs: readonly FlagSpec[]): ConfigValues {
   const where = `config file ${source}`;
+  // Required here, not at the top: only a command given --config reads YAML.
+  const { parseDocument } = require('yaml') as typeof import('yaml');
   const doc = parseDocument(text, { uniqueKeys: true });
   const err = doc.errors[0];
   if (err) {

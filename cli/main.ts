@@ -1,10 +1,4 @@
 import { DeviceMeshError, errorMessage, ValidationError } from '../src/errors';
-import { demo, DEMO_FLAGS } from './commands/demo';
-import { DESCRIBE_FLAGS, describeResource } from './commands/describe';
-import { agent, AGENT_FLAGS, CONTROL_PLANE_FLAGS, controlPlane, sidecar, SIDECAR_FLAGS } from './commands/processes';
-import { apply, APPLY_FLAGS, DELETE_FLAGS, get, GET_FLAGS, remove } from './commands/resources';
-import { identity, IDENTITY_FLAGS } from './commands/identity';
-import { token, TOKEN_FLAGS } from './commands/tokens';
 import { usage } from './flags';
 
 const HELP = `devicemesh: a service mesh for physical devices
@@ -32,17 +26,57 @@ The control plane serves TLS: client commands take --ca-file and, to write, --op
 "devicemesh COMMAND --help" shows a command's flags.
 `;
 
-const COMMANDS: Record<string, { run(args: readonly string[]): Promise<void>; help: string }> = {
-  'control-plane': { run: controlPlane, help: usage('control-plane', '[flags]', CONTROL_PLANE_FLAGS) },
-  agent: { run: agent, help: usage('agent', '--host-id ID [flags]', AGENT_FLAGS) },
-  sidecar: { run: sidecar, help: usage('sidecar', '--workload-id ID [flags]', SIDECAR_FLAGS) },
-  apply: { run: (a) => apply(a, process.stdout), help: usage('apply', '-f FILE', APPLY_FLAGS) },
-  delete: { run: (a) => remove(a, process.stdout), help: usage('delete', 'binding|policy NAME', DELETE_FLAGS) },
-  get: { run: (a) => get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', GET_FLAGS) },
-  describe: { run: (a) => describeResource(a, process.stdout), help: usage('describe', 'binding NAME', DESCRIBE_FLAGS) },
-  token: { run: (a) => token(a, process.stdout), help: usage('token', 'create|list|delete', TOKEN_FLAGS) },
-  identity: { run: (a) => identity(a, process.stdout), help: usage('identity', 'revoke host/ID|workload/ID', IDENTITY_FLAGS) },
-  demo: { run: (a) => demo(a, process.stdout), help: usage('demo', '[flags]', DEMO_FLAGS) },
+interface Command {
+  run(args: readonly string[]): Promise<void>;
+  help: string;
+}
+
+/**
+ * Each command's module is loaded when that command runs: a client command does not pay for
+ * loading the control plane (the Kubernetes client alone is most of a full load), nor an agent
+ * for the control plane's.
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  'control-plane': async () => {
+    const m = await import('./commands/processes');
+    return { run: m.controlPlane, help: usage('control-plane', '[flags]', m.CONTROL_PLANE_FLAGS) };
+  },
+  agent: async () => {
+    const m = await import('./commands/processes');
+    return { run: m.agent, help: usage('agent', '--host-id ID [flags]', m.AGENT_FLAGS) };
+  },
+  sidecar: async () => {
+    const m = await import('./commands/processes');
+    return { run: m.sidecar, help: usage('sidecar', '--workload-id ID [flags]', m.SIDECAR_FLAGS) };
+  },
+  apply: async () => {
+    const m = await import('./commands/resources');
+    return { run: (a) => m.apply(a, process.stdout), help: usage('apply', '-f FILE', m.APPLY_FLAGS) };
+  },
+  delete: async () => {
+    const m = await import('./commands/resources');
+    return { run: (a) => m.remove(a, process.stdout), help: usage('delete', 'binding|policy NAME', m.DELETE_FLAGS) };
+  },
+  get: async () => {
+    const m = await import('./commands/resources');
+    return { run: (a) => m.get(a, process.stdout), help: usage('get', 'endpoints|bindings|mappings|proxies', m.GET_FLAGS) };
+  },
+  describe: async () => {
+    const m = await import('./commands/describe');
+    return { run: (a) => m.describeResource(a, process.stdout), help: usage('describe', 'binding NAME', m.DESCRIBE_FLAGS) };
+  },
+  token: async () => {
+    const m = await import('./commands/tokens');
+    return { run: (a) => m.token(a, process.stdout), help: usage('token', 'create|list|delete', m.TOKEN_FLAGS) };
+  },
+  identity: async () => {
+    const m = await import('./commands/identity');
+    return { run: (a) => m.identity(a, process.stdout), help: usage('identity', 'revoke host/ID|workload/ID', m.IDENTITY_FLAGS) };
+  },
+  demo: async () => {
+    const m = await import('./commands/demo');
+    return { run: (a) => m.demo(a, process.stdout), help: usage('demo', '[flags]', m.DEMO_FLAGS) };
+  },
 };
 
 /** The `devicemesh` binary. Errors end as one line on stderr and a non-zero exit. */
@@ -52,17 +86,22 @@ export function main(argv: readonly string[]): void {
     process.stdout.write(HELP);
     return;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!load) {
     fail(new ValidationError('', `unknown command "${name}" (try devicemesh --help)`));
     return;
   }
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(command.help + '\n');
-    return;
-  }
-  command.run(args).then(
-    () => process.exit(0),
+  load().then(
+    (command) => {
+      if (args.includes('--help') || args.includes('-h')) {
+        process.stdout.write(command.help + '\n');
+        return;
+      }
+      command.run(args).then(
+        () => process.exit(0),
+        (err: unknown) => fail(err),
+      );
+    },
     (err: unknown) => fail(err),
   );
 }

@@ -3,7 +3,7 @@ import * as net from 'node:net';
 import { bridgeRfc2217 } from '../../src/bridge/rfc2217-bridge';
 import { probeWhilePaused } from '../../src/bridge/paused-app-probe';
 import { rawBridge, type SessionBridge } from '../../src/bridge/session-bridge';
-import { errorCode, errorMessage } from '../../src/errors';
+import { type DeviceMeshError, errorCode, errorMessage } from '../../src/errors';
 import type { Logger } from '../../src/log';
 import type { Mapping, VirtualProtocol } from '../../src/proto/types';
 import { DEFAULT_EVENT_BACKLOG } from '../../src/socket-plane/connection';
@@ -114,6 +114,10 @@ export class OneHopEndpoint {
         if (!admitted) return;
         const pair = localSessionPair(nextSessionId++, () => socket.writableLength <= DEFAULT_EVENT_BACKLOG);
         admission.attach(admitted.port, pair.device, admitted.mapping, asker);
+        // The app of a raw or RFC 2217 endpoint only sees its connection close; the reason is logged, as a sidecar logs it.
+        pair.consumer.once('close', (err: DeviceMeshError | undefined) => {
+          if (err) log.info({ ...bindingLabels(mapping), code: err.code, error: err.message }, 'session ended with an error');
+        });
         const bridge = BRIDGES[mapping.virtual?.protocol ?? 'VIRTUAL_PROTOCOL_RAW'] ?? rawBridge;
         bridge(socket, pair.consumer, { mapping, stats, log, ...(this.ctx.subnegotiationTimeoutMs ? { subnegotiationTimeoutMs: this.ctx.subnegotiationTimeoutMs } : {}) });
       },

@@ -15,6 +15,8 @@ export interface ProbeSnapshot {
   argv: string[];
   memoryMB: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
   heap: { totalMB: number; usedMB: number; mallocedMB: number; nativeContexts: number };
+  /** V8's heap spaces (new_space, old_space, code_space, …): size and used, MB. */
+  spaces: Record<string, { sizeMB: number; usedMB: number }>;
   modules: number;
   protoFiles: string[];
 }
@@ -30,6 +32,7 @@ function snapshot(protoFiles: ReadonlySet<string>): ProbeSnapshot {
     argv: process.argv.slice(2),
     memoryMB: { rss: mb(m.rss), heapTotal: mb(m.heapTotal), heapUsed: mb(m.heapUsed), external: mb(m.external), arrayBuffers: mb(m.arrayBuffers) },
     heap: { totalMB: mb(h.total_heap_size), usedMB: mb(h.used_heap_size), mallocedMB: mb(h.malloced_memory), nativeContexts: h.number_of_native_contexts },
+    spaces: Object.fromEntries(v8.getHeapSpaceStatistics().map((sp) => [sp.space_name, { sizeMB: mb(sp.space_size), usedMB: mb(sp.space_used_size) }])),
     modules: Object.keys(require.cache).length,
     protoFiles: [...protoFiles],
   };

@@ -1,4 +1,4 @@
-import { type SocketPlaneLimits, startAgent } from '../../agent/main';
+import type { SocketPlaneLimits } from '../../agent/main';
 import {
   DEFAULT_CONNECTION_BURST_PER_PEER,
   DEFAULT_CONNECTION_RATE_PER_PEER,
@@ -6,8 +6,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   DEFAULT_MAX_CONNECTIONS_PER_PEER,
 } from '../../agent/socket-plane-server';
-import { type ControlPlaneOptions, startControlPlane } from '../../control-plane/main';
-import { loadKubeConfig, STATUS_WRITER_LEASE } from '../../control-plane/kubernetes/kube-config';
+import type { ControlPlaneOptions } from '../../control-plane/main';
 import {
   type AppListenerLimits,
   DEFAULT_APP_CONNECTION_BURST_PER_PEER,
@@ -16,7 +15,6 @@ import {
   DEFAULT_APP_CONNECTIONS_PER_PEER,
   DEFAULT_GRPC_PREFACE_TIMEOUT_MS,
 } from '../../sidecar/app-connection-limits';
-import { startSidecar } from '../../sidecar/main';
 import { DEFAULT_SUBNEGOTIATION_TIMEOUT_MS } from '../../src/bridge/session-bridge';
 import { DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_PREFACE_TIMEOUT_MS } from '../../src/socket-plane/connection';
 import * as fs from 'node:fs';
@@ -253,6 +251,8 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
   const insecure = values.insecure === 'true';
   if (insecure) warnInsecure('control-plane');
   if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new ValidationError('', 'give both --ca-cert and --ca-key, or neither');
+  // Loaded here, not at the top: an agent or a sidecar need not load the control plane.
+  const { startControlPlane } = await import('../../control-plane/main');
   const running = await startControlPlane({
     listen: values.listen as string,
     admin: values.admin as string,
@@ -265,7 +265,7 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
     certTtlMs: durationMs('cert-ttl', values['cert-ttl'] as string),
     san: lists.san ?? [],
     ...(values['ca-cert'] ? { externalCa: { certFile: values['ca-cert'], keyFile: values['ca-key'] as string } } : {}),
-    ...kubernetesOptions(values),
+    ...(await kubernetesOptions(values)),
     log,
   });
   log.info(
@@ -275,13 +275,14 @@ export async function controlPlane(args: readonly string[]): Promise<void> {
   await runUntilSignalled(running);
 }
 
-function kubernetesOptions(values: Readonly<Record<string, string>>): Pick<ControlPlaneOptions, 'kubernetes'> {
+async function kubernetesOptions(values: Readonly<Record<string, string>>): Promise<Pick<ControlPlaneOptions, 'kubernetes'>> {
   if (values.kubernetes !== 'true') {
     for (const flag of ['kubeconfig', 'kubernetes-namespace', 'kubernetes-identity']) {
       if (values[flag] !== undefined) throw new ValidationError('', `flag --${flag} needs --kubernetes`);
     }
     return {};
   }
+  const { loadKubeConfig, STATUS_WRITER_LEASE } = await import('../../control-plane/kubernetes/kube-config');
   return {
     kubernetes: {
       kubeConfig: loadKubeConfig(values.kubeconfig),
@@ -335,6 +336,7 @@ export async function agent(args: readonly string[]): Promise<void> {
   const hostId = values['host-id'] as string;
   const log = createLogger('agent', { hostId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-agent', values);
+  const { startAgent } = await import('../../agent/main');
   const running = await startAgent({
     hostId,
     controlPlane: values['control-plane'] as string,
@@ -360,6 +362,7 @@ export async function sidecar(args: readonly string[]): Promise<void> {
   const workloadId = values['workload-id'] as string;
   const log = createLogger('sidecar', { workloadId }, openLogOutput(values['log-format'] as string));
   startTelemetry('devicemesh-sidecar', values);
+  const { startSidecar } = await import('../../sidecar/main');
   const running = await startSidecar({
     workloadId,
     controlPlane: values['control-plane'] as string,

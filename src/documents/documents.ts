@@ -1,4 +1,3 @@
-import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../errors';
 import { MAX_ROAMING_HOLD_MS } from '../model/policy-defaults';
 import { validateBinding, validatePolicy } from '../model/validate';
@@ -51,6 +50,8 @@ export function parseDocuments(text: string, source = 'input'): ApplyRequest {
 }
 
 function splitDocuments(text: string, source: string): unknown[] {
+  // Required on first use: of the CLI's commands only apply reads YAML.
+  const { parseAllDocuments } = require('yaml') as typeof import('yaml');
   const docs = parseAllDocuments(text, { uniqueKeys: true });
   const values: unknown[] = [];
   for (const doc of Array.isArray(docs) ? docs : [docs]) {

@@ -10,15 +10,31 @@ export function envoyProtoRoots(): string[] {
   return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(pkg, 'deps', d));
 }
 
+/**
+ * The .proto file that defines each gRPC service devicemesh serves or calls: a process loads only
+ * the files of the services it uses (a CLI command or a sidecar needs none of Envoy's protos but ADS).
+ */
+export const SERVICE_PROTO_FILES: Readonly<Record<string, string>> = {
+  'devicemesh.v1.Registry': 'devicemesh/v1/registry.proto',
+  'devicemesh.v1.Bindings': 'devicemesh/v1/bindings.proto',
+  'devicemesh.v1.Status': 'devicemesh/v1/status.proto',
+  'devicemesh.v1.DeviceSession': 'devicemesh/v1/device.proto',
+  'devicemesh.v1.Identity': 'devicemesh/v1/identity.proto',
+  'envoy.service.discovery.v3.AggregatedDiscoveryService': 'envoy/service/discovery/v3/ads.proto',
+};
+
 /** The .proto files the control plane serves, relative to the include roots. */
-export const SERVED_PROTO_FILES: readonly string[] = [
-  'devicemesh/v1/registry.proto',
-  'devicemesh/v1/bindings.proto',
-  'devicemesh/v1/status.proto',
-  'devicemesh/v1/device.proto',
-  'devicemesh/v1/identity.proto',
-  'envoy/service/discovery/v3/ads.proto',
-];
+export const SERVED_PROTO_FILES: readonly string[] = [...new Set(Object.values(SERVICE_PROTO_FILES))];
+
+/**
+ * The served files that can define `fullName` (a message or enum): those under the directory of its
+ * first name part (devicemesh/… for devicemesh.v1.Mapping, envoy/… for Envoy's), or all of them.
+ */
+export function protoFilesFor(fullName: string): readonly string[] {
+  const top = `${fullName.split('.')[0]}/`;
+  const files = SERVED_PROTO_FILES.filter((f) => f.startsWith(top));
+  return files.length > 0 ? files : SERVED_PROTO_FILES;
+}
 
 export function includeDirs(): string[] {
   return [DEVICEMESH_PROTO_ROOT, ...envoyProtoRoots()];

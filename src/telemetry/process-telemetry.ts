@@ -1,9 +1,6 @@
 import { trace } from '@opentelemetry/api';
-import { OTLPMetricExporter } from '@opentelemetry/exporter-metrics-otlp-http';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { type MetricReader, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
+import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import type { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { ValidationError } from '../errors';
 import type { StatsOptions } from './stats';
 
@@ -29,7 +26,8 @@ let active: Active | undefined;
 /**
  * Sets up this process's OTLP export: the global tracer provider (what `meshTracer()` returns) and
  * the metric readers later `Stats` instances take through `processStatsOptions()`. Without an
- * endpoint nothing is registered and spans stay no-ops, which cost next to nothing.
+ * endpoint nothing is registered, spans stay no-ops, which cost next to nothing, and the SDK is
+ * never loaded.
  */
 export function startProcessTelemetry(config: TelemetryConfig): void {
   if (!(config.sampleRatio >= 0 && config.sampleRatio <= 1)) {
@@ -48,12 +46,7 @@ export function startProcessTelemetry(config: TelemetryConfig): void {
   if (base.protocol !== 'http:' && base.protocol !== 'https:') {
     throw new ValidationError('--otlp-endpoint', `"${config.otlpEndpoint}" must be http or https`);
   }
-  const resource = resourceFromAttributes({ 'service.name': config.service });
-  const tracerProvider = new BasicTracerProvider({
-    resource,
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(config.sampleRatio) }),
-    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: endpointUrl(base, 'v1/traces') }), { scheduledDelayMillis: 1000 })],
-  });
+  const tracerProvider = exporters().otlpTracerProvider(config.service, config.sampleRatio, endpointUrl(base, 'v1/traces'));
   trace.setGlobalTracerProvider(tracerProvider);
   active = { config, tracerProvider, readers: [] };
 }
@@ -62,10 +55,7 @@ export function startProcessTelemetry(config: TelemetryConfig): void {
 export function processStatsOptions(): StatsOptions {
   if (!active) return {};
   if (active.config.otlpEndpoint === undefined) return { service: active.config.service };
-  const reader = new PeriodicExportingMetricReader({
-    exporter: new OTLPMetricExporter({ url: endpointUrl(new URL(active.config.otlpEndpoint), 'v1/metrics') }),
-    exportIntervalMillis: active.config.metricIntervalMs ?? 10_000,
-  });
+  const reader = exporters().otlpMetricReader(endpointUrl(new URL(active.config.otlpEndpoint), 'v1/metrics'), active.config.metricIntervalMs ?? 10_000);
   active.readers.push(reader);
   return { service: active.config.service, readers: [reader] };
 }
@@ -77,6 +67,11 @@ export async function stopProcessTelemetry(): Promise<void> {
   if (!current) return;
   await Promise.allSettled([current.tracerProvider?.shutdown(), ...current.readers.map((r) => r.shutdown())]);
   if (current.tracerProvider) trace.disable();
+}
+
+/** The SDK and its OTLP exporters, required only once a collector is configured (they are most of a process's modules). */
+function exporters(): typeof import('./otlp-exporters') {
+  return require('./otlp-exporters') as typeof import('./otlp-exporters');
 }
 
 function endpointUrl(base: URL, path: string): string {

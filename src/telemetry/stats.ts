@@ -1,7 +1,6 @@
-import type { Histogram as OtelHistogram, Meter } from '@opentelemetry/api';
-import { PrometheusSerializer } from '@opentelemetry/exporter-prometheus';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import type { MetricReader } from '@opentelemetry/sdk-metrics';
+import type { OtelMetricExport } from './otel-metric-export';
+import { type MetricFamily, prometheusText } from './prometheus-text';
 
 /**
  * Counters, gauges and histograms of one process, keyed by name and labels, rendered for the
@@ -94,65 +93,37 @@ interface HistogramSeries {
   histogram: Histogram;
 }
 
-/** A histogram whose observations also go to its OpenTelemetry instrument, for export. */
-class ExportedHistogram extends Histogram {
-  constructor(
-    bounds: readonly number[],
-    private readonly instrument: OtelHistogram,
-    private readonly attributes: Labels,
-  ) {
-    super(bounds);
-  }
-
-  override observe(value: number): void {
-    super.observe(value);
-    this.instrument.record(value, this.attributes);
-  }
-}
-
-/** Collects on demand, for /stats/prometheus: the reader a Prometheus scrape pulls through. */
-class PullReader extends MetricReader {
-  protected onShutdown(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  protected onForceFlush(): Promise<void> {
-    return Promise.resolve();
-  }
-}
-
 export interface StatsOptions {
   /** The process's `service.name` (devicemesh-agent, …), on every export. */
   service?: string;
-  /** More readers, e.g. the periodic OTLP exporter's, fed by the same instruments. */
+  /** Push readers, e.g. the periodic OTLP exporter's; with any, the OpenTelemetry SDK is loaded to feed them. */
   readers?: readonly MetricReader[];
 }
 
 /**
- * The metrics of one process over the OpenTelemetry metrics SDK. Counters and gauges are
- * observable instruments: the data path adds to a plain field (a `Counter` bound once to its
- * labels), and the SDK reads every series when it collects, so no attribute hashing happens per
- * chunk. Histograms are synchronous instruments, observed once per command or push.
+ * The metrics of one process. Counters and gauges are plain fields the data path adds to (a
+ * `Counter` bound once to its labels); histograms count into fixed buckets. /stats and
+ * /stats/prometheus are rendered from them directly. Only with push readers (OTLP) configured is
+ * the OpenTelemetry metrics SDK loaded, its instruments reading the same fields at collection.
  */
 export class Stats {
   private readonly counters = new Map<string, Map<string, Series>>();
   private readonly gauges = new Map<string, Map<string, Series>>();
   private readonly histograms = new Map<string, HistogramSeries>();
-  private readonly histogramInstruments = new Map<string, OtelHistogram>();
   private readonly help: Map<string, string>;
-  private readonly provider: MeterProvider;
-  private readonly reader = new PullReader();
-  private readonly meter: Meter;
-  private readonly serializer = new PrometheusSerializer('devicemesh', false, undefined, false, true);
+  private readonly resource: Labels;
+  private readonly exported: OtelMetricExport | undefined;
 
   /** @param help each metric's help text, shown by /stats/prometheus. */
   constructor(help: Readonly<Record<string, string>> = {}, options: StatsOptions = {}) {
     this.help = new Map(Object.entries(help));
-    this.provider = new MeterProvider({
-      resource: resourceFromAttributes({ 'service.name': options.service ?? 'devicemesh' }),
-      readers: [this.reader, ...(options.readers ?? [])],
-    });
-    this.meter = this.provider.getMeter('devicemesh');
+    const service = options.service ?? 'devicemesh';
+    this.resource = { 'service.name': service };
+    if (options.readers && options.readers.length > 0) {
+      // Required here, not imported: the SDK is most of a process's modules, and only export needs it.
+      const { OtelMetricExport: Export } = require('./otel-metric-export') as typeof import('./otel-metric-export');
+      this.exported = new Export(service, options.readers);
+    }
   }
 
   /** Sets a metric's help text, for modules that own metrics the process did not declare. */
@@ -165,13 +136,9 @@ export class Stats {
     const key = seriesKey(name, labels);
     let s = this.histograms.get(key);
     if (!s) {
-      let instrument = this.histogramInstruments.get(name);
-      if (!instrument) {
-        instrument = this.meter.createHistogram(name, { description: this.help.get(name) ?? '', advice: { explicitBucketBoundaries: [...bounds] } });
-        this.histogramInstruments.set(name, instrument);
-      }
       const attributes = { ...labels };
-      s = { name, labels: attributes, histogram: new ExportedHistogram(bounds, instrument, attributes) };
+      const histogram = this.exported ? this.exported.histogram(name, this.help.get(name) ?? '', bounds, attributes) : new Histogram(bounds);
+      s = { name, labels: attributes, histogram };
       this.histograms.set(key, s);
     }
     return s.histogram;
@@ -222,24 +189,29 @@ export class Stats {
     return lines.sort().join('\n') + '\n';
   }
 
-  /** The Prometheus text exposition of what the SDK collects now, names prefixed `devicemesh_`. */
+  /** The Prometheus text exposition of every series now, names prefixed `devicemesh_`. */
   async renderPrometheus(): Promise<string> {
-    const { resourceMetrics } = await this.reader.collect();
-    const described: ResourceMetrics = {
-      resource: resourceMetrics.resource,
-      scopeMetrics: resourceMetrics.scopeMetrics.map((scope) => ({
-        scope: scope.scope,
-        metrics: [...scope.metrics]
-          .sort((a, b) => a.descriptor.name.localeCompare(b.descriptor.name))
-          .map((m) => ({ ...m, descriptor: { ...m.descriptor, description: this.help.get(m.descriptor.name) ?? m.descriptor.description } })),
-      })),
-    };
-    return this.serializer.serialize(described);
+    const families: MetricFamily[] = [];
+    const help = (name: string): string => this.help.get(name) ?? '';
+    for (const [kind, map] of [['counter', this.counters], ['gauge', this.gauges]] as const) {
+      for (const [name, series] of map) families.push({ kind, name, help: help(name), points: series.values() });
+    }
+    const byName = new Map<string, HistogramSeries[]>();
+    for (const s of this.histograms.values()) {
+      const same = byName.get(s.name);
+      if (same) same.push(s);
+      else byName.set(s.name, [s]);
+    }
+    for (const [name, series] of byName) {
+      const points = series.map(({ labels, histogram: h }) => ({ labels, bounds: h.bounds, cumulative: h.cumulative(), count: h.count, sum: h.sum }));
+      families.push({ kind: 'histogram', name, help: help(name), points });
+    }
+    return prometheusText(this.resource, families);
   }
 
   /** Exports what is pending to every push reader (OTLP) and stops them. */
-  close(): Promise<void> {
-    return this.provider.shutdown();
+  async close(): Promise<void> {
+    await this.exported?.shutdown();
   }
 
   private series(map: Map<string, Map<string, Series>>, kind: 'counter' | 'gauge', name: string, labels: Labels): Series {
@@ -247,12 +219,7 @@ export class Stats {
     if (!byKey) {
       byKey = new Map();
       map.set(name, byKey);
-      const all = byKey;
-      const options = { description: this.help.get(name) ?? '' };
-      const instrument = kind === 'counter' ? this.meter.createObservableCounter(name, options) : this.meter.createObservableGauge(name, options);
-      instrument.addCallback((result) => {
-        for (const s of all.values()) result.observe(s.value, s.labels);
-      });
+      this.exported?.observe(kind, name, this.help.get(name) ?? '', byKey);
     }
     const key = seriesKey(name, labels);
     let s = byKey.get(key);

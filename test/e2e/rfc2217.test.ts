@@ -7,6 +7,7 @@ import type { ListEndpointsResponse } from '../../src/proto/types';
 import { EchoResponder } from '../helpers/echo-responder';
 import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 import { haveSocat, PtyPair } from '../helpers/pty';
+import { closesFramingBreakers, modemAnswersSettingsAndQueries, modemStateReachesPySerial, modemWorksAt7E1, movesEveryByteValue, sttyShows9600TwoStopBitsRtsCts, TWO_PROTOCOL_ERRORS } from '../helpers/rfc2217-cases';
 import { havePySerial, PySerialClient, TelnetClient } from '../helpers/rfc2217-clients';
 
 /**
@@ -82,7 +83,8 @@ serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl:
       const { endpoints } = JSON.parse(r.stdout) as ListEndpointsResponse;
       const present = endpoints.filter((e) => e.state === 'ENDPOINT_STATE_PRESENT').map((e) => e.path);
       return present.includes(pty.device) && present.includes('sim:modem0');
-    }, 20_000);
+      // The agent joins only once its background token is made: a CLI run of seconds, retried with backoff.
+    }, 90_000);
     const file = path.join(tmp, 'bindings.yaml');
     fs.writeFileSync(file, [binding('rfc-pty', pty.device, ports.pty, 'broadcast'), binding('rfc-sim', 'sim:modem0', ports.sim, 'exclusive')].join('---'));
     const applied = cli(['apply', '-f', file, '--control-plane', cp]);
@@ -106,69 +108,32 @@ serial: { baudRate: 115200, dataBits: 8, parity: none, stopBits: 1, flowControl:
   });
 
   it('moves data both ways through pyserial, every byte value and 0xFF runs included', async () => {
-    const py = await pyserial(ports.pty);
-    const data = Buffer.alloc(4096);
-    for (let i = 0; i < data.length; i++) data[i] = i < 256 ? i : i % 5 === 0 ? 0xff : (i * 13) & 0xff;
-    data.fill(0xff, 1000, 1300);
-    await py.write(data);
-    assert.deepEqual(await py.read(data.length), data);
+    await movesEveryByteValue(await pyserial(ports.pty));
   });
 
   it('9600 baud, 2 stop bits and RTS/CTS from pyserial are what the kernel has on the pty', async () => {
     await pyserial(ports.pty, { baudrate: 9600, stopbits: 2, rtscts: true });
-    const settings = stty();
-    assert.match(settings, /speed 9600 baud/);
-    assert.match(settings, /(^|\s)cstopb(\s|$)/);
-    assert.match(settings, /(^|\s)crtscts(\s|$)/);
+    sttyShows9600TwoStopBitsRtsCts(stty());
   });
 
   // A pty keeps CS8 and no parity whatever is asked (Linux's pty_set_termios), so 7E1 goes to the
   // simulated modem; rfc2217-agent.test.ts shows its binding receiving exactly that.
   it('7 data bits and even parity on the simulated modem: answered as asked, and the modem works at them', async () => {
-    const py = await pyserial(ports.sim, { bytesize: 7, parity: 'E' });
-    await py.write(Buffer.from('AT\r'));
-    assert.equal((await py.read(9)).toString('latin1'), 'AT\r\r\nOK\r\n');
+    await modemWorksAt7E1(await pyserial(ports.sim, { bytesize: 7, parity: 'E' }));
   });
 
   it('on the simulated modem: settings answered as asked, queries answer the value in use', async () => {
-    const c = await telnet(ports.sim);
-    assert.deepEqual([...(await c.request(2, [7]))], [7]);
-    assert.deepEqual([...(await c.request(3, [3]))], [3]);
-    assert.deepEqual([...(await c.request(2, [0]))], [7]);
-    assert.deepEqual([...(await c.request(3, [0]))], [3]);
-    assert.deepEqual([...(await c.request(1, [0, 0, 0, 0]))], [0, 1, 0xc2, 0x00], '115200, the binding’s');
-    assert.deepEqual([...(await c.request(4, [0]))], [1]);
+    await modemAnswersSettingsAndQueries(await telnet(ports.sim));
   });
 
   it('modem-state notifications reach pyserial: carrier detect after dialling, DSR after DTR drops', async () => {
-    const py = await pyserial(ports.sim);
-    const line = (name: string): Promise<unknown> => py.must({ op: 'get', name });
-    assert.equal(await line('cd'), false);
-    assert.equal(await py.must({ op: 'get', name: 'dsr' }), true);
-    await py.write(Buffer.from('ATD5551234\r'));
-    await waitFor('carrier detect', async () => (await py.must({ op: 'get', name: 'cd' })) === true, 10_000);
-    await py.must({ op: 'set', name: 'dtr', value: false });
-    await waitFor('DSR and carrier to drop', async () => (await line('dsr')) === false && (await line('cd')) === false, 10_000);
+    await modemStateReachesPySerial(await pyserial(ports.sim));
   });
 
   it('closes clients that break the framing, ignores harmless garbage, and leaves the others untouched', async () => {
-    const py = await pyserial(ports.pty);
-    const truncated = await telnet(ports.pty);
-    truncated.send([0xff, 0xfa, 44, 1, 0, 0xff, 0xf1]);
-    await truncated.closed;
-    const oversized = await telnet(ports.pty);
-    oversized.send(Buffer.concat([Buffer.from([0xff, 0xfa, 44, 0]), Buffer.alloc(1000, 0x41)]));
-    await oversized.closed;
-    const harmless = await telnet(ports.pty);
-    harmless.send([0xff, 0xf1, 0xff, 0xfa, 99, 1, 0xff, 0xf0, 0xff, 0xfa, 44, 60, 0xff, 0xf0, 0xff, 0xfd, 77]);
-    assert.deepEqual([...(await harmless.request(2, [0]))], [8], 'the harmless one still gets answers');
-    assert.ok(harmless.items.some((i) => i.kind === 'negotiate' && i.verb === 0xfc && i.option === 77), 'DO 77 was refused with WONT');
-
-    const data = Buffer.from([0xff, 0x00, 0xff, 0xff, 0x41]);
-    await py.write(data);
-    assert.deepEqual(await py.read(data.length), data);
+    await closesFramingBreakers(await pyserial(ports.pty), () => telnet(ports.pty));
     const text = (await httpGet(`http://127.0.0.1:${ports.sidecarAdmin}/stats`)).body;
-    assert.match(text, /^rfc2217_protocol_errors\{mapping=[^}]+\}: 2$/m);
+    assert.match(text, TWO_PROTOCOL_ERRORS);
     assert.equal(sidecar.child.exitCode, null, 'the sidecar still runs');
   });
 });

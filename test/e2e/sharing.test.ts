@@ -3,13 +3,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { AppClient } from '../helpers/app-client';
+import { AT_POLICY, AtApp } from '../helpers/at-app';
 import { AtResponder } from '../helpers/at-responder';
 import { cli, freePort, httpGet, MeshProcess, waitFor } from '../helpers/processes';
 import { startOneGatewayMesh } from '../helpers/one-gateway-mesh';
 import { haveSocat, PtyPair } from '../helpers/pty';
+import { dropsAndCountsEveryByte, holdsTenKilobytesPerSecond } from '../helpers/rate-limit-cases';
 import { SlowReader } from '../helpers/slow-reader';
-
-const AT_POLICY = `sharing: shared, requestTerminator: "\\r", response: { terminator: "OK\\r\\n" }, queueDepth: 64, perConsumerQueue: 4`;
 
 interface Spec {
   name: string;
@@ -17,54 +17,6 @@ interface Spec {
   device: string;
   port: number;
   policy: string;
-}
-
-/** An app that sends AT commands, keeping `window` of them outstanding, and checks every answer byte for byte. */
-class AtApp {
-  sent = 0;
-  answered = 0;
-  private expected: string[] = [];
-  private buffer = '';
-  mismatch: string | undefined;
-  private stopped = false;
-
-  constructor(
-    private readonly app: AppClient,
-    private readonly id: string,
-    window: number,
-    private readonly limit = Number.POSITIVE_INFINITY,
-  ) {
-    app.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    for (let i = 0; i < window; i++) this.next();
-  }
-
-  private next(): void {
-    if (this.stopped || this.sent >= this.limit) return;
-    const text = `${this.id}-${this.sent++}`;
-    this.expected.push(`\r\n+ECHO: ${text}\r\nOK\r\n`);
-    this.app.socket.write(`AT+ECHO=${text}\r`);
-  }
-
-  private onData(chunk: Buffer): void {
-    this.buffer += chunk.toString('latin1');
-    for (;;) {
-      const want = this.expected[0];
-      if (want === undefined || this.buffer.length < want.length) {
-        if (want === undefined && this.buffer.length > 0) this.mismatch ??= `unexpected ${JSON.stringify(this.buffer)}`;
-        return;
-      }
-      const got = this.buffer.slice(0, want.length);
-      if (got !== want) this.mismatch ??= `expected ${JSON.stringify(want)}, got ${JSON.stringify(got)}`;
-      this.buffer = this.buffer.slice(want.length);
-      this.expected.shift();
-      this.answered++;
-      this.next();
-    }
-  }
-
-  stop(): void {
-    this.stopped = true;
-  }
 }
 
 /**
@@ -193,24 +145,7 @@ describe('e2e: sharing a device and limiting its rate', function () {
     const reader = await SlowReader.open(ptys[2]!.peer, Number.MAX_SAFE_INTEGER, 0);
     const app = await AppClient.connect(specs.rate!.port);
     try {
-      const data = Buffer.alloc(1024, 0x55);
-      let writing = true;
-      const pump = async (): Promise<void> => {
-        while (writing && !app.closed) {
-          if (!app.socket.write(data)) await new Promise((r) => (app.socket.once('drain', r), app.socket.once('close', r)));
-        }
-      };
-      const pumping = pump();
-      // The first second spends the bucket's burst; the rate is what follows.
-      await new Promise((r) => setTimeout(r, 1000));
-      const start = { bytes: reader.received, at: performance.now() };
-      await new Promise((r) => setTimeout(r, 10_000));
-      const rate = (reader.received - start.bytes) / ((performance.now() - start.at) / 1000);
-      console.log(`      limited binding moved ${(rate / 1000).toFixed(2)} kB/s over 10 s (limit 10 kB/s)`);
-      writing = false;
-      app.close();
-      await pumping;
-      assert.ok(rate >= 9000 && rate <= 11_000, `moved ${rate.toFixed(0)} B/s`);
+      await holdsTenKilobytesPerSecond(app, reader, 10_000);
     } finally {
       app.close();
       await reader.close();
@@ -222,21 +157,7 @@ describe('e2e: sharing a device and limiting its rate', function () {
     const app = await AppClient.connect(specs.drop!.port);
     const mapping = mappingId('drop');
     try {
-      const sent = 200 * 1024;
-      for (let i = 0; i < sent / 1024; i++) {
-        app.socket.write(Buffer.alloc(1024, 0x33));
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      const counted = await waitFor(
-        'the agent to account for every byte',
-        async () => {
-          const dropped = await agentMetric('rate_limit_dropped_bytes_total', mapping);
-          return reader.received + dropped === sent ? dropped : undefined;
-        },
-        15_000,
-      );
-      console.log(`      sent ${sent} bytes in ~1 s against a 10 kB/s drop limit: ${reader.received} reached the device, ${counted} dropped and counted`);
-      assert.ok(counted > 0 && reader.received > 0);
+      await dropsAndCountsEveryByte(app, reader, () => agentMetric('rate_limit_dropped_bytes_total', mapping));
     } finally {
       app.close();
       await reader.close();

@@ -12,11 +12,15 @@ export const BIN = path.join(REPO_ROOT, 'bin', 'devicemesh.js');
 export const OUTPUT_DIR = path.join(REPO_ROOT, 'test-output');
 
 const handedOut = new Set<number>();
+/** Mocha's parallel workers (ids 0, 1, …) each take the ports of their own residue class. */
+const PORT_CLASSES = 8;
+const portClass = process.env.MOCHA_WORKER_ID === undefined ? undefined : Number(process.env.MOCHA_WORKER_ID) % PORT_CLASSES;
 
 /**
  * A port that was free a moment ago on 127.0.0.1, and not handed out before in this test run:
  * the kernel may offer a just-closed port again, and two processes of one test must not get the
- * same one.
+ * same one. Under `mocha --parallel` a worker takes only ports of its own class, so that two test
+ * files running at once never get the same port between its check here and a process's bind.
  */
 export async function freePort(): Promise<number> {
   for (;;) {
@@ -28,7 +32,7 @@ export async function freePort(): Promise<number> {
         srv.close(() => resolve(p));
       });
     });
-    if (!handedOut.has(port)) {
+    if (!handedOut.has(port) && (portClass === undefined || port % PORT_CLASSES === portClass)) {
       handedOut.add(port);
       return port;
     }
@@ -281,8 +285,10 @@ export async function dialTcp(port: number, localAddress = '127.0.0.1'): Promise
 
 export function httpGet(url: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
+    // A fresh connection each time: a kept-alive one the server timed out while a spawnSync CLI
+    // call blocked this process would be reused and answer "socket hang up".
     http
-      .get(url, (res) => {
+      .get(url, { agent: false }, (res) => {
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (c: string) => (body += c));

@@ -39,9 +39,18 @@ export class PySerialClient {
   }
 
   /** Opens `rfc2217://127.0.0.1:<port><query>` with pyserial settings (baudrate, bytesize, parity, stopbits, rtscts …). */
-  static async open(port: number, settings: Record<string, unknown> = {}, query = ''): Promise<PySerialClient> {
+  static open(port: number, settings: Record<string, unknown> = {}, query = ''): Promise<PySerialClient> {
+    return PySerialClient.openWith({ url: `rfc2217://127.0.0.1:${port}${query}`, settings });
+  }
+
+  /** The same client on a Unix socket (a one-hop endpoint): pyserial's protocol code, another transport. */
+  static openPath(socketPath: string, settings: Record<string, unknown> = {}): Promise<PySerialClient> {
+    return PySerialClient.openWith({ url: 'rfc2217://localhost:1', unix: socketPath, settings });
+  }
+
+  private static async openWith(request: Record<string, unknown>): Promise<PySerialClient> {
     const client = PySerialClient.start();
-    const answer = await client.call({ op: 'open', url: `rfc2217://127.0.0.1:${port}${query}`, settings });
+    const answer = await client.call({ op: 'open', ...request });
     if (!answer.ok) {
       await client.close();
       throw new Error(`pyserial could not open the port: ${answer.error}`);
@@ -107,7 +116,15 @@ export class TelnetClient {
   }
 
   static connect(port: number): Promise<TelnetClient> {
-    const socket = net.connect(port, '127.0.0.1');
+    return TelnetClient.over(net.connect(port, '127.0.0.1'));
+  }
+
+  /** The same client on a Unix socket (a one-hop endpoint). */
+  static connectPath(socketPath: string): Promise<TelnetClient> {
+    return TelnetClient.over(net.connect({ path: socketPath }));
+  }
+
+  private static over(socket: net.Socket): Promise<TelnetClient> {
     return new Promise((resolve, reject) => {
       socket.once('error', reject);
       socket.once('connect', () => {

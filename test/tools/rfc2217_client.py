@@ -6,6 +6,7 @@ from the request. It shares no code with the server under test.
 Driven by JSON lines on stdin, one answer line on stdout each: {"ok": true, "value": ...} or
 {"ok": false, "error": "<exception type>: <message>"}. Requests:
   {"op": "open", "url": "rfc2217://127.0.0.1:7000", "settings": {"baudrate": 9600, ...}}
+  {"op": "open", "url": "rfc2217://localhost:1", "unix": "/run/app/com.sock", ...}   over a Unix socket
   {"op": "write", "hex": "00ff"}            value: bytes written
   {"op": "read", "n": 10, "timeout": 5}     value: hex of what came within the timeout
   {"op": "set", "name": "rts", "value": false}
@@ -14,9 +15,29 @@ Driven by JSON lines on stdin, one answer line on stdout each: {"ok": true, "val
   {"op": "close"}
 """
 import json
+import socket
 import sys
 
 import serial
+
+
+class UnixStream(socket.socket):
+    """A Unix stream socket that takes pyserial's TCP_NODELAY as the no-op it is there."""
+
+    def setsockopt(self, level, option, value, *rest):
+        if level != socket.IPPROTO_TCP:
+            super().setsockopt(level, option, value, *rest)
+
+
+def dial_unix(path):
+    """pyserial's rfc2217:// driver dials TCP; a one-hop endpoint is a Unix socket. Only the
+    transport changes: pyserial's own Telnet and RFC 2217 code still speaks to the server."""
+    def create_connection(_address, timeout=None, *_rest, **_named):
+        s = UnixStream(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(path)
+        return s
+    socket.create_connection = create_connection
 
 
 def main():
@@ -27,6 +48,8 @@ def main():
         try:
             value = None
             if op == 'open':
+                if 'unix' in request:
+                    dial_unix(request['unix'])
                 port = serial.serial_for_url(request['url'], **request.get('settings', {}))
             elif op == 'write':
                 value = port.write(bytes.fromhex(request['hex']))
