@@ -57,14 +57,22 @@ export class ControlPlaneClient {
   }
 
   async call<Res>(service: string, method: string, request: object): Promise<Res> {
-    if (!this.security.insecure) {
-      this.verified ??= this.preflight(this.security.caPem).catch((err: unknown) => {
-        this.verified = undefined;
-        throw err;
-      });
+    if (this.security.insecure) return this.unary<Res>(service, method, request);
+    this.verified ??= this.preflight(this.security.caPem).catch((err: unknown) => {
+      this.verified = undefined;
+      throw err;
+    });
+    // The call starts beside the pre-flight rather than after it, a handshake's wait sooner: its own
+    // connection is checked against the same CA and identity, so nothing reaches a control plane that
+    // the pre-flight refuses, and the pre-flight's error, which names the failure, still wins.
+    const call = this.unary<Res>(service, method, request);
+    try {
       await this.verified;
+    } catch (err) {
+      call.catch(() => undefined);
+      throw err;
     }
-    return this.unary<Res>(service, method, request);
+    return call;
   }
 
   private preflight(caPem: string): Promise<void> {

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protobuf from 'protobufjs';
 import { DeviceMeshError } from '../errors';
-import { includeDirs, protoFilesFor, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES } from './paths';
+import { includeDirs, protoFilesFor, protobufjsProtoRoot, resolveProtoFile, SERVED_PROTO_FILES, SERVICE_PROTO_FILES } from './paths';
 
 /** How every message becomes a JS object, on gRPC calls and in Any payloads alike. */
 export const OBJECT_OPTIONS = {
@@ -12,24 +12,27 @@ export const OBJECT_OPTIONS = {
   oneofs: true,
 } as const;
 
-// One root per set of files and one constructor per service, built on first use: parsing a .proto
-// costs start-up time and heap that a process which never calls its services need not spend.
-const roots = new Map<string, protobuf.Root>();
+// One root that files are parsed into when first needed, and one constructor per service: parsing
+// a .proto costs start-up time and heap that a process which never uses it need not spend.
+let root: protobuf.Root | undefined;
+const parsed = new Set<string>();
 const clients = new Map<string, grpc.ServiceClientConstructor>();
 
-/** A protobufjs root over `files` (by default every served one), for gRPC services and `google.protobuf.Any` payloads. */
+/** The protobufjs root, holding at least `files` (by default every served one), for gRPC services and `google.protobuf.Any` payloads. */
 export function protobufRoot(files: readonly string[] = SERVED_PROTO_FILES): protobuf.Root {
-  const key = files.join('\n');
-  let root = roots.get(key);
   if (!root) {
     const r = new protobuf.Root();
     const dirs = [...includeDirs(), protobufjsProtoRoot()];
     // Unresolved names fall through to protobufjs's bundled well-known types.
     r.resolvePath = (_origin: string, target: string): string => resolveProtoFile(target, dirs) ?? target;
-    r.loadSync([...files], { keepCase: false });
-    r.resolveAll();
-    roots.set(key, r);
     root = r;
+  }
+  const missing = files.filter((f) => !parsed.has(f));
+  if (missing.length > 0) {
+    // A file already parsed, as another's import, is skipped by protobufjs itself.
+    root.loadSync(missing, { keepCase: false });
+    root.resolveAll();
+    for (const f of missing) parsed.add(f);
   }
   return root;
 }
@@ -60,7 +63,8 @@ function deserializer(type: protobuf.Type): grpc.deserialize<object> {
 function methodsOf(fullName: string): grpc.ServiceDefinition {
   let service: protobuf.Service;
   try {
-    service = protobufRoot(protoFilesFor(fullName)).lookupService(fullName);
+    const file = Object.hasOwn(SERVICE_PROTO_FILES, fullName) ? SERVICE_PROTO_FILES[fullName] : undefined;
+    service = protobufRoot(file === undefined ? [] : [file]).lookupService(fullName);
   } catch (err) {
     throw new DeviceMeshError('INTERNAL', `no gRPC service ${fullName}`, { cause: err });
   }
@@ -82,7 +86,7 @@ function methodsOf(fullName: string): grpc.ServiceDefinition {
   return methods;
 }
 
-/** Looks up a service constructor, e.g. `devicemesh.v1.Registry`, parsing only the files of its package. */
+/** Looks up a service constructor, e.g. `devicemesh.v1.Registry`, parsing only the file that defines it (and its imports). */
 export function serviceClient(fullName: string): grpc.ServiceClientConstructor {
   let client = clients.get(fullName);
   if (!client) {

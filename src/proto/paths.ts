@@ -10,20 +10,26 @@ export function envoyProtoRoots(): string[] {
   return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => path.join(pkg, 'deps', d));
 }
 
+/**
+ * The .proto file that defines each gRPC service devicemesh serves or calls, relative to the include
+ * roots: a process parses only the files of the services it uses (`get endpoints` only registry.proto).
+ */
+export const SERVICE_PROTO_FILES: Readonly<Record<string, string>> = {
+  'devicemesh.v1.Registry': 'devicemesh/v1/registry.proto',
+  'devicemesh.v1.Bindings': 'devicemesh/v1/bindings.proto',
+  'devicemesh.v1.Status': 'devicemesh/v1/status.proto',
+  'devicemesh.v1.DeviceSession': 'devicemesh/v1/device.proto',
+  'devicemesh.v1.Identity': 'devicemesh/v1/identity.proto',
+  'envoy.service.discovery.v3.AggregatedDiscoveryService': 'envoy/service/discovery/v3/ads.proto',
+};
+
 /** The .proto files the control plane serves, relative to the include roots. */
-export const SERVED_PROTO_FILES: readonly string[] = [
-  'devicemesh/v1/registry.proto',
-  'devicemesh/v1/bindings.proto',
-  'devicemesh/v1/status.proto',
-  'devicemesh/v1/device.proto',
-  'devicemesh/v1/identity.proto',
-  'envoy/service/discovery/v3/ads.proto',
-];
+export const SERVED_PROTO_FILES: readonly string[] = Object.values(SERVICE_PROTO_FILES);
 
 /**
  * The served files that can define `fullName` (a service, message or enum): those under the directory
  * of its first name part (devicemesh/… for devicemesh.v1.Mapping, envoy/… for Envoy's), or all of
- * them. A process parses only these: a CLI command or an agent's registry client needs none of Envoy's.
+ * them: the files parsed to find a message of an Any payload.
  */
 export function protoFilesFor(fullName: string): readonly string[] {
   const top = `${fullName.split('.')[0]}/`;

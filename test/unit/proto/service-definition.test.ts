@@ -4,7 +4,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import fc from 'fast-check';
 import * as protobuf from 'protobufjs';
 import { OBJECT_OPTIONS, protobufRoot, serviceClient, serviceDefinition } from '../../../src/proto/load';
-import { includeDirs, protoFilesFor, SERVED_PROTO_FILES } from '../../../src/proto/paths';
+import { includeDirs, protobufjsProtoRoot, protoFilesFor, resolveProtoFile, SERVED_PROTO_FILES, SERVICE_PROTO_FILES } from '../../../src/proto/paths';
 
 /**
  * src/proto/load.ts builds gRPC service definitions from protobufjs without @grpc/proto-loader (which
@@ -102,6 +102,17 @@ describe('proto: service definitions without proto-loader', () => {
         .filter((k) => !('format' in (reference[k] as object)))
         .sort(),
     );
+  });
+
+  it('finds each service in the one file (and its imports) that a process parses for it', () => {
+    assert.deepEqual(Object.keys(SERVICE_PROTO_FILES).sort(), [...SERVICES].sort());
+    const dirs = [...includeDirs(), protobufjsProtoRoot()];
+    for (const [name, file] of Object.entries(SERVICE_PROTO_FILES)) {
+      const alone = new protobuf.Root();
+      alone.resolvePath = (_origin: string, target: string): string => resolveProtoFile(target, dirs) ?? target;
+      alone.loadSync(file, { keepCase: false });
+      assert.ok(alone.lookupService(name), `${name} in ${file}`);
+    }
   });
 
   it("has proto-loader's methods: names, paths, streaming and lower-camel-case aliases", () => {
